@@ -1,0 +1,437 @@
+//! The two phases of an app: `AppBuilder` (registration) and the frozen `App`.
+//!
+//! Registration happens on the builder; `build()` initialises extensions in dependency order,
+//! runs every clash check and freezes the result. `App` has no registration methods, so
+//! registering after `build()` does not compile.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::config::{Config, ConfigError, Profile, Secret, ServerConfig};
+use crate::error::{BuildError, Origin, SetupError};
+use crate::extension::{Arrival, Extension};
+use crate::registry::{CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn, APP, CORE};
+use crate::request::IdGenerator;
+use crate::route::valid_name;
+use crate::router::{assemble, RouteTable};
+use crate::setup::Setup;
+use crate::signals::Signals;
+use crate::state::StateMap;
+
+type AppSetupFn = Box<dyn FnOnce(&mut Setup<'_>) -> Result<(), SetupError> + Send>;
+
+/// Top-level names that cannot be extension names or config sections.
+const RESERVED: &[&str] = &["app", "flagon", "server", "secret_key", "development", "testing", "production"];
+
+/// Registers extensions and the app's own routes and hooks, then builds a frozen [`App`].
+///
+/// ```
+/// use flagon::{App, Route};
+/// use flagon::config::{Config, Profile};
+///
+/// async fn index() -> &'static str { "Hello" }
+///
+/// let app = App::builder()
+///     .config(Config::builder().profile(Profile::Testing).build().unwrap())
+///     .route(Route::get("/", index))
+///     .build()
+///     .unwrap();
+/// assert_eq!(app.url_for("index", ()).unwrap(), "/");
+/// ```
+#[must_use = "an AppBuilder does nothing until build() is called"]
+pub struct AppBuilder {
+    config: Option<Config>,
+    extensions: Vec<(Box<dyn Extension>, Arrival)>,
+    app_setup: Vec<AppSetupFn>,
+}
+
+impl App {
+    /// Starts building an app.
+    pub fn builder() -> AppBuilder {
+        AppBuilder {
+            config: None,
+            extensions: Vec::new(),
+            app_setup: Vec::new(),
+        }
+    }
+}
+
+impl AppBuilder {
+    /// Uses `config` instead of loading `flagon.toml` and the environment at build.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Registers an extension; it is initialised at `build()`, after those it requires.
+    pub fn register(mut self, extension: impl Extension) -> Self {
+        self.extensions.push((Box::new(extension), Arrival::Explicit));
+        self
+    }
+
+    #[allow(dead_code)] // used by discovery
+    pub(crate) fn register_arrived(mut self, extension: Box<dyn Extension>, arrival: Arrival) -> Self {
+        self.extensions.push((extension, arrival));
+        self
+    }
+
+    /// Registers anything on the app itself, through the same [`Setup`] extensions use.
+    /// The app's registrations are made after every extension's.
+    pub fn configure(
+        mut self,
+        f: impl FnOnce(&mut Setup<'_>) -> Result<(), SetupError> + Send + 'static,
+    ) -> Self {
+        self.app_setup.push(Box::new(f));
+        self
+    }
+
+    fn with(self, f: impl FnOnce(&mut Setup<'_>) + Send + 'static) -> Self {
+        self.configure(move |s| {
+            f(s);
+            Ok(())
+        })
+    }
+
+    /// Registers a route on the app (`@app.route`).
+    pub fn route(self, route: crate::Route) -> Self {
+        self.with(move |s| {
+            s.route(route);
+        })
+    }
+
+    /// Registers a blueprint on the app (`app.register_blueprint`).
+    pub fn blueprint(self, blueprint: crate::Blueprint) -> Self {
+        self.with(move |s| {
+            s.blueprint(blueprint);
+        })
+    }
+
+    /// Builds the app: extensions initialised in dependency order, all registrations
+    /// checked. Every problem found is reported at once.
+    pub fn build(self) -> Result<App, BuildError> {
+        let config = match self.config {
+            Some(c) => c,
+            None => Config::load().map_err(SetupError::from)?,
+        };
+        let order = order_extensions(&self.extensions)?;
+
+        let mut reg = Registry::default();
+        let core = {
+            let mut s = Setup::new(&mut reg, CORE, &config);
+            crate::core_setup::init(&mut s)
+        };
+        let (server, secret_key) = core?;
+
+        let mut records = Vec::new();
+        for i in order {
+            let (ext, arrival) = &self.extensions[i];
+            let mut s = Setup::new(&mut reg, ext.name(), &config);
+            if let Err(e) = ext.init_app(&mut s) {
+                reg.errors.push(e);
+            }
+            records.push(ExtensionRecord {
+                name: ext.name(),
+                arrival: *arrival,
+                requires: ext.requires(),
+                contributions: Vec::new(),
+            });
+        }
+        for f in self.app_setup {
+            let mut s = Setup::new(&mut reg, APP, &config);
+            if let Err(e) = f(&mut s) {
+                reg.errors.push(e);
+            }
+        }
+
+        reg.check_clashes();
+        let unknown = unknown_sections(&config, &reg);
+        reg.errors.extend(unknown);
+        if !reg.errors.is_empty() {
+            return Err(BuildError::new(std::mem::take(&mut reg.errors)));
+        }
+        for r in &mut records {
+            r.contributions = reg.contributions(r.name);
+        }
+        let core_lines = reg.contributions(CORE);
+        let app_lines = reg.contributions(APP);
+
+        let (router, routes) = assemble(&mut reg, &server).map_err(BuildError::new)?;
+        let shared = Arc::new(AppShared {
+            config,
+            server,
+            secret_key,
+            state: std::mem::take(&mut reg.state),
+            signals: std::mem::take(&mut reg.signals).freeze(),
+            routes,
+            extensions: records,
+            core_lines,
+            app_lines,
+            commands: std::mem::take(&mut reg.commands),
+            startup: std::mem::take(&mut reg.startup),
+            shutdown: std::mem::take(&mut reg.shutdown),
+            health: std::mem::take(&mut reg.health),
+            effective: std::mem::take(&mut reg.effective),
+            slots: std::mem::take(&mut reg.slots),
+            ids: IdGenerator::new(),
+        });
+        Ok(App {
+            handle: AppHandle(shared),
+            router,
+        })
+    }
+}
+
+/// Orders extensions so each comes after those it requires, keeping registration order
+/// otherwise; reports duplicates, missing requirements and cycles.
+fn order_extensions(exts: &[(Box<dyn Extension>, Arrival)]) -> Result<Vec<usize>, BuildError> {
+    let mut errors = Vec::new();
+    let mut index: HashMap<&'static str, usize> = HashMap::new();
+    for (i, (e, arrival)) in exts.iter().enumerate() {
+        let name = e.name();
+        if let Err(reason) = valid_name(name) {
+            errors.push(SetupError::Invalid {
+                what: "extension name".into(),
+                origin: Origin::new(name),
+                reason,
+            });
+        } else if RESERVED.contains(&name) {
+            errors.push(SetupError::Invalid {
+                what: "extension name".into(),
+                origin: Origin::new(name),
+                reason: format!("`{name}` is reserved by Flagon; choose another name"),
+            });
+        }
+        if let Some(&first) = index.get(name) {
+            errors.push(SetupError::DuplicateExtension {
+                name,
+                first: exts[first].1.as_str().into(),
+                second: arrival.as_str().into(),
+            });
+        } else {
+            index.insert(name, i);
+        }
+    }
+    for (e, _) in exts {
+        for req in e.requires() {
+            if !index.contains_key(req) {
+                errors.push(SetupError::MissingRequirement {
+                    extension: e.name(),
+                    requires: req,
+                });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(BuildError::new(errors));
+    }
+
+    // Depth-first topological sort, visiting in registration order.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        exts: &[(Box<dyn Extension>, Arrival)],
+        index: &HashMap<&'static str, usize>,
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), SetupError> {
+        match marks[i] {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = stack.iter().position(|&s| s == i).unwrap_or(0);
+                let mut cycle: Vec<&'static str> =
+                    stack[start..].iter().map(|&s| exts[s].0.name()).collect();
+                cycle.push(exts[i].0.name());
+                return Err(SetupError::DependencyCycle { cycle });
+            }
+            Mark::New => {}
+        }
+        marks[i] = Mark::Active;
+        stack.push(i);
+        for req in exts[i].0.requires() {
+            visit(index[req], exts, index, marks, stack, out)?;
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+        out.push(i);
+        Ok(())
+    }
+    let mut marks = vec![Mark::New; exts.len()];
+    let mut out = Vec::with_capacity(exts.len());
+    for i in 0..exts.len() {
+        let i = index.get(exts[i].0.name()).copied().unwrap_or(i);
+        visit(i, exts, &index, &mut marks, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+/// A top-level config key nobody reads is a typo until proven otherwise.
+fn unknown_sections(config: &Config, reg: &Registry) -> Vec<SetupError> {
+    let claimed: Vec<&str> = reg.sections.iter().map(|(s, _)| s.as_str()).collect();
+    let mut errors = Vec::new();
+    for key in config.top_level_keys() {
+        if !claimed.contains(&key.as_str()) {
+            let mut known: Vec<&str> = claimed.clone();
+            known.sort_unstable();
+            known.dedup();
+            errors.push(SetupError::Config(ConfigError::new(
+                key.clone(),
+                config.source_of(&key),
+                format!(
+                    "no registered extension reads this section (known sections: {})",
+                    known.join(", ")
+                ),
+            )));
+        }
+    }
+    errors
+}
+
+/// A built app: serve it, run its CLI, or drive it in tests. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) handle: AppHandle,
+    pub(crate) router: Router,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("profile", &self.handle.0.config.profile())
+            .field("routes", &self.handle.0.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The handle hooks, commands and handlers use (also an extractor).
+    pub fn handle(&self) -> &AppHandle {
+        &self.handle
+    }
+
+    /// Builds a URL path for `endpoint` (see [`AppHandle::url_for`]).
+    pub fn url_for(
+        &self,
+        endpoint: &str,
+        params: impl crate::UrlParams,
+    ) -> Result<String, crate::UrlError> {
+        self.handle.url_for(endpoint, params)
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppHandle;
+
+    fn deref(&self) -> &AppHandle {
+        &self.handle
+    }
+}
+
+/// What one extension is and what it registered.
+pub(crate) struct ExtensionRecord {
+    pub(crate) name: &'static str,
+    pub(crate) arrival: Arrival,
+    pub(crate) requires: &'static [&'static str],
+    pub(crate) contributions: Vec<String>,
+}
+
+pub(crate) struct AppShared {
+    pub(crate) config: Config,
+    pub(crate) server: ServerConfig,
+    pub(crate) secret_key: Secret,
+    pub(crate) state: StateMap,
+    pub(crate) signals: Signals,
+    pub(crate) routes: RouteTable,
+    pub(crate) extensions: Vec<ExtensionRecord>,
+    pub(crate) core_lines: Vec<String>,
+    pub(crate) app_lines: Vec<String>,
+    pub(crate) commands: Vec<CommandEntry>,
+    pub(crate) startup: Vec<(Origin, LifecycleFn)>,
+    pub(crate) shutdown: Vec<(Origin, ShutdownFn)>,
+    pub(crate) health: Vec<HealthCheck>,
+    pub(crate) effective: BTreeMap<String, serde_json::Value>,
+    #[allow(dead_code)] // read by subsystems (templates, sessions)
+    pub(crate) slots: http::Extensions,
+    pub(crate) ids: IdGenerator,
+}
+
+/// A cheap handle on a built app: state, config, signals, `url_for`. Handlers get it as an
+/// extractor (Flask's `current_app`); hooks through their request context; CLI commands
+/// through [`CommandContext::app`](crate::cli::CommandContext::app).
+#[derive(Clone)]
+pub struct AppHandle(pub(crate) Arc<AppShared>);
+
+impl AppHandle {
+    /// State of type `T` provided by an extension.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0.state.get::<T>()
+    }
+
+    /// The settings tree.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The selected profile.
+    pub fn profile(&self) -> Profile {
+        self.0.config.profile()
+    }
+
+    /// Core's `[server]` settings.
+    pub fn server_config(&self) -> &ServerConfig {
+        &self.0.server
+    }
+
+    /// The app's secret key (for signing). Generated per process outside production.
+    pub fn secret_key(&self) -> &[u8] {
+        self.0.secret_key.expose().as_bytes()
+    }
+
+    /// The app's signals, to emit events.
+    pub fn signals(&self) -> &Signals {
+        &self.0.signals
+    }
+
+    /// Builds a URL path for `endpoint`: path parameters filled in, the rest as a query
+    /// string.
+    ///
+    /// ```
+    /// # use flagon::{App, Route};
+    /// # use flagon::config::{Config, Profile};
+    /// async fn show_user() -> &'static str { "" }
+    /// let app = App::builder()
+    ///     .config(Config::builder().profile(Profile::Testing).build().unwrap())
+    ///     .route(Route::get("/users/{id}", show_user))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     app.url_for("show_user", [("id", "7"), ("tab", "posts")]).unwrap(),
+    ///     "/users/7?tab=posts"
+    /// );
+    /// ```
+    pub fn url_for(
+        &self,
+        endpoint: &str,
+        params: impl crate::UrlParams,
+    ) -> Result<String, crate::UrlError> {
+        self.0.routes.url_for(endpoint, params)
+    }
+
+    /// The recorded route table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.0.routes
+    }
+
+    #[allow(dead_code)] // read by subsystems (templates, sessions)
+    pub(crate) fn slot<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0.slots.get::<T>()
+    }
+}

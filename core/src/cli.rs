@@ -1,0 +1,382 @@
+//! Every app binary is its own CLI: `serve` (the default), `routes`, `extensions`, `config`,
+//! and the commands extensions add.
+//!
+//! Extension commands run with the app initialised (startup hooks done, so pools are open)
+//! but without binding a port, and write through [`CommandContext::out`] so tests can capture
+//! what they print.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use clap::{Arg, ArgMatches, Command};
+
+use crate::config::{is_secret_key, redact_url, REDACTED};
+use crate::error::BoxError;
+use crate::hooks::BoxFuture;
+use crate::{App, AppHandle};
+
+pub(crate) type CommandFn = Arc<dyn Fn(CommandContext) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
+
+/// Where a command writes: the process's stdout/stderr, or a buffer (in tests).
+#[derive(Clone)]
+pub struct Output(Sink);
+
+#[derive(Clone)]
+enum Sink {
+    Stdout,
+    Stderr,
+    Buffer(Arc<Mutex<Vec<u8>>>),
+}
+
+impl Output {
+    /// The process's standard output.
+    pub fn stdout() -> Self {
+        Output(Sink::Stdout)
+    }
+
+    /// The process's standard error.
+    pub fn stderr() -> Self {
+        Output(Sink::Stderr)
+    }
+
+    /// An in-memory buffer; read it back with [`Output::contents`].
+    pub fn buffer() -> Self {
+        Output(Sink::Buffer(Arc::default()))
+    }
+
+    /// What was written to a buffer (empty for stdout/stderr).
+    pub fn contents(&self) -> String {
+        match &self.0 {
+            Sink::Buffer(b) => String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner())).into_owned(),
+            _ => String::new(),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &self.0 {
+            Sink::Stdout => io::stdout().write(buf),
+            Sink::Stderr => io::stderr().write(buf),
+            Sink::Buffer(b) => {
+                b.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &self.0 {
+            Sink::Stdout => io::stdout().flush(),
+            Sink::Stderr => io::stderr().flush(),
+            Sink::Buffer(_) => Ok(()),
+        }
+    }
+}
+
+/// What an extension's command receives.
+pub struct CommandContext {
+    app: AppHandle,
+    matches: ArgMatches,
+    out: Output,
+    err: Output,
+}
+
+impl CommandContext {
+    /// The initialised app.
+    pub fn app(&self) -> &AppHandle {
+        &self.app
+    }
+
+    /// The parsed arguments of this command.
+    pub fn matches(&self) -> &ArgMatches {
+        &self.matches
+    }
+
+    /// Standard output (captured in tests).
+    pub fn out(&self) -> Output {
+        self.out.clone()
+    }
+
+    /// Standard error (captured in tests).
+    pub fn err(&self) -> Output {
+        self.err.clone()
+    }
+}
+
+const BUILTINS: &[&str] = &["serve", "routes", "extensions", "config"];
+
+fn root_command(app: &App) -> Command {
+    let mut cmd = Command::new(program_name())
+        .about("A Flagon app. With no command, `serve` runs.")
+        .subcommand(
+            Command::new("serve")
+                .about("Serve the app over HTTP until SIGINT/SIGTERM")
+                .arg(Arg::new("host").long("host").value_name("HOST").help("Address to bind (default: server.host)"))
+                .arg(
+                    Arg::new("port")
+                        .long("port")
+                        .value_name("PORT")
+                        .value_parser(clap::value_parser!(u16))
+                        .help("Port to bind (default: server.port)"),
+                ),
+        )
+        .subcommand(
+            Command::new("routes")
+                .about("List the routes: methods, path, endpoint and who registered each")
+                .arg(
+                    Arg::new("sort")
+                        .long("sort")
+                        .value_parser(["rule", "endpoint", "methods", "owner", "match"])
+                        .default_value("rule")
+                        .help("Sort order (`match` is registration order)"),
+                ),
+        )
+        .subcommand(Command::new("extensions").about("List the extensions and everything each registered"))
+        .subcommand(Command::new("config").about("Show the effective settings and their sources, secrets redacted"));
+    for c in &app.handle.0.commands {
+        if BUILTINS.contains(&c.command.get_name()) {
+            continue;
+        }
+        cmd = cmd.subcommand(c.command.clone());
+    }
+    cmd
+}
+
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|p| {
+            std::path::Path::new(&p)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "app".into())
+}
+
+impl App {
+    /// Runs the CLI on the process's arguments, logging to stderr (filter with
+    /// `FLAGON_LOG`, default `info`). Returns the exit code.
+    pub async fn run(self) -> std::process::ExitCode {
+        init_logging();
+        let s = &self.handle.0;
+        if s.config.profile() == crate::config::Profile::Development
+            && s.config.value::<String>("secret_key").ok().flatten().is_none()
+        {
+            tracing::warn!(
+                "no secret_key configured: using a throwaway key for this process; \
+                 sessions and signed values will not survive a restart"
+            );
+        }
+        let code = self
+            .run_with(std::env::args_os(), Output::stdout(), Output::stderr())
+            .await;
+        std::process::ExitCode::from(code)
+    }
+
+    /// Runs the CLI on `args` (the first is the program name), writing to `out` and `err`.
+    pub async fn run_with<I, T>(&self, args: I, mut out: Output, mut err: Output) -> u8
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = match root_command(self).try_get_matches_from(args) {
+            Ok(m) => m,
+            Err(e) => {
+                let text = e.render().ansi().to_string();
+                if e.use_stderr() {
+                    let _ = err.write_all(text.as_bytes());
+                    return 2;
+                }
+                let _ = out.write_all(text.as_bytes());
+                return 0;
+            }
+        };
+        let result = match matches.subcommand() {
+            None => self.cmd_serve(None, None).await,
+            Some(("serve", m)) => {
+                self.cmd_serve(m.get_one::<String>("host").cloned(), m.get_one::<u16>("port").copied())
+                    .await
+            }
+            Some(("routes", m)) => {
+                let sort = m.get_one::<String>("sort").map(String::as_str).unwrap_or("rule");
+                out.write_all(self.routes_text(sort).as_bytes()).map_err(Into::into)
+            }
+            Some(("extensions", _)) => out.write_all(self.extensions_text().as_bytes()).map_err(Into::into),
+            Some(("config", _)) => out.write_all(self.config_text().as_bytes()).map_err(Into::into),
+            Some((name, m)) => self.cmd_extension(name, m.clone(), out.clone(), err.clone()).await,
+        };
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                1
+            }
+        }
+    }
+
+    async fn cmd_serve(&self, host: Option<String>, port: Option<u16>) -> Result<(), BoxError> {
+        let s = &self.handle.0.server;
+        let host = host.unwrap_or_else(|| s.host.clone());
+        let port = port.unwrap_or(s.port);
+        self.serve_on(&host, port).await.map_err(Into::into)
+    }
+
+    async fn cmd_extension(&self, name: &str, matches: ArgMatches, out: Output, err: Output) -> Result<(), BoxError> {
+        let Some(entry) = self.handle.0.commands.iter().find(|c| c.command.get_name() == name) else {
+            return Err(format!("no command `{name}`").into());
+        };
+        self.startup().await?;
+        let ctx = CommandContext {
+            app: self.handle.clone(),
+            matches,
+            out,
+            err,
+        };
+        let result = (entry.run)(ctx).await;
+        self.shutdown(self.handle.0.server.shutdown_deadline).await;
+        result
+    }
+
+    /// The `routes` listing. `sort` is `rule`, `endpoint`, `methods`, `owner` or `match`.
+    pub fn routes_text(&self, sort: &str) -> String {
+        let mut rows: Vec<[String; 4]> = self
+            .handle
+            .routes()
+            .iter()
+            .map(|r| {
+                let methods: Vec<String> = r.methods.iter().map(|m| m.to_string()).collect();
+                [r.endpoint.clone(), methods.join(", "), r.path.clone(), r.origin.to_string()]
+            })
+            .collect();
+        if rows.is_empty() {
+            return "No routes were registered.\n".into();
+        }
+        match sort {
+            "endpoint" => rows.sort_by(|a, b| a[0].cmp(&b[0])),
+            "methods" => rows.sort_by(|a, b| (&a[1], &a[2]).cmp(&(&b[1], &b[2]))),
+            "owner" => rows.sort_by(|a, b| (&a[3], &a[2]).cmp(&(&b[3], &b[2]))),
+            "match" => {}
+            _ => rows.sort_by(|a, b| (&a[2], &a[1]).cmp(&(&b[2], &b[1]))),
+        }
+        table(&["Endpoint", "Methods", "Rule", "Registered by"], &rows)
+    }
+
+    /// The `extensions` listing.
+    pub fn extensions_text(&self) -> String {
+        let s = &self.handle.0;
+        let mut out = String::new();
+        let _ = writeln!(out, "flagon core");
+        for line in &s.core_lines {
+            let _ = writeln!(out, "  {line}");
+        }
+        for e in &s.extensions {
+            let _ = write!(out, "{} ({}", e.name, e.arrival.as_str());
+            if !e.requires.is_empty() {
+                let _ = write!(out, "; requires {}", e.requires.join(", "));
+            }
+            let _ = writeln!(out, ")");
+            if e.contributions.is_empty() {
+                let _ = writeln!(out, "  (registered nothing)");
+            }
+            for line in &e.contributions {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        if !s.app_lines.is_empty() {
+            let _ = writeln!(out, "app");
+            for line in &s.app_lines {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        out
+    }
+
+    /// The `config` listing: effective settings with sources, secrets redacted.
+    pub fn config_text(&self) -> String {
+        let s = &self.handle.0;
+        let mut rows = Vec::new();
+        let mut leaves = Vec::new();
+        for (section, value) in &s.effective {
+            flatten(section, value, &mut leaves);
+        }
+        leaves.push(("secret_key".to_owned(), serde_json::Value::String(REDACTED.into())));
+        for (key, value) in leaves {
+            let shown = match &value {
+                _ if is_secret_key(&key) => REDACTED.to_owned(),
+                serde_json::Value::String(v) => format!("{:?}", redact_url(v)),
+                other => other.to_string(),
+            };
+            let source = match s.config.source_of(&key) {
+                src if src == "default" && key == "secret_key" && s.config.value::<String>("secret_key").ok().flatten().is_none() => {
+                    "generated for this process".to_owned()
+                }
+                src => src,
+            };
+            rows.push([key, shown, source]);
+        }
+        let mut out = format!("profile: {}\n", s.config.profile());
+        out.push_str(&table(&["Key", "Value", "Source"], &rows));
+        out
+    }
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                flatten(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), other.clone())),
+    }
+}
+
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == N {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec(), &mut out);
+    line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FLAGON_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(&["A", "Bee"], &[["long".into(), "x".into()]]);
+        assert_eq!(t, "A     Bee\n----  ---\nlong  x\n");
+    }
+}

@@ -1,0 +1,48 @@
+//! What core itself registers: the `[server]` section, the secret key, health routes.
+
+use crate::config::{Profile, Secret, ServerConfig};
+use crate::error::SetupError;
+use crate::health;
+use crate::route::Route;
+use crate::setup::Setup;
+
+/// Shortest secret key accepted in production, in bytes.
+const MIN_SECRET_LEN: usize = 32;
+
+pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret), SetupError> {
+    let server: ServerConfig = s.config("server")?;
+    s.reg.sections.push(("secret_key".into(), s.origin_core()));
+    let configured: Option<Secret> = s.settings().value("secret_key")?;
+    let secret = match (configured, s.profile()) {
+        (Some(k), Profile::Production) if k.expose().len() < MIN_SECRET_LEN => {
+            return Err(s.config_error(
+                "secret_key",
+                format!("too short for production: use at least {MIN_SECRET_LEN} random characters"),
+            ));
+        }
+        (Some(k), _) => k,
+        (None, Profile::Production) => {
+            return Err(SetupError::Config(crate::config::ConfigError::new(
+                "secret_key",
+                "production profile",
+                "required in production: set FLAGON_SECRET_KEY or secret_key in flagon.toml \
+                 (at least 32 random characters)",
+            )));
+        }
+        (None, profile) => {
+            let bytes: [u8; 32] = rand::random();
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = profile;
+            Secret::new(hex)
+        }
+    };
+    s.route(Route::get("/healthz", health::healthz).name("healthz"));
+    s.route(Route::get("/readyz", health::readyz).name("readyz"));
+    Ok((server, secret))
+}
+
+impl Setup<'_> {
+    fn origin_core(&self) -> crate::error::Origin {
+        crate::error::Origin::new(crate::registry::CORE)
+    }
+}

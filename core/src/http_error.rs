@@ -1,0 +1,291 @@
+//! `HttpError`: Flask's `abort()` for handlers and hooks, and the default error pages.
+//!
+//! A handler that returns `Err(HttpError)` (or anything convertible, through `?`) produces
+//! an error response that error handlers can replace ([`Setup::error_handler`]). Without a
+//! handler, the response is a small page in JSON or HTML, chosen by the `Accept` header.
+//!
+//! [`Setup::error_handler`]: crate::Setup::error_handler
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use crate::error::BoxError;
+
+/// What kind of failure an [`HttpError`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Raised on purpose by a handler or hook (`abort`).
+    Abort,
+    /// No route matched (404) or the method is not allowed (405).
+    Routing,
+    /// An unexpected error converted with `?`: a 500 whose cause is logged, never shown.
+    Internal,
+    /// A handler, hook or filter panicked.
+    Panic,
+    /// The request ran past the configured timeout.
+    Timeout,
+    /// The client went away before the response was ready.
+    Cancelled,
+}
+
+/// An HTTP error: a status, a message safe to show, and an optional cause that is logged.
+///
+/// ```
+/// use flagon::HttpError;
+/// use http::StatusCode;
+///
+/// async fn show(id: u32) -> Result<String, HttpError> {
+///     if id == 0 {
+///         return Err(HttpError::not_found("no such user"));
+///     }
+///     let n: u32 = "12".parse()?; // any error becomes a 500, its cause logged
+///     Ok(format!("user {}", id + n))
+/// }
+/// ```
+pub struct HttpError {
+    status: StatusCode,
+    message: Cow<'static, str>,
+    kind: ErrorKind,
+    source: Option<BoxError>,
+}
+
+impl HttpError {
+    /// An error with `status` and a message shown to the client.
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        HttpError {
+            status,
+            message: message.into(),
+            kind: ErrorKind::Abort,
+            source: None,
+        }
+    }
+
+    /// Flask's `abort(status)`: the status's standard reason as message.
+    pub fn abort(status: StatusCode) -> Self {
+        HttpError::new(status, status.canonical_reason().unwrap_or("Error"))
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        HttpError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        HttpError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// 404 Not Found.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        HttpError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// A 500 whose cause is logged but not shown.
+    pub fn internal(source: impl Into<BoxError>) -> Self {
+        HttpError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: Cow::Borrowed("The server could not complete the request."),
+            kind: ErrorKind::Internal,
+            source: Some(source.into()),
+        }
+    }
+
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub(crate) fn routing(status: StatusCode) -> Self {
+        HttpError::abort(status).with_kind(ErrorKind::Routing)
+    }
+
+    pub(crate) fn panic(payload: &(dyn std::any::Any + Send), during: &str) -> Self {
+        let text = panic_message(payload);
+        tracing::error!(target: "flagon::request", during, panic = %text, "panic while handling a request");
+        HttpError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: Cow::Borrowed("The server could not complete the request."),
+            kind: ErrorKind::Panic,
+            source: Some(format!("panic in {during}: {text}").into()),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message shown to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The underlying cause, if any (never shown to clients).
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+
+    /// Whether the router produced this error (404/405): such errors go to the app's
+    /// handlers only, as in Flask.
+    pub fn is_routing(&self) -> bool {
+        self.kind == ErrorKind::Routing
+    }
+}
+
+impl fmt::Debug for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpError")
+            .field("status", &self.status)
+            .field("message", &self.message)
+            .field("kind", &self.kind)
+            .field("cause", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.message)?;
+        if let Some(s) = &self.source {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> From<E> for HttpError {
+    fn from(e: E) -> Self {
+        HttpError::internal(e)
+    }
+}
+
+/// Marks a response as an error that has not yet been rendered.
+#[derive(Clone)]
+pub(crate) struct ErrorMarker(pub(crate) Arc<HttpError>);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = self.status;
+        if self.kind == ErrorKind::Internal {
+            if let Some(src) = &self.source {
+                tracing::error!(target: "flagon::request", error = %src, "request failed");
+            }
+        }
+        res.extensions_mut().insert(ErrorMarker(Arc::new(self)));
+        res
+    }
+}
+
+/// Whether the client prefers JSON over HTML, from its `Accept` header.
+pub(crate) fn wants_json(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let (mut json, mut html) = (-1.0f32, -1.0f32);
+    for item in accept.split(',').take(32) {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if media == "application/json" || media.ends_with("+json") {
+            json = json.max(q);
+        } else if media == "text/html" || media == "application/xhtml+xml" {
+            html = html.max(q);
+        }
+    }
+    json > 0.0 && json > html
+}
+
+/// Turns an unrendered error response into the default page, keeping its headers.
+pub(crate) fn render_default(res: Response, error: &HttpError, json: bool) -> Response {
+    let (mut parts, _) = res.into_parts();
+    parts.extensions.remove::<ErrorMarker>();
+    let status = error.status;
+    let title = status.canonical_reason().unwrap_or("Error");
+    let (body, ctype) = if json {
+        let v = serde_json::json!({
+            "error": { "status": status.as_u16(), "title": title, "message": error.message() }
+        });
+        (v.to_string(), "application/json")
+    } else {
+        (
+            format!(
+                "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title></head>\n<body><h1>{title}</h1>\n<p>{msg}</p></body></html>\n",
+                code = status.as_u16(),
+                title = escape_html(title),
+                msg = escape_html(error.message()),
+            ),
+            "text/html; charset=utf-8",
+        )
+    };
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Renders `res` if it carries an unrendered error.
+pub(crate) fn render_if_error(res: Response, headers: &HeaderMap) -> Response {
+    match res.extensions().get::<ErrorMarker>().cloned() {
+        Some(ErrorMarker(e)) => render_default(res, &e, wants_json(headers.get(ACCEPT))),
+        None => res,
+    }
+}
+
+/// Minimal HTML escaping for text content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        let h = |s: &'static str| HeaderValue::from_static(s);
+        assert!(wants_json(Some(&h("application/json"))));
+        assert!(!wants_json(Some(&h("text/html,application/json;q=0.9"))));
+        assert!(wants_json(Some(&h("text/html;q=0.5, application/json"))));
+        assert!(wants_json(Some(&h("application/problem+json"))));
+        assert!(!wants_json(Some(&h("*/*"))));
+        assert!(!wants_json(None));
+    }
+}

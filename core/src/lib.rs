@@ -1,0 +1,100 @@
+//! Flagon: Flask's extension ecosystem, rebuilt on axum and tokio — a small core with
+//! typed, clash-checked extensions registered at startup.
+//!
+//! A Flask developer knows the shape: an app, `init_app`, blueprints, `before_request`,
+//! `url_for`, CLI commands. Flagon keeps it and makes it typed and async. An axum developer
+//! keeps plain axum handlers and extractors; Flagon adds what axum leaves out: a recorded
+//! route table (`url_for`, `routes`), Flask-ordered hooks, extensions that contribute routes,
+//! config sections, state, commands and health checks, and build-time errors for clashes.
+//!
+//! ```no_run
+//! use flagon::{App, Extension, Route, Setup, SetupError};
+//!
+//! struct Greeter;
+//!
+//! impl Extension for Greeter {
+//!     fn name(&self) -> &'static str { "greeter" }
+//!     fn init_app(&self, app: &mut Setup<'_>) -> Result<(), SetupError> {
+//!         app.route(Route::get("/hello", || async { "Hello!" }).name("hello"));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     match App::builder().register(Greeter).build() {
+//!         Ok(app) => app.run().await, // `serve` by default; also `routes`, `config`, …
+//!         Err(e) => {
+//!             eprintln!("{e}");
+//!             std::process::ExitCode::FAILURE
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! # Configuration
+//!
+//! Settings come from `flagon.toml` (or `FLAGON_CONFIG`), its profile tables (`FLAGON_ENV`
+//! selects `development`, `testing` or `production`), and `FLAGON_SECTION__KEY` variables;
+//! see [`config`]. Core reads:
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `secret_key` | generated (not in production) | signing key; required in production, ≥ 32 characters |
+//! | `server.host` | `127.0.0.1` | bind address |
+//! | `server.port` | `5000` | bind port |
+//! | `server.body_limit` | `2097152` | request body limit in bytes |
+//! | `server.request_timeout` | `30s` | a longer request gets a 503 |
+//! | `server.header_read_timeout` | `10s` | time to receive request headers |
+//! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
+//! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
+//!
+//! # Errors
+//!
+//! [`AppBuilder::build`] returns a [`BuildError`] listing every [`SetupError`]: duplicate
+//! routes, endpoints, commands, config sections, state types or extension names (each naming
+//! both parties), missing or cyclic `requires`, and configuration errors naming the key and
+//! where its value came from. Handlers return [`HttpError`] for HTTP failures.
+//!
+//! # Feature flags
+//!
+//! None yet: core builds with no network service and no C library.
+
+#![forbid(unsafe_code)]
+
+mod app;
+pub mod cli;
+pub mod config;
+mod core_setup;
+mod error;
+mod extension;
+mod health;
+mod hooks;
+mod http_error;
+mod registry;
+mod request;
+mod route;
+mod router;
+pub mod serve;
+mod service;
+mod setup;
+pub mod signals;
+mod state;
+pub mod testing;
+
+pub use app::{App, AppBuilder, AppHandle};
+pub use error::{BoxError, BuildError, Origin, SetupError};
+pub use extension::{Arrival, Extension};
+pub use hooks::{set_header_if_absent, BoxFuture, ErrorContext, RequestContext, G};
+pub use http_error::{escape_html, ErrorKind, HttpError};
+pub use request::{Ext, PeerAddr, RequestExt, RequestId};
+pub use route::{proceed, respond, Blueprint, Route};
+pub use router::{RouteInfo, RouteTable, UrlError, UrlParams};
+pub use service::{AppService, X_REQUEST_ID};
+pub use setup::Setup;
+
+pub use axum;
+pub use clap;
+pub use http;
+pub use serde;
+pub use tokio;

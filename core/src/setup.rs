@@ -1,0 +1,372 @@
+//! `Setup`: what an extension can register during `init_app`, each registration attributed.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::cli::CommandContext;
+use crate::config::{Config, Profile};
+use crate::error::{BoxError, Origin, SetupError};
+use crate::hooks::{
+    after_fn, before_fn, error_handler_fn, teardown_fn, ErrorContext, RequestContext,
+};
+use crate::http_error::HttpError;
+use crate::registry::{BlueprintEntry, CommandEntry, HealthCheck, Registry, RouteEntry};
+use crate::route::{valid_name, valid_path, Blueprint, Route};
+use crate::AppHandle;
+
+/// The registration surface handed to [`Extension::init_app`](crate::Extension::init_app).
+///
+/// Every method records who called it, so `extensions` can list each extension's
+/// contributions and a clash names both parties. Registration problems are collected and
+/// reported together by `build()`.
+pub struct Setup<'a> {
+    pub(crate) reg: &'a mut Registry,
+    pub(crate) owner: &'static str,
+    pub(crate) config: &'a Config,
+}
+
+impl<'a> Setup<'a> {
+    pub(crate) fn new(reg: &'a mut Registry, owner: &'static str, config: &'a Config) -> Self {
+        Setup { reg, owner, config }
+    }
+
+    fn origin(&self) -> Origin {
+        Origin::new(self.owner)
+    }
+
+    /// The name of the extension being initialised (`app` for the app's own registrations).
+    pub fn name(&self) -> &'static str {
+        self.owner
+    }
+
+    /// The selected profile.
+    pub fn profile(&self) -> Profile {
+        self.config.profile()
+    }
+
+    /// The whole settings tree (prefer [`Setup::config`] for your own section).
+    pub fn settings(&self) -> &Config {
+        self.config
+    }
+
+    /// Claims config section `section` and reads it into `T` (absent keys take `T`'s serde
+    /// defaults). Use `#[serde(default, deny_unknown_fields)]` so typos are errors. A second
+    /// claim of the same section by another party fails the build.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// #[derive(Default, serde::Deserialize, serde::Serialize)]
+    /// #[serde(default, deny_unknown_fields)]
+    /// struct MailConfig { host: String, port: u16 }
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// let cfg: MailConfig = app.config("mail")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn config<T: DeserializeOwned + Serialize>(
+        &mut self,
+        section: &str,
+    ) -> Result<T, SetupError> {
+        self.reg.sections.push((section.to_owned(), self.origin()));
+        let value: T = self.config.section(section).map_err(|mut errs| {
+            let first = errs.remove(0);
+            SetupError::Config(first)
+        })?;
+        if let Ok(v) = serde_json::to_value(&value) {
+            self.reg.effective.insert(section.to_owned(), v);
+        }
+        Ok(value)
+    }
+
+    /// A config error for `key` in this extension's settings, with the value's source.
+    pub fn config_error(&self, key: &str, message: impl Into<String>) -> SetupError {
+        SetupError::Config(crate::config::ConfigError::new(
+            key,
+            self.config.source_of(key),
+            message,
+        ))
+    }
+
+    /// Registers a route.
+    pub fn route(&mut self, route: Route) -> &mut Self {
+        let origin = self.origin();
+        self.add_route(route, origin, "", &[]);
+        self
+    }
+
+    fn add_route(&mut self, route: Route, origin: Origin, prefix: &str, scopes: &[usize]) {
+        let what = || format!("route {}", route.path);
+        if let Err(reason) = valid_path(&route.path, false) {
+            self.reg.errors.push(SetupError::Invalid {
+                what: what(),
+                origin: origin.clone(),
+                reason,
+            });
+            return;
+        }
+        let Some(endpoint) = route.endpoint.clone() else {
+            self.reg.errors.push(SetupError::Invalid {
+                what: what(),
+                origin,
+                reason: "its handler is a closure, so it has no endpoint name; \
+                         add one with `.name(\"...\")`"
+                    .into(),
+            });
+            return;
+        };
+        let qualified = match scopes.last() {
+            Some(&i) => format!("{}.{endpoint}", self.reg.blueprints[i].name),
+            None => endpoint,
+        };
+        self.reg.routes.push(RouteEntry {
+            methods: route.methods,
+            path: format!("{prefix}{}", route.path),
+            endpoint: qualified,
+            origin,
+            scopes: scopes.to_vec(),
+            router: route.router,
+        });
+    }
+
+    /// Registers a blueprint with its routes, hooks, error handlers and children.
+    pub fn blueprint(&mut self, bp: Blueprint) -> &mut Self {
+        self.add_blueprint(bp, "", "", &[]);
+        self
+    }
+
+    fn add_blueprint(&mut self, bp: Blueprint, parent_name: &str, parent_prefix: &str, scopes: &[usize]) {
+        let name = if parent_name.is_empty() {
+            bp.name.clone()
+        } else {
+            format!("{parent_name}.{}", bp.name)
+        };
+        let origin = Origin::in_blueprint(self.owner, &name);
+        let invalid = valid_name(&bp.name).and_then(|_| valid_path(&bp.url_prefix, true));
+        if let Err(reason) = invalid {
+            self.reg.errors.push(SetupError::Invalid {
+                what: format!("blueprint `{name}`"),
+                origin,
+                reason,
+            });
+            return;
+        }
+        let prefix = format!("{parent_prefix}{}", bp.url_prefix);
+        let mut hooks = bp.hooks;
+        for (o, _) in &mut hooks.before {
+            *o = origin.clone();
+        }
+        for (o, _) in &mut hooks.after {
+            *o = origin.clone();
+        }
+        for (o, _) in &mut hooks.teardown {
+            *o = origin.clone();
+        }
+        for (o, _, _) in &mut hooks.errors {
+            *o = origin.clone();
+        }
+        let index = self.reg.blueprints.len();
+        self.reg.blueprints.push(BlueprintEntry {
+            name: name.clone(),
+            prefix: prefix.clone(),
+            origin: origin.clone(),
+            hooks,
+        });
+        let mut inner_scopes = scopes.to_vec();
+        inner_scopes.push(index);
+        for route in bp.routes {
+            self.add_route(route, origin.clone(), &prefix, &inner_scopes);
+        }
+        for child in bp.children {
+            self.add_blueprint(child, &name, &prefix, &inner_scopes);
+        }
+    }
+
+    /// An app-wide hook run before every request's view, 404s included. Return
+    /// `ControlFlow::Break(response)` to answer now and skip the rest
+    /// ([`respond`](crate::respond) and [`proceed`](crate::proceed) spell it shortly).
+    pub fn before_request<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ControlFlow<Response, Request>> + Send + 'static,
+    {
+        let o = self.origin();
+        self.reg.app_hooks.before.push((o, before_fn(f)));
+        self
+    }
+
+    /// An app-wide hook run after every view (reverse registration order); it may edit or
+    /// replace the response.
+    pub fn after_request<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(RequestContext, Response) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let o = self.origin();
+        self.reg.app_hooks.after.push((o, after_fn(f)));
+        self
+    }
+
+    /// An app-wide hook that always runs when a request ends, with its error if it failed.
+    pub fn teardown_request<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(RequestContext, Option<Arc<HttpError>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let o = self.origin();
+        self.reg.app_hooks.teardown.push((o, teardown_fn(f)));
+        self
+    }
+
+    /// Handles errors with `status` app-wide (including routing 404/405).
+    pub fn error_handler<F, Fut, R>(&mut self, status: StatusCode, f: F) -> &mut Self
+    where
+        F: Fn(ErrorContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoResponse,
+    {
+        let o = self.origin();
+        self.reg
+            .app_hooks
+            .errors
+            .push((o, status, error_handler_fn(f)));
+        self
+    }
+
+    /// Provides typed state, reachable from handlers ([`Ext`](crate::Ext)), hooks and
+    /// commands ([`AppHandle::state`]) and later extensions ([`Setup::state`]).
+    pub fn provide<T: Send + Sync + 'static>(&mut self, value: T) -> &mut Self {
+        let o = self.origin();
+        if let Err(e) = self.reg.state.insert(Arc::new(value), o) {
+            self.reg.errors.push(e);
+        }
+        self
+    }
+
+    /// State provided by an extension initialised earlier (list it in `requires`).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.reg.state.get::<T>()
+    }
+
+    /// Adds a CLI command. It runs with the app initialised (startup hooks done) but without
+    /// binding a port; write output to [`CommandContext::out`].
+    pub fn command<F, Fut>(&mut self, command: clap::Command, run: F) -> &mut Self
+    where
+        F: Fn(CommandContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let origin = self.origin();
+        self.reg.commands.push(CommandEntry {
+            origin,
+            command,
+            run: Arc::new(move |ctx| Box::pin(run(ctx))),
+        });
+        self
+    }
+
+    /// An async hook run before serving (and before CLI commands). A failure aborts startup
+    /// with its message.
+    pub fn on_startup<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let o = self.origin();
+        self.reg.startup.push((o, Arc::new(move |a| Box::pin(f(a)))));
+        self
+    }
+
+    /// An async hook run when the app stops, bounded by the shutdown deadline.
+    pub fn on_shutdown<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let o = self.origin();
+        self.reg.shutdown.push((o, Arc::new(move |a| Box::pin(f(a)))));
+        self
+    }
+
+    /// Subscribes a sync function to signal `E`.
+    pub fn subscribe<E, F>(&mut self, f: F) -> &mut Self
+    where
+        E: Send + Sync + 'static,
+        F: Fn(&E) + Send + Sync + 'static,
+    {
+        let o = self.origin();
+        self.reg.signals.subscribe(o, f);
+        self
+    }
+
+    /// Subscribes an async function to signal `E`.
+    pub fn subscribe_async<E, F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        E: Send + Sync + 'static,
+        F: Fn(Arc<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let o = self.origin();
+        self.reg.signals.subscribe_async(o, f);
+        self
+    }
+
+    /// A readiness check for `/readyz`, cut off after `timeout`.
+    pub fn health_check<F, Fut>(&mut self, name: &str, timeout: Duration, check: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let origin = self.origin();
+        self.reg.health.push(HealthCheck {
+            name: name.to_owned(),
+            origin,
+            timeout,
+            check: Arc::new(move |a| Box::pin(check(a))),
+        });
+        self
+    }
+
+    /// Wraps every route in a tower layer, for what hooks cannot express. Layers wrap in
+    /// registration order (a later layer is outside an earlier one).
+    pub fn layer<L>(&mut self, layer: L) -> &mut Self
+    where
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request>>::Future: Send + 'static,
+    {
+        let o = self.origin();
+        self.reg
+            .layers
+            .push((o, Box::new(move |router: axum::Router| router.layer(layer))));
+        self
+    }
+
+    /// Records a named item of `kind` for clash checks and the `extensions` listing. Core
+    /// subsystems (templates, sessions) call this; so may extensions that keep registries
+    /// of their own.
+    pub fn claim_name(&mut self, kind: &'static str, name: &str) -> &mut Self {
+        let o = self.origin();
+        self.reg.names.push((kind, name.to_owned(), o));
+        self
+    }
+
+    /// A typed slot where a subsystem gathers registrations during setup.
+    #[allow(dead_code)] // used by subsystems (templates, sessions)
+    pub(crate) fn slot<T: Default + Clone + Send + Sync + 'static>(&mut self) -> &mut T {
+        if self.reg.slots.get::<T>().is_none() {
+            self.reg.slots.insert(T::default());
+        }
+        self.reg.slots.get_mut::<T>().expect("just inserted")
+    }
+}

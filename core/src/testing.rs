@@ -1,0 +1,331 @@
+//! Test kit: drive an app in-process (no socket) with a cookie jar, and run its CLI with
+//! captured output.
+//!
+//! ```
+//! use flagon::{App, Route};
+//! use flagon::testing::{TestClient, testing_config};
+//!
+//! # tokio_test_block_on(async {
+//! let app = App::builder()
+//!     .config(testing_config())
+//!     .route(Route::get("/", || async { "hi" }).name("index"))
+//!     .build()
+//!     .unwrap();
+//! let client = TestClient::new(&app);
+//! let res = client.get("/").send().await;
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(res.text(), "hi");
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tower::ServiceExt;
+
+use crate::cli::Output;
+use crate::config::{Config, Profile};
+use crate::App;
+
+/// A config for tests: the `testing` profile, no file, no environment.
+pub fn testing_config() -> Config {
+    Config::builder()
+        .profile(Profile::Testing)
+        .build()
+        .expect("an empty testing config is valid")
+}
+
+/// A `testing`-profile config from TOML text (panics on bad TOML: it is a test).
+pub fn testing_config_toml(toml: &str) -> Config {
+    Config::builder()
+        .profile(Profile::Testing)
+        .toml(toml)
+        .build()
+        .expect("test config TOML")
+}
+
+/// An in-process HTTP client for an app, with a cookie jar.
+#[derive(Clone)]
+pub struct TestClient {
+    app: App,
+    jar: Arc<Mutex<BTreeMap<String, String>>>,
+    follow_redirects: bool,
+}
+
+impl TestClient {
+    /// A client for `app`; redirects are not followed.
+    pub fn new(app: &App) -> Self {
+        TestClient {
+            app: app.clone(),
+            jar: Arc::default(),
+            follow_redirects: false,
+        }
+    }
+
+    /// Follows redirects (up to 10), as a browser would.
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.follow_redirects = follow;
+        self
+    }
+
+    /// A request with any method.
+    pub fn request(&self, method: Method, path: &str) -> TestRequest {
+        TestRequest {
+            client: self.clone(),
+            method,
+            path: path.to_owned(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A `GET` request.
+    pub fn get(&self, path: &str) -> TestRequest {
+        self.request(Method::GET, path)
+    }
+
+    /// A `POST` request.
+    pub fn post(&self, path: &str) -> TestRequest {
+        self.request(Method::POST, path)
+    }
+
+    /// A `PUT` request.
+    pub fn put(&self, path: &str) -> TestRequest {
+        self.request(Method::PUT, path)
+    }
+
+    /// A `DELETE` request.
+    pub fn delete(&self, path: &str) -> TestRequest {
+        self.request(Method::DELETE, path)
+    }
+
+    /// The jar's value for cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// Sets a cookie in the jar (sent with every later request).
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Removes every cookie.
+    pub fn clear_cookies(&self) {
+        self.jar.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn cookie_header(&self) -> Option<HeaderValue> {
+        let jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        if jar.is_empty() {
+            return None;
+        }
+        let s: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        HeaderValue::from_str(&s.join("; ")).ok()
+    }
+
+    fn store_cookies(&self, headers: &HeaderMap) {
+        let mut jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        for v in headers.get_all(SET_COOKIE) {
+            let Ok(text) = v.to_str() else { continue };
+            let Ok(c) = cookie::Cookie::parse(text.to_owned()) else { continue };
+            let expired = c.max_age().is_some_and(|a| a.is_zero() || a.is_negative())
+                || c
+                    .expires_datetime()
+                    .is_some_and(|t| t <= cookie::time::OffsetDateTime::now_utc());
+            if expired {
+                jar.remove(c.name());
+            } else {
+                jar.insert(c.name().to_owned(), c.value().to_owned());
+            }
+        }
+    }
+}
+
+/// A request being built by [`TestClient`].
+pub struct TestRequest {
+    client: TestClient,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl TestRequest {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("valid header name");
+        let value = HeaderValue::from_str(value).expect("valid header value");
+        self.headers.append(name, value);
+        self
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`).
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+            .finish();
+        self.headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        self.body = Bytes::from(body);
+        self
+    }
+
+    /// A JSON body.
+    pub fn json<T: Serialize>(mut self, value: &T) -> Self {
+        self.headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.body = Bytes::from(serde_json::to_vec(value).expect("serialisable test body"));
+        self
+    }
+
+    /// A raw body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sends the request through the whole app (core layer included).
+    pub async fn send(self) -> TestResponse {
+        let TestRequest {
+            client,
+            mut method,
+            mut path,
+            headers,
+            mut body,
+        } = self;
+        let mut hops = 0;
+        loop {
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(&path)
+                .body(Body::from(body.clone()))
+                .expect("valid test request");
+            *req.headers_mut() = headers.clone();
+            if let Some(c) = client.cookie_header() {
+                req.headers_mut().insert(COOKIE, c);
+            }
+            let res = client
+                .app
+                .service()
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|never| match never {});
+            let (parts, res_body) = res.into_parts();
+            let bytes = res_body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            client.store_cookies(&parts.headers);
+            let response = TestResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body: bytes,
+            };
+            let location = response.header("location").map(str::to_owned);
+            match location {
+                Some(loc) if client.follow_redirects && response.status.is_redirection() && hops < 10 => {
+                    hops += 1;
+                    if response.status == StatusCode::SEE_OTHER
+                        || (matches!(response.status.as_u16(), 301 | 302) && method == Method::POST)
+                    {
+                        method = Method::GET;
+                        body = Bytes::new();
+                    }
+                    path = loc;
+                }
+                _ => return response,
+            }
+        }
+    }
+}
+
+/// A response received by [`TestClient`].
+#[derive(Debug)]
+pub struct TestResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl TestResponse {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// One header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON (panics if it is not: it is a test).
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response is not the expected JSON ({e}): {}", self.text()))
+    }
+
+    /// The raw body.
+    pub fn bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The redirect target, if any.
+    pub fn location(&self) -> Option<&str> {
+        self.header(LOCATION.as_str())
+    }
+}
+
+/// What a CLI run printed, and its exit code.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// The exit code (0 success, 1 command error, 2 usage error).
+    pub code: u8,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the app's CLI with `args` (without the program name) and captures its output.
+pub async fn run_cli<I, T>(app: &App, args: I) -> CliOutput
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let (out, err) = (Output::buffer(), Output::buffer());
+    let mut all: Vec<OsString> = vec!["app".into()];
+    all.extend(args.into_iter().map(Into::into));
+    let code = app.run_with(all, out.clone(), err.clone()).await;
+    CliOutput {
+        code,
+        stdout: out.contents(),
+        stderr: err.contents(),
+    }
+}
