@@ -243,7 +243,6 @@ pub(crate) fn assemble(
                 other,
                 first,
                 second: r.origin.clone(),
-                detail: e.to_string(),
             });
             continue;
         }
