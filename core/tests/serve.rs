@@ -150,3 +150,64 @@ async fn a_failing_startup_hook_aborts_serving_with_its_message() {
         "startup hook of the app failed: migrations are pending"
     );
 }
+
+fn timeouts_app() -> App {
+    App::builder()
+        .config(testing_config_toml(
+            "[server]\nheader_read_timeout = \"300ms\"\nkeep_alive_timeout = \"300ms\"\n",
+        ))
+        .route(Route::get("/slow/{ms}", slow))
+        .build()
+        .unwrap()
+}
+
+/// Reads until EOF or 5 s; returns what arrived and how long it took.
+async fn read_until_closed(s: &mut TcpStream) -> (String, Duration) {
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    (
+        String::from_utf8_lossy(&buf).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let (addr, tx, server) = start(timeouts_app()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /slow/1 HTTP/1.1\r\nHost: te")
+        .await
+        .unwrap();
+    let (got, took) = read_until_closed(&mut s).await;
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    assert!(!got.contains("slept"), "{got}");
+    tx.send(()).unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let (addr, tx, server) = start(timeouts_app()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /slow/1 HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, took) = read_until_closed(&mut s).await;
+    assert!(
+        got.contains("slept 1ms"),
+        "the request is answered first: {got}"
+    );
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    tx.send(()).unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_handler_is_not_mistaken_for_a_slow_client() {
+    let (addr, tx, server) = start(timeouts_app()).await;
+    let res = request(addr, "/slow/900").await.unwrap();
+    assert!(res.ends_with("slept 900ms"), "{res}");
+    tx.send(()).unwrap();
+    server.await.unwrap();
+}
