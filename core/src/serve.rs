@@ -4,8 +4,8 @@
 //! connection to finish its in-flight request, waits up to `server.shutdown_deadline`, then
 //! cuts what is left, and finally runs shutdown hooks within the same deadline.
 //!
-//! Slow clients are bounded per connection by a watchdog that ticks twice a second rather
-//! than a timer per request: a connection that started sending a request head and has not
+//! Slow clients are bounded without a timer per request: one sweeper task ticks four times a
+//! second over all connections. A connection that started sending a request head and has not
 //! finished it within `server.header_read_timeout` is closed, and one idle between requests
 //! for `server.keep_alive_timeout` is closed gracefully.
 
@@ -13,19 +13,17 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::Body;
-use hyper::body::Incoming;
+use futures_util::task::AtomicWaker;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tower_service::Service;
 
 use crate::App;
 use crate::error::BoxError;
@@ -107,14 +105,14 @@ impl App {
         tracing::info!(addr = ?local, profile = %self.handle.profile(), "serving");
         self.handle.signals().emit(AppStarted { addr: local });
 
-        let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
         let builder = auto::Builder::new(TokioExecutor::new());
         let service = self.service();
-        let limits = Limits {
+        let tracker = Tracker::new(Limits {
             header_read: settings.header_read_timeout,
             keep_alive: settings.keep_alive_timeout,
-        };
+        });
+        let sweeper = tokio::spawn(tracker.clone().sweep());
 
         tokio::pin!(shutdown);
         loop {
@@ -129,10 +127,9 @@ impl App {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let svc = service.clone().with_peer(peer);
-                    let builder = builder.clone();
-                    let stop = stop_rx.clone();
-                    conns.spawn(serve_connection(builder, stream, peer, svc, stop, limits));
+                    let activity = tracker.track();
+                    let svc = service.clone().for_connection(peer, activity.clone());
+                    conns.spawn(serve_connection(builder.clone(), stream, peer, svc, activity));
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 () = &mut shutdown => break,
@@ -141,7 +138,7 @@ impl App {
         drop(listener);
         tracing::info!("stopping: no new connections; finishing requests in flight");
         self.handle.signals().emit(AppStopping);
-        let _ = stop_tx.send(true);
+        tracker.command_all(DRAIN);
         let deadline = settings.shutdown_deadline;
         let drained = tokio::time::timeout(deadline, async {
             while conns.join_next().await.is_some() {}
@@ -155,11 +152,15 @@ impl App {
             );
             conns.shutdown().await;
         }
+        sweeper.abort();
         self.shutdown(deadline).await;
         tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How often the sweeper looks at every connection.
+const TICK: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy)]
 struct Limits {
@@ -167,71 +168,133 @@ struct Limits {
     keep_alive: Duration,
 }
 
+// Connection phases.
 const IDLE: u8 = 0;
 const HEAD: u8 = 1;
 const BUSY: u8 = 2;
 
-/// What a connection is doing, updated by its I/O and its service, read by its watchdog.
-struct Activity {
-    epoch: Instant,
-    phase: AtomicU8,
-    since_ms: AtomicU64,
-    in_flight: AtomicUsize,
+// Commands from the sweeper or the server to a connection.
+const RUN: u8 = 0;
+const DRAIN: u8 = 1;
+const KILL: u8 = 2;
+
+/// All open connections, and the coarse clock their activity is stamped with.
+#[derive(Clone)]
+struct Tracker {
+    clock: Arc<AtomicU64>,
+    conns: Arc<Mutex<Vec<Weak<Activity>>>>,
+    limits: Limits,
 }
 
-impl Activity {
-    fn new() -> Self {
-        Activity {
-            epoch: Instant::now(),
-            phase: AtomicU8::new(IDLE),
-            since_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
+impl Tracker {
+    fn new(limits: Limits) -> Self {
+        Tracker {
+            clock: Arc::default(),
+            conns: Arc::default(),
+            limits,
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    fn track(&self) -> Arc<Activity> {
+        let a = Arc::new(Activity {
+            clock: self.clock.clone(),
+            phase: AtomicU8::new(IDLE),
+            since: AtomicU64::new(self.clock.load(Ordering::Relaxed)),
+            in_flight: AtomicUsize::new(0),
+            command: AtomicU8::new(RUN),
+            waker: AtomicWaker::new(),
+        });
+        self.lock().push(Arc::downgrade(&a));
+        a
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Activity>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn command_all(&self, command: u8) {
+        for a in self.lock().iter().filter_map(Weak::upgrade) {
+            a.send(command);
+        }
+    }
+
+    async fn sweep(self) {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut conns = self.lock();
+            conns.retain(|w| w.strong_count() > 0);
+            for a in conns.iter().filter_map(Weak::upgrade) {
+                let elapsed = TICK * (now.saturating_sub(a.since.load(Ordering::Relaxed)) as u32);
+                match a.phase.load(Ordering::Relaxed) {
+                    HEAD if elapsed > self.limits.header_read => a.send(KILL),
+                    IDLE if elapsed > self.limits.keep_alive => a.send(DRAIN),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// What a connection is doing, stamped by its I/O and its requests, read by the sweeper.
+pub(crate) struct Activity {
+    clock: Arc<AtomicU64>,
+    phase: AtomicU8,
+    since: AtomicU64,
+    in_flight: AtomicUsize,
+    command: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Activity {
+    fn stamp(&self, phase: u8) {
+        self.since
+            .store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.phase.store(phase, Ordering::Relaxed);
     }
 
     fn bytes_read(&self) {
         if self.phase.load(Ordering::Relaxed) == IDLE {
-            self.since_ms.store(self.now_ms(), Ordering::Relaxed);
-            self.phase.store(HEAD, Ordering::Relaxed);
+            self.stamp(HEAD);
         }
     }
 
-    fn request_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.phase.store(BUSY, Ordering::Relaxed);
-    }
-
-    fn request_finished(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.since_ms.store(self.now_ms(), Ordering::Relaxed);
-            self.phase.store(IDLE, Ordering::Relaxed);
+    fn send(&self, command: u8) {
+        if self.command.fetch_max(command, Ordering::Relaxed) < command {
+            self.waker.wake();
         }
     }
 
-    /// `Some(reason)` when the connection should be closed.
-    fn overdue(&self, limits: Limits) -> Option<&'static str> {
-        let elapsed = Duration::from_millis(
-            self.now_ms()
-                .saturating_sub(self.since_ms.load(Ordering::Relaxed)),
-        );
-        match self.phase.load(Ordering::Relaxed) {
-            HEAD if elapsed > limits.header_read => Some("request head not received in time"),
-            IDLE if elapsed > limits.keep_alive => Some("idle keep-alive connection"),
-            _ => None,
-        }
+    /// Completes when a command newer than `seen` arrives.
+    fn next_command(&self, seen: u8) -> impl Future<Output = u8> + '_ {
+        std::future::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            match self.command.load(Ordering::Relaxed) {
+                c if c > seen => Poll::Ready(c),
+                _ => Poll::Pending,
+            }
+        })
     }
 }
 
-/// Marks the request finished when its future completes or is dropped.
-struct InFlight(Arc<Activity>);
+/// A request in flight on a connection; finished when dropped.
+pub(crate) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    pub(crate) fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.phase.store(BUSY, Ordering::Relaxed);
+        InFlight(activity)
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.request_finished();
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.stamp(IDLE);
+        }
     }
 }
 
@@ -291,56 +354,32 @@ async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     svc: crate::service::AppService,
-    mut stop: watch::Receiver<bool>,
-    limits: Limits,
+    activity: Arc<Activity>,
 ) {
-    let activity = Arc::new(Activity::new());
     let io = WatchedIo {
         inner: stream,
         activity: activity.clone(),
     };
-    let svc_activity = activity.clone();
-    let hyper_svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut svc = svc.clone();
-        svc_activity.request_started();
-        let guard = InFlight(svc_activity.clone());
-        let fut = svc.call(req.map(Body::new));
-        async move {
-            let res = fut.await;
-            drop(guard);
-            res
-        }
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc);
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
     tokio::pin!(conn);
-    let mut watchdog = tokio::time::interval(Duration::from_millis(500));
-    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = false;
+    let mut seen = RUN;
     loop {
         tokio::select! {
+            biased;
             res = conn.as_mut() => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            _ = stop.wait_for(|s| *s), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            _ = watchdog.tick() => {
-                match activity.overdue(limits) {
-                    Some(reason) if activity.phase.load(Ordering::Relaxed) == HEAD => {
-                        tracing::debug!(%peer, reason, "closing connection");
-                        return;
-                    }
-                    Some(reason) if !stopping => {
-                        tracing::debug!(%peer, reason, "closing connection");
-                        stopping = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ => {}
+            command = activity.next_command(seen) => {
+                seen = command;
+                if command == KILL {
+                    tracing::debug!(%peer, "closing a connection whose request head is overdue");
+                    return;
                 }
+                conn.as_mut().graceful_shutdown();
             }
         }
     }

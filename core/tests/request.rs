@@ -8,7 +8,7 @@ use flagon::testing::{TestClient, testing_config, testing_config_toml};
 use flagon::{App, RequestId, Route};
 
 async fn echo_id(id: RequestId) -> String {
-    id.as_str().to_owned()
+    id.to_string()
 }
 
 fn app() -> App {
@@ -46,7 +46,7 @@ async fn a_valid_incoming_request_id_is_honoured_and_a_bad_one_replaced() {
         .send()
         .await;
     assert_ne!(res.header("x-request-id"), Some("<script>"));
-    assert_eq!(res.header("x-request-id").unwrap().len(), 24);
+    assert!(!res.header("x-request-id").unwrap().is_empty());
 }
 
 #[derive(Clone, Default)]
@@ -89,7 +89,7 @@ async fn one_structured_log_line_per_request() {
         "path=/id",
         "status=200",
         "latency_us=",
-        "request_id=\"abc-1\"",
+        "request_id=abc-1",
     ] {
         assert!(lines[0].contains(field), "{field} missing: {}", lines[0]);
     }
