@@ -13,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -112,7 +112,7 @@ impl App {
             header_read: settings.header_read_timeout,
             keep_alive: settings.keep_alive_timeout,
         });
-        let sweeper = tokio::spawn(tracker.clone().sweep());
+        let sweeper = tracker.clone().spawn_sweeper();
 
         tokio::pin!(shutdown);
         loop {
@@ -152,7 +152,7 @@ impl App {
             );
             conns.shutdown().await;
         }
-        sweeper.abort();
+        sweeper.store(true, Ordering::Relaxed);
         self.shutdown(deadline).await;
         tracing::info!("stopped");
         Ok(())
@@ -218,11 +218,23 @@ impl Tracker {
         }
     }
 
-    async fn sweep(self) {
-        let mut interval = tokio::time::interval(TICK);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
+    /// Starts the sweeper on its own thread, so the runtime carries no timer for it; it
+    /// stops when the returned flag is set.
+    fn spawn_sweeper(self) -> Arc<AtomicBool> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("flagon-sweeper".into())
+            .spawn(move || self.sweep(&flag));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the connection sweeper: slow clients are not cut off");
+        }
+        stop
+    }
+
+    fn sweep(self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(TICK);
             let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
             let mut conns = self.lock();
             conns.retain(|w| w.strong_count() > 0);

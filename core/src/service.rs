@@ -88,16 +88,15 @@ where
         let in_flight = self.activity.as_ref().map(|a| InFlight::start(a.clone()));
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;
-        let id = req
-            .headers()
-            .get(X_REQUEST_ID)
-            .and_then(RequestId::from_client)
+        let id = client_request_id(req.headers())
             .unwrap_or_else(|| RequestId::generate(&self.app.0.ids));
         let accept = req.headers().get(ACCEPT).cloned();
-        let summary = (timed || self.emit_started).then(|| Summary {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            started: Instant::now(),
+        let summary = (timed || self.emit_started).then(|| {
+            Box::new(Summary {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                started: Instant::now(),
+            })
         });
         req.extensions_mut().insert(RequestMeta {
             app: self.app.clone(),
@@ -127,6 +126,20 @@ where
     }
 }
 
+/// The client's well-formed `X-Request-Id`. Requests carry few headers, so a scan beats
+/// hashing the name; long header lists use the map's index.
+fn client_request_id(headers: &HeaderMap) -> Option<RequestId> {
+    let value = if headers.len() <= 16 {
+        headers
+            .iter()
+            .find(|(name, _)| **name == X_REQUEST_ID)
+            .map(|(_, v)| v)
+    } else {
+        headers.get(X_REQUEST_ID)
+    };
+    value.and_then(RequestId::from_client)
+}
+
 /// The future of one request through [`AppService`].
 pub struct AppFuture {
     inner: CatchUnwind<AssertUnwindSafe<RouteFuture<Infallible>>>,
@@ -145,7 +158,8 @@ struct Summary {
 struct Finish {
     id: RequestId,
     accept: Option<HeaderValue>,
-    summary: Option<Summary>,
+    /// Only when a log line or a signal needs it (boxed to keep the future small).
+    summary: Option<Box<Summary>>,
     logged: bool,
     app: Option<AppHandle>,
     _in_flight: Option<InFlight>,
@@ -215,6 +229,7 @@ impl Finish {
             );
         }
         if let Some(app) = self.app {
+            let s = *s;
             app.0.signals.emit(RequestFinished {
                 method: s.method,
                 path: s.uri.path().to_owned(),
