@@ -13,10 +13,10 @@ use axum::Router;
 use crate::config::{Config, ConfigError, Profile, Secret, ServerConfig};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
-use crate::registry::{CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn, APP, CORE};
+use crate::registry::{APP, CORE, CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
 use crate::request::IdGenerator;
 use crate::route::valid_name;
-use crate::router::{assemble, RouteTable};
+use crate::router::{RouteTable, assemble};
 use crate::setup::Setup;
 use crate::signals::Signals;
 use crate::state::StateMap;
@@ -24,7 +24,15 @@ use crate::state::StateMap;
 type AppSetupFn = Box<dyn FnOnce(&mut Setup<'_>) -> Result<(), SetupError> + Send>;
 
 /// Top-level names that cannot be extension names or config sections.
-const RESERVED: &[&str] = &["app", "flagon", "server", "secret_key", "development", "testing", "production"];
+const RESERVED: &[&str] = &[
+    "app",
+    "flagon",
+    "server",
+    "secret_key",
+    "development",
+    "testing",
+    "production",
+];
 
 /// Registers extensions and the app's own routes and hooks, then builds a frozen [`App`].
 ///
@@ -68,12 +76,17 @@ impl AppBuilder {
 
     /// Registers an extension; it is initialised at `build()`, after those it requires.
     pub fn register(mut self, extension: impl Extension) -> Self {
-        self.extensions.push((Box::new(extension), Arrival::Explicit));
+        self.extensions
+            .push((Box::new(extension), Arrival::Explicit));
         self
     }
 
     #[allow(dead_code)] // used by discovery
-    pub(crate) fn register_arrived(mut self, extension: Box<dyn Extension>, arrival: Arrival) -> Self {
+    pub(crate) fn register_arrived(
+        mut self,
+        extension: Box<dyn Extension>,
+        arrival: Arrival,
+    ) -> Self {
         self.extensions.push((extension, arrival));
         self
     }

@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Arg, ArgMatches, Command};
 
-use crate::config::{is_secret_key, redact_url, REDACTED};
+use crate::config::{REDACTED, is_secret_key, redact_url};
 use crate::error::BoxError;
 use crate::hooks::BoxFuture;
 use crate::{App, AppHandle};
 
-pub(crate) type CommandFn = Arc<dyn Fn(CommandContext) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
+pub(crate) type CommandFn =
+    Arc<dyn Fn(CommandContext) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
 
 /// Where a command writes: the process's stdout/stderr, or a buffer (in tests).
 #[derive(Clone)]
@@ -49,7 +50,9 @@ impl Output {
     /// What was written to a buffer (empty for stdout/stderr).
     pub fn contents(&self) -> String {
         match &self.0 {
-            Sink::Buffer(b) => String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner())).into_owned(),
+            Sink::Buffer(b) => {
+                String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+            }
             _ => String::new(),
         }
     }
@@ -61,7 +64,9 @@ impl Write for Output {
             Sink::Stdout => io::stdout().write(buf),
             Sink::Stderr => io::stderr().write(buf),
             Sink::Buffer(b) => {
-                b.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+                b.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(buf);
                 Ok(buf.len())
             }
         }
@@ -114,7 +119,12 @@ fn root_command(app: &App) -> Command {
         .subcommand(
             Command::new("serve")
                 .about("Serve the app over HTTP until SIGINT/SIGTERM")
-                .arg(Arg::new("host").long("host").value_name("HOST").help("Address to bind (default: server.host)"))
+                .arg(
+                    Arg::new("host")
+                        .long("host")
+                        .value_name("HOST")
+                        .help("Address to bind (default: server.host)"),
+                )
                 .arg(
                     Arg::new("port")
                         .long("port")
@@ -134,8 +144,13 @@ fn root_command(app: &App) -> Command {
                         .help("Sort order (`match` is registration order)"),
                 ),
         )
-        .subcommand(Command::new("extensions").about("List the extensions and everything each registered"))
-        .subcommand(Command::new("config").about("Show the effective settings and their sources, secrets redacted"));
+        .subcommand(
+            Command::new("extensions").about("List the extensions and everything each registered"),
+        )
+        .subcommand(
+            Command::new("config")
+                .about("Show the effective settings and their sources, secrets redacted"),
+        );
     for c in &app.handle.0.commands {
         if BUILTINS.contains(&c.command.get_name()) {
             continue;
@@ -163,7 +178,11 @@ impl App {
         init_logging();
         let s = &self.handle.0;
         if s.config.profile() == crate::config::Profile::Development
-            && s.config.value::<String>("secret_key").ok().flatten().is_none()
+            && s.config
+                .value::<String>("secret_key")
+                .ok()
+                .flatten()
+                .is_none()
         {
             tracing::warn!(
                 "no secret_key configured: using a throwaway key for this process; \
@@ -197,16 +216,30 @@ impl App {
         let result = match matches.subcommand() {
             None => self.cmd_serve(None, None).await,
             Some(("serve", m)) => {
-                self.cmd_serve(m.get_one::<String>("host").cloned(), m.get_one::<u16>("port").copied())
-                    .await
+                self.cmd_serve(
+                    m.get_one::<String>("host").cloned(),
+                    m.get_one::<u16>("port").copied(),
+                )
+                .await
             }
             Some(("routes", m)) => {
-                let sort = m.get_one::<String>("sort").map(String::as_str).unwrap_or("rule");
-                out.write_all(self.routes_text(sort).as_bytes()).map_err(Into::into)
+                let sort = m
+                    .get_one::<String>("sort")
+                    .map(String::as_str)
+                    .unwrap_or("rule");
+                out.write_all(self.routes_text(sort).as_bytes())
+                    .map_err(Into::into)
             }
-            Some(("extensions", _)) => out.write_all(self.extensions_text().as_bytes()).map_err(Into::into),
-            Some(("config", _)) => out.write_all(self.config_text().as_bytes()).map_err(Into::into),
-            Some((name, m)) => self.cmd_extension(name, m.clone(), out.clone(), err.clone()).await,
+            Some(("extensions", _)) => out
+                .write_all(self.extensions_text().as_bytes())
+                .map_err(Into::into),
+            Some(("config", _)) => out
+                .write_all(self.config_text().as_bytes())
+                .map_err(Into::into),
+            Some((name, m)) => {
+                self.cmd_extension(name, m.clone(), out.clone(), err.clone())
+                    .await
+            }
         };
         match result {
             Ok(()) => 0,
@@ -224,8 +257,20 @@ impl App {
         self.serve_on(&host, port).await.map_err(Into::into)
     }
 
-    async fn cmd_extension(&self, name: &str, matches: ArgMatches, out: Output, err: Output) -> Result<(), BoxError> {
-        let Some(entry) = self.handle.0.commands.iter().find(|c| c.command.get_name() == name) else {
+    async fn cmd_extension(
+        &self,
+        name: &str,
+        matches: ArgMatches,
+        out: Output,
+        err: Output,
+    ) -> Result<(), BoxError> {
+        let Some(entry) = self
+            .handle
+            .0
+            .commands
+            .iter()
+            .find(|c| c.command.get_name() == name)
+        else {
             return Err(format!("no command `{name}`").into());
         };
         self.startup().await?;
@@ -248,7 +293,12 @@ impl App {
             .iter()
             .map(|r| {
                 let methods: Vec<String> = r.methods.iter().map(|m| m.to_string()).collect();
-                [r.endpoint.clone(), methods.join(", "), r.path.clone(), r.origin.to_string()]
+                [
+                    r.endpoint.clone(),
+                    methods.join(", "),
+                    r.path.clone(),
+                    r.origin.to_string(),
+                ]
             })
             .collect();
         if rows.is_empty() {
@@ -302,7 +352,10 @@ impl App {
         for (section, value) in &s.effective {
             flatten(section, value, &mut leaves);
         }
-        leaves.push(("secret_key".to_owned(), serde_json::Value::String(REDACTED.into())));
+        leaves.push((
+            "secret_key".to_owned(),
+            serde_json::Value::String(REDACTED.into()),
+        ));
         for (key, value) in leaves {
             let shown = match &value {
                 _ if is_secret_key(&key) => REDACTED.to_owned(),
@@ -310,7 +363,14 @@ impl App {
                 other => other.to_string(),
             };
             let source = match s.config.source_of(&key) {
-                src if src == "default" && key == "secret_key" && s.config.value::<String>("secret_key").ok().flatten().is_none() => {
+                src if src == "default"
+                    && key == "secret_key"
+                    && s.config
+                        .value::<String>("secret_key")
+                        .ok()
+                        .flatten()
+                        .is_none() =>
+                {
                     "generated for this process".to_owned()
                 }
                 src => src,
@@ -355,7 +415,16 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         out.push('\n');
     };
     line(header.to_vec(), &mut out);
-    line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect(), &mut out);
+    line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+        &mut out,
+    );
     for r in rows {
         line(r.iter().map(String::as_str).collect(), &mut out);
     }
@@ -367,7 +436,10 @@ fn init_logging() {
     let filter = EnvFilter::try_from_env("FLAGON_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]

@@ -254,7 +254,9 @@ impl Config {
                     ConfigError::new(
                         "FLAGON_ENV",
                         "environment variable FLAGON_ENV",
-                        format!("unknown profile `{v}`; expected development, testing or production"),
+                        format!(
+                            "unknown profile `{v}`; expected development, testing or production"
+                        ),
                     )
                 }),
             }
@@ -311,11 +313,9 @@ impl Config {
             }
             Err(_) => Figment::new(),
         };
-        focused.extract::<T>().map_err(|e| {
-            e.into_iter()
-                .map(|e| self.convert(Some(name), e))
-                .collect()
-        })
+        focused
+            .extract::<T>()
+            .map_err(|e| e.into_iter().map(|e| self.convert(Some(name), e)).collect())
     }
 
     /// Reads the top-level key `key` into `T` (`None` when absent).
@@ -400,7 +400,11 @@ impl Config {
         } else {
             self.source_of(&key)
         };
-        ConfigError::new(if key.is_empty() { "<root>".into() } else { key }, source, message)
+        ConfigError::new(
+            if key.is_empty() { "<root>".into() } else { key },
+            source,
+            message,
+        )
     }
 }
 
@@ -570,9 +574,17 @@ pub(crate) const REDACTED: &str = "********";
 /// Whether a key name looks like it holds a secret (`password`, `secret_key`, `token`, …).
 pub(crate) fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
-    ["secret", "password", "passwd", "token", "api_key", "private_key", "credential"]
-        .iter()
-        .any(|w| last.contains(w))
+    [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "api_key",
+        "private_key",
+        "credential",
+    ]
+    .iter()
+    .any(|w| last.contains(w))
 }
 
 /// Redacts the password of a URL-shaped value (`postgres://user:pw@host/db`).
@@ -734,11 +746,8 @@ mod tests {
         std::fs::write(dir.path().join(".env"), "FLAGON_MAIL__PORT=2626\n").unwrap();
         let dev = Config::load_from(vec![], dir.path()).unwrap();
         assert_eq!(dev.section::<Mail>("mail").unwrap().port, 2626);
-        let prod = Config::load_from(
-            vec![("FLAGON_ENV".into(), "production".into())],
-            dir.path(),
-        )
-        .unwrap();
+        let prod = Config::load_from(vec![("FLAGON_ENV".into(), "production".into())], dir.path())
+            .unwrap();
         assert_eq!(prod.section::<Mail>("mail").unwrap().port, 0);
     }
 

@@ -17,7 +17,9 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret), SetupErr
         (Some(k), Profile::Production) if k.expose().len() < MIN_SECRET_LEN => {
             return Err(s.config_error(
                 "secret_key",
-                format!("too short for production: use at least {MIN_SECRET_LEN} random characters"),
+                format!(
+                    "too short for production: use at least {MIN_SECRET_LEN} random characters"
+                ),
             ));
         }
         (Some(k), _) => k,

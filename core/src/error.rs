@@ -108,7 +108,9 @@ pub enum SetupError {
         detail: String,
     },
     /// Two routes share an endpoint name.
-    #[error("endpoint `{endpoint}` is registered twice: {first_path} by {first} and {second_path} by {second}")]
+    #[error(
+        "endpoint `{endpoint}` is registered twice: {first_path} by {first} and {second_path} by {second}"
+    )]
     EndpointClash {
         /// The endpoint name.
         endpoint: String,

@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::AppHandle;
 
@@ -55,6 +55,7 @@ pub(crate) async fn readyz(app: AppHandle) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "status": if all_ok { "ok" } else { "fail" }, "checks": Value::Object(map) });
+    let body =
+        json!({ "status": if all_ok { "ok" } else { "fail" }, "checks": Value::Object(map) });
     (status, Json(body)).into_response()
 }

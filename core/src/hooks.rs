@@ -22,17 +22,18 @@ use futures_util::FutureExt;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
-use crate::error::{BoxError, Origin};
-use crate::http_error::{render_default, wants_json, ErrorMarker, HttpError};
-use crate::request::RequestMeta;
 use crate::AppHandle;
+use crate::error::{BoxError, Origin};
+use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
+use crate::request::RequestMeta;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 pub(crate) type BeforeFn =
     Arc<dyn Fn(Request) -> BoxFuture<ControlFlow<Response, Request>> + Send + Sync>;
-pub(crate) type AfterFn = Arc<dyn Fn(RequestContext, Response) -> BoxFuture<Response> + Send + Sync>;
+pub(crate) type AfterFn =
+    Arc<dyn Fn(RequestContext, Response) -> BoxFuture<Response> + Send + Sync>;
 pub(crate) type TeardownFn = Arc<
     dyn Fn(RequestContext, Option<Arc<HttpError>>) -> BoxFuture<Result<(), BoxError>> + Send + Sync,
 >;
@@ -113,7 +114,9 @@ impl Chain {
         };
         let outer_to_inner = std::iter::once(app).chain(scopes.iter().copied());
         for set in outer_to_inner {
-            chain.before.extend(set.before.iter().map(|(_, f)| f.clone()));
+            chain
+                .before
+                .extend(set.before.iter().map(|(_, f)| f.clone()));
         }
         let inner_to_outer: Vec<&HookSet> = scopes
             .iter()
@@ -189,17 +192,16 @@ impl Chain {
         }
 
         for hook in &self.after {
-            match AssertUnwindSafe(hook(ctx.clone(), res)).catch_unwind().await {
+            match AssertUnwindSafe(hook(ctx.clone(), res))
+                .catch_unwind()
+                .await
+            {
                 Ok(r) => res = r,
                 Err(p) => {
                     let e = HttpError::panic(&*p, "after_request hook");
                     let json = wants_json(ctx.headers().get(http::header::ACCEPT));
                     let e = Arc::new(e);
-                    res = render_default(
-                        ErrorMarker(e.clone()).respond(),
-                        &e,
-                        json,
-                    );
+                    res = render_default(ErrorMarker(e.clone()).respond(), &e, json);
                     error = Some(e);
                     break;
                 }
@@ -211,7 +213,12 @@ impl Chain {
         res
     }
 
-    async fn handle_error(&self, ctx: &RequestContext, e: Arc<HttpError>, res: Response) -> Response {
+    async fn handle_error(
+        &self,
+        ctx: &RequestContext,
+        e: Arc<HttpError>,
+        res: Response,
+    ) -> Response {
         let handlers = if e.is_routing() {
             &self.app_handlers
         } else {

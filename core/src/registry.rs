@@ -4,23 +4,24 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::MethodRouter;
 use axum::Router;
+use axum::routing::MethodRouter;
 use http::Method;
 
+use crate::AppHandle;
 use crate::cli::CommandFn;
 use crate::error::{BoxError, Origin, SetupError};
 use crate::hooks::{BoxFuture, HookSet};
 use crate::signals::SignalsBuilder;
 use crate::state::StateMap;
-use crate::AppHandle;
 
 /// The owner name of registrations made on the app builder itself.
 pub(crate) const APP: &str = "app";
 /// The owner name of core's own registrations.
 pub(crate) const CORE: &str = "flagon";
 
-pub(crate) type LifecycleFn = Arc<dyn Fn(AppHandle) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
+pub(crate) type LifecycleFn =
+    Arc<dyn Fn(AppHandle) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
 pub(crate) type ShutdownFn = Arc<dyn Fn(AppHandle) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type HealthFn = Arc<dyn Fn(AppHandle) -> BoxFuture<Result<(), String>> + Send + Sync>;
 pub(crate) type LayerFn = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -137,7 +138,10 @@ impl Registry {
         }
 
         let mut names: HashMap<(&str, &str), &Origin> = HashMap::new();
-        let health = self.health.iter().map(|h| ("health check", h.name.as_str(), &h.origin));
+        let health = self
+            .health
+            .iter()
+            .map(|h| ("health check", h.name.as_str(), &h.origin));
         let blueprints = self
             .blueprints
             .iter()
@@ -204,7 +208,14 @@ impl Registry {
             let prefix = if b.prefix.is_empty() { "/" } else { &b.prefix };
             out.push(format!("blueprint {} at {}", b.name, prefix));
             let h = &b.hooks;
-            push_hook_counts(&mut out, &format!("blueprint {} ", b.name), h.before.len(), h.after.len(), h.teardown.len(), h.errors.len());
+            push_hook_counts(
+                &mut out,
+                &format!("blueprint {} ", b.name),
+                h.before.len(),
+                h.after.len(),
+                h.teardown.len(),
+                h.errors.len(),
+            );
         }
         let h = &self.app_hooks;
         push_hook_counts(
@@ -237,7 +248,10 @@ impl Registry {
             out.push(format!("shutdown hooks: {shutdown}"));
         }
         for h in self.health.iter().filter(|h| mine(&h.origin)) {
-            out.push(format!("health check `{}` (timeout {:?})", h.name, h.timeout));
+            out.push(format!(
+                "health check `{}` (timeout {:?})",
+                h.name, h.timeout
+            ));
         }
         let layers = self.layers.iter().filter(|(o, _)| mine(o)).count();
         if layers > 0 {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::FromRequestParts;
-use http::request::Parts;
 use http::HeaderValue;
+use http::request::Parts;
 
-use crate::http_error::HttpError;
 use crate::AppHandle;
+use crate::http_error::HttpError;
 
 /// Attached by core to every request: the app, the request id and the peer address.
 #[derive(Clone)]
@@ -40,8 +40,7 @@ impl RequestId {
         let b = v.as_bytes();
         let ok = !b.is_empty()
             && b.len() <= 64
-            && b
-                .iter()
+            && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'));
         ok.then(|| RequestId(v.clone()))
     }
@@ -51,7 +50,10 @@ impl RequestId {
         let n = ids.counter.fetch_add(1, Ordering::Relaxed);
         let mut buf = [0u8; 24];
         hex(&mut buf[..8], ids.prefix as u64);
-        hex(&mut buf[8..], n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ids.salt);
+        hex(
+            &mut buf[8..],
+            n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ids.salt,
+        );
         RequestId(HeaderValue::from_bytes(&buf).expect("hex is a valid header value"))
     }
 }

@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 
 use crate::error::{BoxError, Origin};
 use crate::hooks::{
-    after_fn, before_fn, error_handler_fn, teardown_fn, ErrorContext, HookSet, RequestContext,
+    ErrorContext, HookSet, RequestContext, after_fn, before_fn, error_handler_fn, teardown_fn,
 };
 use crate::http_error::HttpError;
 

@@ -7,12 +7,12 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use axum::Router;
 use http::{HeaderValue, Method, StatusCode};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -161,7 +161,10 @@ impl RouteTable {
             let hint = self
                 .routes
                 .iter()
-                .find(|r| r.endpoint.ends_with(&format!(".{endpoint}")) || endpoint.ends_with(&format!(".{}", r.endpoint)))
+                .find(|r| {
+                    r.endpoint.ends_with(&format!(".{endpoint}"))
+                        || endpoint.ends_with(&format!(".{}", r.endpoint))
+                })
                 .map(|r| format!(" (did you mean `{}`?)", r.endpoint))
                 .unwrap_or_default();
             return Err(UrlError::UnknownEndpoint {
@@ -174,7 +177,10 @@ impl RouteTable {
         let mut rest = route.path.as_str();
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
-            let close = rest[open..].find('}').map(|c| open + c).unwrap_or(rest.len() - 1);
+            let close = rest[open..]
+                .find('}')
+                .map(|c| open + c)
+                .unwrap_or(rest.len() - 1);
             let spec = &rest[open + 1..close];
             let (name, wildcard) = match spec.strip_prefix('*') {
                 Some(n) => (n, true),
@@ -252,7 +258,8 @@ pub(crate) fn assemble(
     let mut router = Router::new();
     let routes = std::mem::take(&mut reg.routes);
     let mut table = RouteTable::default();
-    let mut entries: Vec<Option<crate::registry::RouteEntry>> = routes.into_iter().map(Some).collect();
+    let mut entries: Vec<Option<crate::registry::RouteEntry>> =
+        routes.into_iter().map(Some).collect();
 
     for (path, members) in groups {
         let mut path_entries = Vec::new();
@@ -261,15 +268,26 @@ pub(crate) fn assemble(
             let r = entries[i].take().expect("each route is used once");
             let scopes: Vec<&crate::hooks::HookSet> =
                 r.scopes.iter().map(|&s| &reg.blueprints[s].hooks).collect();
-            let blueprint = r.scopes.last().map(|&s| Arc::<str>::from(reg.blueprints[s].name.as_str()));
-            let chain = Chain::compile(&reg.app_hooks, &scopes, Some(Arc::from(r.endpoint.as_str())), blueprint);
+            let blueprint = r
+                .scopes
+                .last()
+                .map(|&s| Arc::<str>::from(reg.blueprints[s].name.as_str()));
+            let chain = Chain::compile(
+                &reg.app_hooks,
+                &scopes,
+                Some(Arc::from(r.endpoint.as_str())),
+                blueprint,
+            );
             for m in &r.methods {
                 allow.push(m.to_string());
                 if m == Method::GET {
                     allow.push("HEAD".into());
                 }
             }
-            table.by_endpoint.entry(r.endpoint.clone()).or_insert(table.routes.len());
+            table
+                .by_endpoint
+                .entry(r.endpoint.clone())
+                .or_insert(table.routes.len());
             table.routes.push(RouteInfo {
                 methods: r.methods.clone(),
                 path: r.path.clone(),
@@ -288,7 +306,8 @@ pub(crate) fn assemble(
             router = router.route(&path, entry.router.fallback(method_not_allowed));
         } else {
             allow.dedup();
-            let allow = HeaderValue::from_str(&allow.join(",")).unwrap_or(HeaderValue::from_static(""));
+            let allow =
+                HeaderValue::from_str(&allow.join(",")).unwrap_or(HeaderValue::from_static(""));
             router = router.route_service(
                 &path,
                 PathService {
@@ -347,7 +366,11 @@ impl PathService {
             .find(|e| e.methods.contains(method))
             .or_else(|| {
                 (method == Method::HEAD)
-                    .then(|| self.entries.iter().find(|e| e.methods.contains(&Method::GET)))
+                    .then(|| {
+                        self.entries
+                            .iter()
+                            .find(|e| e.methods.contains(&Method::GET))
+                    })
                     .flatten()
             })
     }

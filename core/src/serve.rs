@@ -18,9 +18,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower_service::Service;
 
+use crate::App;
 use crate::error::BoxError;
 use crate::signals::{AppStarted, AppStopping};
-use crate::App;
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,10 @@ impl App {
             }
         };
         if tokio::time::timeout(deadline, hooks).await.is_err() {
-            tracing::warn!(?deadline, "shutdown hooks did not finish before the deadline");
+            tracing::warn!(
+                ?deadline,
+                "shutdown hooks did not finish before the deadline"
+            );
         }
     }
 

@@ -7,16 +7,16 @@ use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use futures_util::FutureExt;
 use http::header::ACCEPT;
 use http::{HeaderMap, HeaderName, StatusCode};
 use tower_service::Service;
 
 use crate::hooks::BoxFuture;
-use crate::http_error::{render_if_error, ErrorKind, HttpError};
+use crate::http_error::{ErrorKind, HttpError, render_if_error};
 use crate::request::{RequestId, RequestMeta};
 use crate::signals::{RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
@@ -95,18 +95,27 @@ impl Service<Request> for AppService {
         let timeout = self.timeout;
         let app = self.emit_finished.then(|| self.app.clone());
         Box::pin(async move {
-            let res = match tokio::time::timeout(timeout, AssertUnwindSafe(fut).catch_unwind()).await {
+            let res = match tokio::time::timeout(timeout, AssertUnwindSafe(fut).catch_unwind())
+                .await
+            {
                 Ok(Ok(Ok(res))) => res,
                 Ok(Ok(Err(never))) => match never {},
                 Ok(Err(panic)) => HttpError::panic(&*panic, "request").into_response(),
                 Err(_) => {
                     tracing::warn!(target: "flagon::request", method = %method, path = %uri.path(), timeout = ?timeout, "request timed out");
-                    HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "The request took too long.")
-                        .with_kind(ErrorKind::Timeout)
-                        .into_response()
+                    HttpError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The request took too long.",
+                    )
+                    .with_kind(ErrorKind::Timeout)
+                    .into_response()
                 }
             };
-            let mut res = if res.extensions().get::<crate::http_error::ErrorMarker>().is_some() {
+            let mut res = if res
+                .extensions()
+                .get::<crate::http_error::ErrorMarker>()
+                .is_some()
+            {
                 let mut h = HeaderMap::new();
                 if let Some(a) = accept {
                     h.insert(ACCEPT, a);

@@ -9,21 +9,21 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::AppHandle;
 use crate::cli::CommandContext;
 use crate::config::{Config, Profile};
 use crate::error::{BoxError, Origin, SetupError};
 use crate::hooks::{
-    after_fn, before_fn, error_handler_fn, teardown_fn, ErrorContext, RequestContext,
+    ErrorContext, RequestContext, after_fn, before_fn, error_handler_fn, teardown_fn,
 };
 use crate::http_error::HttpError;
 use crate::registry::{BlueprintEntry, CommandEntry, HealthCheck, Registry, RouteEntry};
-use crate::route::{valid_name, valid_path, Blueprint, Route};
-use crate::AppHandle;
+use crate::route::{Blueprint, Route, valid_name, valid_path};
 
 /// The registration surface handed to [`Extension::init_app`](crate::Extension::init_app).
 ///
@@ -144,7 +144,13 @@ impl<'a> Setup<'a> {
         self
     }
 
-    fn add_blueprint(&mut self, bp: Blueprint, parent_name: &str, parent_prefix: &str, scopes: &[usize]) {
+    fn add_blueprint(
+        &mut self,
+        bp: Blueprint,
+        parent_name: &str,
+        parent_prefix: &str,
+        scopes: &[usize],
+    ) {
         let name = if parent_name.is_empty() {
             bp.name.clone()
         } else {
@@ -281,7 +287,9 @@ impl<'a> Setup<'a> {
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         let o = self.origin();
-        self.reg.startup.push((o, Arc::new(move |a| Box::pin(f(a)))));
+        self.reg
+            .startup
+            .push((o, Arc::new(move |a| Box::pin(f(a)))));
         self
     }
 
@@ -292,7 +300,9 @@ impl<'a> Setup<'a> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let o = self.origin();
-        self.reg.shutdown.push((o, Arc::new(move |a| Box::pin(f(a)))));
+        self.reg
+            .shutdown
+            .push((o, Arc::new(move |a| Box::pin(f(a)))));
         self
     }
 

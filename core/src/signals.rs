@@ -97,7 +97,10 @@ impl Signals {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(signal = subs.type_name, "no runtime: async subscribers skipped");
+            tracing::warn!(
+                signal = subs.type_name,
+                "no runtime: async subscribers skipped"
+            );
             return;
         };
         for (origin, sub) in &subs.asynchronous {
@@ -105,7 +108,11 @@ impl Signals {
             let (owner, name) = (origin.owner, subs.type_name);
             rt.spawn(async move {
                 if fut.await.is_err() {
-                    tracing::error!(signal = name, subscriber = owner, "signal subscriber panicked");
+                    tracing::error!(
+                        signal = name,
+                        subscriber = owner,
+                        "signal subscriber panicked"
+                    );
                 }
             });
         }
@@ -121,8 +128,16 @@ impl Signals {
             call_sync(origin, sub, &*event, subs.type_name);
         }
         for (origin, sub) in &subs.asynchronous {
-            if AssertUnwindSafe(sub(event.clone())).catch_unwind().await.is_err() {
-                tracing::error!(signal = subs.type_name, subscriber = origin.owner, "signal subscriber panicked");
+            if AssertUnwindSafe(sub(event.clone()))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    signal = subs.type_name,
+                    subscriber = origin.owner,
+                    "signal subscriber panicked"
+                );
             }
         }
     }
@@ -130,7 +145,11 @@ impl Signals {
 
 fn call_sync(origin: &Origin, sub: &SyncSub, event: &(dyn Any + Send + Sync), name: &str) {
     if std::panic::catch_unwind(AssertUnwindSafe(|| sub(event))).is_err() {
-        tracing::error!(signal = name, subscriber = origin.owner, "signal subscriber panicked");
+        tracing::error!(
+            signal = name,
+            subscriber = origin.owner,
+            "signal subscriber panicked"
+        );
     }
 }
 

@@ -30,13 +30,13 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
+use crate::App;
 use crate::cli::Output;
 use crate::config::{Config, Profile};
-use crate::App;
 
 /// A config for tests: the `testing` profile, no file, no environment.
 pub fn testing_config() -> Config {
@@ -112,7 +112,11 @@ impl TestClient {
 
     /// The jar's value for cookie `name`.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.jar.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.jar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Sets a cookie in the jar (sent with every later request).
@@ -141,10 +145,11 @@ impl TestClient {
         let mut jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
         for v in headers.get_all(SET_COOKIE) {
             let Ok(text) = v.to_str() else { continue };
-            let Ok(c) = cookie::Cookie::parse(text.to_owned()) else { continue };
+            let Ok(c) = cookie::Cookie::parse(text.to_owned()) else {
+                continue;
+            };
             let expired = c.max_age().is_some_and(|a| a.is_zero() || a.is_negative())
-                || c
-                    .expires_datetime()
+                || c.expires_datetime()
                     .is_some_and(|t| t <= cookie::time::OffsetDateTime::now_utc());
             if expired {
                 jar.remove(c.name());
@@ -240,7 +245,9 @@ impl TestRequest {
             };
             let location = response.header("location").map(str::to_owned);
             match location {
-                Some(loc) if client.follow_redirects && response.status.is_redirection() && hops < 10 => {
+                Some(loc)
+                    if client.follow_redirects && response.status.is_redirection() && hops < 10 =>
+                {
                     hops += 1;
                     if response.status == StatusCode::SEE_OTHER
                         || (matches!(response.status.as_u16(), 301 | 302) && method == Method::POST)

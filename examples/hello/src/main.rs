@@ -39,12 +39,15 @@ impl Extension for Greeter {
         app.after_request(|ctx, mut res| async move {
             if let Some(t) = ctx.g().get::<Instant>() {
                 let us = t.elapsed().as_micros().to_string();
-                res.headers_mut().insert("x-elapsed-us", us.parse().unwrap());
+                res.headers_mut()
+                    .insert("x-elapsed-us", us.parse().unwrap());
             }
             res
         });
         app.command(
-            Command::new("greet").about("Print a greeting").arg(Arg::new("name").required(true)),
+            Command::new("greet")
+                .about("Print a greeting")
+                .arg(Arg::new("name").required(true)),
             |ctx| async move {
                 let greeting = ctx.app().state::<Greeting>().expect("provided above");
                 let name: &String = ctx.matches().get_one("name").expect("required");
@@ -56,12 +59,18 @@ impl Extension for Greeter {
     }
 }
 
-async fn hello(axum::extract::Path(name): axum::extract::Path<String>, greeting: Ext<Greeting>) -> String {
+async fn hello(
+    axum::extract::Path(name): axum::extract::Path<String>,
+    greeting: Ext<Greeting>,
+) -> String {
     format!("{}, {name}!", greeting.0)
 }
 
 async fn index(g: G) -> String {
-    let started = g.get::<Instant>().map(|t| format!("{:?}", t.elapsed())).unwrap_or_default();
+    let started = g
+        .get::<Instant>()
+        .map(|t| format!("{:?}", t.elapsed()))
+        .unwrap_or_default();
     format!("Welcome to Flagon (hooks ran {started} ago). Try /hello/world or /admin/.\n")
 }
 
