@@ -61,13 +61,18 @@
 //! None yet: core builds with no network service and no C library.
 
 #![forbid(unsafe_code)]
+// `SetupError` is returned only while building an app, never per request, so its size
+// does not matter and boxing it would only make matching on it clumsier.
+#![allow(clippy::result_large_err)]
 
 mod app;
 pub mod cli;
 pub mod config;
 mod core_setup;
+mod crypto;
 mod error;
 mod extension;
+pub mod flash;
 mod health;
 mod hooks;
 mod http_error;
@@ -77,6 +82,7 @@ mod route;
 mod router;
 pub mod serve;
 mod service;
+pub mod session;
 mod setup;
 pub mod signals;
 mod state;

@@ -1,1 +1,2 @@
+//! Flagon benchmark binary (filled in on the main branch).
 fn main() {}

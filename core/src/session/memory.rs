@@ -1,0 +1,210 @@
+//! The in-memory session store: bounded, least recently used records evicted first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use super::clock::{Clock, SystemClock};
+use super::store::{Id, Record, SessionStore, StoreError, StoreFuture};
+
+/// Core's default store: records in process memory, at most `capacity` of them. When full,
+/// expired records go first, then the least recently used one. Lost on restart and not
+/// shared between instances: use the `db` or `cache` extension's store for that.
+///
+/// ```
+/// use flagon::session::MemoryStore;
+/// let store = MemoryStore::new(10_000);
+/// assert!(store.is_empty());
+/// ```
+pub struct MemoryStore {
+    capacity: usize,
+    clock: Arc<dyn Clock>,
+    inner: Mutex<Lru>,
+}
+
+#[derive(Default)]
+struct Lru {
+    records: HashMap<Id, (Record, u64)>,
+    /// Use tick → id, oldest first.
+    order: BTreeMap<u64, Id>,
+    tick: u64,
+}
+
+impl Lru {
+    fn touch(&mut self, id: Id) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some((_, t)) = self.records.get_mut(&id) {
+            self.order.remove(t);
+            *t = tick;
+            self.order.insert(tick, id);
+        }
+    }
+
+    fn remove(&mut self, id: &Id) -> Option<Record> {
+        let (r, t) = self.records.remove(id)?;
+        self.order.remove(&t);
+        Some(r)
+    }
+
+    fn put(&mut self, record: Record, capacity: usize, now: u64) {
+        let id = record.id;
+        if self.records.contains_key(&id) {
+            self.records.get_mut(&id).expect("present").0 = record;
+            self.touch(id);
+            return;
+        }
+        while self.records.len() >= capacity {
+            self.evict_one(now);
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, id);
+        self.records.insert(id, (record, self.tick));
+    }
+
+    /// Removes an expired record among the oldest few, else the least recently used.
+    fn evict_one(&mut self, now: u64) {
+        let expired = self.order.values().take(8).copied().find(|id| {
+            self.records
+                .get(id)
+                .is_some_and(|(r, _)| r.expires_at <= now)
+        });
+        let victim = expired.or_else(|| self.order.values().next().copied());
+        if let Some(id) = victim {
+            self.remove(&id);
+        }
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most `capacity` sessions (at least one), on the system clock.
+    pub fn new(capacity: usize) -> Self {
+        MemoryStore::with_clock(capacity, Arc::new(SystemClock))
+    }
+
+    /// A store on an explicit clock (for tests).
+    pub fn with_clock(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            capacity: capacity.max(1),
+            clock,
+            inner: Mutex::new(Lru::default()),
+        }
+    }
+
+    /// How many records are held (expired ones included until they are evicted or read).
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    /// Whether the store holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most records the store keeps.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = self.clock.unix_now();
+            let mut lru = self.lock();
+            while lru.records.contains_key(&record.id) {
+                record.id = Id::random();
+            }
+            lru.put(record.clone(), self.capacity, now);
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    fn save<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = self.clock.unix_now();
+            self.lock().put(record.clone(), self.capacity, now);
+            Ok(())
+        })
+    }
+
+    fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
+        Box::pin(async move {
+            let now = self.clock.unix_now();
+            let mut lru = self.lock();
+            let expired = match lru.records.get(id) {
+                None => return Ok(None),
+                Some((r, _)) => r.expires_at <= now,
+            };
+            if expired {
+                lru.remove(id);
+                return Ok(None);
+            }
+            lru.touch(*id);
+            Ok(lru.records.get(id).map(|(r, _)| r.clone()))
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.lock().remove(id);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::ManualClock;
+
+    fn record(expires_at: u64) -> Record {
+        Record {
+            id: Id::random(),
+            data: Default::default(),
+            created_at: 0,
+            expires_at,
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn evicts_least_recently_used() {
+        block_on(async {
+            let clock = ManualClock::new();
+            let far = clock.unix_now() + 3600;
+            let store = MemoryStore::with_clock(2, Arc::new(clock));
+            let (mut a, mut b, mut c) = (record(far), record(far), record(far));
+            store.create(&mut a).await.unwrap();
+            store.create(&mut b).await.unwrap();
+            store.load(&a.id).await.unwrap().unwrap(); // a is now more recent than b
+            store.create(&mut c).await.unwrap();
+            assert_eq!(store.len(), 2);
+            assert!(store.load(&b.id).await.unwrap().is_none());
+            assert!(store.load(&a.id).await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn expired_records_are_not_returned() {
+        block_on(async {
+            let clock = ManualClock::new();
+            let store = MemoryStore::with_clock(4, Arc::new(clock.clone()));
+            let mut r = record(clock.unix_now() + 10);
+            store.create(&mut r).await.unwrap();
+            assert!(store.load(&r.id).await.unwrap().is_some());
+            clock.advance(std::time::Duration::from_secs(11));
+            assert!(store.load(&r.id).await.unwrap().is_none());
+            assert!(store.is_empty());
+        });
+    }
+}
