@@ -378,7 +378,9 @@ impl Config {
         path.extend(e.path.iter().cloned());
         let message = match &e.kind {
             figment::error::Kind::UnknownField(field, expected) => {
-                path.push(field.clone());
+                if path.last() != Some(field) {
+                    path.push(field.clone());
+                }
                 if expected.is_empty() {
                     "unknown key; this section takes no keys".to_owned()
                 } else {
