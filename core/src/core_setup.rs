@@ -51,8 +51,13 @@ impl Setup<'_> {
 }
 
 /// Core's web subsystems (sessions, templates, CSRF): their config sections and layers.
+///
+/// The CSRF layer is added before the session layer, so it runs inside it and can read
+/// the session.
 pub(crate) fn init_web(s: &mut Setup<'_>) -> Result<(), SetupError> {
+    crate::csrf::init(s)?;
     crate::session::setup::init(s)?;
+    crate::templates::setup::init(s)?;
     Ok(())
 }
 
@@ -67,4 +72,6 @@ pub(crate) fn finish(
     if let Err(e) = crate::session::setup::finish(reg, config, secret) {
         reg.errors.push(e);
     }
+    crate::csrf::finish(reg, secret);
+    crate::templates::setup::finish(reg, config.profile());
 }

@@ -70,6 +70,7 @@ pub mod cli;
 pub mod config;
 mod core_setup;
 mod crypto;
+pub mod csrf;
 mod error;
 mod extension;
 pub mod flash;
@@ -86,6 +87,7 @@ pub mod session;
 mod setup;
 pub mod signals;
 mod state;
+pub mod templates;
 pub mod testing;
 
 pub use app::{App, AppBuilder, AppHandle};

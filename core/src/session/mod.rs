@@ -65,6 +65,14 @@ use crate::http_error::HttpError;
 #[derive(Clone)]
 pub struct Session(pub(crate) Arc<RequestSession>);
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("keys", &self.keys())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A value could not be stored in the session.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -84,19 +92,27 @@ impl Session {
     /// The session of a request that passed Flagon's session layer, loaded (for
     /// `before_request` hooks). Errs with the response to send when the store is
     /// unavailable (`on_store_error = "unavailable"`) or sessions are not set up.
-    pub async fn from_request(req: &Request) -> Result<Session, Response> {
-        Session::from_extensions(req.extensions()).await
+    pub fn from_request(
+        req: &Request,
+    ) -> impl std::future::Future<Output = Result<Session, Response>> + Send + 'static {
+        Session::load(req.extensions().get::<Arc<RequestSession>>().cloned())
     }
 
-    pub(crate) async fn from_extensions(ext: &http::Extensions) -> Result<Session, Response> {
-        let Some(handle) = ext.get::<Arc<RequestSession>>() else {
+    pub(crate) fn from_extensions(
+        ext: &http::Extensions,
+    ) -> impl std::future::Future<Output = Result<Session, Response>> + Send + 'static {
+        Session::load(ext.get::<Arc<RequestSession>>().cloned())
+    }
+
+    async fn load(handle: Option<Arc<RequestSession>>) -> Result<Session, Response> {
+        let Some(handle) = handle else {
             return Err(HttpError::internal(
                 "no session on this request: it did not pass through Flagon's session layer",
             )
             .into_response());
         };
         match handle.load().await {
-            Loaded::Ok => Ok(Session(handle.clone())),
+            Loaded::Ok => Ok(Session(handle)),
             Loaded::Unavailable => Err(handle.rt.unavailable()),
         }
     }
