@@ -144,12 +144,14 @@ impl Templates {
 
     /// Like [`Templates::render`], returning the text.
     pub fn render_string(&self, name: &str, ctx: impl Serialize) -> Result<String, HttpError> {
+        // Later layers win: built-ins, then processors in registration order, then the
+        // explicit context.
         let mut layers = Vec::with_capacity(self.rt.processors.len() + 2);
-        layers.push(Value::from_serialize(ctx));
-        for p in self.rt.processors.iter().rev() {
+        layers.push(Value::from_object(builtins::Globals(self.req.clone())));
+        for p in self.rt.processors.iter() {
             layers.push(p(&self.req));
         }
-        layers.push(Value::from_object(builtins::Globals(self.req.clone())));
+        layers.push(Value::from_serialize(ctx));
         let ctx = merge_maps(layers);
         let result = match &self.rt.source {
             EnvSource::Fixed(env) => render_in(env, name, ctx),

@@ -215,11 +215,32 @@ pub(crate) fn finish(reg: &mut Registry, profile: Profile) {
     }));
 }
 
+/// Escapes as Jinja2 (and so Flask) does: `& < > " '`, leaving `/` alone so URLs from
+/// `url_for` read the same in pages as in Flask.
+fn jinja_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    let plain = value.is_safe() || value.is_undefined() || value.is_none();
+    if state.auto_escape() != minijinja::AutoEscape::Html || plain {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = match value.as_str() {
+        Some(s) => crate::escape_html(s),
+        None => crate::escape_html(&value.to_string()),
+    };
+    out.write_str(&text).map_err(|_| {
+        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "failed to write output")
+    })
+}
+
 /// A fresh environment: loader over `dirs` in order, autoescape for HTML and XML, the
 /// built-ins, then every registration.
 fn build_env(dirs: &[PathBuf], regs: &[RegisterFn]) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(minijinja::default_auto_escape_callback);
+    env.set_formatter(jinja_formatter);
     let loaders: Vec<_> = dirs.iter().map(minijinja::path_loader).collect();
     env.set_loader(move |name| {
         for load in &loaders {
