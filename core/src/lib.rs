@@ -48,6 +48,27 @@
 //! | `server.header_read_timeout` | `10s` | time to receive request headers |
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
 //! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
+//! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
+//! | `session.capacity` | `10000` | most sessions the memory store keeps (LRU eviction) |
+//! | `session.idle_timeout` | `2h` | an unused session expires after this |
+//! | `session.absolute_timeout` | `7d` | a session expires this long after creation |
+//! | `session.insecure_plain_http` | `false` | development only: session cookie without `Secure` |
+//! | `session.on_store_error` | `empty` | `empty` (log, empty session) or `unavailable` (503) |
+//! | `session.store_timeout` | `2s` | bound on each store call |
+//! | `templates.dir` | `templates` | the app's template directory ([`templates`]) |
+//! | `templates.auto_reload` | on in development | reload changed templates without a restart |
+//! | `csrf.enabled` | `true` | token and origin checks on unsafe methods ([`csrf`]) |
+//! | `csrf.trusted_origins` | `[]` | other origins allowed to post |
+//!
+//! The full key lists are on [`session::SessionConfig`], [`templates::TemplatesConfig`] and
+//! [`csrf::CsrfConfig`].
+//!
+//! # Sessions, flash messages, templates, CSRF
+//!
+//! Every app has server-side [`session`]s (lazily loaded; a route that does not touch the
+//! session pays no store call and sets no cookie), [`flash`]ed messages, minijinja
+//! [`templates`] that extensions extend with filters, functions, globals, tests and context
+//! processors, and [`csrf`] protection for forms and scripts.
 //!
 //! # Errors
 //!
