@@ -393,7 +393,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let session = Session::from_extensions(&parts.extensions).await?;
+        let session = Session::from_parts(&parts.extensions, &parts.headers).await?;
         let app = parts
             .extensions
             .get::<RequestMeta>()

@@ -51,7 +51,7 @@ impl Service<Request> for SessionService {
         let Some(rt) = rt else {
             return Either::Left(self.inner.call(req));
         };
-        let handle = Arc::new(RequestSession::new(rt, req.headers()));
+        let handle = Arc::new(RequestSession::new(rt));
         req.extensions_mut().insert(handle.clone());
         let fut = self.inner.call(req);
         Either::Right(Box::pin(async move {

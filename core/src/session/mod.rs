@@ -95,23 +95,29 @@ impl Session {
     pub fn from_request(
         req: &Request,
     ) -> impl std::future::Future<Output = Result<Session, Response>> + Send + 'static {
-        Session::load(req.extensions().get::<Arc<RequestSession>>().cloned())
+        Session::from_parts(req.extensions(), req.headers())
     }
 
-    pub(crate) fn from_extensions(
+    pub(crate) fn from_parts(
         ext: &http::Extensions,
+        headers: &http::HeaderMap,
     ) -> impl std::future::Future<Output = Result<Session, Response>> + Send + 'static {
-        Session::load(ext.get::<Arc<RequestSession>>().cloned())
+        let handle = ext.get::<Arc<RequestSession>>().cloned();
+        let cookie = handle.as_ref().and_then(|h| h.cookie(headers));
+        Session::load(handle, cookie)
     }
 
-    async fn load(handle: Option<Arc<RequestSession>>) -> Result<Session, Response> {
+    async fn load(
+        handle: Option<Arc<RequestSession>>,
+        cookie: Option<cookie::Found>,
+    ) -> Result<Session, Response> {
         let Some(handle) = handle else {
             return Err(HttpError::internal(
                 "no session on this request: it did not pass through Flagon's session layer",
             )
             .into_response());
         };
-        match handle.load().await {
+        match handle.load(cookie).await {
             Loaded::Ok => Ok(Session(handle)),
             Loaded::Unavailable => Err(handle.rt.unavailable()),
         }
@@ -201,6 +207,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Session::from_extensions(&parts.extensions).await
+        Session::from_parts(&parts.extensions, &parts.headers).await
     }
 }

@@ -71,6 +71,8 @@ pub(crate) struct State {
     pub(crate) modified: bool,
     pub(crate) rotate: bool,
     pub(crate) deleted: bool,
+    /// Whether the request carried a session cookie (even an unusable one).
+    pub(crate) had_cookie: bool,
     /// Flashed messages taken out during this request (shown once, read many times).
     pub(crate) flashes_taken: Option<Vec<crate::flash::FlashMessage>>,
 }
@@ -94,21 +96,14 @@ pub(crate) enum Loaded {
 /// session is first used.
 pub(crate) struct RequestSession {
     pub(crate) rt: Arc<SessionRuntime>,
-    /// What the request's cookie held (checked lazily, at load).
-    cookies: HeaderMap,
     pub(crate) loaded: OnceCell<Loaded>,
     pub(crate) state: Mutex<State>,
 }
 
 impl RequestSession {
-    pub(crate) fn new(rt: Arc<SessionRuntime>, headers: &HeaderMap) -> Self {
-        let mut cookies = HeaderMap::new();
-        for v in headers.get_all(http::header::COOKIE) {
-            cookies.append(http::header::COOKIE, v.clone());
-        }
+    pub(crate) fn new(rt: Arc<SessionRuntime>) -> Self {
         RequestSession {
             rt,
-            cookies,
             loaded: OnceCell::new(),
             state: Mutex::new(State::default()),
         }
@@ -118,13 +113,22 @@ impl RequestSession {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Loads the session once; later calls return the first outcome.
-    pub(crate) async fn load(&self) -> Loaded {
-        *self.loaded.get_or_init(|| self.load_inner()).await
+    /// What the request's `Cookie` headers hold for the session; `None` once loaded (the
+    /// cookie is read only for the first load).
+    pub(crate) fn cookie(&self, headers: &HeaderMap) -> Option<Found> {
+        (!self.loaded.initialized()).then(|| self.rt.codec.find(headers))
     }
 
-    async fn load_inner(&self) -> Loaded {
-        let id = match self.rt.codec.find(&self.cookies) {
+    /// Loads the session once from the cookie found by [`RequestSession::cookie`]; later
+    /// calls return the first outcome.
+    pub(crate) async fn load(&self, cookie: Option<Found>) -> Loaded {
+        let cookie = cookie.unwrap_or(Found::Absent);
+        *self.loaded.get_or_init(|| self.load_inner(cookie)).await
+    }
+
+    async fn load_inner(&self, cookie: Found) -> Loaded {
+        self.lock().had_cookie = cookie != Found::Absent;
+        let id = match cookie {
             Found::Absent => return Loaded::Ok,
             Found::Invalid(why) => {
                 tracing::debug!(target: "flagon::session", reason = why, "ignoring an unusable session cookie");
@@ -170,7 +174,7 @@ impl RequestSession {
             Some(Loaded::Ok) => {}
         }
         add_vary_cookie(res.headers_mut());
-        let (data, stored, modified, rotate, deleted) = {
+        let (data, stored, modified, rotate, deleted, had_cookie) = {
             let mut st = self.lock();
             (
                 std::mem::take(&mut st.data),
@@ -178,11 +182,11 @@ impl RequestSession {
                 st.modified,
                 st.rotate,
                 st.deleted,
+                st.had_cookie,
             )
         };
         let rt = &self.rt;
         let now = rt.clock.unix_now();
-        let had_cookie = !matches!(rt.codec.find(&self.cookies), Found::Absent);
         let mut failed = false;
         let mut stored = stored;
 

@@ -204,7 +204,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Templates {
             .extensions
             .get::<Arc<crate::session::RequestSession>>()
         {
-            Some(_) => Some(Session::from_extensions(&parts.extensions).await?),
+            Some(_) => Some(Session::from_parts(&parts.extensions, &parts.headers).await?),
             None => None,
         };
         let g = match G::from_request_parts(parts, state).await {
