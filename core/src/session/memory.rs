@@ -10,6 +10,10 @@ use super::store::{Id, Record, SessionStore, StoreError, StoreFuture};
 /// expired records go first, then the least recently used one. Lost on restart and not
 /// shared between instances: use the `db` or `cache` extension's store for that.
 ///
+/// Records are spread over up to 16 shards by id, each with its own lock and its share of
+/// the capacity, so concurrent requests rarely wait on one another; eviction is least
+/// recently used within a shard.
+///
 /// ```
 /// use flagon::session::MemoryStore;
 /// let store = MemoryStore::new(10_000);
@@ -18,8 +22,12 @@ use super::store::{Id, Record, SessionStore, StoreError, StoreFuture};
 pub struct MemoryStore {
     capacity: usize,
     clock: Arc<dyn Clock>,
-    inner: Mutex<Lru>,
+    /// Each shard with its capacity; the capacities add up to `capacity`.
+    shards: Box<[(Mutex<Lru>, usize)]>,
 }
+
+/// Most shards a store is split into.
+const MAX_SHARDS: usize = 16;
 
 #[derive(Default)]
 struct Lru {
@@ -83,16 +91,27 @@ impl MemoryStore {
 
     /// A store on an explicit clock (for tests).
     pub fn with_clock(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        let capacity = capacity.max(1);
+        let n = capacity.min(MAX_SHARDS);
+        let shards = (0..n)
+            .map(|i| {
+                let share = capacity / n + usize::from(i < capacity % n);
+                (Mutex::new(Lru::default()), share)
+            })
+            .collect();
         MemoryStore {
-            capacity: capacity.max(1),
+            capacity,
             clock,
-            inner: Mutex::new(Lru::default()),
+            shards,
         }
     }
 
     /// How many records are held (expired ones included until they are evicted or read).
     pub fn len(&self) -> usize {
-        self.lock().records.len()
+        self.shards
+            .iter()
+            .map(|(m, _)| m.lock().unwrap_or_else(|e| e.into_inner()).records.len())
+            .sum()
     }
 
     /// Whether the store holds no records.
@@ -105,8 +124,11 @@ impl MemoryStore {
         self.capacity
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// The shard holding `id`, locked, with its capacity.
+    fn shard(&self, id: &Id) -> (std::sync::MutexGuard<'_, Lru>, usize) {
+        let key = u16::from_le_bytes([id.0[0], id.0[1]]) as usize;
+        let (m, cap) = &self.shards[key % self.shards.len()];
+        (m.lock().unwrap_or_else(|e| e.into_inner()), *cap)
     }
 }
 
@@ -114,19 +136,23 @@ impl SessionStore for MemoryStore {
     fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let now = self.clock.unix_now();
-            let mut lru = self.lock();
-            while lru.records.contains_key(&record.id) {
+            loop {
+                let (mut lru, cap) = self.shard(&record.id);
+                if !lru.records.contains_key(&record.id) {
+                    lru.put(record.clone(), cap, now);
+                    return Ok::<(), StoreError>(());
+                }
+                drop(lru);
                 record.id = Id::random();
             }
-            lru.put(record.clone(), self.capacity, now);
-            Ok::<(), StoreError>(())
         })
     }
 
     fn save<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let now = self.clock.unix_now();
-            self.lock().put(record.clone(), self.capacity, now);
+            let (mut lru, cap) = self.shard(&record.id);
+            lru.put(record.clone(), cap, now);
             Ok(())
         })
     }
@@ -134,7 +160,7 @@ impl SessionStore for MemoryStore {
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
             let now = self.clock.unix_now();
-            let mut lru = self.lock();
+            let (mut lru, _) = self.shard(id);
             let expired = match lru.records.get(id) {
                 None => return Ok(None),
                 Some((r, _)) => r.expires_at <= now,
@@ -150,7 +176,7 @@ impl SessionStore for MemoryStore {
 
     fn delete<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.lock().remove(id);
+            self.shard(id).0.remove(id);
             Ok(())
         })
     }
@@ -182,8 +208,14 @@ mod tests {
         block_on(async {
             let clock = ManualClock::new();
             let far = clock.unix_now() + 3600;
-            let store = MemoryStore::with_clock(2, Arc::new(clock));
-            let (mut a, mut b, mut c) = (record(far), record(far), record(far));
+            // Capacity 32 is 16 shards of two; put all three ids in shard 0.
+            let store = MemoryStore::with_clock(32, Arc::new(clock));
+            let in_shard_0 = |n: u8| {
+                let mut r = record(far);
+                r.id = Id([0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                r
+            };
+            let (mut a, mut b, mut c) = (in_shard_0(1), in_shard_0(2), in_shard_0(3));
             store.create(&mut a).await.unwrap();
             store.create(&mut b).await.unwrap();
             store.load(&a.id).await.unwrap().unwrap(); // a is now more recent than b
