@@ -34,6 +34,7 @@
 
 mod clock;
 mod config;
+pub mod conformance;
 mod cookie;
 mod layer;
 mod memory;
