@@ -21,8 +21,9 @@
 //! a fresh token (no two pages show the same bytes); all verify until
 //! [`rotate_token`] replaces the session's secret. Tags are compared in constant time.
 //!
-//! A form body is read (up to `server.body_limit`) to find the field, then handed to the
-//! handler unchanged.
+//! A form body (`application/x-www-form-urlencoded`) is read, up to `server.body_limit`, to
+//! find the field, then handed to the handler unchanged. Other bodies (JSON, multipart
+//! uploads) must carry the token in the header.
 //!
 //! # Configuration (`[csrf]`)
 //!

@@ -389,3 +389,27 @@ async fn templates_reload_on_change_when_auto_reload_is_on() {
     }
     assert_eq!(body, "after");
 }
+
+#[tokio::test]
+async fn templates_render_outside_a_request_for_mail_and_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "mail.txt",
+        "{{ greeting }} {{ url_for('render', name='a') }} {{ name }}",
+    );
+    let app = App::builder()
+        .config(config_for(dir.path()))
+        .route(Route::get("/render/{name}", render))
+        .configure(|s| {
+            s.context_processor(|_| context! { greeting => "Hi" });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let tpl = Templates::for_app(app.handle()).unwrap();
+    let text = tpl
+        .render_string("mail.txt", context! { name => "Ada" })
+        .unwrap();
+    assert_eq!(text, "Hi /render/a Ada");
+}

@@ -136,6 +136,25 @@ pub struct Templates {
 }
 
 impl Templates {
+    /// Templates for rendering outside a request (mail bodies, CLI output): context
+    /// processors see a `GET /` request with no headers and no session, and `url_for`
+    /// works. `None` when the app was built without templates.
+    pub fn for_app(app: &AppHandle) -> Option<Templates> {
+        let rt = app.slot::<Arc<TemplatesRuntime>>()?.clone();
+        let req = RenderRequest {
+            method: Method::GET,
+            uri: Uri::from_static("/"),
+            headers: HeaderMap::new(),
+            session: None,
+            g: G::default(),
+            app: app.clone(),
+        };
+        Some(Templates {
+            rt,
+            req: Arc::new(req),
+        })
+    }
+
     /// Renders template `name` with `ctx` (anything `Serialize`, usually
     /// [`context!`]) merged over the context processors' values and the built-ins.
     pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<Html<String>, HttpError> {
