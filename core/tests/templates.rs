@@ -413,3 +413,32 @@ async fn templates_render_outside_a_request_for_mail_and_commands() {
         .unwrap();
     assert_eq!(text, "Hi /render/a Ada");
 }
+
+#[tokio::test]
+async fn templates_see_session_values_but_not_flagons_own_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "t.txt",
+        "{{ session.user }}|{{ session._csrf_secret }}|{{ session|list|join(',') }}",
+    );
+    async fn login(session: Session) -> Result<&'static str, HttpError> {
+        session.insert("user", "ada")?;
+        session.flash("hi", "info")?;
+        Ok("ok")
+    }
+    async fn token(_t: flagon::csrf::CsrfToken) -> &'static str {
+        "ok"
+    }
+    let app = App::builder()
+        .config(config_for(dir.path()))
+        .route(Route::get("/login", login).name("login"))
+        .route(Route::get("/token", token).name("token"))
+        .route(Route::get("/render/{name}", render))
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    client.get("/login").send().await;
+    client.get("/token").send().await;
+    assert_eq!(client.get("/render/t.txt").send().await.text(), "ada||user");
+}

@@ -27,6 +27,10 @@
 //!   read the session carries `Vary: Cookie`.
 //! * Store calls are bounded by `session.store_timeout`; a failure gives an empty session
 //!   (`on_store_error = "empty"`, logged) or a 503 with `Retry-After` (`"unavailable"`).
+//!   A failure to save after the handler ran is logged; in `unavailable` mode the response
+//!   becomes that 503 too (the handler's other effects have happened).
+//! * Keys starting with `_` are Flagon's own (`_flashes`, `_csrf_secret`); templates do
+//!   not see them.
 //!
 //! Stores are chosen by name (`[session] store = "memory"`); extensions add more with
 //! [`Setup::session_store`](crate::Setup::session_store). See [`SessionConfig`] for the
@@ -187,7 +191,8 @@ impl Session {
     }
 
     /// Moves the data to a fresh id and deletes the old record when the response is sent
-    /// (anti-fixation: call it on login, re-login and user switch).
+    /// (anti-fixation: call it on login, re-login and user switch). The new record starts
+    /// a new absolute lifetime.
     pub fn rotate_id(&self) {
         let mut st = self.0.lock();
         st.rotate = true;

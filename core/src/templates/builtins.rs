@@ -92,7 +92,11 @@ fn get_flashed_messages(state: &State, opts: Kwargs) -> Result<Value, Error> {
     let with_categories: Option<bool> = opts.get("with_categories")?;
     let filter: Option<Vec<String>> = opts.get("category_filter")?;
     opts.assert_all_used()?;
-    let messages = session_of(state)?.flashed_messages();
+    // Outside a request (mail, commands) there is no session and so nothing flashed.
+    let messages = match request_of(state)?.session() {
+        Some(session) => session.flashed_messages(),
+        None => Vec::new(),
+    };
     let kept = messages
         .into_iter()
         .filter(|m| filter.as_ref().is_none_or(|f| f.contains(&m.category)));
@@ -144,16 +148,19 @@ impl Object for RequestView {
     }
 }
 
-/// `session`: the session's values, read-only.
+/// `session`: the session's values, read-only. Keys starting with `_` (Flagon's own, such
+/// as the CSRF secret and pending flashes) are hidden.
 #[derive(Debug)]
 struct SessionView(Session);
 
 impl Object for SessionView {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.0.get_value(key.as_str()?).map(Value::from_serialize)
+        let key = key.as_str().filter(|k| !k.starts_with('_'))?;
+        self.0.get_value(key).map(Value::from_serialize)
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.0.keys().into_iter().map(Value::from).collect())
+        let keys = self.0.keys().into_iter().filter(|k| !k.starts_with('_'));
+        Enumerator::Values(keys.map(Value::from).collect())
     }
 }
