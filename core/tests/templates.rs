@@ -362,6 +362,7 @@ async fn a_template_error_names_template_and_line_in_development() {
     assert_eq!(status, 500);
     assert!(body.contains("bad.html line 2"), "{body}");
     assert!(body.contains("syntax error"), "{body}");
+    insta::assert_snapshot!("development_template_error_page", body);
 }
 
 #[tokio::test]
