@@ -422,3 +422,72 @@ async fn a_hanging_store_is_cut_off_at_the_store_timeout() {
     );
     assert!(took < Duration::from_millis(1500), "{took:?}");
 }
+
+#[tokio::test]
+async fn before_request_hooks_read_the_session() {
+    async fn whoami(g: flagon::G) -> String {
+        g.get::<String>().unwrap_or_else(|| "nobody".into())
+    }
+    let app = App::builder()
+        .config(testing_config_toml(""))
+        .route(Route::get("/login", login))
+        .route(Route::get("/whoami", whoami).name("whoami"))
+        .configure(|s| {
+            s.before_request(|mut req| async move {
+                let session = match Session::from_request(&req).await {
+                    Ok(s) => s,
+                    Err(res) => return std::ops::ControlFlow::Break(res),
+                };
+                if let Some(user) = session.get::<String>("user") {
+                    flagon::RequestExt::g(&mut req).insert(user);
+                }
+                std::ops::ControlFlow::Continue(req)
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    assert_eq!(client.get("/whoami").send().await.text(), "nobody");
+    client.get("/login").send().await;
+    assert_eq!(client.get("/whoami").send().await.text(), "ada");
+}
+
+#[test]
+fn two_stores_with_one_name_fail_the_build_naming_both() {
+    struct RedisA;
+    struct RedisB;
+    fn store() -> Result<Arc<dyn SessionStore>, flagon::BoxError> {
+        Ok(Arc::new(MemoryStore::new(1)))
+    }
+    impl flagon::Extension for RedisA {
+        fn name(&self) -> &'static str {
+            "cache"
+        }
+        fn init_app(&self, app: &mut flagon::Setup<'_>) -> Result<(), flagon::SetupError> {
+            app.session_store("redis", |_| store());
+            Ok(())
+        }
+    }
+    impl flagon::Extension for RedisB {
+        fn name(&self) -> &'static str {
+            "other-cache"
+        }
+        fn init_app(&self, app: &mut flagon::Setup<'_>) -> Result<(), flagon::SetupError> {
+            app.session_store("redis", |_| store());
+            Ok(())
+        }
+    }
+    let err = App::builder()
+        .config(testing_config_toml(""))
+        .register(RedisA)
+        .register(RedisB)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("session store `redis`"), "{err}");
+    assert!(
+        err.contains("extension `cache`") && err.contains("extension `other-cache`"),
+        "{err}"
+    );
+}
