@@ -443,3 +443,30 @@ async fn templates_see_session_values_but_not_flagons_own_keys() {
     client.get("/token").send().await;
     assert_eq!(client.get("/render/t.txt").send().await.text(), "ada||user");
 }
+
+#[tokio::test]
+async fn a_blueprints_templates_are_found_after_the_apps() {
+    let app_dir = tempfile::tempdir().unwrap();
+    let bp_dir = tempfile::tempdir().unwrap();
+    write(bp_dir.path(), "admin.html", "admin from the blueprint");
+    write(bp_dir.path(), "page.html", "page from the blueprint");
+    write(app_dir.path(), "page.html", "page from the app");
+    async fn admin(tpl: Templates) -> Result<Html<String>, HttpError> {
+        tpl.render("admin.html", ())
+    }
+    async fn page(tpl: Templates) -> Result<Html<String>, HttpError> {
+        tpl.render("page.html", ())
+    }
+    let bp = flagon::Blueprint::new("admin")
+        .url_prefix("/admin")
+        .template_dir(bp_dir.path())
+        .route(Route::get("/", admin).name("index"))
+        .route(Route::get("/page", page).name("page"));
+    let app = App::builder()
+        .config(config_for(app_dir.path()))
+        .blueprint(bp)
+        .build()
+        .unwrap();
+    assert_eq!(get(&app, "/admin/").await.1, "admin from the blueprint");
+    assert_eq!(get(&app, "/admin/page").await.1, "page from the app");
+}

@@ -158,7 +158,7 @@ impl Setup<'_> {
     /// overrides an extension's template by writing a file of the same name.
     pub fn template_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         let app_owned = self.name() == APP || self.name() == CORE;
-        self.templates().dirs.push((dir.into(), app_owned));
+        add_dir(self, dir.into(), app_owned);
         self
     }
 
@@ -172,6 +172,12 @@ impl Setup<'_> {
         self.replay(f);
         self
     }
+}
+
+/// Adds a template directory; `app_owned` ones are searched first. Blueprints' directories
+/// are never app-owned, like Flask's blueprint `template_folder`.
+pub(crate) fn add_dir(s: &mut Setup<'_>, dir: PathBuf, app_owned: bool) {
+    s.templates().dirs.push((dir, app_owned));
 }
 
 /// Reads `[templates]` and claims the built-in names.
