@@ -55,7 +55,7 @@ use tower_service::Service;
 
 use crate::AppHandle;
 use crate::crypto::{SigningKey, hex, random_16, unhex};
-use crate::error::SetupError;
+use crate::error::{Origin, SetupError};
 use crate::hooks::BoxFuture;
 use crate::http_error::HttpError;
 use crate::registry::Registry;
@@ -124,25 +124,29 @@ impl IntoResponse for CsrfError {
 #[derive(Clone, Default)]
 pub(crate) struct CsrfSlot {
     config: Option<CsrfConfig>,
-    exempt_endpoints: Vec<String>,
-    exempt_blueprints: Vec<String>,
+    exempt_endpoints: Vec<(String, Origin)>,
+    exempt_blueprints: Vec<(String, Origin)>,
 }
 
 impl Setup<'_> {
     /// Exempts the route with endpoint `endpoint` (qualified: `api.create`) from CSRF
     /// checks, for routes that authenticate without cookies.
+    /// An endpoint no route has fails the build.
     pub fn csrf_exempt(&mut self, endpoint: &str) -> &mut Self {
+        let origin = Origin::new(self.name());
         self.slot::<CsrfSlot>()
             .exempt_endpoints
-            .push(endpoint.to_owned());
+            .push((endpoint.to_owned(), origin));
         self
     }
 
     /// Exempts every route of blueprint `name` (and its children) from CSRF checks.
+    /// A blueprint that is not registered fails the build.
     pub fn csrf_exempt_blueprint(&mut self, name: &str) -> &mut Self {
+        let origin = Origin::new(self.name());
         self.slot::<CsrfSlot>()
             .exempt_blueprints
-            .push(name.to_owned());
+            .push((name.to_owned(), origin));
         self
     }
 }
@@ -165,6 +169,28 @@ pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
         return;
     };
     let Some(cfg) = slot.config else { return };
+    // An exemption that matches nothing is a typo that would leave a route protected (or an
+    // API broken) silently.
+    for (endpoint, origin) in &slot.exempt_endpoints {
+        if !reg.routes.iter().any(|r| &r.endpoint == endpoint) {
+            reg.errors.push(SetupError::Invalid {
+                what: format!("CSRF exemption for endpoint `{endpoint}`"),
+                origin: origin.clone(),
+                reason: "no route has this endpoint name (blueprint routes are \
+                         `blueprint.endpoint`)"
+                    .into(),
+            });
+        }
+    }
+    for (name, origin) in &slot.exempt_blueprints {
+        if !reg.blueprints.iter().any(|b| &b.name == name) {
+            reg.errors.push(SetupError::Invalid {
+                what: format!("CSRF exemption for blueprint `{name}`"),
+                origin: origin.clone(),
+                reason: "no blueprint has this name".into(),
+            });
+        }
+    }
     let header = HeaderName::from_bytes(cfg.header_name.as_bytes())
         .unwrap_or(HeaderName::from_static("x-csrf-token"));
     reg.slots.insert(Arc::new(CsrfRuntime {
@@ -176,8 +202,8 @@ pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
             .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
             .collect(),
         cfg,
-        exempt_endpoints: slot.exempt_endpoints,
-        exempt_blueprints: slot.exempt_blueprints,
+        exempt_endpoints: slot.exempt_endpoints.into_iter().map(|(e, _)| e).collect(),
+        exempt_blueprints: slot.exempt_blueprints.into_iter().map(|(b, _)| b).collect(),
         exempt_routes: OnceLock::new(),
     }));
 }

@@ -220,3 +220,20 @@ async fn safe_methods_are_not_checked() {
     let client = TestClient::new(&app);
     assert_eq!(client.get("/token").send().await.status(), 200);
 }
+
+#[test]
+fn an_exemption_that_matches_nothing_fails_the_build() {
+    let err = App::builder()
+        .config(testing_config_toml(""))
+        .route(Route::post("/webhook", api).name("webhook"))
+        .configure(|s| {
+            s.csrf_exempt("web_hook");
+            s.csrf_exempt_blueprint("apii");
+            Ok(())
+        })
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("endpoint `web_hook`"), "{err}");
+    assert!(err.contains("blueprint `apii`"), "{err}");
+}
