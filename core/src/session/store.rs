@@ -103,6 +103,11 @@ pub enum StoreError {
 ///
 /// Every call is bounded by `session.store_timeout` by the caller; a store need not add its
 /// own timeout but must be cancel-safe (a dropped future leaves the store usable).
+///
+/// Errors are for the backend being unreachable or failing. A stored record that cannot be
+/// decoded (written by an older version, corrupted) is a miss: `load` returns `Ok(None)`,
+/// logs it and deletes it, so one bad record never turns into a 503 for its owner.
+/// Run [`conformance::run`](super::conformance::run) in the store's tests.
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new record. If `record.id` is already taken the store must pick a fresh
     /// [`Id::random`] and write it back into `record`.
