@@ -98,7 +98,9 @@ async fn one_structured_log_line_per_request() {
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
     let app = App::builder()
-        .config(testing_config_toml("[server]\nbody_limit = 16\n"))
+        .config(testing_config_toml(
+            "[server]\nbody_limit = 16\n[csrf]\nenabled = false\n",
+        ))
         .route(
             Route::post("/upload", |body: bytes::Bytes| async move {
                 body.len().to_string()
