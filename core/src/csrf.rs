@@ -35,28 +35,21 @@
 //! | `field_name` | `"csrf_token"` | form field holding the token |
 //! | `header_name` | `"X-CSRF-Token"` | header holding the token |
 
-use std::collections::HashSet;
-use std::convert::Infallible;
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, MatchedPath, Request};
+use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use axum::routing::Route;
-use futures_util::future::Either;
 use http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::AppHandle;
 use crate::crypto::{SigningKey, hex, random_16, unhex};
 use crate::error::{Origin, SetupError};
-use crate::hooks::BoxFuture;
 use crate::http_error::HttpError;
 use crate::registry::Registry;
 use crate::request::RequestMeta;
@@ -160,7 +153,6 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
         return Err(s.config_error("csrf.field_name", "must not be empty"));
     }
     s.slot::<CsrfSlot>().config = Some(cfg);
-    s.layer(CsrfLayer);
     Ok(())
 }
 
@@ -193,7 +185,7 @@ pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
     }
     let header = HeaderName::from_bytes(cfg.header_name.as_bytes())
         .unwrap_or(HeaderName::from_static("x-csrf-token"));
-    reg.slots.insert(Arc::new(CsrfRuntime {
+    let rt = Arc::new(CsrfRuntime {
         key: SigningKey::derive(secret, "flagon.csrf"),
         header,
         trusted: cfg
@@ -202,11 +194,44 @@ pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
             .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
             .collect(),
         cfg,
-        exempt_endpoints: slot.exempt_endpoints.into_iter().map(|(e, _)| e).collect(),
-        exempt_blueprints: slot.exempt_blueprints.into_iter().map(|(b, _)| b).collect(),
-        exempt_routes: OnceLock::new(),
-        routed: OnceLock::new(),
-    }));
+    });
+    reg.slots.insert(rt.clone());
+    if !rt.cfg.enabled {
+        return;
+    }
+    // The check is decided per route at build: only routes that take an unsafe method, and
+    // are not exempt, carry it. A request that ends in a routing 404 or 405 matches no
+    // route and is left to the router, as in Flask-WTF.
+    let exempt_endpoints: Vec<String> = slot.exempt_endpoints.into_iter().map(|(e, _)| e).collect();
+    let exempt_blueprints: Vec<String> =
+        slot.exempt_blueprints.into_iter().map(|(b, _)| b).collect();
+    let applies = move |route: &crate::RouteInfo| {
+        route.methods.iter().any(is_unsafe)
+            && !exempt_endpoints.contains(&route.endpoint)
+            && !exempt_blueprints
+                .iter()
+                .any(|b| route.endpoint.starts_with(&format!("{b}.")))
+    };
+    let hook = move |req: Request| {
+        let rt = rt.clone();
+        async move {
+            if !is_unsafe(req.method()) {
+                return ControlFlow::Continue(req);
+            }
+            let Some(app) = req.extensions().get::<RequestMeta>().map(|m| m.app.clone()) else {
+                return ControlFlow::Continue(req);
+            };
+            match rt.check(&app, req).await {
+                Ok(req) => ControlFlow::Continue(req),
+                Err(res) => ControlFlow::Break(res),
+            }
+        }
+    };
+    reg.guards.push(crate::registry::RouteGuard {
+        origin: Origin::new(crate::registry::CORE),
+        applies: Arc::new(applies),
+        hook: crate::hooks::before_fn(hook),
+    });
 }
 
 pub(crate) struct CsrfRuntime {
@@ -214,12 +239,6 @@ pub(crate) struct CsrfRuntime {
     cfg: CsrfConfig,
     header: HeaderName,
     trusted: Vec<String>,
-    exempt_endpoints: Vec<String>,
-    exempt_blueprints: Vec<String>,
-    /// (method, route path) pairs exempted, computed from the route table on first use.
-    exempt_routes: OnceLock<HashSet<(Method, String)>>,
-    /// (method, route path) pairs some route answers, computed on first use.
-    routed: OnceLock<HashSet<(Method, String)>>,
 }
 
 impl CsrfRuntime {
@@ -277,30 +296,6 @@ impl CsrfRuntime {
         Ok(())
     }
 
-    fn is_exempt(&self, app: &AppHandle, method: &Method, path: Option<&MatchedPath>) -> bool {
-        if self.exempt_endpoints.is_empty() && self.exempt_blueprints.is_empty() {
-            return false;
-        }
-        let Some(path) = path else { return false };
-        let routes = self.exempt_routes.get_or_init(|| {
-            let mut set = HashSet::new();
-            for r in app.routes().iter() {
-                let by_endpoint = self.exempt_endpoints.contains(&r.endpoint);
-                let by_blueprint = self
-                    .exempt_blueprints
-                    .iter()
-                    .any(|b| r.endpoint.starts_with(&format!("{b}.")));
-                if by_endpoint || by_blueprint {
-                    for m in &r.methods {
-                        set.insert((m.clone(), r.path.clone()));
-                    }
-                }
-            }
-            set
-        });
-        routes.contains(&(method.clone(), path.as_str().to_owned()))
-    }
-
     /// Whether the request comes from another site.
     fn cross_origin(&self, headers: &HeaderMap) -> bool {
         let origin = headers
@@ -333,28 +328,8 @@ impl CsrfRuntime {
         }
     }
 
-    /// Whether a route answers `method` at the matched path. As in Flask-WTF, a request that
-    /// will end in a routing 404 or 405 is not checked: the routing error is the answer.
-    fn is_routed(&self, app: &AppHandle, method: &Method, path: Option<&MatchedPath>) -> bool {
-        let Some(path) = path else { return false };
-        let routed = self.routed.get_or_init(|| {
-            let mut set = HashSet::new();
-            for r in app.routes().iter() {
-                for m in &r.methods {
-                    set.insert((m.clone(), r.path.clone()));
-                }
-            }
-            set
-        });
-        routed.contains(&(method.clone(), path.as_str().to_owned()))
-    }
-
     /// Checks an unsafe request; returns it (its body restored) or the refusal.
     async fn check(&self, app: &AppHandle, req: Request) -> Result<Request, Response> {
-        let path = req.extensions().get::<MatchedPath>();
-        if !self.is_routed(app, req.method(), path) || self.is_exempt(app, req.method(), path) {
-            return Ok(req);
-        }
         if self.cfg.check_origin && self.cross_origin(req.headers()) {
             return Err(CsrfError::CrossOrigin.into_response());
         }
@@ -453,59 +428,9 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     }
 }
 
-/// Checks unsafe requests before they reach hooks and handlers.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct CsrfLayer;
-
-impl Layer<Route> for CsrfLayer {
-    type Service = CsrfService;
-
-    fn layer(&self, inner: Route) -> CsrfService {
-        CsrfService { inner }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct CsrfService {
-    inner: Route,
-}
-
 fn is_unsafe(m: &Method) -> bool {
     matches!(
         *m,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     )
-}
-
-impl Service<Request> for CsrfService {
-    type Response = Response;
-    type Error = Infallible;
-    type Future =
-        Either<<Route as Service<Request>>::Future, BoxFuture<Result<Response, Infallible>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<Request>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        if !is_unsafe(req.method()) {
-            return Either::Left(self.inner.call(req));
-        }
-        let app = req.extensions().get::<RequestMeta>().map(|m| m.app.clone());
-        let rt = app
-            .as_ref()
-            .and_then(|a| a.slot::<Arc<CsrfRuntime>>())
-            .filter(|rt| rt.cfg.enabled)
-            .cloned();
-        let (Some(app), Some(rt)) = (app, rt) else {
-            return Either::Left(self.inner.call(req));
-        };
-        let mut inner = self.inner.clone();
-        Either::Right(Box::pin(async move {
-            match rt.check(&app, req).await {
-                Ok(req) => inner.call(req).await,
-                Err(res) => Ok(res),
-            }
-        }))
-    }
 }

@@ -49,6 +49,13 @@ pub(crate) struct CommandEntry {
     pub(crate) run: CommandFn,
 }
 
+/// A before-request step for the routes a predicate selects, decided once at build.
+pub(crate) struct RouteGuard {
+    pub(crate) origin: Origin,
+    pub(crate) applies: Arc<dyn Fn(&crate::RouteInfo) -> bool + Send + Sync>,
+    pub(crate) hook: crate::hooks::BeforeFn,
+}
+
 pub(crate) struct HealthCheck {
     pub(crate) name: String,
     pub(crate) origin: Origin,
@@ -62,6 +69,7 @@ pub(crate) struct Registry {
     pub(crate) routes: Vec<RouteEntry>,
     pub(crate) blueprints: Vec<BlueprintEntry>,
     pub(crate) app_hooks: HookSet,
+    pub(crate) guards: Vec<RouteGuard>,
     pub(crate) commands: Vec<CommandEntry>,
     pub(crate) sections: Vec<(String, Origin)>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
@@ -258,6 +266,10 @@ impl Registry {
                 "health check `{}` (timeout {:?})",
                 h.name, h.timeout
             ));
+        }
+        let guards = self.guards.iter().filter(|g| mine(&g.origin)).count();
+        if guards > 0 {
+            out.push(format!("route guards: {guards}"));
         }
         let layers = self.layers.iter().filter(|(o, _)| mine(o)).count();
         if layers > 0 {

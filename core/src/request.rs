@@ -12,12 +12,32 @@ use http::request::Parts;
 use crate::AppHandle;
 use crate::http_error::HttpError;
 
-/// Attached by core to every request: the app, the request id and the peer address.
+/// Attached by core to every request: the app, the request id, the peer address and the
+/// request's lazy session. Shared (one allocation) between the request and the core layer,
+/// which persists the session after the response.
 #[derive(Clone)]
-pub(crate) struct RequestMeta {
+pub(crate) struct RequestMeta(Arc<MetaInner>);
+
+pub(crate) struct MetaInner {
     pub(crate) app: AppHandle,
     pub(crate) id: RequestId,
     pub(crate) peer: Option<SocketAddr>,
+    /// Present when sessions are set up; nothing is read or stored until first use.
+    pub(crate) session: Option<crate::session::RequestSession>,
+}
+
+impl RequestMeta {
+    pub(crate) fn new(inner: MetaInner) -> Self {
+        RequestMeta(Arc::new(inner))
+    }
+}
+
+impl Deref for RequestMeta {
+    type Target = MetaInner;
+
+    fn deref(&self) -> &MetaInner {
+        &self.0
+    }
 }
 
 /// The request id: the client's `X-Request-Id` when it is well-formed (1–64 characters of

@@ -271,7 +271,7 @@ pub(crate) fn assemble(
                 .scopes
                 .last()
                 .map(|&s| Arc::<str>::from(reg.blueprints[s].name.as_str()));
-            let chain = Chain::compile(
+            let mut chain = Chain::compile(
                 &reg.app_hooks,
                 &scopes,
                 Some(Arc::from(r.endpoint.as_str())),
@@ -287,12 +287,15 @@ pub(crate) fn assemble(
                 .by_endpoint
                 .entry(r.endpoint.clone())
                 .or_insert(table.routes.len());
-            table.routes.push(RouteInfo {
+            let info = RouteInfo {
                 methods: r.methods.clone(),
                 path: r.path.clone(),
                 endpoint: r.endpoint.clone(),
                 origin: r.origin.clone(),
-            });
+            };
+            let guards = reg.guards.iter().filter(|g| (g.applies)(&info));
+            chain.before.splice(0..0, guards.map(|g| g.hook.clone()));
+            table.routes.push(info);
             path_entries.push(PathEntry {
                 methods: r.methods,
                 chain: Arc::new(chain),

@@ -26,9 +26,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use tower_service::Service;
 
 use crate::error::BoxError;
+use crate::hooks::BoxFuture;
 use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_if_error};
-use crate::request::{RequestId, RequestMeta};
+use crate::request::{MetaInner, RequestId, RequestMeta};
 use crate::serve::{Activity, InFlight};
+use crate::session::{RequestSession, SessionRuntime};
 use crate::signals::{RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
 
@@ -45,6 +47,7 @@ pub struct AppService {
     timeout: Duration,
     emit_started: bool,
     emit_finished: bool,
+    sessions: Option<Arc<SessionRuntime>>,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             timeout: self.handle.0.server.request_timeout,
             emit_started: self.handle.0.signals.has::<RequestStarted>(),
             emit_finished: self.handle.0.signals.has::<RequestFinished>(),
+            sessions: self.handle.slot::<Arc<SessionRuntime>>().cloned(),
         }
     }
 }
@@ -98,11 +102,13 @@ where
                 started: Instant::now(),
             })
         });
-        req.extensions_mut().insert(RequestMeta {
+        let meta = RequestMeta::new(MetaInner {
             app: self.app.clone(),
             id: id.clone(),
             peer: self.peer,
+            session: self.sessions.clone().map(RequestSession::new),
         });
+        req.extensions_mut().insert(meta.clone());
         if let (true, Some(s)) = (self.emit_started, &summary) {
             self.app.0.signals.emit(RequestStarted {
                 method: s.method.clone(),
@@ -114,7 +120,9 @@ where
             inner: AssertUnwindSafe(self.router.call(req)).catch_unwind(),
             timer: None,
             timeout: self.timeout,
+            saving: None,
             finish: Some(Finish {
+                meta,
                 id,
                 accept,
                 summary,
@@ -145,6 +153,8 @@ pub struct AppFuture {
     inner: CatchUnwind<AssertUnwindSafe<RouteFuture<Infallible>>>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
+    /// Persisting a session that the request used (store I/O), after the response is ready.
+    saving: Option<BoxFuture<Response>>,
     finish: Option<Finish>,
 }
 
@@ -156,6 +166,7 @@ struct Summary {
 
 /// What happens once the response is ready.
 struct Finish {
+    meta: RequestMeta,
     id: RequestId,
     accept: Option<HeaderValue>,
     /// Only when a log line or a signal needs it (boxed to keep the future small).
@@ -170,6 +181,14 @@ impl Future for AppFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        if let Some(saving) = &mut this.saving {
+            let res = std::task::ready!(saving.as_mut().poll(cx));
+            let finish = this
+                .finish
+                .take()
+                .expect("AppFuture polled after completion");
+            return Poll::Ready(Ok(finish.complete(res)));
+        }
         let res = match Pin::new(&mut this.inner).poll(cx) {
             Poll::Ready(Ok(Ok(res))) => res,
             Poll::Ready(Ok(Err(never))) => match never {},
@@ -194,6 +213,29 @@ impl Future for AppFuture {
                 }
             }
         };
+        let session = this.finish.as_ref().and_then(|f| f.meta.session.as_ref());
+        if session.is_some_and(|s| s.was_used()) {
+            // The request used its session: persist it (store I/O) before the response leaves.
+            let meta = this.finish.as_ref().map(|f| f.meta.clone());
+            let mut saving: BoxFuture<Response> = Box::pin(async move {
+                match meta.as_ref().and_then(|m| m.session.as_ref()) {
+                    Some(s) => s.finish(res).await,
+                    None => res,
+                }
+            });
+            let res = match saving.as_mut().poll(cx) {
+                Poll::Ready(res) => res,
+                Poll::Pending => {
+                    this.saving = Some(saving);
+                    return Poll::Pending;
+                }
+            };
+            let finish = this
+                .finish
+                .take()
+                .expect("AppFuture polled after completion");
+            return Poll::Ready(Ok(finish.complete(res)));
+        }
         let finish = this
             .finish
             .take()

@@ -213,6 +213,41 @@ impl<'a> Setup<'a> {
         self
     }
 
+    /// A before-request hook for the routes `applies` selects, decided once at build from
+    /// each route's methods, path and endpoint: routes it does not select pay nothing. It
+    /// runs before the app's `before_request` hooks. Core's CSRF check is one (routes that
+    /// take unsafe methods); `login_required` for a blueprint would be another.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError, RouteInfo};
+    /// # use std::ops::ControlFlow;
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.guard(
+    ///     |route: &RouteInfo| route.endpoint.starts_with("admin."),
+    ///     |req| async move {
+    ///         match req.headers().contains_key("authorization") {
+    ///             true => ControlFlow::Continue(req),
+    ///             false => flagon::respond(http::StatusCode::UNAUTHORIZED),
+    ///         }
+    ///     },
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn guard<P, F, Fut>(&mut self, applies: P, f: F) -> &mut Self
+    where
+        P: Fn(&crate::RouteInfo) -> bool + Send + Sync + 'static,
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ControlFlow<Response, Request>> + Send + 'static,
+    {
+        let origin = self.origin();
+        self.reg.guards.push(crate::registry::RouteGuard {
+            origin,
+            applies: Arc::new(applies),
+            hook: before_fn(f),
+        });
+        self
+    }
+
     /// An app-wide hook run after every view (reverse registration order); it may edit or
     /// replace the response.
     pub fn after_request<F, Fut>(&mut self, f: F) -> &mut Self

@@ -40,13 +40,10 @@ mod clock;
 mod config;
 pub mod conformance;
 mod cookie;
-mod layer;
 mod memory;
 mod runtime;
 pub(crate) mod setup;
 mod store;
-
-use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
@@ -59,16 +56,32 @@ pub use config::{OnStoreError, SameSite, SessionConfig};
 pub use memory::MemoryStore;
 pub use store::{Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture};
 
-pub(crate) use runtime::{Loaded, RequestSession};
+pub(crate) use runtime::{Loaded, RequestSession, SessionRuntime};
 
 use crate::http_error::HttpError;
+use crate::request::RequestMeta;
 
 /// The request's session, loaded. An axum extractor; cheap to clone (clones share state).
 ///
 /// Values are serde JSON: anything `Serialize` goes in, anything `Deserialize` comes out.
 /// Changes are saved after the handler returns.
 #[derive(Clone)]
-pub struct Session(pub(crate) Arc<RequestSession>);
+pub struct Session(pub(crate) SessionRef);
+
+/// The request's session handle, reached through the request's core metadata.
+#[derive(Clone)]
+pub(crate) struct SessionRef(RequestMeta);
+
+impl std::ops::Deref for SessionRef {
+    type Target = RequestSession;
+
+    fn deref(&self) -> &RequestSession {
+        self.0
+            .session
+            .as_ref()
+            .expect("a SessionRef is only made for a request with a session")
+    }
+}
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +107,7 @@ pub enum SessionError {
 }
 
 impl Session {
-    /// The session of a request that passed Flagon's session layer, loaded (for
+    /// The session of a request that passed through a Flagon app, loaded (for
     /// `before_request` hooks). Errs with the response to send when the store is
     /// unavailable (`on_store_error = "unavailable"`) or sessions are not set up.
     pub fn from_request(
@@ -107,18 +120,22 @@ impl Session {
         ext: &http::Extensions,
         headers: &http::HeaderMap,
     ) -> impl std::future::Future<Output = Result<Session, Response>> + Send + 'static {
-        let handle = ext.get::<Arc<RequestSession>>().cloned();
+        let handle = ext
+            .get::<RequestMeta>()
+            .filter(|m| m.session.is_some())
+            .cloned()
+            .map(SessionRef);
         let cookie = handle.as_ref().and_then(|h| h.cookie(headers));
         Session::load(handle, cookie)
     }
 
     async fn load(
-        handle: Option<Arc<RequestSession>>,
+        handle: Option<SessionRef>,
         cookie: Option<cookie::Found>,
     ) -> Result<Session, Response> {
         let Some(handle) = handle else {
             return Err(HttpError::internal(
-                "no session on this request: it did not pass through Flagon's session layer",
+                "no session on this request: it did not pass through a Flagon app with sessions set up",
             )
             .into_response());
         };

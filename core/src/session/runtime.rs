@@ -92,7 +92,7 @@ pub(crate) enum Loaded {
     Unavailable,
 }
 
-/// One request's session handle, inserted by the session layer. Nothing happens until the
+/// One request's session handle, made by core's request layer. Nothing happens until the
 /// session is first used.
 pub(crate) struct RequestSession {
     pub(crate) rt: Arc<SessionRuntime>,
@@ -161,6 +161,11 @@ impl RequestSession {
                 OnStoreError::Unavailable => Loaded::Unavailable,
             },
         }
+    }
+
+    /// Whether the session was used, so that [`RequestSession::finish`] has work to do.
+    pub(crate) fn was_used(&self) -> bool {
+        self.loaded.initialized()
     }
 
     /// Persists the session after the handler ran and sets the cookie headers.

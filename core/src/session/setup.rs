@@ -5,7 +5,6 @@ use std::sync::Arc;
 use super::clock::{Clock, SystemClock};
 use super::config::SessionConfig;
 use super::cookie::CookieCodec;
-use super::layer::SessionLayer;
 use super::memory::MemoryStore;
 use super::runtime::SessionRuntime;
 use super::store::{SessionStore, StoreContext, StoreFactory};
@@ -57,7 +56,8 @@ impl Setup<'_> {
     }
 }
 
-/// Reads `[session]`, offers the memory store, adds the session layer.
+/// Reads `[session]` and offers the memory store. Core's request layer gives every request
+/// a lazy session handle once the store is built (see `finish`).
 pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     let cfg: SessionConfig = s.config("session")?;
     if let Err((key, message)) = cfg.validate(s.profile() == Profile::Development) {
@@ -68,7 +68,6 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
         let store = MemoryStore::with_clock(ctx.session_config().capacity, ctx.clock());
         Ok(Arc::new(store) as Arc<dyn SessionStore>)
     });
-    s.layer(SessionLayer);
     Ok(())
 }
 

@@ -219,10 +219,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Templates {
         let Some(rt) = app.slot::<Arc<TemplatesRuntime>>().cloned() else {
             return Err(HttpError::internal("templates are not set up").into_response());
         };
-        let session = match parts
-            .extensions
-            .get::<Arc<crate::session::RequestSession>>()
-        {
+        let session = match meta.session {
             Some(_) => Some(Session::from_parts(&parts.extensions, &parts.headers).await?),
             None => None,
         };
