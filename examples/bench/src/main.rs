@@ -9,14 +9,60 @@
 //! The Flagon app registers four extensions that add state, config sections, CLI commands
 //! and hooks on their own blueprints, but leave `/hello` alone: the `/hello` ratio measures
 //! what the core costs a route that uses none of them.
+//!
+//! `/page` renders `templates/page.html` with two context processors and a value read from
+//! the session; bare axum renders the same template with minijinja, the processors' values
+//! computed in the handler. `/bench/login` writes the session so the benchmark has a cookie.
 
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::response::Html;
 use axum::routing::get;
 use flagon::clap::Command;
-use flagon::{App, Blueprint, Extension, Route, Setup, SetupError};
+use flagon::session::Session;
+use flagon::templates::{Templates, context};
+use flagon::{App, Blueprint, Extension, HttpError, Route, Setup, SetupError};
 use serde::{Deserialize, Serialize};
+
+const ITEMS: [&str; 3] = ["typed extensions", "async hooks", "build-time clashes"];
+
+fn templates_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
+}
+
+async fn page(session: Session, tpl: Templates) -> Result<Html<String>, HttpError> {
+    let user: String = session.get("user").unwrap_or_else(|| "guest".into());
+    let visits: u64 = session.get("visits").unwrap_or(0);
+    tpl.render(
+        "page.html",
+        context! { title => "Dashboard", user, visits, items => ITEMS },
+    )
+}
+
+async fn login(session: Session) -> &'static str {
+    session.insert("user", "ada");
+    session.insert("visits", 42u64);
+    "logged in"
+}
+
+async fn axum_page(
+    axum::extract::State(env): axum::extract::State<Arc<minijinja::Environment<'static>>>,
+) -> Result<Html<String>, (http::StatusCode, String)> {
+    let tpl = env
+        .get_template("page.html")
+        .map_err(|e| (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let ctx = minijinja::context! {
+        site_name => "Flagon", year => 2026, title => "Dashboard", user => "ada", visits => 42,
+        items => ITEMS,
+    };
+    tpl.render(ctx)
+        .map(Html)
+        .map_err(|e| (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
 
 async fn hello() -> &'static str {
     "Hello, World!"
@@ -69,16 +115,31 @@ impl Extension for Busy {
     }
 }
 
-fn flagon_app() -> Result<App, flagon::BuildError> {
-    let mut builder = App::builder();
+fn flagon_app(config: flagon::config::Config) -> Result<App, flagon::BuildError> {
+    let mut builder = App::builder().config(config);
     for name in ["counter", "audit", "greeter", "metrics"] {
         builder = builder.register(Busy { name });
     }
-    builder.route(Route::get("/hello", hello)).build()
+    builder
+        .route(Route::get("/hello", hello))
+        .route(Route::get("/page", page))
+        .route(Route::get("/bench/login", login))
+        .configure(|s| {
+            s.template_dir(templates_dir());
+            s.context_processor(|_| context! { site_name => "Flagon" });
+            s.context_processor(|_| context! { year => 2026 });
+            Ok(())
+        })
+        .build()
 }
 
 fn axum_router() -> axum::Router {
-    axum::Router::new().route("/hello", get(hello))
+    let mut env = minijinja::Environment::new();
+    env.set_loader(minijinja::path_loader(templates_dir()));
+    axum::Router::new()
+        .route("/hello", get(hello))
+        .route("/page", get(axum_page))
+        .with_state(Arc::new(env))
 }
 
 #[tokio::main]
@@ -97,7 +158,10 @@ async fn main() -> ExitCode {
             axum::serve(listener, axum_router()).await.expect("serve");
             ExitCode::SUCCESS
         }
-        Some("flagon") => match flagon_app() {
+        Some("flagon") => match flagon::config::Config::load()
+            .map_err(|e| flagon::BuildError::from(SetupError::from(e)))
+            .and_then(flagon_app)
+        {
             Ok(app) => match app.serve_on("127.0.0.1", port).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -133,5 +197,32 @@ mod tests {
         assert_eq!(res.text(), "Hello, World!");
         let res = TestClient::new(&app).get("/counter/").send().await;
         assert_eq!(res.text(), "ext");
+    }
+
+    #[tokio::test]
+    async fn page_renders_the_same_template_both_ways() {
+        let app = super::flagon_app(flagon::testing::testing_config()).unwrap();
+        let client = TestClient::new(&app);
+        client.get("/bench/login").send().await;
+        let flagon_page = client.get("/page").send().await.text();
+        let axum_page = axum_page_text().await;
+        assert_eq!(flagon_page, axum_page);
+        assert!(flagon_page.contains("Welcome back, ada. You have visited 42 times."));
+    }
+
+    async fn axum_page_text() -> String {
+        use tower::ServiceExt;
+        let res = super::axum_router()
+            .oneshot(
+                http::Request::get("/page")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 }
