@@ -43,10 +43,10 @@ async fn page(session: Session, tpl: Templates) -> Result<Html<String>, HttpErro
     )
 }
 
-async fn login(session: Session) -> &'static str {
-    session.insert("user", "ada");
-    session.insert("visits", 42u64);
-    "logged in"
+async fn login(session: Session) -> Result<&'static str, HttpError> {
+    session.insert("user", "ada")?;
+    session.insert("visits", 42u64)?;
+    Ok("logged in")
 }
 
 async fn axum_page(
