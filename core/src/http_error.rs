@@ -179,10 +179,10 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut res = Response::new(Body::empty());
         *res.status_mut() = self.status;
-        if self.kind == ErrorKind::Internal {
-            if let Some(src) = &self.source {
-                tracing::error!(target: "flagon::request", error = %src, "request failed");
-            }
+        if self.kind == ErrorKind::Internal
+            && let Some(src) = &self.source
+        {
+            tracing::error!(target: "flagon::request", error = %src, "request failed");
         }
         res.extensions_mut().insert(ErrorMarker(Arc::new(self)));
         res

@@ -66,6 +66,7 @@ mod app;
 pub mod cli;
 pub mod config;
 mod core_setup;
+pub mod discovery;
 mod error;
 mod extension;
 mod health;
@@ -82,7 +83,7 @@ pub mod signals;
 mod state;
 pub mod testing;
 
-pub use app::{App, AppBuilder, AppHandle};
+pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
 pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};
@@ -95,6 +96,12 @@ pub use setup::Setup;
 
 pub use axum;
 pub use clap;
+pub use discovery::Discovered;
 pub use http;
 pub use serde;
 pub use tokio;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

@@ -130,14 +130,14 @@ impl Registry {
 
         let mut sections: HashMap<&str, &Origin> = HashMap::new();
         for (s, o) in &self.sections {
-            if let Some(first) = sections.insert(s, o) {
-                if first != o {
-                    errors.push(SetupError::ConfigSectionClash {
-                        section: s.clone(),
-                        first: first.clone(),
-                        second: o.clone(),
-                    });
-                }
+            if let Some(first) = sections.insert(s, o)
+                && first != o
+            {
+                errors.push(SetupError::ConfigSectionClash {
+                    section: s.clone(),
+                    first: first.clone(),
+                    second: o.clone(),
+                });
             }
         }
 

@@ -1,1 +1,3 @@
+//! Benchmark placeholder: the load-test harness lands separately.
+
 fn main() {}
