@@ -18,16 +18,20 @@
 //!
 //! # The linker caveat
 //!
-//! Registration works through linker sections. The linker drops an object file nothing
-//! references, and its registration with it: listing a crate in `Cargo.toml`, or writing
-//! `use some_extension as _;`, does not reference any symbol. So every discoverable
-//! extension crate exports a `link()` function, and the app calls it once:
+//! Registration works through linker sections, so it exists only if the extension crate is
+//! linked into the binary. A crate that the app's code never mentions is not linked at all:
+//! listing it in `Cargo.toml` is not enough (test binaries, which link only what they
+//! mention, are the usual victims). Every discoverable extension crate therefore exports a
+//! `link()` function, and the app calls it once:
 //!
 //! ```ignore
-//! flagon_secure_headers::link();
+//! flagon_secure_headers::link(); // in main, next to `.discover()`
 //! ```
 //!
-//! The call costs nothing at run time; it keeps the crate's registration in the binary.
+//! The call costs nothing at run time. It references a symbol defined beside the crate's
+//! registration, so the linker keeps that object file on every platform and toolchain.
+//! (`use flagon_secure_headers as _;` also works with current rustc, which keeps the `#[used]`
+//! statics of every crate it links; it relies on that behaviour, `link()` does not.)
 
 use std::fmt;
 

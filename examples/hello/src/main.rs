@@ -83,7 +83,9 @@ async fn main() -> ExitCode {
     let admin = Blueprint::new("admin")
         .url_prefix("/admin")
         .route(Route::get("/", admin_index).name("index"));
+    flagon_secure_headers::link(); // keeps the discovered crate in the binary
     let app = App::builder()
+        .discover()
         .register(Greeter)
         .route(Route::get("/", index))
         .blueprint(admin)
