@@ -48,6 +48,12 @@
 //! | `server.header_read_timeout` | `10s` | time to receive request headers |
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
 //! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
+//! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
+//!
+//! # Writing an extension
+//!
+//! The [`guide`] walks through writing, testing and publishing one, for readers who know
+//! Flask's extensions; [`testing`] is the kit to test one alone.
 //!
 //! # Errors
 //!
@@ -67,6 +73,8 @@ pub mod cli;
 pub mod config;
 mod core_setup;
 pub mod discovery;
+#[doc = include_str!("../docs/writing-extensions.md")]
+pub mod guide {}
 mod error;
 mod extension;
 mod health;
