@@ -150,6 +150,9 @@ impl AppBuilder {
         let mut reg = Registry::default();
         if discovery.claims_section {
             reg.sections.push(("extensions".into(), Origin::new(CORE)));
+            if let Some(v) = &discovery.effective {
+                reg.effective.insert("extensions".into(), v.clone());
+            }
         }
         let core = {
             let mut s = Setup::new(&mut reg, CORE, &config);

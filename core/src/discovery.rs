@@ -140,6 +140,8 @@ pub(crate) struct Outcome {
     pub(crate) disabled: Vec<&'static str>,
     /// Discovered entries replaced by an explicit registration of the same name.
     pub(crate) replaced: Vec<&'static str>,
+    /// The section's effective value, for the `config` command.
+    pub(crate) effective: Option<serde_json::Value>,
 }
 
 /// Adds the discovered extensions to `exts` (after the explicit ones), honouring
@@ -160,6 +162,7 @@ pub(crate) fn resolve(
     let cfg: ExtensionsConfig = config
         .section("extensions")
         .map_err(|errs| errs.into_iter().map(SetupError::Config).collect::<Vec<_>>())?;
+    outcome.effective = serde_json::to_value(&cfg).ok();
     let linked = linked();
     let mut errors = Vec::new();
     for name in &cfg.disabled {

@@ -237,3 +237,16 @@ fn linked_entries_are_sorted() {
             .starts_with("discovery")
     );
 }
+
+#[test]
+fn the_config_command_shows_the_section_with_its_source() {
+    let config = testing_config_toml("[extensions]\ndisabled = [\"disc-audit\"]\n");
+    let app = App::builder().config(config).discover().build().unwrap();
+    let text = app.config_text();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("extensions.disabled"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("[\"disc-audit\"]"), "{line}");
+    assert!(line.contains("flagon.toml line 2"), "{line}");
+}
