@@ -225,6 +225,22 @@ pub(crate) fn resolve(
             Err(e) => errors.push(e),
         }
     }
+    for (ext, _) in exts.iter() {
+        for req in ext.requires() {
+            if outcome.disabled.contains(req) && !exts.iter().any(|(e, _)| e.name() == *req) {
+                errors.push(SetupError::Config(ConfigError::new(
+                    "extensions.disabled",
+                    config.source_of("extensions.disabled"),
+                    format!(
+                        "`{req}` is disabled, but extension `{}` requires it; \
+                         enable `{req}` or disable `{}` too",
+                        ext.name(),
+                        ext.name()
+                    ),
+                )));
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(outcome)
     } else {

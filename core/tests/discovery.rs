@@ -162,8 +162,9 @@ fn disabling_a_required_extension_is_a_build_error() {
         .build()
         .unwrap_err()
         .to_string();
+    assert!(err.contains("config key `extensions.disabled`"), "{err}");
     assert!(
-        err.contains("extension `disc-audit` requires extension `disc-base`"),
+        err.contains("`disc-base` is disabled, but extension `disc-audit` requires it"),
         "{err}"
     );
 }

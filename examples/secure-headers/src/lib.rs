@@ -244,10 +244,17 @@ impl Extension for SecureHeaders {
             }
         });
 
-        // Templates: once `Setup::template_function` exists (Flagon's templates work), the
-        // nonce is contributed here, read from the request's `g`:
+        // Templates: once Flagon's templates are merged, `csp_nonce()` is contributed here.
+        // Template functions are app-wide, so the per-request value comes through a context
+        // processor that hands each render a callable reading the request's `g`:
         //
-        //     app.template_function("csp_nonce", |g: &flagon::G| CspNonce::template_value(g));
+        //     app.claim_name("template global", "csp_nonce");
+        //     app.context_processor(|req| {
+        //         let nonce = CspNonce::template_value(req.g());
+        //         flagon::templates::context! {
+        //             csp_nonce => flagon::templates::Value::from_function(move || nonce.clone())
+        //         }
+        //     });
         Ok(())
     }
 }
