@@ -623,6 +623,7 @@ pub(crate) fn redact_url(value: &str) -> String {
 /// | `body_limit` | `2097152` | largest request body in bytes (413 beyond) |
 /// | `request_timeout` | `30s` | a request still running after this gets a 503 |
 /// | `header_read_timeout` | `10s` | a client must send its headers within this |
+/// | `keep_alive_timeout` | `75s` | an idle connection between requests is closed after this |
 /// | `shutdown_deadline` | `10s` | how long in-flight requests may finish after a stop signal |
 /// | `trusted_proxies` | `[]` | proxy addresses whose `X-Forwarded-For` is believed |
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -640,6 +641,9 @@ pub struct ServerConfig {
     /// A client must send its request headers within this.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// An idle connection between requests is closed after this.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
     /// How long in-flight requests may finish after a stop signal.
     #[serde(with = "humantime_serde")]
     pub shutdown_deadline: Duration,
@@ -655,6 +659,7 @@ impl Default for ServerConfig {
             body_limit: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(75),
             shutdown_deadline: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
         }

@@ -14,7 +14,7 @@ pub struct Origin {
     /// `app`, `flagon` (core) or the extension's name.
     pub owner: &'static str,
     /// The dotted blueprint path the registration sits in, if any.
-    pub blueprint: Option<String>,
+    pub blueprint: Option<std::sync::Arc<str>>,
 }
 
 impl Origin {
@@ -28,7 +28,7 @@ impl Origin {
     pub(crate) fn in_blueprint(owner: &'static str, blueprint: &str) -> Self {
         Origin {
             owner,
-            blueprint: Some(blueprint.to_owned()),
+            blueprint: Some(blueprint.into()),
         }
     }
 }
@@ -94,7 +94,9 @@ pub enum SetupError {
         second: Origin,
     },
     /// Two paths cannot both be routed (for example `/{id}` and `/{name}`).
-    #[error("route path {path} (by {second}) conflicts with {other} (by {first}): {detail}")]
+    #[error(
+        "route path {path} (by {second}) conflicts with {other} (by {first}); the router cannot tell them apart"
+    )]
     PathConflict {
         /// The path that could not be added.
         path: String,
@@ -104,8 +106,6 @@ pub enum SetupError {
         first: Origin,
         /// Who registered `path`.
         second: Origin,
-        /// The router's explanation.
-        detail: String,
     },
     /// Two routes share an endpoint name.
     #[error(
@@ -115,11 +115,11 @@ pub enum SetupError {
         /// The endpoint name.
         endpoint: String,
         /// Path of the first route.
-        first_path: String,
+        first_path: Box<str>,
         /// The first registration.
         first: Origin,
         /// Path of the second route.
-        second_path: String,
+        second_path: Box<str>,
         /// The second registration.
         second: Origin,
     },

@@ -420,8 +420,8 @@ impl RequestContext {
     }
 
     /// The request id (as sent in `X-Request-Id`).
-    pub fn request_id(&self) -> Option<&str> {
-        self.0.meta.as_ref().map(|m| m.id.as_str())
+    pub fn request_id(&self) -> Option<&crate::RequestId> {
+        self.0.meta.as_ref().map(|m| &m.id)
     }
 
     /// The app serving the request.

@@ -179,9 +179,7 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut res = Response::new(Body::empty());
         *res.status_mut() = self.status;
-        if self.kind == ErrorKind::Internal
-            && let Some(src) = &self.source
-        {
+        if let (ErrorKind::Internal, Some(src)) = (self.kind, &self.source) {
             tracing::error!(target: "flagon::request", error = %src, "request failed");
         }
         res.extensions_mut().insert(ErrorMarker(Arc::new(self)));

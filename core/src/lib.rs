@@ -46,6 +46,7 @@
 //! | `server.body_limit` | `2097152` | request body limit in bytes |
 //! | `server.request_timeout` | `30s` | a longer request gets a 503 |
 //! | `server.header_read_timeout` | `10s` | time to receive request headers |
+//! | `server.keep_alive_timeout` | `75s` | idle connections between requests are closed |
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
 //! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
 //! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |

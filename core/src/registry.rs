@@ -101,9 +101,9 @@ impl Registry {
                 if !same_route {
                     errors.push(SetupError::EndpointClash {
                         endpoint: r.endpoint.clone(),
-                        first_path: first.path.clone(),
+                        first_path: first.path.as_str().into(),
                         first: first.origin.clone(),
-                        second_path: r.path.clone(),
+                        second_path: r.path.as_str().into(),
                         second: r.origin.clone(),
                     });
                 }
@@ -130,9 +130,7 @@ impl Registry {
 
         let mut sections: HashMap<&str, &Origin> = HashMap::new();
         for (s, o) in &self.sections {
-            if let Some(first) = sections.insert(s, o)
-                && first != o
-            {
+            if let Some(first) = sections.insert(s, o).filter(|first| *first != o) {
                 errors.push(SetupError::ConfigSectionClash {
                     section: s.clone(),
                     first: first.clone(),
@@ -196,7 +194,11 @@ impl Registry {
         let mut out = Vec::new();
         for (s, o) in &self.sections {
             if mine(o) {
-                out.push(format!("config section [{s}]"));
+                if s == "secret_key" {
+                    out.push("setting secret_key".to_owned());
+                } else {
+                    out.push(format!("config section [{s}]"));
+                }
             }
         }
         for r in self.routes.iter().filter(|r| mine(&r.origin)) {

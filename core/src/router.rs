@@ -248,7 +248,6 @@ pub(crate) fn assemble(
                 other,
                 first,
                 second: r.origin.clone(),
-                detail: e.to_string(),
             });
             continue;
         }
@@ -339,7 +338,8 @@ pub(crate) fn assemble(
     if server.body_limit != 2 * 1024 * 1024 {
         router = router.layer(DefaultBodyLimit::max(server.body_limit));
     }
-    Ok((router, table))
+    // Turns every handler into a ready route once, instead of on each request.
+    Ok((router.with_state(()), table))
 }
 
 async fn not_found() -> Response {

@@ -3,20 +3,27 @@
 //! On SIGINT/SIGTERM (or the given shutdown future) the server stops accepting, asks every
 //! connection to finish its in-flight request, waits up to `server.shutdown_deadline`, then
 //! cuts what is left, and finally runs shutdown hooks within the same deadline.
+//!
+//! Slow clients are bounded without a timer per request: one sweeper task ticks four times a
+//! second over all connections. A connection that started sending a request head and has not
+//! finished it within `server.header_read_timeout` is closed, and one idle between requests
+//! for `server.keep_alive_timeout` is closed gracefully.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use futures_util::task::AtomicWaker;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tower_service::Service;
 
 use crate::App;
 use crate::error::BoxError;
@@ -98,14 +105,14 @@ impl App {
         tracing::info!(addr = ?local, profile = %self.handle.profile(), "serving");
         self.handle.signals().emit(AppStarted { addr: local });
 
-        let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout);
+        let builder = auto::Builder::new(TokioExecutor::new());
         let service = self.service();
+        let tracker = Tracker::new(Limits {
+            header_read: settings.header_read_timeout,
+            keep_alive: settings.keep_alive_timeout,
+        });
+        let sweeper = tracker.clone().spawn_sweeper();
 
         tokio::pin!(shutdown);
         loop {
@@ -120,10 +127,9 @@ impl App {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let svc = service.clone().with_peer(peer);
-                    let builder = builder.clone();
-                    let stop = stop_rx.clone();
-                    conns.spawn(serve_connection(builder, stream, peer, svc, stop));
+                    let activity = tracker.track();
+                    let svc = service.clone().for_connection(peer, activity.clone());
+                    conns.spawn(serve_connection(builder.clone(), stream, peer, svc, activity));
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 () = &mut shutdown => break,
@@ -132,7 +138,7 @@ impl App {
         drop(listener);
         tracing::info!("stopping: no new connections; finishing requests in flight");
         self.handle.signals().emit(AppStopping);
-        let _ = stop_tx.send(true);
+        tracker.command_all(DRAIN);
         let deadline = settings.shutdown_deadline;
         let drained = tokio::time::timeout(deadline, async {
             while conns.join_next().await.is_some() {}
@@ -146,9 +152,212 @@ impl App {
             );
             conns.shutdown().await;
         }
+        sweeper.store(true, Ordering::Relaxed);
         self.shutdown(deadline).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often the sweeper looks at every connection.
+const TICK: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Copy)]
+struct Limits {
+    header_read: Duration,
+    keep_alive: Duration,
+}
+
+// Connection phases.
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const BUSY: u8 = 2;
+
+// Commands from the sweeper or the server to a connection.
+const RUN: u8 = 0;
+const DRAIN: u8 = 1;
+const KILL: u8 = 2;
+
+/// All open connections, and the coarse clock their activity is stamped with.
+#[derive(Clone)]
+struct Tracker {
+    clock: Arc<AtomicU64>,
+    conns: Arc<Mutex<Vec<Weak<Activity>>>>,
+    limits: Limits,
+}
+
+impl Tracker {
+    fn new(limits: Limits) -> Self {
+        Tracker {
+            clock: Arc::default(),
+            conns: Arc::default(),
+            limits,
+        }
+    }
+
+    fn track(&self) -> Arc<Activity> {
+        let a = Arc::new(Activity {
+            clock: self.clock.clone(),
+            phase: AtomicU8::new(IDLE),
+            since: AtomicU64::new(self.clock.load(Ordering::Relaxed)),
+            in_flight: AtomicUsize::new(0),
+            command: AtomicU8::new(RUN),
+            waker: AtomicWaker::new(),
+        });
+        self.lock().push(Arc::downgrade(&a));
+        a
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Activity>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn command_all(&self, command: u8) {
+        for a in self.lock().iter().filter_map(Weak::upgrade) {
+            a.send(command);
+        }
+    }
+
+    /// Starts the sweeper on its own thread, so the runtime carries no timer for it; it
+    /// stops when the returned flag is set.
+    fn spawn_sweeper(self) -> Arc<AtomicBool> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("flagon-sweeper".into())
+            .spawn(move || self.sweep(&flag));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the connection sweeper: slow clients are not cut off");
+        }
+        stop
+    }
+
+    fn sweep(self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(TICK);
+            let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut conns = self.lock();
+            conns.retain(|w| w.strong_count() > 0);
+            for a in conns.iter().filter_map(Weak::upgrade) {
+                let elapsed = TICK * (now.saturating_sub(a.since.load(Ordering::Relaxed)) as u32);
+                match a.phase.load(Ordering::Relaxed) {
+                    HEAD if elapsed > self.limits.header_read => a.send(KILL),
+                    IDLE if elapsed > self.limits.keep_alive => a.send(DRAIN),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// What a connection is doing, stamped by its I/O and its requests, read by the sweeper.
+pub(crate) struct Activity {
+    clock: Arc<AtomicU64>,
+    phase: AtomicU8,
+    since: AtomicU64,
+    in_flight: AtomicUsize,
+    command: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Activity {
+    fn stamp(&self, phase: u8) {
+        self.since
+            .store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.phase.store(phase, Ordering::Relaxed);
+    }
+
+    fn bytes_read(&self) {
+        if self.phase.load(Ordering::Relaxed) == IDLE {
+            self.stamp(HEAD);
+        }
+    }
+
+    fn send(&self, command: u8) {
+        if self.command.fetch_max(command, Ordering::Relaxed) < command {
+            self.waker.wake();
+        }
+    }
+
+    /// Completes when a command newer than `seen` arrives.
+    fn next_command(&self, seen: u8) -> impl Future<Output = u8> + '_ {
+        std::future::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            match self.command.load(Ordering::Relaxed) {
+                c if c > seen => Poll::Ready(c),
+                _ => Poll::Pending,
+            }
+        })
+    }
+}
+
+/// A request in flight on a connection; finished when dropped.
+pub(crate) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    pub(crate) fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.phase.store(BUSY, Ordering::Relaxed);
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.stamp(IDLE);
+        }
+    }
+}
+
+/// The TCP stream, reporting reads to the connection's [`Activity`].
+struct WatchedIo {
+    inner: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for WatchedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        res
+    }
+}
+
+impl tokio::io::AsyncWrite for WatchedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -157,34 +366,44 @@ async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     svc: crate::service::AppService,
-    mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) {
-    let hyper_svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut svc = svc.clone();
-        svc.call(req.map(Body::new))
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_svc);
+    let io = WatchedIo {
+        inner: stream,
+        activity: activity.clone(),
+    };
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
     tokio::pin!(conn);
-    let stopping = stop.wait_for(|s| *s);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+    let mut seen = RUN;
+    loop {
+        tokio::select! {
+            biased;
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
             }
-            return;
+            command = activity.next_command(seen) => {
+                seen = command;
+                if command == KILL {
+                    tracing::debug!(%peer, "closing a connection whose request head is overdue");
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+            }
         }
-        _ = stopping => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    if let Err(e) = conn.await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C; stop the server with SIGTERM");
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {

@@ -1,23 +1,34 @@
 //! The one core layer every request passes: request id, panic and timeout safety, default
 //! error pages, one log line, and the request signals.
+//!
+//! It is written as a named future rather than an `async` block so that a request costs no
+//! extra allocation here: the timeout timer is created only for a request that has to wait.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
+use bytes::Bytes;
 use futures_util::FutureExt;
+use futures_util::future::CatchUnwind;
 use http::header::ACCEPT;
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use tower_service::Service;
 
-use crate::hooks::BoxFuture;
-use crate::http_error::{ErrorKind, HttpError, render_if_error};
+use crate::error::BoxError;
+use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_if_error};
 use crate::request::{RequestId, RequestMeta};
+use crate::serve::{Activity, InFlight};
 use crate::signals::{RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
 
@@ -30,6 +41,7 @@ pub struct AppService {
     router: Router,
     app: AppHandle,
     peer: Option<SocketAddr>,
+    activity: Option<Arc<Activity>>,
     timeout: Duration,
     emit_started: bool,
     emit_finished: bool,
@@ -42,6 +54,7 @@ impl App {
             router: self.router.clone(),
             app: self.handle.clone(),
             peer: None,
+            activity: None,
             timeout: self.handle.0.server.request_timeout,
             emit_started: self.handle.0.signals.has::<RequestStarted>(),
             emit_finished: self.handle.0.signals.has::<RequestFinished>(),
@@ -50,100 +63,187 @@ impl App {
 }
 
 impl AppService {
+    /// The service as if serving a connection from `peer` (the test client's `peer`).
     pub(crate) fn with_peer(mut self, peer: SocketAddr) -> Self {
         self.peer = Some(peer);
         self
     }
+
+    pub(crate) fn for_connection(mut self, peer: SocketAddr, activity: Arc<Activity>) -> Self {
+        self.peer = Some(peer);
+        self.activity = Some(activity);
+        self
+    }
 }
 
-impl Service<Request> for AppService {
+impl<B> Service<http::Request<B>> for AppService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response, Infallible>>;
+    type Future = AppFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
-        let started = Instant::now();
-        let id = req
-            .headers()
-            .get(X_REQUEST_ID)
-            .and_then(RequestId::from_client)
+    fn call(&mut self, req: http::Request<B>) -> AppFuture {
+        let mut req: Request = req.map(Body::new);
+        let in_flight = self.activity.as_ref().map(|a| InFlight::start(a.clone()));
+        let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
+        let timed = logged || self.emit_finished;
+        let id = client_request_id(req.headers())
             .unwrap_or_else(|| RequestId::generate(&self.app.0.ids));
-        let method = req.method().clone();
-        let uri = req.uri().clone();
         let accept = req.headers().get(ACCEPT).cloned();
+        let summary = (timed || self.emit_started).then(|| {
+            Box::new(Summary {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                started: Instant::now(),
+            })
+        });
         req.extensions_mut().insert(RequestMeta {
             app: self.app.clone(),
             id: id.clone(),
             peer: self.peer,
         });
-        if let Some(peer) = self.peer {
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-        }
-        if self.emit_started {
+        if let (true, Some(s)) = (self.emit_started, &summary) {
             self.app.0.signals.emit(RequestStarted {
-                method: method.clone(),
-                path: uri.path().to_owned(),
-                request_id: id.as_str().to_owned(),
+                method: s.method.clone(),
+                path: s.uri.path().to_owned(),
+                request_id: id.to_string(),
             });
         }
-        let fut = self.router.call(req);
-        let timeout = self.timeout;
-        let app = self.emit_finished.then(|| self.app.clone());
-        Box::pin(async move {
-            let res = match tokio::time::timeout(timeout, AssertUnwindSafe(fut).catch_unwind())
-                .await
-            {
-                Ok(Ok(Ok(res))) => res,
-                Ok(Ok(Err(never))) => match never {},
-                Ok(Err(panic)) => HttpError::panic(&*panic, "request").into_response(),
-                Err(_) => {
-                    tracing::warn!(target: "flagon::request", method = %method, path = %uri.path(), timeout = ?timeout, "request timed out");
-                    HttpError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The request took too long.",
-                    )
-                    .with_kind(ErrorKind::Timeout)
-                    .into_response()
+        AppFuture {
+            inner: AssertUnwindSafe(self.router.call(req)).catch_unwind(),
+            timer: None,
+            timeout: self.timeout,
+            finish: Some(Finish {
+                id,
+                accept,
+                summary,
+                logged,
+                app: self.emit_finished.then(|| self.app.clone()),
+                _in_flight: in_flight,
+            }),
+        }
+    }
+}
+
+/// The client's well-formed `X-Request-Id`. Requests carry few headers, so a scan beats
+/// hashing the name; long header lists use the map's index.
+fn client_request_id(headers: &HeaderMap) -> Option<RequestId> {
+    let value = if headers.len() <= 16 {
+        headers
+            .iter()
+            .find(|(name, _)| **name == X_REQUEST_ID)
+            .map(|(_, v)| v)
+    } else {
+        headers.get(X_REQUEST_ID)
+    };
+    value.and_then(RequestId::from_client)
+}
+
+/// The future of one request through [`AppService`].
+pub struct AppFuture {
+    inner: CatchUnwind<AssertUnwindSafe<RouteFuture<Infallible>>>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timeout: Duration,
+    finish: Option<Finish>,
+}
+
+struct Summary {
+    method: Method,
+    uri: Uri,
+    started: Instant,
+}
+
+/// What happens once the response is ready.
+struct Finish {
+    id: RequestId,
+    accept: Option<HeaderValue>,
+    /// Only when a log line or a signal needs it (boxed to keep the future small).
+    summary: Option<Box<Summary>>,
+    logged: bool,
+    app: Option<AppHandle>,
+    _in_flight: Option<InFlight>,
+}
+
+impl Future for AppFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let res = match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Ready(Ok(Ok(res))) => res,
+            Poll::Ready(Ok(Err(never))) => match never {},
+            Poll::Ready(Err(panic)) => HttpError::panic(&*panic, "request").into_response(),
+            Poll::Pending => {
+                // Only a request that has to wait pays for a timer.
+                let timeout = this.timeout;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => {
+                        tracing::warn!(target: "flagon::request", ?timeout, "request timed out");
+                        HttpError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "The request took too long.",
+                        )
+                        .with_kind(ErrorKind::Timeout)
+                        .into_response()
+                    }
                 }
-            };
-            let mut res = if res
-                .extensions()
-                .get::<crate::http_error::ErrorMarker>()
-                .is_some()
-            {
-                let mut h = HeaderMap::new();
-                if let Some(a) = accept {
-                    h.insert(ACCEPT, a);
-                }
-                render_if_error(res, &h)
-            } else {
-                res
-            };
-            res.headers_mut().insert(X_REQUEST_ID, id.header());
-            let latency = started.elapsed();
+            }
+        };
+        let finish = this
+            .finish
+            .take()
+            .expect("AppFuture polled after completion");
+        Poll::Ready(Ok(finish.complete(res)))
+    }
+}
+
+impl Finish {
+    fn complete(self, res: Response) -> Response {
+        let mut res = if res.extensions().get::<ErrorMarker>().is_some() {
+            let mut h = HeaderMap::new();
+            if let Some(a) = self.accept {
+                h.insert(ACCEPT, a);
+            }
+            render_if_error(res, &h)
+        } else {
+            res
+        };
+        res.headers_mut().insert(X_REQUEST_ID, self.id.header());
+        let Some(s) = self.summary else {
+            return res;
+        };
+        let latency = s.started.elapsed();
+        if self.logged {
             tracing::info!(
                 target: "flagon::request",
-                method = %method,
-                path = %uri.path(),
+                method = %s.method,
+                path = %s.uri.path(),
                 status = res.status().as_u16(),
                 latency_us = latency.as_micros() as u64,
-                request_id = id.as_str(),
+                request_id = %self.id,
             );
-            if let Some(app) = app {
-                app.0.signals.emit(RequestFinished {
-                    method,
-                    path: uri.path().to_owned(),
-                    status: res.status(),
-                    latency,
-                    request_id: id.as_str().to_owned(),
-                });
-            }
-            Ok(res)
-        })
+        }
+        if let Some(app) = self.app {
+            let s = *s;
+            app.0.signals.emit(RequestFinished {
+                method: s.method,
+                path: s.uri.path().to_owned(),
+                status: res.status(),
+                latency,
+                request_id: self.id.to_string(),
+            });
+        }
+        res
     }
 }

@@ -1,0 +1,188 @@
+//! Per-request behaviour of the core layer: request ids, log line, body limit, timeout, signals.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flagon::signals::{RequestFinished, RequestStarted};
+use flagon::testing::{TestClient, testing_config, testing_config_toml};
+use flagon::{App, RequestId, Route};
+
+async fn echo_id(id: RequestId) -> String {
+    id.to_string()
+}
+
+fn app() -> App {
+    App::builder()
+        .config(testing_config())
+        .route(Route::get("/id", echo_id))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let client = TestClient::new(&app());
+    let a = client.get("/id").send().await;
+    let b = client.get("/id").send().await;
+    let id = a.header("x-request-id").unwrap().to_owned();
+    assert_eq!(a.text(), id, "handlers see the same id");
+    assert_ne!(id, b.header("x-request-id").unwrap());
+    let missing = client.get("/missing").send().await;
+    assert!(missing.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn a_valid_incoming_request_id_is_honoured_and_a_bad_one_replaced() {
+    let client = TestClient::new(&app());
+    let res = client
+        .get("/id")
+        .header("x-request-id", "lb-1234.abc")
+        .send()
+        .await;
+    assert_eq!(res.header("x-request-id"), Some("lb-1234.abc"));
+    let res = client
+        .get("/id")
+        .header("x-request-id", "<script>")
+        .send()
+        .await;
+    assert_ne!(res.header("x-request-id"), Some("<script>"));
+    assert!(!res.header("x-request-id").unwrap().is_empty());
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_structured_log_line_per_request() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let res = TestClient::new(&app())
+        .get("/id")
+        .header("x-request-id", "abc-1")
+        .send()
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("flagon::request"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    for field in [
+        "method=GET",
+        "path=/id",
+        "status=200",
+        "latency_us=",
+        "request_id=abc-1",
+    ] {
+        assert!(lines[0].contains(field), "{field} missing: {}", lines[0]);
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413() {
+    let app = App::builder()
+        .config(testing_config_toml("[server]\nbody_limit = 16\n"))
+        .route(
+            Route::post("/upload", |body: bytes::Bytes| async move {
+                body.len().to_string()
+            })
+            .name("upload"),
+        )
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    assert_eq!(
+        client.post("/upload").body("small").send().await.text(),
+        "5"
+    );
+    let res = client.post("/upload").body(vec![b'x'; 64]).send().await;
+    assert_eq!(res.status(), 413);
+}
+
+#[tokio::test]
+async fn requests_past_the_timeout_get_503() {
+    let app = App::builder()
+        .config(testing_config_toml(
+            "[server]\nrequest_timeout = \"100ms\"\n",
+        ))
+        .route(
+            Route::get("/slow", || async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            })
+            .name("slow"),
+        )
+        .build()
+        .unwrap();
+    let res = TestClient::new(&app)
+        .get("/slow")
+        .header("accept", "application/json")
+        .send()
+        .await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.json::<serde_json::Value>()["error"]["message"],
+        "The request took too long."
+    );
+}
+
+#[tokio::test]
+async fn request_signals_reach_subscribers() {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let app = App::builder()
+        .config(testing_config())
+        .configure(move |s| {
+            s.subscribe(move |e: &RequestStarted| {
+                s1.lock().unwrap().push(format!("started {}", e.path))
+            });
+            s.subscribe(move |e: &RequestFinished| {
+                s2.lock()
+                    .unwrap()
+                    .push(format!("finished {} {}", e.path, e.status.as_u16()))
+            });
+            Ok(())
+        })
+        .route(Route::get("/id", echo_id))
+        .build()
+        .unwrap();
+    TestClient::new(&app).get("/id").send().await;
+    assert_eq!(*seen.lock().unwrap(), ["started /id", "finished /id 200"]);
+}
+
+#[tokio::test]
+async fn async_subscribers_and_custom_signals() {
+    struct UserLoggedIn(&'static str);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let s1 = seen.clone();
+    let app = App::builder()
+        .config(testing_config())
+        .configure(move |s| {
+            s.subscribe_async(move |e: Arc<UserLoggedIn>| {
+                let s1 = s1.clone();
+                async move { s1.lock().unwrap().push(format!("welcome {}", e.0)) }
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    app.signals().emit_and_wait(UserLoggedIn("ada")).await;
+    assert_eq!(*seen.lock().unwrap(), ["welcome ada"]);
+}
