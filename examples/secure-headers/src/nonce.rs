@@ -11,9 +11,8 @@ use flagon::http::request::Parts;
 use flagon::{HttpError, RequestContext};
 use rand::RngCore as _;
 
-/// The request's Content-Security-Policy nonce: 128 bits from the operating system's
-/// CSPRNG (through `rand`'s thread-local generator), base64-encoded, fresh for every
-/// request. The same value is in the response's CSP header as `'nonce-…'`.
+/// The request's Content-Security-Policy nonce: 128 bits from `rand`'s thread-local CSPRNG
+/// (ChaCha12, seeded from the operating system), base64-encoded, fresh for every request. The same value is in the response's CSP header as `'nonce-…'`.
 ///
 /// Put it on inline `<script>` and `<style>` tags: `<script nonce="{{ csp_nonce() }}">`.
 /// Handlers take it as an extractor (`Option<CspNonce>` where the route may have no
