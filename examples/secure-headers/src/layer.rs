@@ -185,8 +185,9 @@ impl Resolved {
     }
 
     /// Whether the request reached us over https: the connection's own scheme, or
-    /// `X-Forwarded-Proto` when (and only when) the peer is a trusted proxy. The last value
-    /// is the one our proxy set; earlier ones came from further away.
+    /// `X-Forwarded-Proto` (else `Forwarded`'s `proto`) when, and only when, the peer is a
+    /// trusted proxy. The last value is the one our proxy set; earlier ones came from
+    /// further away.
     fn is_https(&self, req: &Request) -> bool {
         if req.uri().scheme() == Some(&Scheme::HTTPS) {
             return true;
@@ -197,13 +198,23 @@ impl Resolved {
         if !self.trusted.contains(&peer.ip().to_canonical()) {
             return false;
         }
-        req.headers()
-            .get_all("x-forwarded-proto")
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+        let last = |name: &str| {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+        };
+        let proto = last("x-forwarded-proto").map(str::trim).or_else(|| {
+            // RFC 7239: `Forwarded: for=…;proto=https`, the last element being our proxy's.
+            last("forwarded")?
+                .split(';')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("proto"))
+                .map(|(_, v)| v.trim().trim_matches('"'))
+        });
+        proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
     }
 }
 

@@ -85,7 +85,8 @@
 //! # HTTPS behind a proxy
 //!
 //! A request is https when its own connection is, or when its peer is listed in
-//! `server.trusted_proxies` and the last `X-Forwarded-Proto` value says `https`. A client
+//! `server.trusted_proxies` and the last `X-Forwarded-Proto` value (or, without it, the last
+//! `Forwarded` element's `proto`) says `https`. A client
 //! that is not a trusted proxy cannot talk its way out of the redirect (or into HSTS) by
 //! sending the header.
 //!

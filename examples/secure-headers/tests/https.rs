@@ -107,3 +107,30 @@ async fn a_malformed_host_is_a_400_not_a_redirect() {
     assert_eq!(res.status(), 400);
     assert!(res.location().is_none());
 }
+
+#[tokio::test]
+async fn the_standard_forwarded_header_is_read_from_trusted_proxies_too() {
+    let app = app("");
+    let send = |peer: &'static str, value: &'static str| {
+        let app = app.clone();
+        async move {
+            TestClient::new(&app)
+                .get("/account")
+                .header("host", "example.com")
+                .header("forwarded", value)
+                .peer(peer.parse::<SocketAddr>().unwrap())
+                .send()
+                .await
+                .status()
+        }
+    };
+    assert_eq!(
+        send(TRUSTED, "for=192.0.2.60;proto=https;by=10.0.0.1").await,
+        200
+    );
+    assert_eq!(
+        send(TRUSTED, "proto=https, for=192.0.2.60;proto=http").await,
+        302
+    );
+    assert_eq!(send(STRANGER, "for=192.0.2.60;proto=https").await, 302);
+}
