@@ -182,6 +182,7 @@ impl AppBuilder {
             }
         }
 
+        crate::core_setup::finish(&mut reg, &config, &secret_key);
         reg.check_clashes();
         let unknown = unknown_sections(&config, &reg);
         reg.errors.extend(unknown);

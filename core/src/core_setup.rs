@@ -40,6 +40,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret), SetupErr
     };
     s.route(Route::get("/healthz", health::healthz).name("healthz"));
     s.route(Route::get("/readyz", health::readyz).name("readyz"));
+    init_web(s)?;
     Ok((server, secret))
 }
 
@@ -47,4 +48,30 @@ impl Setup<'_> {
     fn origin_core(&self) -> crate::error::Origin {
         crate::error::Origin::new(crate::registry::CORE)
     }
+}
+
+/// Core's web subsystems (sessions, templates, CSRF): their config sections and layers.
+///
+/// The CSRF layer is added before the session layer, so it runs inside it and can read
+/// the session.
+pub(crate) fn init_web(s: &mut Setup<'_>) -> Result<(), SetupError> {
+    crate::csrf::init(s)?;
+    crate::session::setup::init(s)?;
+    crate::templates::setup::init(s)?;
+    Ok(())
+}
+
+/// Runs after every extension and the app registered: builds what depends on all of
+/// their registrations (the selected session store, the template environment).
+pub(crate) fn finish(
+    reg: &mut crate::registry::Registry,
+    config: &crate::config::Config,
+    secret: &Secret,
+) {
+    let secret = secret.expose().as_bytes();
+    if let Err(e) = crate::session::setup::finish(reg, config, secret) {
+        reg.errors.push(e);
+    }
+    crate::csrf::finish(reg, secret);
+    crate::templates::setup::finish(reg, config.profile());
 }

@@ -50,6 +50,27 @@
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
 //! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
 //! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
+//! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
+//! | `session.capacity` | `10000` | most sessions the memory store keeps (LRU eviction) |
+//! | `session.idle_timeout` | `2h` | an unused session expires after this |
+//! | `session.absolute_timeout` | `7d` | a session expires this long after creation |
+//! | `session.insecure_plain_http` | `false` | development only: session cookie without `Secure` |
+//! | `session.on_store_error` | `empty` | `empty` (log, empty session) or `unavailable` (503) |
+//! | `session.store_timeout` | `2s` | bound on each store call |
+//! | `templates.dir` | `templates` | the app's template directory ([`templates`]) |
+//! | `templates.auto_reload` | on in development | reload changed templates without a restart |
+//! | `csrf.enabled` | `true` | token and origin checks on unsafe methods ([`csrf`]) |
+//! | `csrf.trusted_origins` | `[]` | other origins allowed to post |
+//!
+//! The full key lists are on [`session::SessionConfig`], [`templates::TemplatesConfig`] and
+//! [`csrf::CsrfConfig`].
+//!
+//! # Sessions, flash messages, templates, CSRF
+//!
+//! Every app has server-side [`session`]s (lazily loaded; a route that does not touch the
+//! session pays no store call and sets no cookie), [`flash`]ed messages, minijinja
+//! [`templates`] that extensions extend with filters, functions, globals, tests and context
+//! processors, and [`csrf`] protection for forms and scripts.
 //!
 //! # Writing an extension
 //!
@@ -73,11 +94,14 @@ mod app;
 pub mod cli;
 pub mod config;
 mod core_setup;
+mod crypto;
+pub mod csrf;
 pub mod discovery;
-#[doc = include_str!("../docs/writing-extensions.md")]
-pub mod guide {}
 mod error;
 mod extension;
+pub mod flash;
+#[doc = include_str!("../docs/writing-extensions.md")]
+pub mod guide {}
 mod health;
 mod hooks;
 mod http_error;
@@ -87,9 +111,11 @@ mod route;
 mod router;
 pub mod serve;
 mod service;
+pub mod session;
 mod setup;
 pub mod signals;
 mod state;
+pub mod templates;
 pub mod testing;
 
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};

@@ -162,6 +162,7 @@ pub struct Blueprint {
     pub(crate) routes: Vec<Route>,
     pub(crate) children: Vec<Blueprint>,
     pub(crate) hooks: HookSet,
+    pub(crate) template_dirs: Vec<std::path::PathBuf>,
 }
 
 impl Blueprint {
@@ -173,7 +174,15 @@ impl Blueprint {
             routes: Vec::new(),
             children: Vec::new(),
             hooks: HookSet::default(),
+            template_dirs: Vec::new(),
         }
+    }
+
+    /// A directory of templates this blueprint brings (Flask's `template_folder`). It is
+    /// searched after the app's own directories, so the app can override its templates.
+    pub fn template_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.template_dirs.push(dir.into());
+        self
     }
 
     /// The URL prefix for every route inside (`/admin`).

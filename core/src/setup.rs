@@ -187,6 +187,9 @@ impl<'a> Setup<'a> {
             origin: origin.clone(),
             hooks,
         });
+        for dir in bp.template_dirs {
+            crate::templates::setup::add_dir(self, dir, false);
+        }
         let mut inner_scopes = scopes.to_vec();
         inner_scopes.push(index);
         for route in bp.routes {

@@ -53,7 +53,9 @@ async fn a_valid_incoming_request_id_is_honoured_and_a_bad_one_replaced() {
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
     let app = App::builder()
-        .config(testing_config_toml("[server]\nbody_limit = 16\n"))
+        .config(testing_config_toml(
+            "[server]\nbody_limit = 16\n[csrf]\nenabled = false\n",
+        ))
         .route(
             Route::post("/upload", |body: bytes::Bytes| async move {
                 body.len().to_string()

@@ -1,14 +1,21 @@
-//! The smallest complete Flagon app: an extension with a route, hooks, a CLI command and a
-//! config section, plus a blueprint. Run `cargo run -p example-hello` and open
+//! The smallest complete Flagon app: an extension with a route, hooks, a context processor,
+//! a CLI command and a config section, plus a blueprint, a session visit counter, flashed
+//! messages, templates and a CSRF-protected form. Run `cargo run -p example-hello` and open
 //! http://127.0.0.1:5000/, or `cargo run -p example-hello -- routes`.
 
 use std::io::Write;
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use axum::Form;
+use axum::response::{Html, Redirect};
 use flagon::clap::{Arg, Command};
-use flagon::{App, Blueprint, Ext, Extension, G, Route, Setup, SetupError};
+use flagon::config::{Config, ConfigError};
+use flagon::session::Session;
+use flagon::templates::{Templates, context};
+use flagon::{App, Blueprint, BuildError, Ext, Extension, HttpError, Route, Setup, SetupError};
 use serde::{Deserialize, Serialize};
 
 /// `[greeter]` in flagon.toml.
@@ -30,7 +37,10 @@ impl Extension for Greeter {
 
     fn init_app(&self, app: &mut Setup<'_>) -> Result<(), SetupError> {
         let cfg: GreeterConfig = app.config("greeter")?;
-        app.provide(Greeting(cfg.greeting.unwrap_or_else(|| "Hello".into())));
+        let greeting = cfg.greeting.unwrap_or_else(|| "Hello".into());
+        app.provide(Greeting(greeting.clone()));
+        // Every template sees `greeting` without handlers passing it.
+        app.context_processor(move |_| context! { greeting => greeting.clone() });
         app.route(Route::get("/hello/{name}", hello));
         app.before_request(|mut req| async move {
             flagon::RequestExt::g(&mut req).insert(Instant::now());
@@ -66,35 +76,164 @@ async fn hello(
     format!("{}, {name}!", greeting.0)
 }
 
-async fn index(g: G) -> String {
-    let started = g
-        .get::<Instant>()
-        .map(|t| format!("{:?}", t.elapsed()))
-        .unwrap_or_default();
-    format!("Welcome to Flagon (hooks ran {started} ago). Try /hello/world or /admin/.\n")
+/// `/`: a per-session visit counter and any flashed messages (shown by `base.html`).
+async fn index(session: Session, tpl: Templates) -> Result<Html<String>, HttpError> {
+    let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+    session.insert("visits", visits)?;
+    tpl.render("index.html", context! { visits })
+}
+
+/// `GET /form`: a form carrying the session's CSRF token.
+async fn form(tpl: Templates) -> Result<Html<String>, HttpError> {
+    tpl.render("form.html", context! {})
+}
+
+#[derive(Deserialize)]
+struct Note {
+    value: String,
+}
+
+/// `POST /form`: reached only with a valid CSRF token; flashes the value and redirects.
+async fn save_form(session: Session, Form(note): Form<Note>) -> Result<Redirect, HttpError> {
+    let value = note.value.trim();
+    if value.is_empty() || value.chars().count() > 200 {
+        return Err(HttpError::bad_request("A note is 1 to 200 characters."));
+    }
+    session.flash(format!("Saved: {value}"), "success")?;
+    Ok(Redirect::to("/"))
 }
 
 async fn admin_index() -> &'static str {
     "admin area\n"
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// The example's app, on `config`.
+fn build(config: Config) -> Result<App, BuildError> {
     let admin = Blueprint::new("admin")
         .url_prefix("/admin")
         .route(Route::get("/", admin_index).name("index"));
     flagon_secure_headers::link(); // keeps the discovered crate in the binary
-    let app = App::builder()
+    App::builder()
+        .config(config)
         .discover()
         .register(Greeter)
         .route(Route::get("/", index))
+        .route(Route::get("/form", form))
+        .route(Route::post("/form", save_form))
         .blueprint(admin)
-        .build();
+        .configure(|app| {
+            // Found wherever `cargo run` is started from.
+            app.template_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"));
+            Ok(())
+        })
+        .build()
+}
+
+/// The usual settings, falling back to the example's own `flagon.toml` when the working
+/// directory has none and `FLAGON_CONFIG` is unset.
+fn load_config() -> Result<Config, ConfigError> {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    let chosen = vars.iter().any(|(k, _)| k == "FLAGON_CONFIG");
+    if !chosen && !Path::new("flagon.toml").is_file() {
+        let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("flagon.toml");
+        vars.push(("FLAGON_CONFIG".into(), own.display().to_string()));
+    }
+    Config::load_from(vars, Path::new("."))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let app = load_config()
+        .map_err(|e| e.to_string())
+        .and_then(|config| build(config).map_err(|e| e.to_string()));
     match app {
         Ok(app) => app.run().await,
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flagon::testing::{TestClient, testing_config};
+
+    use super::*;
+
+    fn app() -> App {
+        build(testing_config()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn the_index_counts_visits_per_session() {
+        let app = app();
+        let client = TestClient::new(&app);
+        assert!(
+            client
+                .get("/")
+                .send()
+                .await
+                .text()
+                .contains("visited this page 1 time in")
+        );
+        assert!(
+            client
+                .get("/")
+                .send()
+                .await
+                .text()
+                .contains("visited this page 2 times")
+        );
+        let other = TestClient::new(&app);
+        assert!(
+            other
+                .get("/")
+                .send()
+                .await
+                .text()
+                .contains("visited this page 1 time in")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_form_saves_flashes_and_redirects() {
+        let app = app();
+        let client = TestClient::new(&app).follow_redirects(true);
+        let page = client.get("/form").send().await.text();
+        let needle = "name=\"csrf_token\" value=\"";
+        let start = page.find(needle).expect("token field") + needle.len();
+        let token = &page[start..start + 96];
+        let res = client
+            .post("/form")
+            .form(&[("csrf_token", token), ("value", "<hi>")])
+            .send()
+            .await;
+        assert_eq!(res.status(), 200);
+        let body = res.text();
+        assert!(body.contains("Saved: &lt;hi&gt;"), "{body}");
+        assert!(
+            !client.get("/").send().await.text().contains("Saved:"),
+            "shown once"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_form_refuses_a_post_without_a_token() {
+        let app = app();
+        let res = TestClient::new(&app)
+            .post("/form")
+            .form(&[("value", "x")])
+            .send()
+            .await;
+        assert_eq!(res.status(), 403);
+    }
+
+    #[tokio::test]
+    async fn the_hello_route_is_unchanged() {
+        let app = app();
+        let res = TestClient::new(&app).get("/hello/world").send().await;
+        assert_eq!(res.text(), "Hello, world!");
+        assert!(res.header("set-cookie").is_none());
     }
 }

@@ -1,0 +1,511 @@
+//! CSRF protection, as Flask-WTF's `CSRFProtect`: every POST, PUT, PATCH and DELETE must
+//! carry a token bound to the session, in the `csrf_token` form field or the
+//! `X-CSRF-Token` header, and must not come from another site (`Sec-Fetch-Site`, `Origin`).
+//!
+//! Templates put the token in forms with `csrf_token()`:
+//!
+//! ```html
+//! <form method="post">
+//!   <input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+//! </form>
+//! ```
+//!
+//! Scripts read it from the page or from the [`CsrfToken`] extractor and send it in the
+//! header. A refused request gets a 403 saying why ([`CsrfError`]). Routes and blueprints
+//! that authenticate otherwise (APIs with bearer tokens) are exempted with
+//! [`Setup::csrf_exempt`] and [`Setup::csrf_exempt_blueprint`].
+//!
+//! Tokens are a random nonce with two HMAC-SHA256 tags keyed by the app's secret key: one
+//! over the nonce (so a token from this app is told from garbage), one over the nonce and a
+//! per-session secret (so another session's token is refused, and says so). Each call gives
+//! a fresh token (no two pages show the same bytes); all verify until
+//! [`rotate_token`] replaces the session's secret. Tags are compared in constant time.
+//!
+//! A form body (`application/x-www-form-urlencoded`) is read, up to `server.body_limit`, to
+//! find the field, then handed to the handler unchanged. Other bodies (JSON, multipart
+//! uploads) must carry the token in the header.
+//!
+//! # Configuration (`[csrf]`)
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `enabled` | `true` | check unsafe requests |
+//! | `check_origin` | `true` | refuse cross-site requests by `Sec-Fetch-Site` / `Origin` |
+//! | `trusted_origins` | `[]` | other origins allowed to post (`https://app.example.com`) |
+//! | `field_name` | `"csrf_token"` | form field holding the token |
+//! | `header_name` | `"X-CSRF-Token"` | header holding the token |
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, MatchedPath, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
+use futures_util::future::Either;
+use http::header::{CONTENT_TYPE, HOST, ORIGIN};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use serde::{Deserialize, Serialize};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::AppHandle;
+use crate::crypto::{SigningKey, hex, random_16, unhex};
+use crate::error::{Origin, SetupError};
+use crate::hooks::BoxFuture;
+use crate::http_error::HttpError;
+use crate::registry::Registry;
+use crate::request::RequestMeta;
+use crate::session::Session;
+use crate::setup::Setup;
+
+/// The session key holding the per-session CSRF secret.
+const SECRET_KEY: &str = "_csrf_secret";
+/// Hex length of a token: nonce, app tag, session tag (16 bytes each).
+const TOKEN_HEX_LEN: usize = 96;
+
+/// Core's `[csrf]` section (see the [module docs](self)).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsrfConfig {
+    /// Check unsafe requests.
+    pub enabled: bool,
+    /// Refuse cross-site requests by `Sec-Fetch-Site` / `Origin`.
+    pub check_origin: bool,
+    /// Other origins allowed to post, as `scheme://host[:port]`.
+    pub trusted_origins: Vec<String>,
+    /// Form field holding the token.
+    pub field_name: String,
+    /// Header holding the token.
+    pub header_name: String,
+}
+
+impl Default for CsrfConfig {
+    fn default() -> Self {
+        CsrfConfig {
+            enabled: true,
+            check_origin: true,
+            trusted_origins: Vec::new(),
+            field_name: "csrf_token".into(),
+            header_name: "X-CSRF-Token".into(),
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrfError {
+    /// No token in the form field or the header.
+    #[error("The CSRF token is missing.")]
+    Missing,
+    /// The token is malformed or was not made by this app.
+    #[error("The CSRF token is invalid.")]
+    Invalid,
+    /// The token was made for another session (or before the token was rotated).
+    #[error("The CSRF token does not belong to this session.")]
+    OtherSession,
+    /// The request comes from another site.
+    #[error("The request comes from another origin.")]
+    CrossOrigin,
+}
+
+impl IntoResponse for CsrfError {
+    fn into_response(self) -> Response {
+        HttpError::new(StatusCode::FORBIDDEN, format!("CSRF check failed: {self}")).into_response()
+    }
+}
+
+/// What setup gathers for CSRF.
+#[derive(Clone, Default)]
+pub(crate) struct CsrfSlot {
+    config: Option<CsrfConfig>,
+    exempt_endpoints: Vec<(String, Origin)>,
+    exempt_blueprints: Vec<(String, Origin)>,
+}
+
+impl Setup<'_> {
+    /// Exempts the route with endpoint `endpoint` (qualified: `api.create`) from CSRF
+    /// checks, for routes that authenticate without cookies.
+    /// An endpoint no route has fails the build.
+    pub fn csrf_exempt(&mut self, endpoint: &str) -> &mut Self {
+        let origin = Origin::new(self.name());
+        self.slot::<CsrfSlot>()
+            .exempt_endpoints
+            .push((endpoint.to_owned(), origin));
+        self
+    }
+
+    /// Exempts every route of blueprint `name` (and its children) from CSRF checks.
+    /// A blueprint that is not registered fails the build.
+    pub fn csrf_exempt_blueprint(&mut self, name: &str) -> &mut Self {
+        let origin = Origin::new(self.name());
+        self.slot::<CsrfSlot>()
+            .exempt_blueprints
+            .push((name.to_owned(), origin));
+        self
+    }
+}
+
+pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
+    let cfg: CsrfConfig = s.config("csrf")?;
+    if HeaderName::from_bytes(cfg.header_name.as_bytes()).is_err() {
+        return Err(s.config_error("csrf.header_name", "not a valid header name"));
+    }
+    if cfg.field_name.is_empty() {
+        return Err(s.config_error("csrf.field_name", "must not be empty"));
+    }
+    s.slot::<CsrfSlot>().config = Some(cfg);
+    s.layer(CsrfLayer);
+    Ok(())
+}
+
+pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
+    let Some(slot) = reg.slots.get::<CsrfSlot>().cloned() else {
+        return;
+    };
+    let Some(cfg) = slot.config else { return };
+    // An exemption that matches nothing is a typo that would leave a route protected (or an
+    // API broken) silently.
+    for (endpoint, origin) in &slot.exempt_endpoints {
+        if !reg.routes.iter().any(|r| &r.endpoint == endpoint) {
+            reg.errors.push(SetupError::Invalid {
+                what: format!("CSRF exemption for endpoint `{endpoint}`"),
+                origin: origin.clone(),
+                reason: "no route has this endpoint name (blueprint routes are \
+                         `blueprint.endpoint`)"
+                    .into(),
+            });
+        }
+    }
+    for (name, origin) in &slot.exempt_blueprints {
+        if !reg.blueprints.iter().any(|b| &b.name == name) {
+            reg.errors.push(SetupError::Invalid {
+                what: format!("CSRF exemption for blueprint `{name}`"),
+                origin: origin.clone(),
+                reason: "no blueprint has this name".into(),
+            });
+        }
+    }
+    let header = HeaderName::from_bytes(cfg.header_name.as_bytes())
+        .unwrap_or(HeaderName::from_static("x-csrf-token"));
+    reg.slots.insert(Arc::new(CsrfRuntime {
+        key: SigningKey::derive(secret, "flagon.csrf"),
+        header,
+        trusted: cfg
+            .trusted_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect(),
+        cfg,
+        exempt_endpoints: slot.exempt_endpoints.into_iter().map(|(e, _)| e).collect(),
+        exempt_blueprints: slot.exempt_blueprints.into_iter().map(|(b, _)| b).collect(),
+        exempt_routes: OnceLock::new(),
+        routed: OnceLock::new(),
+    }));
+}
+
+pub(crate) struct CsrfRuntime {
+    key: SigningKey,
+    cfg: CsrfConfig,
+    header: HeaderName,
+    trusted: Vec<String>,
+    exempt_endpoints: Vec<String>,
+    exempt_blueprints: Vec<String>,
+    /// (method, route path) pairs exempted, computed from the route table on first use.
+    exempt_routes: OnceLock<HashSet<(Method, String)>>,
+    /// (method, route path) pairs some route answers, computed on first use.
+    routed: OnceLock<HashSet<(Method, String)>>,
+}
+
+impl CsrfRuntime {
+    fn secret(&self, session: &Session, create: bool) -> Option<[u8; 16]> {
+        let mut secret = [0u8; 16];
+        if let Some(text) = session.get::<String>(SECRET_KEY)
+            && unhex(text.as_bytes(), &mut secret)
+        {
+            return Some(secret);
+        }
+        if !create {
+            return None;
+        }
+        let secret = random_16();
+        // A String always serialises.
+        let _ = session.insert(SECRET_KEY, hex(&secret));
+        Some(secret)
+    }
+
+    fn token(&self, session: &Session) -> String {
+        let secret = self.secret(session, true).unwrap_or_default();
+        let nonce = random_16();
+        let app_tag = self.key.tag(&[b"app", &nonce]);
+        let session_tag = self.key.tag(&[b"session", &secret, &nonce]);
+        let mut out = hex(&nonce);
+        out.push_str(&hex(&app_tag));
+        out.push_str(&hex(&session_tag));
+        out
+    }
+
+    fn verify(&self, session: &Session, token: &str) -> Result<(), CsrfError> {
+        let t = token.trim().as_bytes();
+        if t.len() != TOKEN_HEX_LEN {
+            return Err(CsrfError::Invalid);
+        }
+        let (mut nonce, mut app_tag, mut session_tag) = ([0u8; 16], [0u8; 16], [0u8; 16]);
+        if !unhex(&t[..32], &mut nonce)
+            || !unhex(&t[32..64], &mut app_tag)
+            || !unhex(&t[64..], &mut session_tag)
+        {
+            return Err(CsrfError::Invalid);
+        }
+        if !self.key.verify(&[b"app", &nonce], &app_tag) {
+            return Err(CsrfError::Invalid);
+        }
+        let Some(secret) = self.secret(session, false) else {
+            return Err(CsrfError::OtherSession);
+        };
+        if !self
+            .key
+            .verify(&[b"session", &secret, &nonce], &session_tag)
+        {
+            return Err(CsrfError::OtherSession);
+        }
+        Ok(())
+    }
+
+    fn is_exempt(&self, app: &AppHandle, method: &Method, path: Option<&MatchedPath>) -> bool {
+        if self.exempt_endpoints.is_empty() && self.exempt_blueprints.is_empty() {
+            return false;
+        }
+        let Some(path) = path else { return false };
+        let routes = self.exempt_routes.get_or_init(|| {
+            let mut set = HashSet::new();
+            for r in app.routes().iter() {
+                let by_endpoint = self.exempt_endpoints.contains(&r.endpoint);
+                let by_blueprint = self
+                    .exempt_blueprints
+                    .iter()
+                    .any(|b| r.endpoint.starts_with(&format!("{b}.")));
+                if by_endpoint || by_blueprint {
+                    for m in &r.methods {
+                        set.insert((m.clone(), r.path.clone()));
+                    }
+                }
+            }
+            set
+        });
+        routes.contains(&(method.clone(), path.as_str().to_owned()))
+    }
+
+    /// Whether the request comes from another site.
+    fn cross_origin(&self, headers: &HeaderMap) -> bool {
+        let origin = headers
+            .get(ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase());
+        let trusted = origin.as_ref().is_some_and(|o| self.trusted.contains(o));
+        if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            match site {
+                "same-origin" | "none" => return false,
+                _ if trusted => return false,
+                _ => return true,
+            }
+        }
+        let Some(origin) = origin else {
+            // Not a browser, or an old one: the token alone decides.
+            return false;
+        };
+        if trusted {
+            return false;
+        }
+        let host = headers
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        let origin_host = origin.split_once("://").map(|(_, h)| h);
+        match (origin_host, host) {
+            (Some(o), Some(h)) => o != h,
+            _ => true,
+        }
+    }
+
+    /// Whether a route answers `method` at the matched path. As in Flask-WTF, a request that
+    /// will end in a routing 404 or 405 is not checked: the routing error is the answer.
+    fn is_routed(&self, app: &AppHandle, method: &Method, path: Option<&MatchedPath>) -> bool {
+        let Some(path) = path else { return false };
+        let routed = self.routed.get_or_init(|| {
+            let mut set = HashSet::new();
+            for r in app.routes().iter() {
+                for m in &r.methods {
+                    set.insert((m.clone(), r.path.clone()));
+                }
+            }
+            set
+        });
+        routed.contains(&(method.clone(), path.as_str().to_owned()))
+    }
+
+    /// Checks an unsafe request; returns it (its body restored) or the refusal.
+    async fn check(&self, app: &AppHandle, req: Request) -> Result<Request, Response> {
+        let path = req.extensions().get::<MatchedPath>();
+        if !self.is_routed(app, req.method(), path) || self.is_exempt(app, req.method(), path) {
+            return Ok(req);
+        }
+        if self.cfg.check_origin && self.cross_origin(req.headers()) {
+            return Err(CsrfError::CrossOrigin.into_response());
+        }
+        let session = Session::from_request(&req).await?;
+        if let Some(v) = req.headers().get(&self.header) {
+            let token = v.to_str().map_err(|_| CsrfError::Invalid.into_response())?;
+            self.verify(&session, token)
+                .map_err(IntoResponse::into_response)?;
+            return Ok(req);
+        }
+        let is_form = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(CsrfError::Missing.into_response());
+        }
+        let limit = app.server_config().body_limit;
+        let (parts, body) = req.into_parts();
+        let bytes = match Limited::new(body, limit).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request body is too large.",
+                )
+                .into_response());
+            }
+            Err(_) => {
+                return Err(
+                    HttpError::bad_request("The request body could not be read.").into_response(),
+                );
+            }
+        };
+        let token = form_urlencoded::parse(&bytes)
+            .find(|(k, _)| *k == self.cfg.field_name)
+            .map(|(_, v)| v.into_owned());
+        let req = Request::from_parts(parts, Body::from(bytes));
+        match token {
+            None => Err(CsrfError::Missing.into_response()),
+            Some(t) => {
+                self.verify(&session, &t)
+                    .map_err(IntoResponse::into_response)?;
+                Ok(req)
+            }
+        }
+    }
+}
+
+/// A fresh CSRF token for `session` (`None` when CSRF protection is not set up).
+pub fn token(app: &AppHandle, session: &Session) -> Option<String> {
+    let rt = app.slot::<Arc<CsrfRuntime>>()?;
+    Some(rt.token(session))
+}
+
+/// Replaces the session's CSRF secret: tokens issued before stop verifying. The login
+/// extension calls this on login and logout.
+pub fn rotate_token(session: &Session) {
+    session.remove(SECRET_KEY);
+}
+
+/// A fresh CSRF token for the request's session, as an extractor (for pages that build
+/// forms without templates, and for scripts).
+#[derive(Clone, Debug)]
+pub struct CsrfToken(String);
+
+impl CsrfToken {
+    /// The token.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CsrfToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let session = Session::from_parts(&parts.extensions, &parts.headers).await?;
+        let app = parts
+            .extensions
+            .get::<RequestMeta>()
+            .map(|m| m.app.clone())
+            .ok_or_else(|| {
+                HttpError::internal("request did not pass through a Flagon app").into_response()
+            })?;
+        token(&app, &session)
+            .map(CsrfToken)
+            .ok_or_else(|| HttpError::internal("CSRF protection is not set up").into_response())
+    }
+}
+
+/// Checks unsafe requests before they reach hooks and handlers.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CsrfLayer;
+
+impl Layer<Route> for CsrfLayer {
+    type Service = CsrfService;
+
+    fn layer(&self, inner: Route) -> CsrfService {
+        CsrfService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct CsrfService {
+    inner: Route,
+}
+
+fn is_unsafe(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
+impl Service<Request> for CsrfService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future =
+        Either<<Route as Service<Request>>::Future, BoxFuture<Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if !is_unsafe(req.method()) {
+            return Either::Left(self.inner.call(req));
+        }
+        let app = req.extensions().get::<RequestMeta>().map(|m| m.app.clone());
+        let rt = app
+            .as_ref()
+            .and_then(|a| a.slot::<Arc<CsrfRuntime>>())
+            .filter(|rt| rt.cfg.enabled)
+            .cloned();
+        let (Some(app), Some(rt)) = (app, rt) else {
+            return Either::Left(self.inner.call(req));
+        };
+        let mut inner = self.inner.clone();
+        Either::Right(Box::pin(async move {
+            match rt.check(&app, req).await {
+                Ok(req) => inner.call(req).await,
+                Err(res) => Ok(res),
+            }
+        }))
+    }
+}

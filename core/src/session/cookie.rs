@@ -1,0 +1,173 @@
+//! The session cookie: a signed id, found strictly in the request and written with safe
+//! attributes.
+//!
+//! The value is `<id as 32 hex>.<HMAC-SHA256 tag as 32 hex>`, keyed by the app's secret key,
+//! so a forged or altered id is refused without a store lookup.
+
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+
+use super::config::SessionConfig;
+use super::store::Id;
+use crate::crypto::{SigningKey, hex, unhex};
+
+/// Longest cookie value looked at; anything longer is ignored whole.
+const MAX_VALUE_LEN: usize = 128;
+/// Exact length of a value: 32 + 1 + 32.
+const VALUE_LEN: usize = 65;
+
+/// Signs and checks ids, and writes `Set-Cookie` values.
+pub(crate) struct CookieCodec {
+    key: SigningKey,
+    /// The name actually used (with `__Host-` when it applies).
+    pub(crate) name: String,
+    attributes: String,
+}
+
+/// What the request carried under the session cookie's name.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// No cookie of that name.
+    Absent,
+    /// One well-signed id.
+    Valid(Id),
+    /// Present but unusable: tampered, truncated, oversized or sent twice.
+    Invalid(&'static str),
+}
+
+impl CookieCodec {
+    pub(crate) fn new(secret: &[u8], cfg: &SessionConfig) -> Self {
+        let secure = cfg.secure();
+        let name = if secure && cfg.cookie_domain.is_none() {
+            format!("__Host-{}", cfg.cookie_name)
+        } else {
+            cfg.cookie_name.clone()
+        };
+        let mut attributes = String::from("; Path=/; HttpOnly; SameSite=");
+        attributes.push_str(cfg.same_site.as_str());
+        if secure {
+            attributes.push_str("; Secure");
+        }
+        if let Some(d) = &cfg.cookie_domain {
+            attributes.push_str("; Domain=");
+            attributes.push_str(d);
+        }
+        CookieCodec {
+            key: SigningKey::derive(secret, "flagon.session.cookie"),
+            name,
+            attributes,
+        }
+    }
+
+    /// The signed cookie value for `id`.
+    pub(crate) fn encode(&self, id: &Id) -> String {
+        let tag = self.key.tag(&[&id.0]);
+        format!("{}.{}", id.to_hex(), hex(&tag))
+    }
+
+    /// Checks a cookie value's signature.
+    pub(crate) fn decode(&self, value: &str) -> Option<Id> {
+        let v = value.as_bytes();
+        if v.len() != VALUE_LEN || v[32] != b'.' {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        let mut tag = [0u8; 16];
+        if !unhex(&v[..32], &mut id) || !unhex(&v[33..], &mut tag) {
+            return None;
+        }
+        self.key.verify(&[&id], &tag).then_some(Id(id))
+    }
+
+    /// Looks for the session cookie in every `Cookie` header.
+    pub(crate) fn find(&self, headers: &HeaderMap) -> Found {
+        let mut found: Option<&str> = None;
+        for header in headers.get_all(COOKIE) {
+            let Ok(text) = header.to_str() else { continue };
+            for pair in text.split(';') {
+                let Some((name, value)) = pair.trim().split_once('=') else {
+                    continue;
+                };
+                if name.trim() != self.name {
+                    continue;
+                }
+                if found.is_some() {
+                    return Found::Invalid("duplicated");
+                }
+                found = Some(value.trim().trim_matches('"'));
+            }
+        }
+        match found {
+            None => Found::Absent,
+            Some(v) if v.len() > MAX_VALUE_LEN => Found::Invalid("oversized"),
+            Some(v) => match self.decode(v) {
+                Some(id) => Found::Valid(id),
+                None => Found::Invalid("bad signature or format"),
+            },
+        }
+    }
+
+    /// `Set-Cookie` for `id`.
+    pub(crate) fn set_cookie(&self, id: &Id) -> HeaderValue {
+        let v = format!("{}={}{}", self.name, self.encode(id), self.attributes);
+        HeaderValue::from_str(&v).expect("cookie names and values are checked ASCII")
+    }
+
+    /// `Set-Cookie` that removes the cookie.
+    pub(crate) fn removal(&self) -> HeaderValue {
+        let v = format!(
+            "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
+            self.name, self.attributes
+        );
+        HeaderValue::from_str(&v).expect("cookie names and values are checked ASCII")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec() -> CookieCodec {
+        CookieCodec::new(b"k", &SessionConfig::default())
+    }
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let c = codec();
+        let id = Id::random();
+        let v = c.encode(&id);
+        assert_eq!(c.decode(&v), Some(id));
+        assert_eq!(
+            c.find(&headers(&format!("a=b; __Host-session={v}"))),
+            Found::Valid(id)
+        );
+        let mut tampered = v.clone().into_bytes();
+        tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
+        assert_eq!(c.decode(std::str::from_utf8(&tampered).unwrap()), None);
+        assert_eq!(c.decode(&v[..60]), None);
+        assert_eq!(
+            c.find(&headers(&format!("__Host-session={v}; __Host-session={v}"))),
+            Found::Invalid("duplicated")
+        );
+        assert_eq!(
+            c.find(&headers(&format!("__Host-session={}", "a".repeat(4000)))),
+            Found::Invalid("oversized")
+        );
+        assert_eq!(c.find(&headers("other=1")), Found::Absent);
+    }
+
+    #[test]
+    fn attributes() {
+        let c = codec();
+        let v = c.set_cookie(&Id::random());
+        let s = v.to_str().unwrap();
+        assert!(s.starts_with("__Host-session="));
+        assert!(s.contains("; Path=/; HttpOnly; SameSite=Lax; Secure"));
+    }
+}

@@ -1,0 +1,256 @@
+//! The per-request session state: loaded lazily on first use, persisted after the response.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::response::{IntoResponse, Response};
+use http::header::{RETRY_AFTER, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::sync::OnceCell;
+
+use super::clock::Clock;
+use super::config::{OnStoreError, SessionConfig};
+use super::cookie::{CookieCodec, Found};
+use super::store::{Id, Record, SessionStore, StoreError};
+use crate::http_error::HttpError;
+
+/// Everything sessions need, built once with the app.
+pub(crate) struct SessionRuntime {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) config: SessionConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) codec: CookieCodec,
+}
+
+impl SessionRuntime {
+    async fn call<T>(
+        &self,
+        what: &'static str,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let bound = self.config.store_timeout;
+        let res = match tokio::time::timeout(bound, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(bound)),
+        };
+        if let Err(e) = &res {
+            tracing::warn!(target: "flagon::session", operation = what, error = %e, "session store call failed");
+        }
+        res
+    }
+
+    fn idle_deadline(&self, now: u64, created_at: u64) -> u64 {
+        let idle = now.saturating_add(self.config.idle_timeout.as_secs());
+        idle.min(self.absolute_deadline(created_at))
+    }
+
+    fn absolute_deadline(&self, created_at: u64) -> u64 {
+        created_at.saturating_add(self.config.absolute_timeout.as_secs())
+    }
+
+    /// The 503 a failed store gives in `unavailable` mode.
+    pub(crate) fn unavailable(&self) -> Response {
+        let mut res = HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sessions are temporarily unavailable; try again shortly.",
+        )
+        .into_response();
+        let secs = self.config.retry_after.as_secs().max(1);
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        res
+    }
+}
+
+/// The session as held during one request.
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) data: BTreeMap<String, serde_json::Value>,
+    /// The record this session was loaded from, if any.
+    pub(crate) stored: Option<Stored>,
+    pub(crate) modified: bool,
+    pub(crate) rotate: bool,
+    pub(crate) deleted: bool,
+    /// Whether the request carried a session cookie (even an unusable one).
+    pub(crate) had_cookie: bool,
+    /// Flashed messages taken out during this request (shown once, read many times).
+    pub(crate) flashes_taken: Option<Vec<crate::flash::FlashMessage>>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Stored {
+    pub(crate) id: Id,
+    pub(crate) created_at: u64,
+    pub(crate) expires_at: u64,
+}
+
+/// How the load went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loaded {
+    Ok,
+    /// The store failed and the mode is `unavailable`.
+    Unavailable,
+}
+
+/// One request's session handle, inserted by the session layer. Nothing happens until the
+/// session is first used.
+pub(crate) struct RequestSession {
+    pub(crate) rt: Arc<SessionRuntime>,
+    pub(crate) loaded: OnceCell<Loaded>,
+    pub(crate) state: Mutex<State>,
+}
+
+impl RequestSession {
+    pub(crate) fn new(rt: Arc<SessionRuntime>) -> Self {
+        RequestSession {
+            rt,
+            loaded: OnceCell::new(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the request's `Cookie` headers hold for the session; `None` once loaded (the
+    /// cookie is read only for the first load).
+    pub(crate) fn cookie(&self, headers: &HeaderMap) -> Option<Found> {
+        (!self.loaded.initialized()).then(|| self.rt.codec.find(headers))
+    }
+
+    /// Loads the session once from the cookie found by [`RequestSession::cookie`]; later
+    /// calls return the first outcome.
+    pub(crate) async fn load(&self, cookie: Option<Found>) -> Loaded {
+        let cookie = cookie.unwrap_or(Found::Absent);
+        *self.loaded.get_or_init(|| self.load_inner(cookie)).await
+    }
+
+    async fn load_inner(&self, cookie: Found) -> Loaded {
+        self.lock().had_cookie = cookie != Found::Absent;
+        let id = match cookie {
+            Found::Absent => return Loaded::Ok,
+            Found::Invalid(why) => {
+                tracing::debug!(target: "flagon::session", reason = why, "ignoring an unusable session cookie");
+                return Loaded::Ok;
+            }
+            Found::Valid(id) => id,
+        };
+        match self.rt.call("load", self.rt.store.load(&id)).await {
+            Ok(Some(record)) => {
+                let now = self.rt.clock.unix_now();
+                let expired = record.id != id
+                    || record.expires_at <= now
+                    || self.rt.absolute_deadline(record.created_at) <= now;
+                if expired {
+                    let _ = self.rt.call("delete", self.rt.store.delete(&id)).await;
+                    return Loaded::Ok;
+                }
+                let mut st = self.lock();
+                st.stored = Some(Stored {
+                    id,
+                    created_at: record.created_at,
+                    expires_at: record.expires_at,
+                });
+                st.data = record.data;
+                Loaded::Ok
+            }
+            Ok(None) => Loaded::Ok,
+            Err(_) => match self.rt.config.on_store_error {
+                OnStoreError::Empty => Loaded::Ok,
+                OnStoreError::Unavailable => Loaded::Unavailable,
+            },
+        }
+    }
+
+    /// Persists the session after the handler ran and sets the cookie headers.
+    pub(crate) async fn finish(&self, mut res: Response) -> Response {
+        match self.loaded.get() {
+            None => return res,
+            Some(Loaded::Unavailable) => {
+                add_vary_cookie(res.headers_mut());
+                return res;
+            }
+            Some(Loaded::Ok) => {}
+        }
+        add_vary_cookie(res.headers_mut());
+        let (data, stored, modified, rotate, deleted, had_cookie) = {
+            let mut st = self.lock();
+            (
+                std::mem::take(&mut st.data),
+                st.stored,
+                st.modified,
+                st.rotate,
+                st.deleted,
+                st.had_cookie,
+            )
+        };
+        let rt = &self.rt;
+        let now = rt.clock.unix_now();
+        let mut failed = false;
+        let mut stored = stored;
+
+        if deleted || (stored.is_some() && modified && data.is_empty()) {
+            if let Some(s) = stored.take() {
+                failed |= rt.call("delete", rt.store.delete(&s.id)).await.is_err();
+            }
+            if data.is_empty() && had_cookie {
+                res.headers_mut().append(SET_COOKIE, rt.codec.removal());
+            }
+        }
+        match stored {
+            Some(s) if !rotate => {
+                let expires_at = rt.idle_deadline(now, s.created_at);
+                let granularity = (rt.config.idle_timeout.as_secs() / 10).max(1);
+                if modified || expires_at >= s.expires_at.saturating_add(granularity) {
+                    let record = Record {
+                        id: s.id,
+                        data,
+                        created_at: s.created_at,
+                        expires_at,
+                    };
+                    failed |= rt.call("save", rt.store.save(&record)).await.is_err();
+                }
+            }
+            _ if data.is_empty() => {}
+            old => {
+                if let Some(s) = old {
+                    failed |= rt.call("delete", rt.store.delete(&s.id)).await.is_err();
+                }
+                let mut record = Record {
+                    id: Id::random(),
+                    data,
+                    created_at: now,
+                    expires_at: rt.idle_deadline(now, now),
+                };
+                match rt.call("create", rt.store.create(&mut record)).await {
+                    Ok(()) => {
+                        res.headers_mut()
+                            .append(SET_COOKIE, rt.codec.set_cookie(&record.id));
+                    }
+                    Err(_) => failed = true,
+                }
+            }
+        }
+
+        if failed && rt.config.on_store_error == OnStoreError::Unavailable {
+            let mut unavailable = rt.unavailable();
+            add_vary_cookie(unavailable.headers_mut());
+            return unavailable;
+        }
+        res
+    }
+}
+
+/// Adds `Vary: Cookie` unless the response already varies on cookies (or on everything).
+pub(crate) fn add_vary_cookie(headers: &mut HeaderMap) {
+    let present = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*")
+        })
+    });
+    if !present {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}

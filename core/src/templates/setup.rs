@@ -1,0 +1,264 @@
+//! Templates at setup: the `[templates]` section and everything extensions contribute
+//! (filters, functions, globals, tests, context processors, template directories), kept as
+//! replayable closures so the environment can be rebuilt when templates change.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use minijinja::value::{FunctionArgs, FunctionResult, Rest};
+use minijinja::{Environment, State, Value};
+use minijinja_autoreload::AutoReloader;
+use serde::{Deserialize, Serialize};
+
+use super::builtins;
+use super::{EnvSource, ProcessorFn, RenderRequest, TemplatesRuntime};
+use crate::config::Profile;
+use crate::error::SetupError;
+use crate::registry::{APP, CORE, Registry};
+use crate::setup::Setup;
+
+/// Core's `[templates]` section.
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `dir` | `"templates"` | the app's template directory (relative to the working directory) |
+/// | `auto_reload` | `true` in development | rebuild the environment when a template file changes |
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// The app's template directory.
+    pub dir: PathBuf,
+    /// Reload templates on change (default: only in development).
+    pub auto_reload: Option<bool>,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        TemplatesConfig {
+            dir: PathBuf::from("templates"),
+            auto_reload: None,
+        }
+    }
+}
+
+/// A registration replayed on every (re)built environment.
+pub(crate) type RegisterFn = Arc<dyn Fn(&mut Environment<'static>) + Send + Sync>;
+
+/// What setup gathers for templates.
+#[derive(Clone, Default)]
+pub(crate) struct TemplateSlot {
+    config: Option<TemplatesConfig>,
+    /// Directories with whether the app (or core) contributed them.
+    dirs: Vec<(PathBuf, bool)>,
+    registrations: Vec<RegisterFn>,
+    processors: Vec<ProcessorFn>,
+}
+
+impl Setup<'_> {
+    fn templates(&mut self) -> &mut TemplateSlot {
+        self.slot::<TemplateSlot>()
+    }
+
+    fn replay(&mut self, f: impl Fn(&mut Environment<'static>) + Send + Sync + 'static) {
+        self.templates().registrations.push(Arc::new(f));
+    }
+
+    /// Adds a template filter (`{{ value|name(args) }}`), Flask's `template_filter`.
+    /// Filters are minijinja functions whose first argument is the filtered value. A second
+    /// filter of the same name fails the build, naming both registrations.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.template_filter("shout", |s: String| format!("{}!", s.to_uppercase()));
+    /// # Ok(()) }
+    /// ```
+    pub fn template_filter<F, Rv, Args>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: minijinja::functions::Function<Rv, Args>,
+        Rv: FunctionResult,
+        Args: for<'a> FunctionArgs<'a>,
+    {
+        self.claim_name("template filter", name);
+        let (name, f) = (name.to_owned(), Value::from_function(f));
+        self.replay(move |env| {
+            let f = f.clone();
+            env.add_filter(name.clone(), move |s: &State, a: Rest<Value>| f.call(s, &a));
+        });
+        self
+    }
+
+    /// Adds a template function (`{{ name(args) }}`), Flask's `template_global` for a
+    /// callable. Functions and globals share one namespace.
+    pub fn template_function<F, Rv, Args>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: minijinja::functions::Function<Rv, Args>,
+        Rv: FunctionResult,
+        Args: for<'a> FunctionArgs<'a>,
+    {
+        self.claim_name("template global", name);
+        let (name, f) = (name.to_owned(), Value::from_function(f));
+        self.replay(move |env| env.add_global(name.clone(), f.clone()));
+        self
+    }
+
+    /// Adds a template global value (`{{ name }}`), the same in every render.
+    pub fn template_global(&mut self, name: &str, value: impl Serialize) -> &mut Self {
+        self.claim_name("template global", name);
+        let (name, value) = (name.to_owned(), Value::from_serialize(value));
+        self.replay(move |env| env.add_global(name.clone(), value.clone()));
+        self
+    }
+
+    /// Adds a template test (`{% if value is name %}`), Flask's `template_test`.
+    pub fn template_test<F, Rv, Args>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: minijinja::functions::Function<Rv, Args>,
+        Rv: FunctionResult,
+        Args: for<'a> FunctionArgs<'a>,
+    {
+        self.claim_name("template test", name);
+        let (name, f) = (name.to_owned(), Value::from_function(f));
+        self.replay(move |env| {
+            let f = f.clone();
+            env.add_test(name.clone(), move |s: &State, a: Rest<Value>| {
+                f.call(s, &a).map(|v| v.is_true())
+            });
+        });
+        self
+    }
+
+    /// Adds a context processor: run on every render, its values merged into the
+    /// template's context. Later processors win over earlier ones; values passed to
+    /// `render` win over every processor.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// use flagon::templates::context;
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.context_processor(|req| context! { current_path => req.path() });
+    /// # Ok(()) }
+    /// ```
+    pub fn context_processor<F, R>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&RenderRequest) -> R + Send + Sync + 'static,
+        R: Serialize,
+    {
+        let owner = self.name();
+        let n = self.templates().processors.len() + 1;
+        self.claim_name("template context processor", &format!("#{n} ({owner})"));
+        self.templates()
+            .processors
+            .push(Arc::new(move |req| Value::from_serialize(f(req))));
+        self
+    }
+
+    /// Adds a directory templates are loaded from. The app's own directories (its
+    /// `[templates] dir` and any it adds) are searched before every extension's, so an app
+    /// overrides an extension's template by writing a file of the same name.
+    pub fn template_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        let app_owned = self.name() == APP || self.name() == CORE;
+        add_dir(self, dir.into(), app_owned);
+        self
+    }
+
+    /// Runs `f` on the template environment whenever it is built, for what the other
+    /// methods do not cover (minijinja-contrib's `add_to_environment`, custom syntax).
+    /// Names added this way are not clash-checked.
+    pub fn configure_templates<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&mut Environment<'static>) + Send + Sync + 'static,
+    {
+        self.replay(f);
+        self
+    }
+}
+
+/// Adds a template directory; `app_owned` ones are searched first. Blueprints' directories
+/// are never app-owned, like Flask's blueprint `template_folder`.
+pub(crate) fn add_dir(s: &mut Setup<'_>, dir: PathBuf, app_owned: bool) {
+    s.templates().dirs.push((dir, app_owned));
+}
+
+/// Reads `[templates]` and claims the built-in names.
+pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
+    let cfg: TemplatesConfig = s.config("templates")?;
+    s.template_dir(cfg.dir.clone());
+    s.templates().config = Some(cfg);
+    for name in builtins::NAMES {
+        s.claim_name("template global", name);
+    }
+    Ok(())
+}
+
+/// Builds the environment (or its reloader) once every extension has registered.
+pub(crate) fn finish(reg: &mut Registry, profile: Profile) {
+    let Some(mut slot) = reg.slots.get::<TemplateSlot>().cloned() else {
+        return;
+    };
+    let Some(cfg) = slot.config.take() else {
+        return;
+    };
+    // App-owned directories first, each group in registration order.
+    slot.dirs.sort_by_key(|(_, app_owned)| !app_owned);
+    let dirs: Arc<[PathBuf]> = slot.dirs.iter().map(|(d, _)| d.clone()).collect();
+    let regs: Arc<[RegisterFn]> = slot.registrations.into();
+    let development = profile == Profile::Development;
+    let source = if cfg.auto_reload.unwrap_or(development) {
+        EnvSource::Reloading(AutoReloader::new(move |notifier| {
+            for d in dirs.iter().filter(|d| d.is_dir()) {
+                notifier.watch_path(d, true);
+            }
+            Ok(build_env(&dirs, &regs))
+        }))
+    } else {
+        EnvSource::Fixed(build_env(&dirs, &regs))
+    };
+    reg.slots.insert(Arc::new(TemplatesRuntime {
+        source,
+        processors: slot.processors.into(),
+        debug: development,
+    }));
+}
+
+/// Escapes as Jinja2 (and so Flask) does: `& < > " '`, leaving `/` alone so URLs from
+/// `url_for` read the same in pages as in Flask.
+fn jinja_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    let plain = value.is_safe() || value.is_undefined() || value.is_none();
+    if state.auto_escape() != minijinja::AutoEscape::Html || plain {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = match value.as_str() {
+        Some(s) => crate::escape_html(s),
+        None => crate::escape_html(&value.to_string()),
+    };
+    out.write_str(&text).map_err(|_| {
+        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "failed to write output")
+    })
+}
+
+/// A fresh environment: loader over `dirs` in order, autoescape for HTML and XML, the
+/// built-ins, then every registration.
+fn build_env(dirs: &[PathBuf], regs: &[RegisterFn]) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(minijinja::default_auto_escape_callback);
+    env.set_formatter(jinja_formatter);
+    let loaders: Vec<_> = dirs.iter().map(minijinja::path_loader).collect();
+    env.set_loader(move |name| {
+        for load in &loaders {
+            if let Some(source) = load(name)? {
+                return Ok(Some(source));
+            }
+        }
+        Ok(None)
+    });
+    builtins::register(&mut env);
+    for r in regs {
+        r(&mut env);
+    }
+    env
+}
