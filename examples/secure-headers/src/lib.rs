@@ -92,10 +92,9 @@
 //!
 //! # Templates
 //!
-//! The nonce is a request-scoped [`CspNonce`]: an extractor for handlers, and stored in the
-//! request's `g` for hooks and template context processors. With Flagon's templates, the
-//! extension contributes a `csp_nonce()` template function:
-//! `<script nonce="{{ csp_nonce() }}">`.
+//! Templates call `csp_nonce()`: `<script nonce="{{ csp_nonce() }}">`. It returns the
+//! request's nonce, the one in its CSP header (`""` on a route whose policy has none).
+//! Handlers take the same value as the [`CspNonce`] extractor; hooks read it from `g`.
 //!
 //! # Errors
 //!
@@ -113,6 +112,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
+use flagon::templates::{Value, context};
 use flagon::{Extension, Setup, SetupError};
 
 pub use config::{DEFAULT_CSP, PolicyOverride, SecureHeadersConfig};
@@ -245,17 +245,15 @@ impl Extension for SecureHeaders {
             }
         });
 
-        // Templates: once Flagon's templates are merged, `csp_nonce()` is contributed here.
-        // Template functions are app-wide, so the per-request value comes through a context
-        // processor that hands each render a callable reading the request's `g`:
-        //
-        //     app.claim_name("template global", "csp_nonce");
-        //     app.context_processor(|req| {
-        //         let nonce = CspNonce::template_value(req.g());
-        //         flagon::templates::context! {
-        //             csp_nonce => flagon::templates::Value::from_function(move || nonce.clone())
-        //         }
-        //     });
+        // `csp_nonce()` in templates. Template functions are app-wide, so the per-request
+        // value comes through a context processor that hands each render a callable reading
+        // the request's `g`. The name is claimed like any template global: another
+        // `csp_nonce` fails the build, naming both.
+        app.claim_name("template global", "csp_nonce");
+        app.context_processor(|req| {
+            let nonce = CspNonce::template_value(req.g());
+            context! { csp_nonce => Value::from_function(move || nonce.clone()) }
+        });
         Ok(())
     }
 }

@@ -52,7 +52,7 @@ impl CspNonce {
         CspNonce::from_g(ctx.g())
     }
 
-    /// The value for a template function `csp_nonce()`: the nonce, or `""` when the
+    /// What the template function `csp_nonce()` returns: the nonce, or `""` when the
     /// request's policy has none.
     pub fn template_value(g: &G) -> String {
         CspNonce::from_g(g)

@@ -341,6 +341,8 @@ fn the_extension_reports_what_it_registered() {
             "command `secure-headers`",
             "startup hooks: 1",
             "tower layers: 1",
+            "template global `csp_nonce`",
+            "template context processor `#1 (secure-headers)`",
         ]
     );
 }
