@@ -29,6 +29,7 @@ const RESERVED: &[&str] = &[
     "flagon",
     "server",
     "secret_key",
+    "extensions",
     "development",
     "testing",
     "production",
@@ -54,6 +55,7 @@ pub struct AppBuilder {
     config: Option<Config>,
     extensions: Vec<(Box<dyn Extension>, Arrival)>,
     app_setup: Vec<AppSetupFn>,
+    discover: bool,
 }
 
 impl App {
@@ -63,6 +65,7 @@ impl App {
             config: None,
             extensions: Vec::new(),
             app_setup: Vec::new(),
+            discover: false,
         }
     }
 }
@@ -78,6 +81,16 @@ impl AppBuilder {
     pub fn register(mut self, extension: impl Extension) -> Self {
         self.extensions
             .push((Box::new(extension), Arrival::Explicit));
+        self
+    }
+
+    /// Also registers every extension crate linked into the binary that announced itself
+    /// with [`submit_extension!`](crate::submit_extension), except those listed in
+    /// `[extensions] disabled`. They are sorted by name and then go through the same ordering
+    /// and clash checks as explicit ones; an explicit registration of the same name replaces
+    /// the discovered one. See [`discovery`](crate::discovery) for the linker caveat.
+    pub fn discover(mut self) -> Self {
+        self.discover = true;
         self
     }
 
@@ -129,9 +142,18 @@ impl AppBuilder {
             Some(c) => c,
             None => Config::load().map_err(SetupError::from)?,
         };
-        let order = order_extensions(&self.extensions)?;
+        let mut extensions = self.extensions;
+        let discovery = crate::discovery::resolve(&config, self.discover, &mut extensions)
+            .map_err(BuildError::new)?;
+        let order = order_extensions(&extensions)?;
 
         let mut reg = Registry::default();
+        if discovery.claims_section {
+            reg.sections.push(("extensions".into(), Origin::new(CORE)));
+            if let Some(v) = &discovery.effective {
+                reg.effective.insert("extensions".into(), v.clone());
+            }
+        }
         let core = {
             let mut s = Setup::new(&mut reg, CORE, &config);
             crate::core_setup::init(&mut s)
@@ -140,7 +162,7 @@ impl AppBuilder {
 
         let mut records = Vec::new();
         for i in order {
-            let (ext, arrival) = &self.extensions[i];
+            let (ext, arrival) = &extensions[i];
             let mut s = Setup::new(&mut reg, ext.name(), &config);
             if let Err(e) = ext.init_app(&mut s) {
                 reg.errors.push(e);
@@ -149,6 +171,7 @@ impl AppBuilder {
                 name: ext.name(),
                 arrival: *arrival,
                 requires: ext.requires(),
+                replaces_discovered: discovery.replaced.contains(&ext.name()),
                 contributions: Vec::new(),
             });
         }
@@ -181,6 +204,7 @@ impl AppBuilder {
             signals: std::mem::take(&mut reg.signals).freeze(),
             routes,
             extensions: records,
+            disabled: discovery.disabled,
             core_lines,
             app_lines,
             commands: std::mem::take(&mut reg.commands),
@@ -331,6 +355,32 @@ impl App {
         &self.handle
     }
 
+    /// What extension `name` registered, one line per contribution (as `extensions` prints
+    /// them), or `None` if no extension of that name is registered. Use `"app"` for the
+    /// app's own registrations and `"flagon"` for core's.
+    pub fn registrations(&self, name: &str) -> Option<&[String]> {
+        let s = &self.handle.0;
+        match name {
+            APP => Some(&s.app_lines),
+            CORE => Some(&s.core_lines),
+            _ => s
+                .extensions
+                .iter()
+                .find(|e| e.name == name)
+                .map(|e| e.contributions.as_slice()),
+        }
+    }
+
+    /// The registered extensions in initialisation order, with how each arrived.
+    pub fn extensions(&self) -> impl Iterator<Item = ExtensionInfo<'_>> {
+        self.handle.0.extensions.iter().map(|e| ExtensionInfo {
+            name: e.name,
+            arrival: e.arrival,
+            requires: e.requires,
+            registrations: &e.contributions,
+        })
+    }
+
     /// Builds a URL path for `endpoint` (see [`AppHandle::url_for`]).
     pub fn url_for(
         &self,
@@ -349,11 +399,27 @@ impl std::ops::Deref for App {
     }
 }
 
+/// A registered extension, as [`App::extensions`] lists it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct ExtensionInfo<'a> {
+    /// Its name.
+    pub name: &'static str,
+    /// How it arrived: registered explicitly or discovered.
+    pub arrival: Arrival,
+    /// What it requires.
+    pub requires: &'static [&'static str],
+    /// What it registered, one line each (see [`App::registrations`]).
+    pub registrations: &'a [String],
+}
+
 /// What one extension is and what it registered.
 pub(crate) struct ExtensionRecord {
     pub(crate) name: &'static str,
     pub(crate) arrival: Arrival,
     pub(crate) requires: &'static [&'static str],
+    /// An explicit registration that replaced a discovered extension of the same name.
+    pub(crate) replaces_discovered: bool,
     pub(crate) contributions: Vec<String>,
 }
 
@@ -365,6 +431,8 @@ pub(crate) struct AppShared {
     pub(crate) signals: Signals,
     pub(crate) routes: RouteTable,
     pub(crate) extensions: Vec<ExtensionRecord>,
+    /// Discovered extensions turned off by `[extensions] disabled`.
+    pub(crate) disabled: Vec<&'static str>,
     pub(crate) core_lines: Vec<String>,
     pub(crate) app_lines: Vec<String>,
     pub(crate) commands: Vec<CommandEntry>,

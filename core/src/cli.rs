@@ -322,6 +322,9 @@ impl App {
         }
         for e in &s.extensions {
             let _ = write!(out, "{} ({}", e.name, e.arrival.as_str());
+            if e.replaces_discovered {
+                let _ = write!(out, ", replacing the discovered one");
+            }
             if !e.requires.is_empty() {
                 let _ = write!(out, "; requires {}", e.requires.join(", "));
             }
@@ -332,6 +335,12 @@ impl App {
             for line in &e.contributions {
                 let _ = writeln!(out, "  {line}");
             }
+        }
+        for name in &s.disabled {
+            let _ = writeln!(
+                out,
+                "{name} (discovered, disabled by [extensions] disabled)"
+            );
         }
         if !s.app_lines.is_empty() {
             let _ = writeln!(out, "app");

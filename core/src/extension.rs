@@ -53,7 +53,8 @@ pub enum Arrival {
 }
 
 impl Arrival {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// How `extensions` describes it: `registered explicitly` or `discovered`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Arrival::Explicit => "registered explicitly",
             Arrival::Discovered => "discovered",

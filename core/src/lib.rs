@@ -49,6 +49,7 @@
 //! | `server.keep_alive_timeout` | `75s` | idle connections between requests are closed |
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
 //! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
+//! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
 //! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
 //! | `session.capacity` | `10000` | most sessions the memory store keeps (LRU eviction) |
 //! | `session.idle_timeout` | `2h` | an unused session expires after this |
@@ -71,6 +72,11 @@
 //! [`templates`] that extensions extend with filters, functions, globals, tests and context
 //! processors, and [`csrf`] protection for forms and scripts.
 //!
+//! # Writing an extension
+//!
+//! The [`guide`] walks through writing, testing and publishing one, for readers who know
+//! Flask's extensions; [`testing`] is the kit to test one alone.
+//!
 //! # Errors
 //!
 //! [`AppBuilder::build`] returns a [`BuildError`] listing every [`SetupError`]: duplicate
@@ -90,9 +96,12 @@ pub mod config;
 mod core_setup;
 mod crypto;
 pub mod csrf;
+pub mod discovery;
 mod error;
 mod extension;
 pub mod flash;
+#[doc = include_str!("../docs/writing-extensions.md")]
+pub mod guide {}
 mod health;
 mod hooks;
 mod http_error;
@@ -109,7 +118,7 @@ mod state;
 pub mod templates;
 pub mod testing;
 
-pub use app::{App, AppBuilder, AppHandle};
+pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
 pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};
@@ -122,6 +131,12 @@ pub use setup::Setup;
 
 pub use axum;
 pub use clap;
+pub use discovery::Discovered;
 pub use http;
 pub use serde;
 pub use tokio;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

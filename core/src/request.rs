@@ -141,6 +141,14 @@ fn meta(parts: &Parts) -> Result<&RequestMeta, HttpError> {
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub Option<SocketAddr>);
 
+impl PeerAddr {
+    /// The peer address of a request (for tower layers and before hooks, which see the
+    /// `Request` itself rather than extractors).
+    pub fn of<B>(req: &http::Request<B>) -> PeerAddr {
+        PeerAddr(req.extensions().get::<RequestMeta>().and_then(|m| m.peer))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
     type Rejection = std::convert::Infallible;
 

@@ -140,6 +140,11 @@ impl RouteTable {
         self.routes.iter()
     }
 
+    /// The routes registered by `owner` (an extension's name, `app` or `flagon`).
+    pub fn by_owner<'a>(&'a self, owner: &'a str) -> impl Iterator<Item = &'a RouteInfo> + 'a {
+        self.routes.iter().filter(move |r| r.origin.owner == owner)
+    }
+
     /// How many routes there are.
     pub fn len(&self) -> usize {
         self.routes.len()

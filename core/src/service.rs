@@ -67,6 +67,12 @@ impl App {
 }
 
 impl AppService {
+    /// The service as if serving a connection from `peer` (the test client's `peer`).
+    pub(crate) fn with_peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
     pub(crate) fn for_connection(mut self, peer: SocketAddr, activity: Arc<Activity>) -> Self {
         self.peer = Some(peer);
         self.activity = Some(activity);

@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -34,9 +35,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
-use crate::App;
 use crate::cli::Output;
 use crate::config::{Config, Profile};
+use crate::{App, Extension};
 
 /// A config for tests: the `testing` profile, no file, no environment.
 pub fn testing_config() -> Config {
@@ -53,6 +54,60 @@ pub fn testing_config_toml(toml: &str) -> Config {
         .toml(toml)
         .build()
         .expect("test config TOML")
+}
+
+/// Builds an app with `extension` alone on the testing config: the way to test an extension
+/// in isolation. Panics with the build error's message if the app cannot be built (test a
+/// build error with [`App::builder`] instead).
+///
+/// ```
+/// use flagon::{Extension, Route, Setup, SetupError};
+/// use flagon::testing::app_with;
+///
+/// struct Ping;
+/// impl Extension for Ping {
+///     fn name(&self) -> &'static str { "ping" }
+///     fn init_app(&self, app: &mut Setup<'_>) -> Result<(), SetupError> {
+///         app.route(Route::get("/ping", || async { "pong" }).name("ping"));
+///         Ok(())
+///     }
+/// }
+///
+/// let app = app_with(Ping);
+/// assert_eq!(app.registrations("ping").unwrap(), ["route GET /ping -> ping"]);
+/// ```
+pub fn app_with(extension: impl Extension) -> App {
+    build_or_panic(App::builder().config(testing_config()).register(extension))
+}
+
+/// [`app_with`], with `toml` as the settings file (the `testing` profile).
+///
+/// ```
+/// # use flagon::{Extension, Setup, SetupError};
+/// # #[derive(Default, serde::Deserialize, serde::Serialize)]
+/// # #[serde(default, deny_unknown_fields)]
+/// # struct PingConfig { reply: String }
+/// # struct Ping;
+/// # impl Extension for Ping {
+/// #     fn name(&self) -> &'static str { "ping" }
+/// #     fn init_app(&self, app: &mut Setup<'_>) -> Result<(), SetupError> {
+/// #         let _: PingConfig = app.config("ping")?;
+/// #         Ok(())
+/// #     }
+/// # }
+/// let app = flagon::testing::app_with_config(Ping, "[ping]\nreply = \"pong\"");
+/// assert_eq!(app.registrations("ping").unwrap(), ["config section [ping]"]);
+/// ```
+pub fn app_with_config(extension: impl Extension, toml: &str) -> App {
+    build_or_panic(
+        App::builder()
+            .config(testing_config_toml(toml))
+            .register(extension),
+    )
+}
+
+fn build_or_panic(builder: crate::AppBuilder) -> App {
+    builder.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An in-process HTTP client for an app, with a cookie jar.
@@ -87,6 +142,7 @@ impl TestClient {
             path: path.to_owned(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
+            peer: None,
         }
     }
 
@@ -167,9 +223,17 @@ pub struct TestRequest {
     path: String,
     headers: HeaderMap,
     body: Bytes,
+    peer: Option<SocketAddr>,
 }
 
 impl TestRequest {
+    /// Sends the request as if it came from `peer` (by default it has no peer address, as
+    /// [`PeerAddr(None)`](crate::PeerAddr)). Use it to test trusted-proxy handling.
+    pub fn peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("valid header name");
@@ -213,6 +277,7 @@ impl TestRequest {
             mut path,
             headers,
             mut body,
+            peer,
         } = self;
         let mut hops = 0;
         loop {
@@ -225,9 +290,11 @@ impl TestRequest {
             if let Some(c) = client.cookie_header() {
                 req.headers_mut().insert(COOKIE, c);
             }
-            let res = client
-                .app
-                .service()
+            let mut service = client.app.service();
+            if let Some(peer) = peer {
+                service = service.with_peer(peer);
+            }
+            let res = service
                 .oneshot(req)
                 .await
                 .unwrap_or_else(|never| match never {});

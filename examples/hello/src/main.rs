@@ -112,8 +112,10 @@ fn build(config: Config) -> Result<App, BuildError> {
     let admin = Blueprint::new("admin")
         .url_prefix("/admin")
         .route(Route::get("/", admin_index).name("index"));
+    flagon_secure_headers::link(); // keeps the discovered crate in the binary
     App::builder()
         .config(config)
+        .discover()
         .register(Greeter)
         .route(Route::get("/", index))
         .route(Route::get("/form", form))
