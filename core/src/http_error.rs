@@ -246,20 +246,30 @@ pub(crate) fn render_if_error(res: Response, headers: &HeaderMap) -> Response {
     }
 }
 
-/// Minimal HTML escaping for text content and attribute values.
+/// Minimal HTML escaping for text content and attribute values (`& < > " '`).
 pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let _ = write_escaped_html(&mut out, s);
     out
+}
+
+/// Writes `s` HTML-escaped into `out`, copying unescaped runs whole.
+pub(crate) fn write_escaped_html(out: &mut impl std::fmt::Write, s: &str) -> std::fmt::Result {
+    let mut last = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#x27;",
+            _ => continue,
+        };
+        out.write_str(&s[last..i])?;
+        out.write_str(rep)?;
+        last = i + 1;
+    }
+    out.write_str(&s[last..])
 }
 
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

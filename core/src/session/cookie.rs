@@ -1,7 +1,7 @@
 //! The session cookie: a signed id, found strictly in the request and written with safe
 //! attributes.
 //!
-//! The value is `<id as 32 hex>.<HMAC-SHA256 tag as 32 hex>`, keyed by the app's secret key,
+//! The value is `<id as 32 hex>.<SipHash-2-4-128 tag as 32 hex>`, keyed from the app's secret key,
 //! so a forged or altered id is refused without a store lookup.
 
 use http::header::COOKIE;
@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::config::SessionConfig;
 use super::store::Id;
-use crate::crypto::{SigningKey, hex, unhex};
+use crate::crypto::{ShortMac, hex, unhex};
 
 /// Longest cookie value looked at; anything longer is ignored whole.
 const MAX_VALUE_LEN: usize = 128;
@@ -18,7 +18,7 @@ const VALUE_LEN: usize = 65;
 
 /// Signs and checks ids, and writes `Set-Cookie` values.
 pub(crate) struct CookieCodec {
-    key: SigningKey,
+    key: ShortMac,
     /// The name actually used (with `__Host-` when it applies).
     pub(crate) name: String,
     attributes: String,
@@ -53,7 +53,7 @@ impl CookieCodec {
             attributes.push_str(d);
         }
         CookieCodec {
-            key: SigningKey::derive(secret, "flagon.session.cookie"),
+            key: ShortMac::derive(secret, "flagon.session.cookie"),
             name,
             attributes,
         }
@@ -61,7 +61,7 @@ impl CookieCodec {
 
     /// The signed cookie value for `id`.
     pub(crate) fn encode(&self, id: &Id) -> String {
-        let tag = self.key.tag(&[&id.0]);
+        let tag = self.key.tag(&id.0);
         format!("{}.{}", id.to_hex(), hex(&tag))
     }
 
@@ -76,7 +76,7 @@ impl CookieCodec {
         if !unhex(&v[..32], &mut id) || !unhex(&v[33..], &mut tag) {
             return None;
         }
-        self.key.verify(&[&id], &tag).then_some(Id(id))
+        self.key.verify(&id, &tag).then_some(Id(id))
     }
 
     /// Looks for the session cookie in every `Cookie` header.

@@ -232,11 +232,19 @@ fn jinja_formatter(
     if state.auto_escape() != minijinja::AutoEscape::Html || plain {
         return minijinja::escape_formatter(out, state, value);
     }
-    let text = match value.as_str() {
-        Some(s) => crate::escape_html(s),
-        None => crate::escape_html(&value.to_string()),
+    let written = match value.as_str() {
+        Some(s) => crate::http_error::write_escaped_html(out, s),
+        // Numbers and booleans have nothing to escape.
+        None if matches!(
+            value.kind(),
+            minijinja::value::ValueKind::Number | minijinja::value::ValueKind::Bool
+        ) =>
+        {
+            return minijinja::escape_formatter(out, state, value);
+        }
+        None => crate::http_error::write_escaped_html(out, &value.to_string()),
     };
-    out.write_str(&text).map_err(|_| {
+    written.map_err(|_| {
         minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "failed to write output")
     })
 }
