@@ -21,6 +21,8 @@ pub(crate) struct RequestMeta(Arc<MetaInner>);
 pub(crate) struct MetaInner {
     pub(crate) app: AppHandle,
     pub(crate) id: RequestId,
+    /// The `Accept` header, for choosing the format of a default error page.
+    pub(crate) accept: Option<HeaderValue>,
     pub(crate) peer: Option<SocketAddr>,
     /// Present when sessions are set up; nothing is read or stored until first use.
     pub(crate) session: Option<crate::session::RequestSession>,

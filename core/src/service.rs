@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::CatchUnwind;
 use http::header::ACCEPT;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use tower_service::Service;
 
 use crate::error::BoxError;
@@ -110,7 +110,8 @@ where
         });
         let meta = RequestMeta::new(MetaInner {
             app: self.app.clone(),
-            id: id.clone(),
+            id,
+            accept,
             peer: self.peer,
             session: self.sessions.clone().map(RequestSession::new),
         });
@@ -119,7 +120,7 @@ where
             self.app.0.signals.emit(RequestStarted {
                 method: s.method.clone(),
                 path: s.uri.path().to_owned(),
-                request_id: id.to_string(),
+                request_id: meta.id.to_string(),
             });
         }
         AppFuture {
@@ -129,11 +130,9 @@ where
             saving: None,
             finish: Some(Finish {
                 meta,
-                id,
-                accept,
                 summary,
                 logged,
-                app: self.emit_finished.then(|| self.app.clone()),
+                emit_finished: self.emit_finished,
                 _in_flight: in_flight,
             }),
         }
@@ -170,15 +169,14 @@ struct Summary {
     started: Instant,
 }
 
-/// What happens once the response is ready.
+/// What happens once the response is ready. Kept small: it travels inside every request's
+/// future, and what the request itself knows lives in its shared metadata.
 struct Finish {
     meta: RequestMeta,
-    id: RequestId,
-    accept: Option<HeaderValue>,
-    /// Only when a log line or a signal needs it (boxed to keep the future small).
+    /// Only when a log line or a signal needs it.
     summary: Option<Box<Summary>>,
     logged: bool,
-    app: Option<AppHandle>,
+    emit_finished: bool,
     _in_flight: Option<InFlight>,
 }
 
@@ -254,14 +252,15 @@ impl Finish {
     fn complete(self, res: Response) -> Response {
         let mut res = if res.extensions().get::<ErrorMarker>().is_some() {
             let mut h = HeaderMap::new();
-            if let Some(a) = self.accept {
-                h.insert(ACCEPT, a);
+            if let Some(a) = &self.meta.accept {
+                h.insert(ACCEPT, a.clone());
             }
             render_if_error(res, &h)
         } else {
             res
         };
-        res.headers_mut().insert(X_REQUEST_ID, self.id.header());
+        res.headers_mut()
+            .insert(X_REQUEST_ID, self.meta.id.header());
         let Some(s) = self.summary else {
             return res;
         };
@@ -273,17 +272,17 @@ impl Finish {
                 path = %s.uri.path(),
                 status = res.status().as_u16(),
                 latency_us = latency.as_micros() as u64,
-                request_id = %self.id,
+                request_id = %self.meta.id,
             );
         }
-        if let Some(app) = self.app {
+        if self.emit_finished {
             let s = *s;
-            app.0.signals.emit(RequestFinished {
+            self.meta.app.0.signals.emit(RequestFinished {
                 method: s.method,
                 path: s.uri.path().to_owned(),
                 status: res.status(),
                 latency,
-                request_id: self.id.to_string(),
+                request_id: self.meta.id.to_string(),
             });
         }
         res
