@@ -108,19 +108,6 @@ impl<K: AsRef<str>, V: Display> UrlParams for BTreeMap<K, V> {
     }
 }
 
-/// Characters escaped in a path segment.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'/');
 /// Characters escaped in a wildcard (`{*rest}`): slashes stay.
 const WILDCARD: &AsciiSet = &CONTROLS
     .add(b' ')
@@ -133,6 +120,8 @@ const WILDCARD: &AsciiSet = &CONTROLS
     .add(b'`')
     .add(b'{')
     .add(b'}');
+/// Characters escaped in a path segment: a wildcard's, and `/`.
+const SEGMENT: &AsciiSet = &WILDCARD.add(b'/');
 
 impl RouteTable {
     /// All routes, in registration order.
