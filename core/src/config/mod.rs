@@ -15,12 +15,20 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use figment::value::{Dict, Map, Value};
-use figment::{Figment, Metadata, Profile as FigProfile, Provider, Source};
+use figment::value::{Dict, Value};
+use figment::{Figment, Profile as FigProfile, Source};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+
+mod secret;
+mod server;
+mod sources;
+
+pub use secret::Secret;
+pub(crate) use secret::{REDACTED, is_secret_key, redact_url};
+pub use server::ServerConfig;
+use sources::{ENV_NAME, EnvProvider, FileProvider};
 
 /// The environment variables Flagon reads for itself and never treats as settings.
 const RESERVED_ENV: &[&str] = &["FLAGON_ENV", "FLAGON_CONFIG", "FLAGON_LOG"];
@@ -412,7 +420,7 @@ impl Config {
     }
 }
 
-fn describe(v: &Value) -> &'static str {
+pub(super) fn describe(v: &Value) -> &'static str {
     match v {
         Value::String(..) => "a string",
         Value::Char(..) => "a character",
@@ -437,237 +445,10 @@ fn line_of(text: &str, path: &[&str]) -> Option<usize> {
     Some(text[..offset].matches('\n').count() + 1)
 }
 
-const ENV_NAME: &str = "environment variable";
-
-/// `flagon.toml`: flat base settings plus profile tables that override them.
-struct FileProvider {
-    name: String,
-    data: Map<FigProfile, Dict>,
-}
-
-impl FileProvider {
-    fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
-        let mut base: Dict = toml_edit::de::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| format!("{name} line {}", text[..s.start].matches('\n').count() + 1))
-                .unwrap_or_else(|| name.to_owned());
-            ConfigError::new("<file>", line, format!("not valid TOML: {}", e.message()))
-        })?;
-        let mut data = Map::new();
-        for profile in Profile::ALL {
-            if let Some(v) = base.remove(profile.as_str()) {
-                match v {
-                    Value::Dict(_, d) => {
-                        data.insert(FigProfile::new(profile.as_str()), d);
-                    }
-                    other => {
-                        return Err(ConfigError::new(
-                            profile.as_str(),
-                            name,
-                            format!(
-                                "a profile override must be a table ([{profile}.section]), found {}",
-                                describe(&other)
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        data.insert(FigProfile::Default, base);
-        Ok(FileProvider {
-            name: name.to_owned(),
-            data,
-        })
-    }
-}
-
-impl Provider for FileProvider {
-    fn metadata(&self) -> Metadata {
-        Metadata::named("settings file").source(Source::Custom(format!("file:{}", self.name)))
-    }
-
-    fn data(&self) -> Result<Map<FigProfile, Dict>, figment::Error> {
-        Ok(self.data.clone())
-    }
-}
-
-/// `FLAGON_*` variables, in the global profile so they override every file table.
-struct EnvProvider {
-    vars: Vec<(String, String)>,
-}
-
-impl Provider for EnvProvider {
-    fn metadata(&self) -> Metadata {
-        Metadata::named(ENV_NAME).interpolater(|_, keys: &[&str]| {
-            format!(
-                "FLAGON_{}",
-                keys.iter()
-                    .map(|k| k.to_uppercase())
-                    .collect::<Vec<_>>()
-                    .join("__")
-            )
-        })
-    }
-
-    fn data(&self) -> Result<Map<FigProfile, Dict>, figment::Error> {
-        let mut root = Dict::new();
-        for (name, raw) in &self.vars {
-            let parts: Vec<String> = name["FLAGON_".len()..]
-                .split("__")
-                .map(|p| p.to_lowercase())
-                .collect();
-            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
-            insert_path(&mut root, &parts, value);
-        }
-        let mut map = Map::new();
-        map.insert(FigProfile::Global, root);
-        Ok(map)
-    }
-}
-
-fn insert_path(dict: &mut Dict, parts: &[String], value: Value) {
-    let (first, rest) = parts.split_first().expect("non-empty key path");
-    if rest.is_empty() {
-        dict.insert(first.clone(), value);
-        return;
-    }
-    let entry = dict
-        .entry(first.clone())
-        .or_insert_with(|| Value::from(Dict::new()));
-    if !matches!(entry, Value::Dict(..)) {
-        *entry = Value::from(Dict::new());
-    }
-    if let Value::Dict(_, d) = entry {
-        insert_path(d, rest, value);
-    }
-}
-
-/// A configuration string that is never printed: `Debug`, `Display` and `Serialize` show
-/// `********`. Use it for passwords and tokens in config structs.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(********)")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(REDACTED)
-    }
-}
-
-pub(crate) const REDACTED: &str = "********";
-
-/// Whether a key name looks like it holds a secret (`password`, `secret_key`, `token`, …).
-pub(crate) fn is_secret_key(key: &str) -> bool {
-    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
-    [
-        "secret",
-        "password",
-        "passwd",
-        "token",
-        "api_key",
-        "private_key",
-        "credential",
-    ]
-    .iter()
-    .any(|w| last.contains(w))
-}
-
-/// Redacts the password of a URL-shaped value (`postgres://user:pw@host/db`).
-pub(crate) fn redact_url(value: &str) -> String {
-    let Some(scheme_end) = value.find("://") else {
-        return value.to_owned();
-    };
-    let rest = &value[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return value.to_owned();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:{REDACTED}{}",
-            &value[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => value.to_owned(),
-    }
-}
-
-/// Core's own `[server]` section.
-///
-/// | key | default | meaning |
-/// |---|---|---|
-/// | `host` | `127.0.0.1` | address to bind |
-/// | `port` | `5000` | port to bind |
-/// | `body_limit` | `2097152` | largest request body in bytes (413 beyond) |
-/// | `request_timeout` | `30s` | a request still running after this gets a 503 |
-/// | `header_read_timeout` | `10s` | a client must send its headers within this |
-/// | `keep_alive_timeout` | `75s` | an idle connection between requests is closed after this |
-/// | `shutdown_deadline` | `10s` | how long in-flight requests may finish after a stop signal |
-/// | `trusted_proxies` | `[]` | proxy addresses whose `X-Forwarded-For` is believed |
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address to bind.
-    pub host: String,
-    /// Port to bind.
-    pub port: u16,
-    /// Largest request body in bytes.
-    pub body_limit: usize,
-    /// A request still running after this gets a 503.
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// A client must send its request headers within this.
-    #[serde(with = "humantime_serde")]
-    pub header_read_timeout: Duration,
-    /// An idle connection between requests is closed after this.
-    #[serde(with = "humantime_serde")]
-    pub keep_alive_timeout: Duration,
-    /// How long in-flight requests may finish after a stop signal.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_deadline: Duration,
-    /// Proxy addresses (IPs) whose forwarding headers are believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            host: "127.0.0.1".into(),
-            port: 5000,
-            body_limit: 2 * 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            header_read_timeout: Duration::from_secs(10),
-            keep_alive_timeout: Duration::from_secs(75),
-            shutdown_deadline: Duration::from_secs(10),
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
 
     #[derive(Debug, Default, Deserialize)]

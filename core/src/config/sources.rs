@@ -1,0 +1,113 @@
+//! Where settings come from: `flagon.toml` (flat base plus profile tables) and `FLAGON_*`
+//! environment variables.
+
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile as FigProfile, Provider, Source};
+
+use super::{ConfigError, Profile, describe};
+
+pub(super) const ENV_NAME: &str = "environment variable";
+
+/// `flagon.toml`: flat base settings plus profile tables that override them.
+pub(super) struct FileProvider {
+    name: String,
+    data: Map<FigProfile, Dict>,
+}
+
+impl FileProvider {
+    pub(super) fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
+        let mut base: Dict = toml_edit::de::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!("{name} line {}", text[..s.start].matches('\n').count() + 1))
+                .unwrap_or_else(|| name.to_owned());
+            ConfigError::new("<file>", line, format!("not valid TOML: {}", e.message()))
+        })?;
+        let mut data = Map::new();
+        for profile in Profile::ALL {
+            if let Some(v) = base.remove(profile.as_str()) {
+                match v {
+                    Value::Dict(_, d) => {
+                        data.insert(FigProfile::new(profile.as_str()), d);
+                    }
+                    other => {
+                        return Err(ConfigError::new(
+                            profile.as_str(),
+                            name,
+                            format!(
+                                "a profile override must be a table ([{profile}.section]), found {}",
+                                describe(&other)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        data.insert(FigProfile::Default, base);
+        Ok(FileProvider {
+            name: name.to_owned(),
+            data,
+        })
+    }
+}
+
+impl Provider for FileProvider {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("settings file").source(Source::Custom(format!("file:{}", self.name)))
+    }
+
+    fn data(&self) -> Result<Map<FigProfile, Dict>, figment::Error> {
+        Ok(self.data.clone())
+    }
+}
+
+/// `FLAGON_*` variables, in the global profile so they override every file table.
+pub(super) struct EnvProvider {
+    pub(super) vars: Vec<(String, String)>,
+}
+
+impl Provider for EnvProvider {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(ENV_NAME).interpolater(|_, keys: &[&str]| {
+            format!(
+                "FLAGON_{}",
+                keys.iter()
+                    .map(|k| k.to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join("__")
+            )
+        })
+    }
+
+    fn data(&self) -> Result<Map<FigProfile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        for (name, raw) in &self.vars {
+            let parts: Vec<String> = name["FLAGON_".len()..]
+                .split("__")
+                .map(|p| p.to_lowercase())
+                .collect();
+            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
+            insert_path(&mut root, &parts, value);
+        }
+        let mut map = Map::new();
+        map.insert(FigProfile::Global, root);
+        Ok(map)
+    }
+}
+
+fn insert_path(dict: &mut Dict, parts: &[String], value: Value) {
+    let (first, rest) = parts.split_first().expect("non-empty key path");
+    if rest.is_empty() {
+        dict.insert(first.clone(), value);
+        return;
+    }
+    let entry = dict
+        .entry(first.clone())
+        .or_insert_with(|| Value::from(Dict::new()));
+    if !matches!(entry, Value::Dict(..)) {
+        *entry = Value::from(Dict::new());
+    }
+    if let Value::Dict(_, d) = entry {
+        insert_path(d, rest, value);
+    }
+}
