@@ -57,7 +57,8 @@ use crate::session::Session;
 use crate::setup::Setup;
 
 /// The session key holding the per-session CSRF secret.
-const SECRET_KEY: &str = "_csrf_secret";
+/// The session key holding the per-session CSRF secret.
+pub(crate) const SECRET_KEY: &str = "_csrf_secret";
 /// Hex length of a token: nonce, app tag, session tag (16 bytes each).
 const TOKEN_HEX_LEN: usize = 96;
 

@@ -24,7 +24,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
 use crate::AppHandle;
 use crate::error::{BoxError, Origin};
-use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
+use crate::http_error::{ErrorMarker, Failed, HttpError, render_default, wants_json};
 use crate::request::RequestMeta;
 
 /// A boxed, sendable future.
@@ -234,6 +234,7 @@ impl Chain {
                 match AssertUnwindSafe(handler(ec)).catch_unwind().await {
                     Ok(mut r) => {
                         r.extensions_mut().remove::<ErrorMarker>();
+                        r.extensions_mut().insert(Failed(e.kind()));
                         r
                     }
                     Err(p) => {

@@ -175,6 +175,21 @@ impl<E: Into<BoxError>> From<E> for HttpError {
 #[derive(Clone)]
 pub(crate) struct ErrorMarker(pub(crate) Arc<HttpError>);
 
+/// Stays on a rendered error response: what kind of failure produced it.
+#[derive(Clone, Copy)]
+pub(crate) struct Failed(pub(crate) ErrorKind);
+
+/// Whether `res` answers a request that did not complete (a panic or a timeout), whose
+/// session changes must not be kept.
+pub(crate) fn incomplete(res: &Response) -> bool {
+    let kind = res
+        .extensions()
+        .get::<ErrorMarker>()
+        .map(|m| m.0.kind())
+        .or_else(|| res.extensions().get::<Failed>().map(|f| f.0));
+    matches!(kind, Some(ErrorKind::Panic | ErrorKind::Timeout))
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut res = Response::new(Body::empty());
@@ -213,6 +228,7 @@ pub(crate) fn wants_json(accept: Option<&HeaderValue>) -> bool {
 pub(crate) fn render_default(res: Response, error: &HttpError, json: bool) -> Response {
     let (mut parts, _) = res.into_parts();
     parts.extensions.remove::<ErrorMarker>();
+    parts.extensions.insert(Failed(error.kind()));
     let status = error.status;
     let title = status.canonical_reason().unwrap_or("Error");
     let (body, ctype) = if json {

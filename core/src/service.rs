@@ -221,9 +221,10 @@ impl Future for AppFuture {
         if session.is_some_and(|s| s.was_used()) {
             // The request used its session: persist it (store I/O) before the response leaves.
             let meta = this.finish.as_ref().map(|f| f.meta.clone());
+            let completed = !crate::http_error::incomplete(&res);
             let mut saving: BoxFuture<Response> = Box::pin(async move {
                 match meta.as_ref().and_then(|m| m.session.as_ref()) {
-                    Some(s) => s.finish(res).await,
+                    Some(s) => s.finish(res, completed).await,
                     None => res,
                 }
             });

@@ -31,6 +31,11 @@ async fn rotate(session: Session) -> &'static str {
     "rotated"
 }
 
+async fn login(session: Session) -> &'static str {
+    session.rotate_id();
+    "logged in"
+}
+
 fn app() -> App {
     let api_bp = Blueprint::new("api")
         .url_prefix("/api")
@@ -41,6 +46,7 @@ fn app() -> App {
         .route(Route::post("/submit", submit))
         .route(Route::post("/webhook", api).name("webhook"))
         .route(Route::post("/rotate", rotate))
+        .route(Route::get("/login", login))
         .blueprint(api_bp)
         .configure(|s| {
             s.csrf_exempt("webhook");
@@ -236,4 +242,16 @@ fn an_exemption_that_matches_nothing_fails_the_build() {
         .to_string();
     assert!(err.contains("endpoint `web_hook`"), "{err}");
     assert!(err.contains("blueprint `apii`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_token_from_before_login_is_refused_after_the_id_rotates() {
+    let app = app();
+    let (client, before) = client_with_token(&app).await;
+    assert_eq!(post_form(&client, Some(&before)).await.status(), 200);
+    assert_eq!(client.get("/login").send().await.text(), "logged in");
+    let res = post_form(&client, Some(&before)).await;
+    assert_eq!(res.status(), 403, "{}", res.text());
+    let after = client.get("/token").send().await.text();
+    assert_eq!(post_form(&client, Some(&after)).await.status(), 200);
 }

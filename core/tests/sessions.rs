@@ -100,6 +100,11 @@ async fn login(session: Session) -> Result<&'static str, HttpError> {
     Ok("logged in")
 }
 
+async fn set_then_panic(session: Session) -> &'static str {
+    let _ = session.insert("visits", 100u64);
+    panic!("handler bug after writing the session")
+}
+
 async fn logout(session: Session) -> &'static str {
     session.delete();
     "logged out"
@@ -129,6 +134,7 @@ fn fixture(session_toml: &str) -> Fixture {
             setup.route(Route::get("/set", set));
             setup.route(Route::get("/login", login));
             setup.route(Route::get("/logout", logout));
+            setup.route(Route::get("/set-then-panic", set_then_panic));
             Ok(())
         })
         .build()
@@ -490,4 +496,44 @@ fn two_stores_with_one_name_fail_the_build_naming_both() {
         err.contains("extension `cache`") && err.contains("extension `other-cache`"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_store_blip_during_load_does_not_replace_the_users_session() {
+    let f = fixture("on_store_error = \"empty\"");
+    let client = TestClient::new(&f.app);
+    assert_eq!(client.get("/set").send().await.text(), "visits: 1");
+    let cookie = client.cookie(COOKIE).expect("session cookie");
+    f.store.set_mode(1);
+    let res = client.get("/set").send().await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.text(),
+        "visits: 1",
+        "the failed load gives an empty session"
+    );
+    assert!(
+        res.header("set-cookie").is_none(),
+        "no new session replaces the user's"
+    );
+    f.store.set_mode(0);
+    assert_eq!(client.cookie(COOKIE).as_deref(), Some(cookie.as_str()));
+    assert_eq!(client.get("/get").send().await.text(), "visits: 1");
+}
+
+#[tokio::test]
+async fn a_request_that_panics_keeps_no_session_changes() {
+    let f = fixture("");
+    let client = TestClient::new(&f.app);
+    assert_eq!(client.get("/set").send().await.text(), "visits: 1");
+    assert_eq!(client.get("/set-then-panic").send().await.status(), 500);
+    assert_eq!(client.get("/get").send().await.text(), "visits: 1");
+}
+
+#[tokio::test]
+async fn a_response_setting_the_cookie_is_private() {
+    let f = fixture("");
+    let res = TestClient::new(&f.app).get("/set").send().await;
+    assert!(res.header("set-cookie").is_some());
+    assert_eq!(res.header("cache-control"), Some("private"));
 }

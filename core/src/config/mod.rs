@@ -322,7 +322,7 @@ impl Config {
             Err(_) => Figment::new(),
         };
         focused
-            .extract::<T>()
+            .extract_lossy::<T>()
             .map_err(|e| e.into_iter().map(|e| self.convert(Some(name), e)).collect())
     }
 
@@ -333,7 +333,7 @@ impl Config {
         }
         self.inner
             .figment
-            .extract_inner::<T>(key)
+            .extract_inner_lossy::<T>(key)
             .map(Some)
             .map_err(|e| self.convert(None, e))
     }
@@ -479,6 +479,29 @@ mod tests {
         let err = c.section::<Mail>("mail").unwrap_err().remove(0);
         assert_eq!(err.key(), "mail.port");
         assert_eq!(err.source_desc(), "environment variable FLAGON_MAIL__PORT");
+    }
+
+    #[test]
+    fn env_text_that_looks_numeric_stays_text_for_text_settings() {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default)]
+        struct Db {
+            password: String,
+            pool: u32,
+            replicas: Vec<String>,
+        }
+        let c = Config::builder()
+            .env([
+                ("FLAGON_DB__PASSWORD", "0123456"),
+                ("FLAGON_DB__POOL", "8"),
+                ("FLAGON_DB__REPLICAS", "[\"a\", \"b\"]"),
+            ])
+            .build()
+            .unwrap();
+        let db = c.section::<Db>("db").unwrap();
+        assert_eq!(db.password, "0123456");
+        assert_eq!(db.pool, 8);
+        assert_eq!(db.replicas, ["a", "b"]);
     }
 
     #[test]

@@ -86,7 +86,13 @@ impl Provider for EnvProvider {
                 .split("__")
                 .map(|p| p.to_lowercase())
                 .collect();
-            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
+            // Arrays and tables are parsed (`["10.0.0.1"]`); scalars stay text, so that
+            // `FLAGON_DB__PASSWORD=123456` is a string for a string setting, and are read as
+            // numbers or booleans only where the setting is one (figment's lossy reading).
+            let value = match raw.parse::<Value>() {
+                Ok(v @ (Value::Array(..) | Value::Dict(..))) => v,
+                _ => Value::from(raw.clone()),
+            };
             insert_path(&mut root, &parts, value);
         }
         let mut map = Map::new();

@@ -71,6 +71,17 @@ pub async fn run(store: &dyn SessionStore, clock: &ManualClock) {
         "create does not overwrite"
     );
 
+    // save never recreates a deleted record (a logout racing a refresh stays a logout)
+    let mut gone = record(clock, "n", 5);
+    store.create(&mut gone).await.expect("create");
+    store.delete(&gone.id).await.expect("delete");
+    store.save(&gone).await.expect("save after delete");
+    assert_eq!(
+        store.load(&gone.id).await.expect("load"),
+        None,
+        "save does not bring a deleted record back"
+    );
+
     // unknown ids load as None
     assert_eq!(store.load(&Id::random()).await.expect("load unknown"), None);
 

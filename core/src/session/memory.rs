@@ -152,7 +152,10 @@ impl SessionStore for MemoryStore {
         Box::pin(async move {
             let now = self.clock.unix_now();
             let (mut lru, cap) = self.shard(&record.id);
-            lru.put(record.clone(), cap, now);
+            // Update only: a record deleted meanwhile (logout, rotation) is not recreated.
+            if lru.records.contains_key(&record.id) {
+                lru.put(record.clone(), cap, now);
+            }
             Ok(())
         })
     }

@@ -209,9 +209,11 @@ impl Session {
 
     /// Moves the data to a fresh id and deletes the old record when the response is sent
     /// (anti-fixation: call it on login, re-login and user switch). The new record starts
-    /// a new absolute lifetime.
+    /// a new absolute lifetime, and the session's CSRF secret is replaced, so a token handed
+    /// out before the switch is refused after it.
     pub fn rotate_id(&self) {
         let mut st = self.0.lock();
+        st.data.remove(crate::csrf::SECRET_KEY);
         st.rotate = true;
         st.modified = true;
     }

@@ -75,6 +75,9 @@ pub(crate) struct State {
     pub(crate) had_cookie: bool,
     /// Flashed messages taken out during this request (shown once, read many times).
     pub(crate) flashes_taken: Option<Vec<crate::flash::FlashMessage>>,
+    /// The store failed to load the session: it is empty for this request and never
+    /// persisted, so a store blip cannot replace the user's cookie with a new session.
+    pub(crate) load_failed: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -156,10 +159,13 @@ impl RequestSession {
                 Loaded::Ok
             }
             Ok(None) => Loaded::Ok,
-            Err(_) => match self.rt.config.on_store_error {
-                OnStoreError::Empty => Loaded::Ok,
-                OnStoreError::Unavailable => Loaded::Unavailable,
-            },
+            Err(_) => {
+                self.lock().load_failed = true;
+                match self.rt.config.on_store_error {
+                    OnStoreError::Empty => Loaded::Ok,
+                    OnStoreError::Unavailable => Loaded::Unavailable,
+                }
+            }
         }
     }
 
@@ -168,8 +174,9 @@ impl RequestSession {
         self.loaded.initialized()
     }
 
-    /// Persists the session after the handler ran and sets the cookie headers.
-    pub(crate) async fn finish(&self, mut res: Response) -> Response {
+    /// Persists the session after the handler ran and sets the cookie headers. A request
+    /// that did not complete (`completed` false: a panic or a timeout) persists nothing.
+    pub(crate) async fn finish(&self, mut res: Response, completed: bool) -> Response {
         match self.loaded.get() {
             None => return res,
             Some(Loaded::Unavailable) => {
@@ -179,6 +186,9 @@ impl RequestSession {
             Some(Loaded::Ok) => {}
         }
         add_vary_cookie(res.headers_mut());
+        if !completed || self.lock().load_failed {
+            return res;
+        }
         let (data, stored, modified, rotate, deleted, had_cookie) = {
             let mut st = self.lock();
             (
@@ -201,6 +211,7 @@ impl RequestSession {
             }
             if data.is_empty() && had_cookie {
                 res.headers_mut().append(SET_COOKIE, rt.codec.removal());
+                private(res.headers_mut());
             }
         }
         match stored {
@@ -232,6 +243,7 @@ impl RequestSession {
                     Ok(()) => {
                         res.headers_mut()
                             .append(SET_COOKIE, rt.codec.set_cookie(&record.id));
+                        private(res.headers_mut());
                     }
                     Err(_) => failed = true,
                 }
@@ -258,4 +270,12 @@ pub(crate) fn add_vary_cookie(headers: &mut HeaderMap) {
     if !present {
         headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
+}
+
+/// A response that sets the session cookie is for this user alone: shared caches must not
+/// keep it (unless the handler already said how it may be cached).
+fn private(headers: &mut HeaderMap) {
+    headers
+        .entry(http::header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("private"));
 }

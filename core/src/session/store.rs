@@ -113,7 +113,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// [`Id::random`] and write it back into `record`.
     fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()>;
 
-    /// Writes an existing record (insert or replace).
+    /// Replaces an existing record. A record that is gone (deleted by a logout or an id
+    /// rotation in another request, or expired) stays gone: `save` must not recreate it,
+    /// or a concurrent request would bring a logged-out session back to life. Use an
+    /// update-only write (`SET ... XX` in Redis, `UPDATE` in SQL).
     fn save<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()>;
 
     /// Reads a record; `None` when it is unknown or expired.
