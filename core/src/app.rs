@@ -158,7 +158,7 @@ impl AppBuilder {
             let mut s = Setup::new(&mut reg, CORE, &config);
             crate::core_setup::init(&mut s)
         };
-        let (server, secret_key) = core?;
+        let (server, secret_key, secret_generated) = core?;
 
         let mut records = Vec::new();
         for i in order {
@@ -200,6 +200,7 @@ impl AppBuilder {
             config,
             server,
             secret_key,
+            secret_generated,
             state: std::mem::take(&mut reg.state),
             signals: std::mem::take(&mut reg.signals).freeze(),
             routes,
@@ -427,6 +428,8 @@ pub(crate) struct AppShared {
     pub(crate) config: Config,
     pub(crate) server: ServerConfig,
     pub(crate) secret_key: Secret,
+    /// No `secret_key` was configured: a throwaway one was generated for this process.
+    pub(crate) secret_generated: bool,
     pub(crate) state: StateMap,
     pub(crate) signals: Signals,
     pub(crate) routes: RouteTable,

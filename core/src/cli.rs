@@ -397,7 +397,36 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, serde
                 flatten(&format!("{prefix}.{k}"), v, out);
             }
         }
+        serde_json::Value::Array(items) => {
+            out.push((
+                prefix.to_owned(),
+                serde_json::Value::Array(items.iter().map(redact_value).collect()),
+            ));
+        }
         other => out.push((prefix.to_owned(), other.clone())),
+    }
+}
+
+/// Redacts URL passwords anywhere inside an array or table value.
+fn redact_value(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(s) => serde_json::Value::String(redact_url(s)),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(redact_value).collect())
+        }
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) {
+                        serde_json::Value::String(REDACTED.into())
+                    } else {
+                        redact_value(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -9,10 +9,12 @@ use crate::setup::Setup;
 /// Shortest secret key accepted in production, in bytes.
 const MIN_SECRET_LEN: usize = 32;
 
-pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret), SetupError> {
+/// Core's settings; the flag says the secret key was generated for this process.
+pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret, bool), SetupError> {
     let server: ServerConfig = s.config("server")?;
     s.reg.sections.push(("secret_key".into(), s.origin_core()));
     let configured: Option<Secret> = s.settings().value("secret_key")?;
+    let generated = configured.is_none();
     let secret = match (configured, s.profile()) {
         (Some(k), Profile::Production) if k.expose().len() < MIN_SECRET_LEN => {
             return Err(s.config_error(
@@ -41,7 +43,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret), SetupErr
     s.route(Route::get("/healthz", health::healthz).name("healthz"));
     s.route(Route::get("/readyz", health::readyz).name("readyz"));
     init_web(s)?;
-    Ok((server, secret))
+    Ok((server, secret, generated))
 }
 
 impl Setup<'_> {

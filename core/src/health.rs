@@ -21,7 +21,11 @@ pub(crate) async fn readyz(app: AppHandle) -> Response {
         let app = app.clone();
         async move {
             let started = Instant::now();
-            let result = tokio::time::timeout(h.timeout, (h.check)(app)).await;
+            let check = std::panic::AssertUnwindSafe(async move { (h.check)(app).await });
+            let result =
+                tokio::time::timeout(h.timeout, futures_util::FutureExt::catch_unwind(check))
+                    .await
+                    .map(|r| r.unwrap_or_else(|_| Err("the check panicked".to_owned())));
             let ms = started.elapsed().as_millis() as u64;
             let (ok, body) = match result {
                 Ok(Ok(())) => (true, json!({ "status": "ok", "duration_ms": ms })),

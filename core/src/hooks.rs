@@ -232,8 +232,13 @@ impl Chain {
                     request: ctx.clone(),
                 };
                 match AssertUnwindSafe(handler(ec)).catch_unwind().await {
-                    Ok(mut r) => {
-                        r.extensions_mut().remove::<ErrorMarker>();
+                    Ok(r) => {
+                        // A handler that answers with an error of its own gets that error's
+                        // default page; otherwise its response stands.
+                        let mut r = match r.extensions().get::<ErrorMarker>().cloned() {
+                            Some(ErrorMarker(own)) => render_default(r, &own, json),
+                            None => r,
+                        };
                         r.extensions_mut().insert(Failed(e.kind()));
                         r
                     }

@@ -39,6 +39,8 @@ pub struct Route {
     pub(crate) methods: Vec<Method>,
     pub(crate) endpoint: Option<String>,
     pub(crate) router: MethodRouter,
+    /// A problem found while building the route, reported by `build()`.
+    pub(crate) problem: Option<String>,
 }
 
 macro_rules! method_constructors {
@@ -89,13 +91,14 @@ impl Route {
         T: 'static,
     {
         let endpoint = endpoint_from_type_name(std::any::type_name::<H>());
-        let router = MethodRouter::new().on(filter(&method), handler);
-        Route {
+        let route = Route {
             path: path.into(),
-            methods: vec![method],
+            methods: Vec::new(),
             endpoint,
-            router,
-        }
+            router: MethodRouter::new(),
+            problem: None,
+        };
+        route.and(method, handler)
     }
 
     /// Adds another method to this route, with its own handler, under the same endpoint.
@@ -104,7 +107,15 @@ impl Route {
         H: Handler<T, ()>,
         T: 'static,
     {
-        self.router = self.router.on(filter(&method), handler);
+        if self.methods.contains(&method) {
+            self.problem = Some(format!("the method {method} is given twice"));
+            return self;
+        }
+        let Ok(filter) = MethodFilter::try_from(method.clone()) else {
+            self.problem = Some(format!("the method {method} is not supported"));
+            return self;
+        };
+        self.router = self.router.on(filter, handler);
         self.methods.push(method);
         self
     }
@@ -124,10 +135,6 @@ impl Route {
     pub fn path(&self) -> &str {
         &self.path
     }
-}
-
-fn filter(method: &Method) -> MethodFilter {
-    MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET)
 }
 
 /// `my_app::views::show_user` → `show_user`; closures have no usable name.
@@ -269,7 +276,8 @@ pub(crate) fn valid_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a path or prefix: starts with `/`, a prefix does not end with `/`.
+/// Checks a path or prefix: starts with `/`, a prefix does not end with `/`, parameters
+/// are written `{name}` or `{*rest}` (not axum 0.7's `:name` / `*rest`), braces balance.
 pub(crate) fn valid_path(path: &str, prefix: bool) -> Result<(), String> {
     if prefix && path.is_empty() {
         return Ok(());
@@ -279,6 +287,30 @@ pub(crate) fn valid_path(path: &str, prefix: bool) -> Result<(), String> {
     }
     if prefix && path.len() > 1 && path.ends_with('/') {
         return Err(format!("the URL prefix `{path}` must not end with `/`"));
+    }
+    for segment in path.split('/') {
+        if segment.starts_with(':') || segment.starts_with('*') {
+            return Err(format!(
+                "`{path}`: write the parameter `{segment}` as `{{{}}}`",
+                if segment.starts_with('*') {
+                    segment.to_owned()
+                } else {
+                    segment[1..].to_owned()
+                }
+            ));
+        }
+        let (mut depth, mut ok) = (0i32, true);
+        for c in segment.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            ok &= (0..=1).contains(&depth);
+        }
+        if !ok || depth != 0 {
+            return Err(format!("`{path}`: unbalanced `{{` or `}}` in `{segment}`"));
+        }
     }
     Ok(())
 }
@@ -313,5 +345,9 @@ mod tests {
         assert!(valid_path("/x", false).is_ok());
         assert!(valid_path("x", false).is_err());
         assert!(valid_path("/admin/", true).is_err());
+        assert!(valid_path("/users/:id", false).is_err());
+        assert!(valid_path("/files/*rest", false).is_err());
+        assert!(valid_path("/users/{id", false).is_err());
+        assert!(valid_path("/users/{id}/{*rest}", false).is_ok());
     }
 }

@@ -100,6 +100,14 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         self.startup().await?;
+        if self.handle.0.secret_generated
+            && self.handle.profile() == crate::config::Profile::Development
+        {
+            tracing::warn!(
+                "no secret_key configured: using a throwaway key for this process; \
+                 sessions and signed values will not survive a restart"
+            );
+        }
         let local = listener.local_addr().ok();
         let settings = &self.handle.0.server;
         tracing::info!(addr = ?local, profile = %self.handle.profile(), "serving");
@@ -112,7 +120,7 @@ impl App {
             header_read: settings.header_read_timeout,
             keep_alive: settings.keep_alive_timeout,
         });
-        let sweeper = tracker.clone().spawn_sweeper();
+        let _sweeper = SweeperGuard(tracker.clone().spawn_sweeper());
 
         tokio::pin!(shutdown);
         loop {
@@ -140,7 +148,8 @@ impl App {
         self.handle.signals().emit(AppStopping);
         tracker.command_all(DRAIN);
         let deadline = settings.shutdown_deadline;
-        let drained = tokio::time::timeout(deadline, async {
+        let stop_by = tokio::time::Instant::now() + deadline;
+        let drained = tokio::time::timeout_at(stop_by, async {
             while conns.join_next().await.is_some() {}
         })
         .await;
@@ -152,10 +161,20 @@ impl App {
             );
             conns.shutdown().await;
         }
-        sweeper.store(true, Ordering::Relaxed);
-        self.shutdown(deadline).await;
+        // Shutdown hooks get what is left of the same deadline.
+        let left = stop_by.saturating_duration_since(tokio::time::Instant::now());
+        self.shutdown(left).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Stops the sweeper thread when serving ends, however it ends.
+struct SweeperGuard(Arc<AtomicBool>);
+
+impl Drop for SweeperGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -239,8 +258,11 @@ impl Tracker {
             let mut conns = self.lock();
             conns.retain(|w| w.strong_count() > 0);
             for a in conns.iter().filter_map(Weak::upgrade) {
+                // Phase first (pairs with the release in `stamp`): the `since` read after it
+                // is at least as new as that phase's.
+                let phase = a.phase.load(Ordering::Acquire);
                 let elapsed = TICK * (now.saturating_sub(a.since.load(Ordering::Relaxed)) as u32);
-                match a.phase.load(Ordering::Relaxed) {
+                match phase {
                     HEAD if elapsed > self.limits.header_read => a.send(KILL),
                     IDLE if elapsed > self.limits.keep_alive => a.send(DRAIN),
                     _ => {}

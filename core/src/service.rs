@@ -249,6 +249,18 @@ impl Future for AppFuture {
     }
 }
 
+impl Drop for AppFuture {
+    fn drop(&mut self) {
+        // Dropped before the response was ready: the client went away (or the server cut the
+        // connection). The request still gets its log line and signal, with status 499.
+        if let Some(finish) = self.finish.take() {
+            let mut res = Response::new(Body::empty());
+            *res.status_mut() = StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST);
+            drop(finish.complete(res));
+        }
+    }
+}
+
 impl Finish {
     fn complete(self, res: Response) -> Response {
         let mut res = if res.extensions().get::<ErrorMarker>().is_some() {

@@ -106,6 +106,14 @@ impl<'a> Setup<'a> {
 
     fn add_route(&mut self, route: Route, origin: Origin, prefix: &str, scopes: &[usize]) {
         let what = || format!("route {}", route.path);
+        if let Some(reason) = route.problem.clone() {
+            self.reg.errors.push(SetupError::Invalid {
+                what: what(),
+                origin: origin.clone(),
+                reason,
+            });
+            return;
+        }
         if let Err(reason) = valid_path(&route.path, false) {
             self.reg.errors.push(SetupError::Invalid {
                 what: what(),

@@ -104,7 +104,10 @@ impl Signals {
             return;
         };
         for (origin, sub) in &subs.asynchronous {
-            let fut = AssertUnwindSafe(sub(event.clone())).catch_unwind();
+            // The subscriber is called inside the task, so even a panic before its first
+            // await stays there.
+            let (sub, event) = (sub.clone(), event.clone());
+            let fut = AssertUnwindSafe(async move { sub(event).await }).catch_unwind();
             let (owner, name) = (origin.owner, subs.type_name);
             rt.spawn(async move {
                 if fut.await.is_err() {
@@ -128,11 +131,8 @@ impl Signals {
             call_sync(origin, sub, &*event, subs.type_name);
         }
         for (origin, sub) in &subs.asynchronous {
-            if AssertUnwindSafe(sub(event.clone()))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
+            let call = AssertUnwindSafe(async { sub(event.clone()).await });
+            if call.catch_unwind().await.is_err() {
                 tracing::error!(
                     signal = subs.type_name,
                     subscriber = origin.owner,

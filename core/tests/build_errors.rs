@@ -332,3 +332,23 @@ fn init_failures_name_the_extension() {
         "{msg}"
     );
 }
+
+#[test]
+fn axum_0_7_path_syntax_is_a_build_error_not_a_panic() {
+    let msg = build(base().route(Route::get("/users/:id", || async { "x" }).name("user")));
+    assert!(msg.contains("write the parameter `:id` as `{id}`"), "{msg}");
+    let msg = build(base().route(Route::get("/files/*rest", || async { "x" }).name("files")));
+    assert!(msg.contains("`{*rest}`"), "{msg}");
+}
+
+#[test]
+fn a_method_given_twice_on_one_route_is_a_build_error() {
+    let msg = build(
+        base().route(
+            Route::get("/x", || async { "a" })
+                .and_get(|| async { "b" })
+                .name("x"),
+        ),
+    );
+    assert!(msg.contains("the method GET is given twice"), "{msg}");
+}

@@ -15,6 +15,12 @@ fn app(checks: &'static [&'static str]) -> App {
                     "redis" => s.health_check("redis", Duration::from_secs(1), |_| async {
                         Err("connection refused (127.0.0.1:6390)".to_owned())
                     }),
+                    "broken" => s.health_check("broken", Duration::from_secs(1), |_| async {
+                        if true {
+                            panic!("check bug");
+                        }
+                        Ok(())
+                    }),
                     "smtp" => s.health_check("smtp", Duration::from_millis(200), |_| async {
                         tokio::time::sleep(Duration::from_secs(30)).await;
                         Ok(())
@@ -78,5 +84,17 @@ async fn a_hanging_check_times_out_without_hanging_readyz() {
     assert_eq!(res.status(), 503);
     let v: serde_json::Value = res.json();
     assert_eq!(v["checks"]["smtp"]["status"], "timeout");
+    assert_eq!(v["checks"]["db"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn a_panicking_check_is_reported_not_a_500() {
+    let res = TestClient::new(&app(&["db", "broken"]))
+        .get("/readyz")
+        .send()
+        .await;
+    assert_eq!(res.status(), 503);
+    let v: serde_json::Value = res.json();
+    assert_eq!(v["checks"]["broken"]["error"], "the check panicked");
     assert_eq!(v["checks"]["db"]["status"], "ok");
 }

@@ -440,3 +440,26 @@ async fn g_is_shared_between_hooks_and_the_handler() {
     assert_eq!(res.text(), "ada");
     assert_eq!(res.header("x-user"), Some("ada"));
 }
+
+#[tokio::test]
+async fn an_error_handler_answering_with_an_error_gets_a_rendered_page() {
+    let app = App::builder()
+        .config(testing_config())
+        .configure(|s| {
+            s.error_handler(StatusCode::NOT_FOUND, |_| async {
+                HttpError::new(StatusCode::GONE, "moved away for good")
+            });
+            Ok(())
+        })
+        .route(Route::get("/", || async { "x" }).name("index"))
+        .build()
+        .unwrap();
+    let res = TestClient::new(&app)
+        .get("/old")
+        .header("accept", "application/json")
+        .send()
+        .await;
+    assert_eq!(res.status(), 410);
+    let v: serde_json::Value = res.json();
+    assert_eq!(v["error"]["message"], "moved away for good");
+}

@@ -211,3 +211,33 @@ async fn a_slow_handler_is_not_mistaken_for_a_slow_client() {
     tx.send(()).unwrap();
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn lifecycle_signals_fire_and_a_hanging_shutdown_hook_is_cut_at_the_deadline() {
+    use flagon::signals::{AppStarted, AppStopping};
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let app = App::builder()
+        .config(testing_config_toml(
+            "[server]\nshutdown_deadline = \"300ms\"\n",
+        ))
+        .configure(move |s| {
+            s.subscribe(move |_: &AppStarted| s1.lock().unwrap().push("started"));
+            s.subscribe(move |_: &AppStopping| s2.lock().unwrap().push("stopping"));
+            s.on_shutdown(|_| async { std::future::pending::<()>().await });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let (_addr, tx, server) = start(app).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    tx.send(()).unwrap();
+    server.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "cut at the deadline: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(*seen.lock().unwrap(), ["started", "stopping"]);
+}
