@@ -298,7 +298,7 @@ impl CsrfRuntime {
     }
 
     /// Whether the request comes from another site.
-    fn cross_origin(&self, headers: &HeaderMap) -> bool {
+    fn cross_origin(&self, headers: &HeaderMap, authority: Option<&str>) -> bool {
         let origin = headers
             .get(ORIGIN)
             .and_then(|v| v.to_str().ok())
@@ -318,9 +318,11 @@ impl CsrfRuntime {
         if trusted {
             return false;
         }
+        // HTTP/2 clients send `:authority` rather than `Host`.
         let host = headers
             .get(HOST)
             .and_then(|v| v.to_str().ok())
+            .or(authority)
             .map(str::to_ascii_lowercase);
         let origin_host = origin.split_once("://").map(|(_, h)| h);
         match (origin_host, host) {
@@ -331,7 +333,9 @@ impl CsrfRuntime {
 
     /// Checks an unsafe request; returns it (its body restored) or the refusal.
     async fn check(&self, app: &AppHandle, req: Request) -> Result<Request, Response> {
-        if self.cfg.check_origin && self.cross_origin(req.headers()) {
+        if self.cfg.check_origin
+            && self.cross_origin(req.headers(), req.uri().authority().map(|a| a.as_str()))
+        {
             return Err(CsrfError::CrossOrigin.into_response());
         }
         let session = Session::from_request(&req).await?;

@@ -153,7 +153,7 @@ fn call_sync(origin: &Origin, sub: &SyncSub, event: &(dyn Any + Send + Sync), na
     }
 }
 
-/// Emitted once the server is listening (or a CLI command's app is initialised).
+/// Emitted once the server is listening.
 #[derive(Clone, Debug)]
 pub struct AppStarted {
     /// The bound address, when serving.

@@ -255,3 +255,23 @@ async fn a_token_from_before_login_is_refused_after_the_id_rotates() {
     let after = client.get("/token").send().await.text();
     assert_eq!(post_form(&client, Some(&after)).await.status(), 200);
 }
+
+#[tokio::test]
+async fn an_http2_request_without_host_is_checked_against_its_authority() {
+    let app = app();
+    let (client, token) = client_with_token(&app).await;
+    let same = client
+        .post("http://example.com/submit")
+        .header("origin", "http://example.com")
+        .form(&[("text", "hello"), ("csrf_token", token.as_str())])
+        .send()
+        .await;
+    assert_eq!(same.status(), 200, "{}", same.text());
+    let other = client
+        .post("http://example.com/submit")
+        .header("origin", "http://evil.example")
+        .form(&[("text", "hello"), ("csrf_token", token.as_str())])
+        .send()
+        .await;
+    assert_refused(&other, "another origin");
+}

@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use flagon::axum::extract::{MatchedPath, Request};
 use flagon::axum::response::{IntoResponse, Response};
 use flagon::http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
-use flagon::http::uri::Scheme;
 use flagon::http::{HeaderValue, Method, StatusCode};
 use flagon::{AppHandle, BoxFuture, G, HttpError, PeerAddr, RequestExt, RouteInfo};
 use tower_layer::Layer;
@@ -184,14 +183,12 @@ impl Resolved {
             .map(|(_, p)| p)
     }
 
-    /// Whether the request reached us over https: the connection's own scheme, or
-    /// `X-Forwarded-Proto` (else `Forwarded`'s `proto`) when, and only when, the peer is a
-    /// trusted proxy. The last value is the one our proxy set; earlier ones came from
-    /// further away.
+    /// Whether the request reached us over https: `X-Forwarded-Proto` (else `Forwarded`'s
+    /// `proto`) when, and only when, the peer is a trusted proxy. The last value is the one
+    /// our proxy set; earlier ones came from further away. Flagon's server speaks plain
+    /// http, so the request line's own scheme (an absolute-form `GET https://...`) is the
+    /// client's word and is not believed.
     fn is_https(&self, req: &Request) -> bool {
-        if req.uri().scheme() == Some(&Scheme::HTTPS) {
-            return true;
-        }
         let Some(peer) = PeerAddr::of(req).0 else {
             return false;
         };
@@ -323,6 +320,11 @@ fn redirect_to_https(req: &Request, permanent: bool) -> Response {
     };
     let Some(host) = host.filter(|h| valid(h)) else {
         return HttpError::bad_request("a missing or malformed Host header").into_response();
+    };
+    // The plain-http port means nothing on https: redirect to the default port.
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && !port.contains(']') => name,
+        _ => host,
     };
     let path = req
         .uri()

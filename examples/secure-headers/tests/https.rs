@@ -134,3 +134,33 @@ async fn the_standard_forwarded_header_is_read_from_trusted_proxies_too() {
     );
     assert_eq!(send(STRANGER, "for=192.0.2.60;proto=https").await, 302);
 }
+
+#[tokio::test]
+async fn an_absolute_https_request_line_from_a_client_is_not_believed() {
+    let app = app("");
+    let res = TestClient::new(&app)
+        .get("https://example.com/account")
+        .header("host", "example.com")
+        .peer(STRANGER.parse::<SocketAddr>().unwrap())
+        .send()
+        .await;
+    assert_eq!(
+        res.status(),
+        302,
+        "plain http, whatever the request line says"
+    );
+    assert!(res.header("strict-transport-security").is_none());
+}
+
+#[tokio::test]
+async fn the_plain_http_port_is_dropped_from_the_redirect() {
+    let app = app("");
+    let res = TestClient::new(&app)
+        .get("/account")
+        .header("host", "example.com:8080")
+        .peer(TRUSTED.parse::<SocketAddr>().unwrap())
+        .header("x-forwarded-proto", "http")
+        .send()
+        .await;
+    assert_eq!(res.location(), Some("https://example.com/account"));
+}
