@@ -24,8 +24,29 @@ pub(crate) struct MetaInner {
     /// The `Accept` header, for choosing the format of a default error page.
     pub(crate) accept: Option<HeaderValue>,
     pub(crate) peer: Option<SocketAddr>,
-    /// Present when sessions are set up; nothing is read or stored until first use.
-    pub(crate) session: Option<crate::session::RequestSession>,
+    /// Present when sessions are set up; the handle is made on first use, and nothing is
+    /// read or stored before that.
+    pub(crate) session: Option<std::sync::OnceLock<crate::session::RequestSession>>,
+}
+
+impl MetaInner {
+    /// The request's session handle, made on first use (`None` without sessions).
+    pub(crate) fn session(&self) -> Option<&crate::session::RequestSession> {
+        let slot = self.session.as_ref()?;
+        if let Some(s) = slot.get() {
+            return Some(s);
+        }
+        let rt = self
+            .app
+            .slot::<Arc<crate::session::SessionRuntime>>()?
+            .clone();
+        Some(slot.get_or_init(|| crate::session::RequestSession::new(rt)))
+    }
+
+    /// The session handle if this request made one.
+    pub(crate) fn session_if_made(&self) -> Option<&crate::session::RequestSession> {
+        self.session.as_ref()?.get()
+    }
 }
 
 impl RequestMeta {

@@ -30,7 +30,7 @@ use crate::hooks::BoxFuture;
 use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_if_error};
 use crate::request::{MetaInner, RequestId, RequestMeta};
 use crate::serve::{Activity, InFlight};
-use crate::session::{RequestSession, SessionRuntime};
+use crate::session::SessionRuntime;
 use crate::signals::{RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
 
@@ -47,7 +47,8 @@ pub struct AppService {
     timeout: Duration,
     emit_started: bool,
     emit_finished: bool,
-    sessions: Option<Arc<SessionRuntime>>,
+    /// Whether sessions are set up (the handle itself is made on first use).
+    sessions: bool,
 }
 
 impl App {
@@ -61,7 +62,7 @@ impl App {
             timeout: self.handle.0.server.request_timeout,
             emit_started: self.handle.0.signals.has::<RequestStarted>(),
             emit_finished: self.handle.0.signals.has::<RequestFinished>(),
-            sessions: self.handle.slot::<Arc<SessionRuntime>>().cloned(),
+            sessions: self.handle.slot::<Arc<SessionRuntime>>().is_some(),
         }
     }
 }
@@ -113,7 +114,7 @@ where
             id,
             accept,
             peer: self.peer,
-            session: self.sessions.clone().map(RequestSession::new),
+            session: self.sessions.then(std::sync::OnceLock::new),
         });
         req.extensions_mut().insert(meta.clone());
         if let (true, Some(s)) = (self.emit_started, &summary) {
@@ -217,13 +218,13 @@ impl Future for AppFuture {
                 }
             }
         };
-        let session = this.finish.as_ref().and_then(|f| f.meta.session.as_ref());
+        let session = this.finish.as_ref().and_then(|f| f.meta.session_if_made());
         if session.is_some_and(|s| s.was_used()) {
             // The request used its session: persist it (store I/O) before the response leaves.
             let meta = this.finish.as_ref().map(|f| f.meta.clone());
             let completed = !crate::http_error::incomplete(&res);
             let mut saving: BoxFuture<Response> = Box::pin(async move {
-                match meta.as_ref().and_then(|m| m.session.as_ref()) {
+                match meta.as_ref().and_then(|m| m.session_if_made()) {
                     Some(s) => s.finish(res, completed).await,
                     None => res,
                 }

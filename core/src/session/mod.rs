@@ -77,9 +77,8 @@ impl std::ops::Deref for SessionRef {
 
     fn deref(&self) -> &RequestSession {
         self.0
-            .session
-            .as_ref()
-            .expect("a SessionRef is only made for a request with a session")
+            .session()
+            .expect("a SessionRef is only made for a request with sessions set up")
     }
 }
 
