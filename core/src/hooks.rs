@@ -198,10 +198,12 @@ impl Chain {
             {
                 Ok(r) => res = r,
                 Err(p) => {
-                    let e = HttpError::panic(&*p, "after_request hook");
-                    let json = wants_json(ctx.headers().get(http::header::ACCEPT));
-                    let e = Arc::new(e);
-                    res = render_default(ErrorMarker(e.clone()).respond(), &e, json);
+                    // As in Flask: the remaining after hooks are skipped and the 500 goes
+                    // to the error handlers.
+                    let e = Arc::new(HttpError::panic(&*p, "after_request hook"));
+                    res = self
+                        .handle_error(&ctx, e.clone(), ErrorMarker(e.clone()).respond())
+                        .await;
                     error = Some(e);
                     break;
                 }

@@ -45,6 +45,7 @@ pub struct AppService {
     peer: Option<SocketAddr>,
     activity: Option<Arc<Activity>>,
     timeout: Duration,
+    body_limit: usize,
     emit_started: bool,
     emit_finished: bool,
     /// Whether sessions are set up (the handle itself is made on first use).
@@ -60,6 +61,7 @@ impl App {
             peer: None,
             activity: None,
             timeout: self.handle.0.server.request_timeout,
+            body_limit: self.handle.0.server.body_limit,
             emit_started: self.handle.0.signals.has::<RequestStarted>(),
             emit_finished: self.handle.0.signals.has::<RequestFinished>(),
             sessions: self.handle.slot::<Arc<SessionRuntime>>().is_some(),
@@ -95,7 +97,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> AppFuture {
-        let mut req: Request = req.map(Body::new);
+        // Every body is bounded, streamed ones included: the extractors' limit covers only
+        // what they buffer. (Wrapping costs nothing extra: the body is boxed either way.)
+        let limit = self.body_limit;
+        let mut req: Request = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
         let in_flight = self.activity.as_ref().map(|a| InFlight::start(a.clone()));
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;

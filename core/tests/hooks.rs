@@ -463,3 +463,22 @@ async fn an_error_handler_answering_with_an_error_gets_a_rendered_page() {
     let v: serde_json::Value = res.json();
     assert_eq!(v["error"]["message"], "moved away for good");
 }
+
+#[tokio::test]
+async fn a_panicking_after_hook_goes_to_the_500_handler() {
+    let app = App::builder()
+        .config(testing_config())
+        .configure(|s| {
+            s.after_request(|_, _res| async { panic!("after hook bug") });
+            s.error_handler(StatusCode::INTERNAL_SERVER_ERROR, |_| async {
+                (StatusCode::INTERNAL_SERVER_ERROR, "custom 500 page")
+            });
+            Ok(())
+        })
+        .route(Route::get("/", || async { "x" }).name("index"))
+        .build()
+        .unwrap();
+    let res = TestClient::new(&app).get("/").send().await;
+    assert_eq!(res.status(), 500);
+    assert_eq!(res.text(), "custom 500 page");
+}

@@ -143,3 +143,31 @@ async fn async_subscribers_and_custom_signals() {
     app.signals().emit_and_wait(UserLoggedIn("ada")).await;
     assert_eq!(*seen.lock().unwrap(), ["welcome ada"]);
 }
+
+#[tokio::test]
+async fn streamed_bodies_are_bounded_too() {
+    use axum::response::IntoResponse;
+    let app = App::builder()
+        .config(testing_config_toml(
+            "[server]\nbody_limit = 16\n[csrf]\nenabled = false\n",
+        ))
+        .route(
+            Route::post("/stream", |body: axum::body::Body| async move {
+                // No limit of its own: only the server's bounds it.
+                match axum::body::to_bytes(body, usize::MAX).await {
+                    Ok(b) => b.len().to_string().into_response(),
+                    Err(_) => http::StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+                }
+            })
+            .name("stream"),
+        )
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    assert_eq!(
+        client.post("/stream").body("small").send().await.text(),
+        "5"
+    );
+    let res = client.post("/stream").body(vec![b'x'; 64]).send().await;
+    assert_eq!(res.status(), 413);
+}
