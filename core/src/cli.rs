@@ -174,19 +174,6 @@ impl App {
     /// `FLAGON_LOG`, default `info`). Returns the exit code.
     pub async fn run(self) -> std::process::ExitCode {
         init_logging();
-        let s = &self.handle.0;
-        if s.config.profile() == crate::config::Profile::Development
-            && s.config
-                .value::<String>("secret_key")
-                .ok()
-                .flatten()
-                .is_none()
-        {
-            tracing::warn!(
-                "no secret_key configured: using a throwaway key for this process; \
-                 sessions and signed values will not survive a restart"
-            );
-        }
         let code = self
             .run_with(std::env::args_os(), Output::stdout(), Output::stderr())
             .await;
