@@ -99,6 +99,7 @@ pub mod csrf;
 pub mod discovery;
 mod error;
 mod extension;
+pub mod extract;
 pub mod flash;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}

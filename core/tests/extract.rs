@@ -1,0 +1,107 @@
+//! flagon::extract: bad input through axum's extractors becomes an HttpError, so error
+//! handlers and Accept negotiation apply.
+
+use flagon::extract::{Json, Path, Query};
+use flagon::testing::{TestClient, testing_config_toml};
+use flagon::{App, Route};
+use http::StatusCode;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Item {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    page: u32,
+}
+
+async fn create(Path(list): Path<u32>, Json(item): Json<Item>) -> String {
+    format!("{} in {list}", item.name)
+}
+
+async fn search(Query(p): Query<Page>) -> String {
+    format!("page {}", p.page)
+}
+
+fn app() -> App {
+    App::builder()
+        .config(testing_config_toml("[csrf]\nenabled = false\n"))
+        .route(Route::post("/lists/{list}", create))
+        .route(Route::get("/search", search))
+        .configure(|s| {
+            s.error_handler(StatusCode::UNPROCESSABLE_ENTITY, |ctx| async move {
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("handled: {}", ctx.error.message()),
+                )
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn good_input_reaches_the_handler() {
+    let res = TestClient::new(&app())
+        .post("/lists/3")
+        .json(&serde_json::json!({"name": "milk"}))
+        .send()
+        .await;
+    assert_eq!(res.text(), "milk in 3");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_json_error_page_for_a_json_client() {
+    let res = TestClient::new(&app())
+        .post("/lists/3")
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body("{not json")
+        .send()
+        .await;
+    assert_eq!(res.status(), 400);
+    let v: serde_json::Value = res.json();
+    assert_eq!(v["error"]["status"], 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("JSON"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_reaches_the_apps_error_handler() {
+    let res = TestClient::new(&app())
+        .post("/lists/3")
+        .json(&serde_json::json!({"title": "no name"}))
+        .send()
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().starts_with("handled: "), "{}", res.text());
+    assert!(res.text().contains("name"), "{}", res.text());
+}
+
+#[tokio::test]
+async fn bad_path_and_query_are_400s_with_a_message() {
+    let client = TestClient::new(&app());
+    let res = client
+        .post("/lists/abc")
+        .header("accept", "application/json")
+        .json(&serde_json::json!({"name": "milk"}))
+        .send()
+        .await;
+    assert_eq!(res.status(), 400);
+    let res = client
+        .get("/search?page=minus-one")
+        .header("accept", "application/json")
+        .send()
+        .await;
+    assert_eq!(res.status(), 400);
+    let v: serde_json::Value = res.json();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("page"),
+        "{v}"
+    );
+}
