@@ -158,6 +158,8 @@ impl Chain {
             chain: self.clone(),
             ctx: ctx.clone(),
             armed: !self.teardown.is_empty(),
+            error: None,
+            next: 0,
         };
 
         let mut pending = Some(req);
@@ -210,8 +212,14 @@ impl Chain {
             }
         }
 
+        // The guard stays armed through teardown: if the request is cut off midway, the
+        // hooks not yet run still run.
+        guard.error = error.clone();
+        for (i, hook) in self.teardown.iter().enumerate() {
+            guard.next = i + 1;
+            run_teardown(std::slice::from_ref(hook), &ctx, error.clone()).await;
+        }
         guard.armed = false;
-        run_teardown(&self.teardown, &ctx, error).await;
         res
     }
 
@@ -287,6 +295,10 @@ struct TeardownGuard {
     chain: Arc<Chain>,
     ctx: RequestContext,
     armed: bool,
+    /// The request's error, once known.
+    error: Option<Arc<HttpError>>,
+    /// The first teardown hook not yet started.
+    next: usize,
 }
 
 impl Drop for TeardownGuard {
@@ -296,13 +308,16 @@ impl Drop for TeardownGuard {
         }
         let chain = self.chain.clone();
         let ctx = self.ctx.clone();
+        let (next, error) = (self.next, self.error.take());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let e = Arc::new(
-                    HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "request cancelled")
-                        .with_kind(crate::http_error::ErrorKind::Cancelled),
-                );
-                run_teardown(&chain.teardown, &ctx, Some(e)).await;
+                let e = error.unwrap_or_else(|| {
+                    Arc::new(
+                        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "request cancelled")
+                            .with_kind(crate::http_error::ErrorKind::Cancelled),
+                    )
+                });
+                run_teardown(&chain.teardown[next..], &ctx, Some(e)).await;
             });
         }
     }

@@ -482,3 +482,26 @@ async fn a_panicking_after_hook_goes_to_the_500_handler() {
     assert_eq!(res.status(), 500);
     assert_eq!(res.text(), "custom 500 page");
 }
+
+#[tokio::test]
+async fn teardown_runs_for_a_request_cut_off_by_the_timeout() {
+    let log: Log = Arc::default();
+    let b = App::builder().config(flagon::testing::testing_config_toml(
+        "[server]\nrequest_timeout = \"100ms\"\n",
+    ));
+    let app = app_hooks(b, &log, "app")
+        .route(
+            Route::get("/slow", || async {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                "late"
+            })
+            .name("slow"),
+        )
+        .build()
+        .unwrap();
+    let res = TestClient::new(&app).get("/slow").send().await;
+    assert_eq!(res.status(), 503);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let got = take(&log);
+    assert!(got.contains(&"teardown app err=503".to_owned()), "{got:?}");
+}
