@@ -62,7 +62,7 @@ impl Session {
         }
         let taken: Vec<FlashMessage> = match st.data.remove(FLASH_KEY) {
             Some(v) => {
-                st.modified = true;
+                st.note(FLASH_KEY, None);
                 serde_json::from_value(v).unwrap_or_default()
             }
             None => Vec::new(),

@@ -137,13 +137,12 @@ impl Route {
     }
 }
 
-/// `my_app::views::show_user` → `show_user`; closures have no usable name.
+/// `my_app::views::show_user` → `show_user`; closures have no usable name. A function
+/// nested in another (`tests::it_works::{{closure}}::show_user`) keeps its own name.
 fn endpoint_from_type_name(name: &str) -> Option<String> {
-    if name.contains("{{closure}}") || name.contains('{') {
-        return None;
-    }
     let base = name.split('<').next().unwrap_or(name);
-    base.rsplit("::").next().map(str::to_owned)
+    let last = base.rsplit("::").next()?;
+    (!last.is_empty() && !last.contains('{')).then(|| last.to_owned())
 }
 
 /// Flask's `Blueprint`: routes, hooks and error handlers under a name and URL prefix.
@@ -336,6 +335,10 @@ mod tests {
             Some("show_user".into())
         );
         assert_eq!(endpoint_from_type_name("my_app::main::{{closure}}"), None);
+        assert_eq!(
+            endpoint_from_type_name("my_app::main::{{closure}}::nested"),
+            Some("nested".into())
+        );
     }
 
     #[test]

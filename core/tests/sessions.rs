@@ -537,3 +537,57 @@ async fn a_response_setting_the_cookie_is_private() {
     assert!(res.header("set-cookie").is_some());
     assert_eq!(res.header("cache-control"), Some("private"));
 }
+
+#[tokio::test]
+async fn concurrent_requests_changing_different_keys_keep_both_changes() {
+    use std::sync::Arc as StdArc;
+    use tokio::sync::Notify;
+    struct Gate(Notify);
+
+    async fn set_a_later(
+        session: Session,
+        gate: flagon::Ext<Gate>,
+    ) -> Result<&'static str, HttpError> {
+        // Loaded before the other request's change; written after it.
+        let _ = session.get::<u64>("a");
+        gate.0.notified().await;
+        session.insert("a", 1u64)?;
+        Ok("a")
+    }
+    async fn set_b(session: Session) -> Result<&'static str, HttpError> {
+        session.insert("b", 2u64)?;
+        Ok("b")
+    }
+    async fn both(session: Session) -> String {
+        format!(
+            "{:?} {:?}",
+            session.get::<u64>("a"),
+            session.get::<u64>("b")
+        )
+    }
+
+    let app = App::builder()
+        .config(testing_config_toml(""))
+        .configure(|s| {
+            s.provide(Gate(Notify::new()));
+            s.route(Route::get("/a", set_a_later));
+            s.route(Route::get("/b", set_b));
+            s.route(Route::get("/both", both));
+            s.route(Route::get("/start", set));
+            Ok(())
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    client.get("/start").send().await;
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { client.get("/a").send().await.text() })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.get("/b").send().await.text(), "b");
+    let gate: StdArc<Gate> = app.state::<Gate>().unwrap();
+    gate.0.notify_one();
+    assert_eq!(slow.await.unwrap(), "a");
+    assert_eq!(client.get("/both").send().await.text(), "Some(1) Some(2)");
+}

@@ -163,8 +163,8 @@ impl Session {
             source,
         })?;
         let mut st = self.0.lock();
+        st.note(key, Some(v.clone()));
         st.data.insert(key.to_owned(), v);
-        st.modified = true;
         Ok(())
     }
 
@@ -173,7 +173,7 @@ impl Session {
         let mut st = self.0.lock();
         let old = st.data.remove(key);
         if old.is_some() {
-            st.modified = true;
+            st.note(key, None);
         }
         old
     }
@@ -197,6 +197,8 @@ impl Session {
     pub fn clear(&self) {
         let mut st = self.0.lock();
         st.modified |= !st.data.is_empty();
+        st.cleared = true;
+        st.changed.clear();
         st.data.clear();
     }
 
@@ -222,6 +224,8 @@ impl Session {
     pub fn delete(&self) {
         let mut st = self.0.lock();
         st.data.clear();
+        st.cleared = true;
+        st.changed.clear();
         st.deleted = true;
         st.modified = true;
     }

@@ -78,6 +78,22 @@ pub(crate) struct State {
     /// The store failed to load the session: it is empty for this request and never
     /// persisted, so a store blip cannot replace the user's cookie with a new session.
     pub(crate) load_failed: bool,
+    /// The keys this request set (`Some`) or removed (`None`). Saving applies only these
+    /// to the record as it is in the store then, so concurrent requests changing other
+    /// keys do not lose each other's changes.
+    pub(crate) changed: BTreeMap<String, Option<serde_json::Value>>,
+    /// This request cleared the session: its data replaces the stored data whole.
+    pub(crate) cleared: bool,
+}
+
+impl State {
+    /// Records that `key` now holds `value` (`None`: removed).
+    pub(crate) fn note(&mut self, key: &str, value: Option<serde_json::Value>) {
+        self.modified = true;
+        if !self.cleared {
+            self.changed.insert(key.to_owned(), value);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -189,8 +205,9 @@ impl RequestSession {
         if !completed || self.lock().load_failed {
             return res;
         }
-        let (data, stored, modified, rotate, deleted, had_cookie) = {
+        let (data, stored, modified, rotate, deleted, had_cookie, changed) = {
             let mut st = self.lock();
+            let changed = (!st.cleared).then(|| std::mem::take(&mut st.changed));
             (
                 std::mem::take(&mut st.data),
                 st.stored,
@@ -198,6 +215,7 @@ impl RequestSession {
                 st.rotate,
                 st.deleted,
                 st.had_cookie,
+                changed,
             )
         };
         let rt = &self.rt;
@@ -219,13 +237,29 @@ impl RequestSession {
                 let expires_at = rt.idle_deadline(now, s.created_at);
                 let granularity = (rt.config.idle_timeout.as_secs() / 10).max(1);
                 if modified || expires_at >= s.expires_at.saturating_add(granularity) {
-                    let record = Record {
-                        id: s.id,
-                        data,
-                        created_at: s.created_at,
-                        expires_at,
+                    // Apply this request's changes to the record as stored now, not to the
+                    // copy loaded at the start: another request may have changed other keys
+                    // meanwhile. A record that is gone (a logout elsewhere) stays gone.
+                    let data = match changed {
+                        None => Some(data),
+                        Some(changed) => match rt.call("load", rt.store.load(&s.id)).await {
+                            Ok(Some(fresh)) => Some(apply(fresh.data, changed)),
+                            Ok(None) => None,
+                            Err(_) => {
+                                failed = true;
+                                None
+                            }
+                        },
                     };
-                    failed |= rt.call("save", rt.store.save(&record)).await.is_err();
+                    if let Some(data) = data {
+                        let record = Record {
+                            id: s.id,
+                            data,
+                            created_at: s.created_at,
+                            expires_at,
+                        };
+                        failed |= rt.call("save", rt.store.save(&record)).await.is_err();
+                    }
                 }
             }
             _ if data.is_empty() => {}
@@ -278,4 +312,22 @@ fn private(headers: &mut HeaderMap) {
     headers
         .entry(http::header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("private"));
+}
+
+/// `data` with this request's changes applied.
+fn apply(
+    mut data: BTreeMap<String, serde_json::Value>,
+    changed: BTreeMap<String, Option<serde_json::Value>>,
+) -> BTreeMap<String, serde_json::Value> {
+    for (k, v) in changed {
+        match v {
+            Some(v) => {
+                data.insert(k, v);
+            }
+            None => {
+                data.remove(&k);
+            }
+        }
+    }
+    data
 }
