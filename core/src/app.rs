@@ -94,16 +94,6 @@ impl AppBuilder {
         self
     }
 
-    #[allow(dead_code)] // used by discovery
-    pub(crate) fn register_arrived(
-        mut self,
-        extension: Box<dyn Extension>,
-        arrival: Arrival,
-    ) -> Self {
-        self.extensions.push((extension, arrival));
-        self
-    }
-
     /// Registers anything on the app itself, through the same [`Setup`] extensions use.
     /// The app's registrations are made after every extension's.
     pub fn configure(
@@ -443,7 +433,6 @@ pub(crate) struct AppShared {
     pub(crate) shutdown: Vec<(Origin, ShutdownFn)>,
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
-    #[allow(dead_code)] // read by subsystems (templates, sessions)
     pub(crate) slots: http::Extensions,
     pub(crate) ids: IdGenerator,
 }
@@ -515,7 +504,6 @@ impl AppHandle {
         &self.0.routes
     }
 
-    #[allow(dead_code)] // read by subsystems (templates, sessions)
     pub(crate) fn slot<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.0.slots.get::<T>()
     }

@@ -418,7 +418,6 @@ impl<'a> Setup<'a> {
     }
 
     /// A typed slot where a subsystem gathers registrations during setup.
-    #[allow(dead_code)] // used by subsystems (templates, sessions)
     pub(crate) fn slot<T: Default + Clone + Send + Sync + 'static>(&mut self) -> &mut T {
         if self.reg.slots.get::<T>().is_none() {
             self.reg.slots.insert(T::default());
