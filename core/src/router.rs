@@ -338,7 +338,12 @@ async fn not_found() -> Response {
     HttpError::routing(StatusCode::NOT_FOUND).into_response()
 }
 
-async fn method_not_allowed() -> Response {
+/// A method the path does not take: 405, except `OPTIONS`, which is answered with the
+/// `Allow` header as Flask does (a route may still handle `OPTIONS` itself).
+async fn method_not_allowed(method: Method) -> Response {
+    if method == Method::OPTIONS {
+        return StatusCode::OK.into_response();
+    }
     HttpError::routing(StatusCode::METHOD_NOT_ALLOWED).into_response()
 }
 
@@ -405,9 +410,10 @@ impl Service<Request> for PathService {
             None => {
                 let allow = self.allow.clone();
                 let chain = self.app_chain.clone();
+                let method = req.method().clone();
                 Box::pin(async move {
                     let view = |_| async move {
-                        let mut res = method_not_allowed().await;
+                        let mut res = method_not_allowed(method).await;
                         res.headers_mut().insert(http::header::ALLOW, allow);
                         res
                     };

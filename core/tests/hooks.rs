@@ -505,3 +505,37 @@ async fn teardown_runs_for_a_request_cut_off_by_the_timeout() {
     let got = take(&log);
     assert!(got.contains(&"teardown app err=503".to_owned()), "{got:?}");
 }
+
+#[tokio::test]
+async fn options_is_answered_with_allow_as_in_flask() {
+    let app = App::builder()
+        .config(testing_config())
+        .route(
+            Route::get("/plain", || async { "x" })
+                .name("plain")
+                .and_post(|| async { "y" }),
+        )
+        .blueprint(
+            Blueprint::new("bp")
+                .url_prefix("/bp")
+                .route(Route::get("/x", || async { "x" }).name("x"))
+                .before_request(|req| async move { ControlFlow::Continue(req) }),
+        )
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    for path in ["/plain", "/bp/x"] {
+        let res = client.request(http::Method::OPTIONS, path).send().await;
+        assert_eq!(res.status(), 200, "{path}");
+        let allow = res.header("allow").unwrap_or_default().to_owned();
+        assert!(allow.contains("GET"), "{path}: {allow}");
+    }
+    assert_eq!(
+        client
+            .request(http::Method::PUT, "/plain")
+            .send()
+            .await
+            .status(),
+        405
+    );
+}
