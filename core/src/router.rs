@@ -315,13 +315,21 @@ pub(crate) fn assemble(
         }
     }
 
+    let matcher = Arc::new(matcher);
     router = if app_chain.is_empty() {
-        router.fallback(not_found)
+        router.fallback(move |req: Request| {
+            let matcher = matcher.clone();
+            async move { not_found(&matcher, &req) }
+        })
     } else {
         let chain = app_chain.clone();
         router.fallback(move |req: Request| {
-            let chain = chain.clone();
-            async move { chain.run(req, |_| async { not_found().await }).await }
+            let (chain, matcher) = (chain.clone(), matcher.clone());
+            async move {
+                chain
+                    .run(req, |req| async move { not_found(&matcher, &req) })
+                    .await
+            }
         })
     };
     for (_, layer) in std::mem::take(&mut reg.layers) {
@@ -334,7 +342,28 @@ pub(crate) fn assemble(
     Ok((router.with_state(()), table))
 }
 
-async fn not_found() -> Response {
+/// No route matched: 404, except that a `GET` or `HEAD` for `/admin` when only `/admin/`
+/// exists is redirected there with a 308, as Flask does for rules ending in `/`.
+fn not_found(matcher: &matchit::Router<usize>, req: &Request) -> Response {
+    let path = req.uri().path();
+    let safe = req.method() == Method::GET || req.method() == Method::HEAD;
+    // `//host` would be read by browsers as another site: never redirect such a path.
+    if safe && !path.ends_with('/') && !path.starts_with("//") {
+        let slashed = format!("{path}/");
+        if matcher.at(&slashed).is_ok() {
+            let target = match req.uri().query() {
+                Some(q) => format!("{slashed}?{q}"),
+                None => slashed,
+            };
+            if let Ok(location) = HeaderValue::from_str(&target) {
+                return (
+                    StatusCode::PERMANENT_REDIRECT,
+                    [(http::header::LOCATION, location)],
+                )
+                    .into_response();
+            }
+        }
+    }
     HttpError::routing(StatusCode::NOT_FOUND).into_response()
 }
 

@@ -539,3 +539,33 @@ async fn options_is_answered_with_allow_as_in_flask() {
         405
     );
 }
+
+#[tokio::test]
+async fn a_missing_trailing_slash_redirects_as_in_flask() {
+    let app = App::builder()
+        .config(testing_config())
+        .blueprint(
+            Blueprint::new("admin")
+                .url_prefix("/admin")
+                .route(Route::get("/", || async { "admin" }).name("index")),
+        )
+        .route(Route::get("/about", || async { "about" }).name("about"))
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    let res = client.get("/admin?tab=2").send().await;
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.location(), Some("/admin/?tab=2"));
+    assert_eq!(
+        client.get("/about/").send().await.status(),
+        404,
+        "no redirect the other way"
+    );
+    assert_eq!(client.get("/nowhere").send().await.status(), 404);
+    let followed = TestClient::new(&app)
+        .follow_redirects(true)
+        .get("/admin")
+        .send()
+        .await;
+    assert_eq!(followed.text(), "admin");
+}
