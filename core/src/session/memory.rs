@@ -7,8 +7,11 @@ use super::clock::{Clock, SystemClock};
 use super::store::{Id, Record, SessionStore, StoreError, StoreFuture};
 
 /// Core's default store: records in process memory, at most `capacity` of them. When full,
-/// expired records go first, then the least recently used one. Lost on restart and not
-/// shared between instances: use the `db` or `cache` extension's store for that.
+/// expired records go first, then the least recently used record holding only Flagon's own
+/// keys (those starting with `_`: a visitor's CSRF secret or flashed messages), and only
+/// then the least recently used one: a flood of anonymous visitors cannot push signed-in
+/// users out. Lost on restart and not shared between instances: use the `db` or `cache`
+/// extension's store for that.
 ///
 /// Records are spread over up to 16 shards by id, each with its own lock and its share of
 /// the capacity, so concurrent requests rarely wait on one another; eviction is least
@@ -34,49 +37,70 @@ struct Lru {
     records: HashMap<Id, (Record, u64)>,
     /// Use tick → id, oldest first.
     order: BTreeMap<u64, Id>,
+    /// The same, for anonymous records only (evicted first).
+    anonymous: BTreeMap<u64, Id>,
     tick: u64,
 }
 
+/// A record holding only Flagon's own keys (`_csrf_secret`, `_flashes`): a visitor that
+/// has not signed in or stored anything of the app's.
+fn is_anonymous(record: &Record) -> bool {
+    record.data.keys().all(|k| k.starts_with('_'))
+}
+
 impl Lru {
-    fn touch(&mut self, id: Id) {
+    /// Files `id` under a fresh tick, in the anonymous order too when it is anonymous.
+    fn stamp(&mut self, id: Id) {
         self.tick += 1;
         let tick = self.tick;
-        if let Some((_, t)) = self.records.get_mut(&id) {
-            self.order.remove(t);
-            *t = tick;
-            self.order.insert(tick, id);
+        let Some((record, t)) = self.records.get_mut(&id) else {
+            return;
+        };
+        self.order.remove(t);
+        self.anonymous.remove(t);
+        *t = tick;
+        self.order.insert(tick, id);
+        if is_anonymous(record) {
+            self.anonymous.insert(tick, id);
         }
+    }
+
+    fn touch(&mut self, id: Id) {
+        self.stamp(id);
     }
 
     fn remove(&mut self, id: &Id) -> Option<Record> {
         let (r, t) = self.records.remove(id)?;
         self.order.remove(&t);
+        self.anonymous.remove(&t);
         Some(r)
     }
 
     fn put(&mut self, record: Record, capacity: usize, now: u64) {
         let id = record.id;
-        if self.records.contains_key(&id) {
-            self.records.get_mut(&id).expect("present").0 = record;
-            self.touch(id);
+        if let Some(slot) = self.records.get_mut(&id) {
+            slot.0 = record;
+            self.stamp(id);
             return;
         }
         while self.records.len() >= capacity {
             self.evict_one(now);
         }
-        self.tick += 1;
-        self.order.insert(self.tick, id);
-        self.records.insert(id, (record, self.tick));
+        self.records.insert(id, (record, 0));
+        self.stamp(id);
     }
 
-    /// Removes an expired record among the oldest few, else the least recently used.
+    /// Removes an expired record among the oldest few, else the least recently used
+    /// anonymous one, else the least recently used.
     fn evict_one(&mut self, now: u64) {
         let expired = self.order.values().take(8).copied().find(|id| {
             self.records
                 .get(id)
                 .is_some_and(|(r, _)| r.expires_at <= now)
         });
-        let victim = expired.or_else(|| self.order.values().next().copied());
+        let victim = expired
+            .or_else(|| self.anonymous.values().next().copied())
+            .or_else(|| self.order.values().next().copied());
         if let Some(id) = victim {
             self.remove(&id);
         }
@@ -204,6 +228,33 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn anonymous_records_are_evicted_before_signed_in_ones() {
+        block_on(async {
+            let clock = ManualClock::new();
+            let far = clock.unix_now() + 3600;
+            // Capacity 32 is 16 shards of two; put every id in shard 0.
+            let store = MemoryStore::with_clock(32, Arc::new(clock));
+            let in_shard_0 = |n: u8, key: &str| {
+                let mut r = record(far);
+                r.id = Id([0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                r.data.insert(key.into(), serde_json::json!(1));
+                r
+            };
+            let mut user = in_shard_0(1, "user_id");
+            store.create(&mut user).await.unwrap();
+            for n in 2..20 {
+                let mut visitor = in_shard_0(n, "_csrf_secret");
+                store.create(&mut visitor).await.unwrap();
+            }
+            assert_eq!(store.len(), 2);
+            assert!(
+                store.load(&user.id).await.unwrap().is_some(),
+                "a flood of visitors does not push the signed-in user out"
+            );
+        });
     }
 
     #[test]
