@@ -331,6 +331,20 @@ impl CsrfRuntime {
         }
     }
 
+    /// The token field of a `multipart/form-data` body (an upload form), if any. The body is
+    /// already buffered within the limit; a malformed one has no token.
+    async fn multipart_token(&self, bytes: bytes::Bytes, boundary: String) -> Option<String> {
+        let stream =
+            futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+        let mut form = multer::Multipart::new(stream, boundary);
+        while let Ok(Some(field)) = form.next_field().await {
+            if field.name() == Some(self.cfg.field_name.as_str()) {
+                return field.text().await.ok();
+            }
+        }
+        None
+    }
+
     /// Checks an unsafe request; returns it (its body restored) or the refusal.
     async fn check(&self, app: &AppHandle, req: Request) -> Result<Request, Response> {
         if self.cfg.check_origin
@@ -345,12 +359,15 @@ impl CsrfRuntime {
                 .map_err(IntoResponse::into_response)?;
             return Ok(req);
         }
-        let is_form = req
+        let content_type = req
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-        if !is_form {
+            .unwrap_or("")
+            .to_owned();
+        let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+        let boundary = multer::parse_boundary(&content_type).ok();
+        if !is_form && boundary.is_none() {
             return Err(CsrfError::Missing.into_response());
         }
         let limit = app.server_config().body_limit;
@@ -370,9 +387,12 @@ impl CsrfRuntime {
                 );
             }
         };
-        let token = form_urlencoded::parse(&bytes)
-            .find(|(k, _)| *k == self.cfg.field_name)
-            .map(|(_, v)| v.into_owned());
+        let token = match boundary {
+            None => form_urlencoded::parse(&bytes)
+                .find(|(k, _)| *k == self.cfg.field_name)
+                .map(|(_, v)| v.into_owned()),
+            Some(boundary) => self.multipart_token(bytes.clone(), boundary).await,
+        };
         let req = Request::from_parts(parts, Body::from(bytes));
         match token {
             None => Err(CsrfError::Missing.into_response()),

@@ -275,3 +275,50 @@ async fn an_http2_request_without_host_is_checked_against_its_authority() {
         .await;
     assert_refused(&other, "another origin");
 }
+
+fn multipart(fields: &[(&str, &str)]) -> String {
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--XBOUNDARY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str("--XBOUNDARY--\r\n");
+    body
+}
+
+#[tokio::test]
+async fn an_upload_form_carries_its_token_in_a_multipart_field() {
+    let app = App::builder()
+        .config(testing_config_toml(""))
+        .route(Route::get("/token", token))
+        .route(
+            Route::post("/upload", |body: bytes::Bytes| async move {
+                format!("got {} bytes", body.len())
+            })
+            .name("upload"),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (client, token) = client_with_token(&app).await;
+    let good = multipart(&[("csrf_token", &token), ("file", "hello world")]);
+    let res = client
+        .post("/upload")
+        .header("content-type", "multipart/form-data; boundary=XBOUNDARY")
+        .body(good.clone())
+        .send()
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text());
+    assert_eq!(
+        res.text(),
+        format!("got {} bytes", good.len()),
+        "the body reaches the handler whole"
+    );
+    let res = client
+        .post("/upload")
+        .header("content-type", "multipart/form-data; boundary=XBOUNDARY")
+        .body(multipart(&[("file", "hello world")]))
+        .send()
+        .await;
+    assert_refused(&res, "missing");
+}
