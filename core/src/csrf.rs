@@ -21,9 +21,9 @@
 //! a fresh token (no two pages show the same bytes); all verify until
 //! [`rotate_token`] replaces the session's secret. Tags are compared in constant time.
 //!
-//! A form body (`application/x-www-form-urlencoded`) is read, up to `server.body_limit`, to
-//! find the field, then handed to the handler unchanged. Other bodies (JSON, multipart
-//! uploads) must carry the token in the header.
+//! A form body (`application/x-www-form-urlencoded`, or `multipart/form-data` from an upload
+//! form) is read, up to `server.body_limit`, to find the field, then handed to the handler
+//! unchanged. Other bodies (JSON) must carry the token in the header.
 //!
 //! # Configuration (`[csrf]`)
 //!
