@@ -74,7 +74,8 @@ pub struct RenderRequest {
     uri: Uri,
     headers: HeaderMap,
     session: Option<Session>,
-    g: G,
+    /// The request's `g` when hooks made one; an empty one is made on first use.
+    g: std::sync::OnceLock<G>,
     app: AppHandle,
 }
 
@@ -120,7 +121,7 @@ impl RenderRequest {
 
     /// The request's `g`.
     pub fn g(&self) -> &G {
-        &self.g
+        self.g.get_or_init(G::default)
     }
 
     /// The app.
@@ -146,7 +147,7 @@ impl Templates {
             uri: Uri::from_static("/"),
             headers: HeaderMap::new(),
             session: None,
-            g: G::default(),
+            g: std::sync::OnceLock::new(),
             app: app.clone(),
         };
         Some(Templates {
@@ -209,7 +210,7 @@ fn render_in(
 impl<S: Send + Sync> FromRequestParts<S> for Templates {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let Some(meta) = parts.extensions.get::<RequestMeta>() else {
             return Err(
                 HttpError::internal("request did not pass through a Flagon app").into_response(),
@@ -223,10 +224,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Templates {
             Some(_) => Some(Session::from_parts(&parts.extensions, &parts.headers).await?),
             None => None,
         };
-        let g = match G::from_request_parts(parts, state).await {
-            Ok(g) => g,
-            Err(never) => match never {},
-        };
+        // Only a `g` that hooks or extractors already made: making one costs an allocation
+        // that most renders never use.
+        let g = std::sync::OnceLock::new();
+        if let Some(existing) = parts.extensions.get::<G>() {
+            let _ = g.set(existing.clone());
+        }
         let req = RenderRequest {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
