@@ -470,3 +470,29 @@ async fn a_blueprints_templates_are_found_after_the_apps() {
     assert_eq!(get(&app, "/admin/").await.1, "admin from the blueprint");
     assert_eq!(get(&app, "/admin/page").await.1, "page from the app");
 }
+
+#[tokio::test]
+async fn a_panicking_filter_is_a_500_and_does_not_break_later_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "boom.html", "{{ 'x' | boom }}");
+    write(dir.path(), "fine.html", "fine");
+    let config = testing_config_toml(&format!(
+        "[templates]\ndir = {:?}\nauto_reload = true\n",
+        dir.path().display().to_string()
+    ));
+    let app = App::builder()
+        .config(config)
+        .route(Route::get("/render/{name}", render))
+        .configure(|s| {
+            s.template_filter("boom", |_: String| -> String { panic!("filter bug") });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    assert_eq!(get(&app, "/render/boom.html").await.0, 500);
+    assert_eq!(
+        get(&app, "/render/fine.html").await,
+        (200, "fine".to_owned())
+    );
+    assert_eq!(get(&app, "/render/boom.html").await.0, 500);
+}

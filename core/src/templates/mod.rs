@@ -199,12 +199,21 @@ impl Templates {
     }
 }
 
+/// Renders `name`; a panicking filter or function becomes a template error here, while the
+/// development reloader's lock is still held, so that lock is never poisoned.
 fn render_in(
     env: &Environment<'static>,
     name: &str,
     ctx: Value,
 ) -> Result<String, minijinja::Error> {
-    env.get_template(name)?.render(ctx)
+    let render = std::panic::AssertUnwindSafe(|| env.get_template(name)?.render(ctx));
+    std::panic::catch_unwind(render).unwrap_or_else(|payload| {
+        let what = crate::http_error::panic_message(&*payload);
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("a template filter or function panicked: {what}"),
+        ))
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Templates {
