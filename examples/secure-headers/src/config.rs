@@ -19,6 +19,10 @@ pub struct SecureHeadersConfig {
     pub force_https: bool,
     /// Use 301 instead of 302 for the https redirect.
     pub force_https_permanent: bool,
+    /// The host (and optional port) https redirects go to, e.g. `example.com`. Unset, the
+    /// request's `Host` is used (its port dropped); set it when redirects are permanent, so
+    /// that a forged `Host` cannot be cached as a redirect elsewhere.
+    pub https_host: Option<String>,
     /// The Content-Security-Policy; `""` sends none.
     pub content_security_policy: String,
     /// Send the policy as `Content-Security-Policy-Report-Only` instead.
@@ -53,6 +57,7 @@ impl Default for SecureHeadersConfig {
         SecureHeadersConfig {
             force_https: false,
             force_https_permanent: false,
+            https_host: None,
             content_security_policy: DEFAULT_CSP.to_owned(),
             content_security_policy_report_only: false,
             csp_nonce_in: vec!["script-src".into(), "style-src".into()],

@@ -264,7 +264,12 @@ where
             .clone();
         let https = resolved.is_https(&req);
         if policy.force_https && !https {
-            let res = redirect_to_https(&req, self.shared.global.permanent_redirect);
+            let global = &self.shared.global;
+            let res = redirect_to_https(
+                &req,
+                global.permanent_redirect,
+                global.https_host.as_deref(),
+            );
             return Box::pin(async move { Ok(res) });
         }
         let shared = self.shared.clone();
@@ -304,27 +309,35 @@ where
     }
 }
 
+/// Whether `h` looks like a host name with an optional port (no path, no user info).
+pub(crate) fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
 /// 302 (or 301) to the same URL over https. The host comes from `Host` (or the URI's
 /// authority); a missing or malformed host is a 400, never a redirect elsewhere.
-fn redirect_to_https(req: &Request, permanent: bool) -> Response {
-    let host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    let valid = |h: &str| {
-        !h.is_empty()
-            && h.len() <= 255
-            && h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-    };
-    let Some(host) = host.filter(|h| valid(h)) else {
-        return HttpError::bad_request("a missing or malformed Host header").into_response();
-    };
-    // The plain-http port means nothing on https: redirect to the default port.
-    let host = match host.rsplit_once(':') {
-        Some((name, port)) if !name.is_empty() && !port.contains(']') => name,
-        _ => host,
+fn redirect_to_https(req: &Request, permanent: bool, configured: Option<&str>) -> Response {
+    let host = match configured {
+        Some(h) => h,
+        None => {
+            let host = req
+                .headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str()));
+            let Some(host) = host.filter(|h| valid_host(h)) else {
+                return HttpError::bad_request("a missing or malformed Host header")
+                    .into_response();
+            };
+            // The plain-http port means nothing on https: redirect to the default port.
+            match host.rsplit_once(':') {
+                Some((name, port)) if !name.is_empty() && !port.contains(']') => name,
+                _ => host,
+            }
+        }
     };
     let path = req
         .uri()

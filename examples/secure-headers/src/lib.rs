@@ -49,6 +49,7 @@
 //! |---|---|---|
 //! | `force_https` | `false` | redirect plain-http requests to https |
 //! | `force_https_permanent` | `false` | 301 instead of 302 |
+//! | `https_host` | the request's `Host` | where https redirects go (set it with permanent redirects) |
 //! | `content_security_policy` | [`DEFAULT_CSP`] | the policy; `""` sends none |
 //! | `content_security_policy_report_only` | `false` | send it as `Content-Security-Policy-Report-Only` |
 //! | `csp_nonce_in` | `["script-src", "style-src"]` | directives that get `'nonce-…'`; an absent one starts from `default-src` |
@@ -183,6 +184,14 @@ impl Extension for SecureHeaders {
         }
         for (name, o) in &self.blueprints {
             cfg.blueprints.entry(name.clone()).or_default().merge(o);
+        }
+        if let Some(host) = &cfg.https_host
+            && !layer::valid_host(host)
+        {
+            return Err(app.config_error(
+                &format!("{SECTION}.https_host"),
+                "not a host name (letters, digits, `.`, `-`, an optional `:port`)",
+            ));
         }
         let base = Spec::from_config(&cfg);
         let default = base

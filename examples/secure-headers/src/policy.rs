@@ -264,6 +264,8 @@ pub(crate) struct Global {
     pub(crate) hsts: Option<HeaderValue>,
     pub(crate) nosniff: bool,
     pub(crate) permanent_redirect: bool,
+    /// Where https redirects go; `None`: the request's host.
+    pub(crate) https_host: Option<String>,
 }
 
 impl Global {
@@ -282,6 +284,7 @@ impl Global {
             hsts,
             nosniff: c.content_type_nosniff,
             permanent_redirect: c.force_https_permanent,
+            https_host: c.https_host.clone(),
         }
     }
 

@@ -164,3 +164,29 @@ async fn the_plain_http_port_is_dropped_from_the_redirect() {
         .await;
     assert_eq!(res.location(), Some("https://example.com/account"));
 }
+
+#[tokio::test]
+async fn a_configured_https_host_ignores_the_request_host() {
+    let app = app("https_host = \"www.example.com\"\nforce_https_permanent = true\n");
+    let res = TestClient::new(&app)
+        .get("/account?x=1")
+        .header("host", "evil.example")
+        .peer(TRUSTED.parse::<SocketAddr>().unwrap())
+        .header("x-forwarded-proto", "http")
+        .send()
+        .await;
+    assert_eq!(res.status(), 301);
+    assert_eq!(res.location(), Some("https://www.example.com/account?x=1"));
+}
+
+#[test]
+fn a_malformed_https_host_is_a_build_error_naming_the_key() {
+    let toml = "[secure_headers]\nhttps_host = \"example.com/evil\"\n";
+    let err = App::builder()
+        .config(testing_config_toml(toml))
+        .register(SecureHeaders::new())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("secure_headers.https_host"), "{err}");
+}
