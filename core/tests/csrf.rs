@@ -322,3 +322,27 @@ async fn an_upload_form_carries_its_token_in_a_multipart_field() {
         .await;
     assert_refused(&res, "missing");
 }
+
+#[tokio::test]
+async fn null_malformed_and_same_site_origins_are_refused() {
+    let app = app();
+    let (client, token) = client_with_token(&app).await;
+    let send = |name: &'static str, value: &'static str| {
+        let client = client.clone();
+        let token = token.clone();
+        async move {
+            client
+                .post("/submit")
+                .header("host", "example.com")
+                .header(name, value)
+                .form(&[("text", "hello"), ("csrf_token", token.as_str())])
+                .send()
+                .await
+        }
+    };
+    assert_refused(&send("origin", "null").await, "another origin");
+    assert_refused(&send("origin", "not a url").await, "another origin");
+    assert_refused(&send("sec-fetch-site", "same-site").await, "another origin");
+    assert_eq!(send("sec-fetch-site", "same-origin").await.status(), 200);
+    assert_eq!(send("origin", "http://example.com").await.status(), 200);
+}

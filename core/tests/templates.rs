@@ -496,3 +496,34 @@ async fn a_panicking_filter_is_a_500_and_does_not_break_later_renders() {
     );
     assert_eq!(get(&app, "/render/boom.html").await.0, 500);
 }
+
+#[test]
+fn a_template_test_clash_is_a_build_error_naming_both() {
+    let err = App::builder()
+        .config(testing_config_toml(""))
+        .configure(|s| {
+            s.template_test("even_id", |n: i64| n % 2 == 0);
+            Ok(())
+        })
+        .register(TestExt)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("template test `even_id`"), "{err}");
+    assert!(
+        err.contains("the app") && err.contains("extension `tests_ext`"),
+        "{err}"
+    );
+}
+
+struct TestExt;
+
+impl flagon::Extension for TestExt {
+    fn name(&self) -> &'static str {
+        "tests_ext"
+    }
+    fn init_app(&self, app: &mut flagon::Setup<'_>) -> Result<(), flagon::SetupError> {
+        app.template_test("even_id", |n: i64| n % 2 == 0);
+        Ok(())
+    }
+}
