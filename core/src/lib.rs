@@ -82,7 +82,9 @@
 //! [`AppBuilder::build`] returns a [`BuildError`] listing every [`SetupError`]: duplicate
 //! routes, endpoints, commands, config sections, state types or extension names (each naming
 //! both parties), missing or cyclic `requires`, and configuration errors naming the key and
-//! where its value came from. Handlers return [`HttpError`] for HTTP failures.
+//! where its value came from. Handlers return [`HttpError`] for HTTP failures; the
+//! [`extract`] wrappers (`Json`, `Form`, `Query`, `Path`) turn bad input into one too, so
+//! error handlers and the client's `Accept` header decide how it is answered.
 //!
 //! # Feature flags
 //!
