@@ -28,8 +28,19 @@ impl SessionRuntime {
         what: &'static str,
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.config.store_timeout;
+        self.call_by(what, deadline, fut).await
+    }
+
+    /// A store call that must finish by `deadline` (several calls can share one budget).
+    async fn call_by<T>(
+        &self,
+        what: &'static str,
+        deadline: tokio::time::Instant,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let bound = self.config.store_timeout;
-        let res = match tokio::time::timeout(bound, fut).await {
+        let res = match tokio::time::timeout_at(deadline, fut).await {
             Ok(r) => r,
             Err(_) => Err(StoreError::Timeout(bound)),
         };
@@ -219,13 +230,18 @@ impl RequestSession {
             )
         };
         let rt = &self.rt;
+        // Every store call of this save shares one `store_timeout`.
+        let deadline = tokio::time::Instant::now() + rt.config.store_timeout;
         let now = rt.clock.unix_now();
         let mut failed = false;
         let mut stored = stored;
 
         if deleted || (stored.is_some() && modified && data.is_empty()) {
             if let Some(s) = stored.take() {
-                failed |= rt.call("delete", rt.store.delete(&s.id)).await.is_err();
+                failed |= rt
+                    .call_by("delete", deadline, rt.store.delete(&s.id))
+                    .await
+                    .is_err();
             }
             if data.is_empty() && had_cookie {
                 res.headers_mut().append(SET_COOKIE, rt.codec.removal());
@@ -242,14 +258,16 @@ impl RequestSession {
                     // meanwhile. A record that is gone (a logout elsewhere) stays gone.
                     let data = match changed {
                         None => Some(data),
-                        Some(changed) => match rt.call("load", rt.store.load(&s.id)).await {
-                            Ok(Some(fresh)) => Some(apply(fresh.data, changed)),
-                            Ok(None) => None,
-                            Err(_) => {
-                                failed = true;
-                                None
+                        Some(changed) => {
+                            match rt.call_by("load", deadline, rt.store.load(&s.id)).await {
+                                Ok(Some(fresh)) => Some(apply(fresh.data, changed)),
+                                Ok(None) => None,
+                                Err(_) => {
+                                    failed = true;
+                                    None
+                                }
                             }
-                        },
+                        }
                     };
                     if let Some(data) = data {
                         let record = Record {
@@ -258,14 +276,20 @@ impl RequestSession {
                             created_at: s.created_at,
                             expires_at,
                         };
-                        failed |= rt.call("save", rt.store.save(&record)).await.is_err();
+                        failed |= rt
+                            .call_by("save", deadline, rt.store.save(&record))
+                            .await
+                            .is_err();
                     }
                 }
             }
             _ if data.is_empty() => {}
             old => {
                 if let Some(s) = old {
-                    failed |= rt.call("delete", rt.store.delete(&s.id)).await.is_err();
+                    failed |= rt
+                        .call_by("delete", deadline, rt.store.delete(&s.id))
+                        .await
+                        .is_err();
                 }
                 let mut record = Record {
                     id: Id::random(),
@@ -273,7 +297,10 @@ impl RequestSession {
                     created_at: now,
                     expires_at: rt.idle_deadline(now, now),
                 };
-                match rt.call("create", rt.store.create(&mut record)).await {
+                match rt
+                    .call_by("create", deadline, rt.store.create(&mut record))
+                    .await
+                {
                     Ok(()) => {
                         res.headers_mut()
                             .append(SET_COOKIE, rt.codec.set_cookie(&record.id));
