@@ -12,7 +12,7 @@ const MIN_SECRET_LEN: usize = 32;
 /// Core's settings; the flag says the secret key was generated for this process.
 pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret, bool), SetupError> {
     let server: ServerConfig = s.config("server")?;
-    s.reg.sections.push(("secret_key".into(), s.origin_core()));
+    s.reg.sections.push(("secret_key".into(), s.origin()));
     let configured: Option<Secret> = s.settings().value("secret_key")?;
     let generated = configured.is_none();
     let secret = match (configured, s.profile()) {
@@ -46,16 +46,9 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret, bool), Se
     Ok((server, secret, generated))
 }
 
-impl Setup<'_> {
-    fn origin_core(&self) -> crate::error::Origin {
-        crate::error::Origin::new(crate::registry::CORE)
-    }
-}
-
-/// Core's web subsystems (sessions, templates, CSRF): their config sections and layers.
-///
-/// The CSRF layer is added before the session layer, so it runs inside it and can read
-/// the session.
+/// Core's web subsystems (sessions, templates, CSRF): their config sections. What depends
+/// on every registration (the session store, the CSRF route guard, the template
+/// environment) is built in [`finish`].
 pub(crate) fn init_web(s: &mut Setup<'_>) -> Result<(), SetupError> {
     crate::csrf::init(s)?;
     crate::session::setup::init(s)?;

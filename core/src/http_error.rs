@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, StatusCode};
 
 use crate::error::BoxError;
 
@@ -252,14 +252,6 @@ pub(crate) fn render_default(res: Response, error: &HttpError, json: bool) -> Re
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
-}
-
-/// Renders `res` if it carries an unrendered error.
-pub(crate) fn render_if_error(res: Response, headers: &HeaderMap) -> Response {
-    match res.extensions().get::<ErrorMarker>().cloned() {
-        Some(ErrorMarker(e)) => render_default(res, &e, wants_json(headers.get(ACCEPT))),
-        None => res,
-    }
 }
 
 /// Minimal HTML escaping for text content and attribute values (`& < > " '`).

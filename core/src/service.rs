@@ -27,7 +27,7 @@ use tower_service::Service;
 
 use crate::error::BoxError;
 use crate::hooks::BoxFuture;
-use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_if_error};
+use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
 use crate::serve::{Activity, InFlight};
 use crate::session::SessionRuntime;
@@ -269,14 +269,10 @@ impl Drop for AppFuture {
 
 impl Finish {
     fn complete(self, res: Response) -> Response {
-        let mut res = if res.extensions().get::<ErrorMarker>().is_some() {
-            let mut h = HeaderMap::new();
-            if let Some(a) = &self.meta.accept {
-                h.insert(ACCEPT, a.clone());
-            }
-            render_if_error(res, &h)
-        } else {
-            res
+        // An error no hook chain rendered (a route without hooks): the default page.
+        let mut res = match res.extensions().get::<ErrorMarker>().cloned() {
+            Some(ErrorMarker(e)) => render_default(res, &e, wants_json(self.meta.accept.as_ref())),
+            None => res,
         };
         res.headers_mut()
             .insert(X_REQUEST_ID, self.meta.id.header());

@@ -41,7 +41,7 @@ impl<'a> Setup<'a> {
         Setup { reg, owner, config }
     }
 
-    fn origin(&self) -> Origin {
+    pub(crate) fn origin(&self) -> Origin {
         Origin::new(self.owner)
     }
 
