@@ -139,6 +139,11 @@ impl Chain {
         chain
     }
 
+    /// Whether anything after the view runs (and so needs a copy of the request).
+    fn needs_context(&self) -> bool {
+        !(self.after.is_empty() && self.teardown.is_empty() && self.handlers.is_empty())
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.before.is_empty()
             && self.after.is_empty()
@@ -152,15 +157,19 @@ impl Chain {
         V: FnOnce(Request) -> Fut,
         Fut: Future<Output = Response>,
     {
-        let g = G::of(&mut req);
-        let ctx = RequestContext::new(&req, &self, g);
-        let mut guard = TeardownGuard {
+        // Only after hooks, teardown hooks and error handlers need a copy of the request; a
+        // chain of before hooks alone (a route guard) makes none.
+        let ctx = self.needs_context().then(|| {
+            let g = G::of(&mut req);
+            RequestContext::new(&req, &self, g)
+        });
+        let mut guard = ctx.as_ref().map(|ctx| TeardownGuard {
             chain: self.clone(),
             ctx: ctx.clone(),
             armed: !self.teardown.is_empty(),
             error: None,
             next: 0,
-        };
+        });
 
         let mut pending = Some(req);
         let mut early = None;
@@ -186,6 +195,9 @@ impl Chain {
             },
             (None, None) => HttpError::internal("no request after before hooks").into_response(),
         };
+
+        // Without a context there are no handlers: the core layer renders the default page.
+        let Some(ctx) = ctx else { return res };
 
         let mut error = None;
         if let Some(ErrorMarker(e)) = res.extensions().get::<ErrorMarker>().cloned() {
@@ -214,12 +226,18 @@ impl Chain {
 
         // The guard stays armed through teardown: if the request is cut off midway, the
         // hooks not yet run still run.
-        guard.error = error.clone();
+        if let Some(guard) = &mut guard {
+            guard.error = error.clone();
+        }
         for (i, hook) in self.teardown.iter().enumerate() {
-            guard.next = i + 1;
+            if let Some(guard) = &mut guard {
+                guard.next = i + 1;
+            }
             run_teardown(std::slice::from_ref(hook), &ctx, error.clone()).await;
         }
-        guard.armed = false;
+        if let Some(guard) = &mut guard {
+            guard.armed = false;
+        }
         res
     }
 
