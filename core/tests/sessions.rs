@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use flagon::session::{
-    Id, ManualClock, MemoryStore, Record, Session, SessionStore, StoreError, StoreFuture,
+    Changes, Id, ManualClock, MemoryStore, Record, Session, SessionStore, StoreError, StoreFuture,
+    Updated,
 };
 use flagon::testing::{TestClient, testing_config_toml};
 use flagon::{App, HttpError, Route};
@@ -66,8 +67,8 @@ impl SessionStore for TestStore {
     fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()> {
         self.wrap(self.inner.create(record))
     }
-    fn save<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
-        self.wrap(self.inner.save(record))
+    fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
+        self.wrap(self.inner.update(id, changes))
     }
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
         self.wrap(self.inner.load(id))

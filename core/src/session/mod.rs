@@ -54,7 +54,10 @@ use serde::de::DeserializeOwned;
 pub use clock::{Clock, ManualClock, SystemClock, unix_secs};
 pub use config::{OnStoreError, SameSite, SessionConfig};
 pub use memory::MemoryStore;
-pub use store::{Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture};
+pub use store::{
+    Changes, Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture,
+    Updated, encoded_size,
+};
 
 pub(crate) use runtime::{Loaded, RequestSession, SessionRuntime};
 
