@@ -225,12 +225,13 @@ fn size_bounds_are_checked_at_startup_naming_the_key() {
             "session.memory_max_bytes",
         ),
     ] {
-        let err = App::builder()
+        let built = App::builder()
             .config(testing_config_toml(&format!("[session]\n{toml}\n")))
-            .build()
-            .err()
-            .expect("a bad bound fails the build")
-            .to_string();
+            .build();
+        let Err(err) = built else {
+            panic!("a bad bound fails the build: {toml}");
+        };
+        let err = err.to_string();
         assert!(err.contains(key), "{err}");
     }
 }
