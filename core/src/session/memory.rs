@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::clock::{Clock, SystemClock};
 use super::config::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_MEMORY_MAX_BYTES};
-use super::store::{Changes, Id, Record, SessionStore, StoreError, StoreFuture, Updated};
+use super::store::{
+    Changes, Id, Record, SessionStore, StoreError, StoreFuture, Updated, encoded_size,
+};
 
 /// Core's default store: records in process memory, bounded three ways: at most
 /// `capacity` records, at most [`max_bytes`](MemoryStore::max_bytes) of them in total
@@ -283,7 +285,7 @@ impl MemoryStore {
 
     /// Checks a record against both size bounds, returning its weight.
     fn check_size(&self, record: &Record, shard: &Shard) -> Result<usize, StoreError> {
-        let size = record.data_size();
+        let size = encoded_size(&record.data);
         if size > self.max_record_bytes {
             return Err(StoreError::TooLarge {
                 size,

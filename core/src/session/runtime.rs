@@ -240,20 +240,7 @@ impl RequestSession {
         let mut stored = stored;
         // A session over the size bound is not written at all: the stored record (if any)
         // stays as it was, and the response goes out.
-        let oversized = modified
-            && {
-                let size = encoded_size(&data);
-                let limit = rt.config.max_record_bytes;
-                if size > limit {
-                    tracing::error!(
-                        target: "flagon::session",
-                        size,
-                        limit,
-                        "session not saved: its data is over session.max_record_bytes; the previous state is kept"
-                    );
-                }
-                size > limit
-            };
+        let oversized = modified && over_limit(&data, rt.config.max_record_bytes);
 
         if deleted || (stored.is_some() && modified && data.is_empty()) {
             if let Some(s) = stored.take() {
@@ -369,6 +356,20 @@ fn private(headers: &mut HeaderMap) {
             .unwrap_or(HeaderValue::from_static("private"))
     };
     headers.insert(CACHE_CONTROL, value);
+}
+
+/// Whether `data` is over `session.max_record_bytes` (logged when it is).
+fn over_limit(data: &BTreeMap<String, serde_json::Value>, limit: usize) -> bool {
+    let size = encoded_size(data);
+    if size > limit {
+        tracing::error!(
+            target: "flagon::session",
+            size,
+            limit,
+            "session not saved: its data is over session.max_record_bytes; the previous state is kept"
+        );
+    }
+    size > limit
 }
 
 /// Whether a store error counts as a failed save (a 503 in `unavailable` mode). A

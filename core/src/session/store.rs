@@ -87,15 +87,8 @@ pub struct Record {
     pub expires_at: u64,
 }
 
-impl Record {
-    /// The size of the record's data encoded as JSON, in bytes: what `session.max_record_bytes`
-    /// bounds.
-    pub fn data_size(&self) -> usize {
-        encoded_size(&self.data)
-    }
-}
-
-/// The size of `data` encoded as JSON, in bytes, counted without building the text.
+/// The size of `data` encoded as JSON, in bytes, counted without building the text: what
+/// `session.max_record_bytes` bounds.
 pub fn encoded_size(data: &BTreeMap<String, serde_json::Value>) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
@@ -126,8 +119,8 @@ pub enum StoreError {
     /// The call did not finish within `session.store_timeout`.
     #[error("session store did not answer within {0:?}")]
     Timeout(Duration),
-    /// The record would be larger than the store keeps (`size` and `limit` in bytes of
-    /// encoded data). Nothing was written: the record as stored before is unchanged.
+    /// The record would be larger than the store keeps (`size` and `limit` in bytes, as the
+    /// store measures them). Nothing was written: the record as stored before is unchanged.
     #[error("session record of {size} bytes is over the limit of {limit} bytes")]
     TooLarge {
         /// The record's size.
@@ -226,7 +219,8 @@ pub enum Updated {
 /// [`StoreError::TooLarge`] and leaves the stored record as it was.
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new record. If `record.id` is already taken the store must pick a fresh
-    /// [`Id::random`] and write it back into `record`.
+    /// [`Id::random`] and write it back into `record`. A record whose `expires_at` has
+    /// passed may be dropped at once (it is never returned); that is not an error.
     fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()>;
 
     /// Reads a record; `None` when it is unknown or expired.
