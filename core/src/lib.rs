@@ -51,7 +51,9 @@
 //! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
 //! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
 //! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
-//! | `session.capacity` | `10000` | most sessions the memory store keeps (LRU eviction) |
+//! | `session.capacity` | `10000` | most sessions the memory store keeps (one-shot sessions evicted first) |
+//! | `session.memory_max_bytes` | `67108864` | most memory the memory store's sessions take together |
+//! | `session.max_record_bytes` | `16384` | largest session (JSON bytes); a bigger save is refused and logged |
 //! | `session.idle_timeout` | `2h` | an unused session expires after this |
 //! | `session.absolute_timeout` | `7d` | a session expires this long after creation |
 //! | `session.insecure_plain_http` | `false` | development only: session cookie without `Secure` |

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use flagon::session::{
-    Id, ManualClock, MemoryStore, Record, Session, SessionStore, StoreError, StoreFuture,
+    Changes, Id, ManualClock, MemoryStore, Record, Session, SessionStore, StoreError, StoreFuture,
+    Updated,
 };
 use flagon::testing::{TestClient, testing_config_toml};
 use flagon::{App, HttpError, Route};
@@ -66,8 +67,8 @@ impl SessionStore for TestStore {
     fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()> {
         self.wrap(self.inner.create(record))
     }
-    fn save<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
-        self.wrap(self.inner.save(record))
+    fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
+        self.wrap(self.inner.update(id, changes))
     }
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
         self.wrap(self.inner.load(id))
@@ -540,17 +541,38 @@ async fn a_response_setting_the_cookie_is_private() {
 
 #[tokio::test]
 async fn concurrent_requests_changing_different_keys_keep_both_changes() {
-    use std::sync::Arc as StdArc;
-    use tokio::sync::Notify;
-    struct Gate(Notify);
+    use tokio::sync::Barrier;
 
-    async fn set_a_later(
-        session: Session,
-        gate: flagon::Ext<Gate>,
-    ) -> Result<&'static str, HttpError> {
-        // Loaded before the other request's change; written after it.
-        let _ = session.get::<u64>("a");
-        gate.0.notified().await;
+    /// A memory store whose loads, once armed, return only when two have read the record:
+    /// two requests then both read it before either writes it.
+    struct Lockstep {
+        inner: MemoryStore,
+        armed: std::sync::atomic::AtomicBool,
+        loads: Barrier,
+    }
+    impl SessionStore for Lockstep {
+        fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()> {
+            self.inner.create(record)
+        }
+        fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
+            self.inner.update(id, changes)
+        }
+        fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
+            Box::pin(async move {
+                let read = self.inner.load(id).await;
+                if self.armed.load(Ordering::SeqCst) {
+                    let paired = tokio::time::timeout(Duration::from_secs(10), self.loads.wait());
+                    paired.await.expect("two loads run at once");
+                }
+                read
+            })
+        }
+        fn delete<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, ()> {
+            self.inner.delete(id)
+        }
+    }
+
+    async fn set_a(session: Session) -> Result<&'static str, HttpError> {
         session.insert("a", 1u64)?;
         Ok("a")
     }
@@ -560,34 +582,50 @@ async fn concurrent_requests_changing_different_keys_keep_both_changes() {
     }
     async fn both(session: Session) -> String {
         format!(
-            "{:?} {:?}",
+            "{:?} {:?} {:?}",
+            session.get::<u64>("visits"),
             session.get::<u64>("a"),
             session.get::<u64>("b")
         )
     }
 
+    let store = Arc::new(Lockstep {
+        inner: MemoryStore::new(100),
+        armed: false.into(),
+        loads: Barrier::new(2),
+    });
+    let s = store.clone();
     let app = App::builder()
-        .config(testing_config_toml(""))
-        .configure(|s| {
-            s.provide(Gate(Notify::new()));
-            s.route(Route::get("/a", set_a_later));
-            s.route(Route::get("/b", set_b));
-            s.route(Route::get("/both", both));
-            s.route(Route::get("/start", set));
+        .config(testing_config_toml("[session]\nstore = \"lockstep\"\n"))
+        .configure(move |setup| {
+            let s = s.clone();
+            setup.session_store("lockstep", move |_| Ok(s.clone() as Arc<dyn SessionStore>));
+            setup.route(Route::get("/a", set_a));
+            setup.route(Route::get("/b", set_b));
+            setup.route(Route::get("/both", both));
+            setup.route(Route::get("/start", set));
             Ok(())
         })
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let client = TestClient::new(&app);
     client.get("/start").send().await;
-    let slow = {
-        let client = client.clone();
-        tokio::spawn(async move { client.get("/a").send().await.text() })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(client.get("/b").send().await.text(), "b");
-    let gate: StdArc<Gate> = app.state::<Gate>().unwrap();
-    gate.0.notify_one();
-    assert_eq!(slow.await.unwrap(), "a");
-    assert_eq!(client.get("/both").send().await.text(), "Some(1) Some(2)");
+    store.armed.store(true, Ordering::SeqCst);
+    let (a, b) = tokio::join!(
+        tokio::spawn({
+            let client = client.clone();
+            async move { client.get("/a").send().await.text() }
+        }),
+        tokio::spawn({
+            let client = client.clone();
+            async move { client.get("/b").send().await.text() }
+        }),
+    );
+    assert_eq!((a.unwrap().as_str(), b.unwrap().as_str()), ("a", "b"));
+    store.armed.store(false, Ordering::SeqCst);
+    assert_eq!(
+        client.get("/both").send().await.text(),
+        "Some(1) Some(1) Some(2)",
+        "both requests' changes are kept, and the key neither touched"
+    );
 }

@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Default of `session.memory_max_bytes`: 64 MiB.
+pub(crate) const DEFAULT_MEMORY_MAX_BYTES: usize = 64 << 20;
+/// Default of `session.max_record_bytes`: 16 KiB.
+pub(crate) const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 10;
+
 /// The `SameSite` attribute of the session cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,7 +46,9 @@ pub enum OnStoreError {
 /// | key | default | meaning |
 /// |---|---|---|
 /// | `store` | `"memory"` | store name: `memory`, or one an extension registers (`sql`, `redis`) |
-/// | `capacity` | `10000` | most sessions the memory store keeps (least recently used evicted) |
+/// | `capacity` | `10000` | most sessions the memory store keeps (see [`MemoryStore`](super::MemoryStore) for what is evicted) |
+/// | `memory_max_bytes` | `67108864` (64 MiB) | most memory the memory store's records take together (estimated) |
+/// | `max_record_bytes` | `16384` (16 KiB) | largest session (its values and flashes, encoded as JSON), for every store: a bigger save is refused and logged, the session keeps its previous state, and the response goes out |
 /// | `idle_timeout` | `"2h"` | a session unused this long expires |
 /// | `absolute_timeout` | `"7d"` | a session expires this long after creation, however used |
 /// | `cookie_name` | `"session"` | cookie name (`__Host-` is prefixed when `Secure` and no domain) |
@@ -58,6 +65,10 @@ pub struct SessionConfig {
     pub store: String,
     /// Most sessions the memory store keeps.
     pub capacity: usize,
+    /// Most memory, in bytes, the memory store's records take together.
+    pub memory_max_bytes: usize,
+    /// Largest session data, in bytes of JSON; bigger saves are refused.
+    pub max_record_bytes: usize,
     /// A session unused this long expires.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -87,6 +98,8 @@ impl Default for SessionConfig {
         SessionConfig {
             store: "memory".into(),
             capacity: 10_000,
+            memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             idle_timeout: Duration::from_secs(2 * 3600),
             absolute_timeout: Duration::from_secs(7 * 24 * 3600),
             cookie_name: "session".into(),
@@ -105,6 +118,15 @@ impl SessionConfig {
     pub(crate) fn validate(&self, development: bool) -> Result<(), (&'static str, String)> {
         if self.capacity == 0 {
             return Err(("session.capacity", "must be at least 1".into()));
+        }
+        if self.max_record_bytes < 64 {
+            return Err(("session.max_record_bytes", "must be at least 64".into()));
+        }
+        if self.memory_max_bytes < self.max_record_bytes.saturating_mul(4).max(1024) {
+            return Err((
+                "session.memory_max_bytes",
+                "must be at least 1024 and at least four times session.max_record_bytes".into(),
+            ));
         }
         if self.idle_timeout.as_secs() == 0 {
             return Err(("session.idle_timeout", "must be at least one second".into()));

@@ -4,6 +4,8 @@
 //! The value is `<id as 32 hex>.<SipHash-2-4-128 tag as 32 hex>`, keyed from the app's secret key,
 //! so a forged or altered id is refused without a store lookup.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
@@ -22,6 +24,9 @@ pub(crate) struct CookieCodec {
     /// The name actually used (with `__Host-` when it applies).
     pub(crate) name: String,
     attributes: String,
+    secure: bool,
+    /// The warning for a cookie without `Secure` was logged.
+    warned_insecure: AtomicBool,
 }
 
 /// What the request carried under the session cookie's name.
@@ -56,6 +61,8 @@ impl CookieCodec {
             key: ShortMac::derive(secret, "flagon.session.cookie"),
             name,
             attributes,
+            secure,
+            warned_insecure: AtomicBool::new(false),
         }
     }
 
@@ -79,36 +86,53 @@ impl CookieCodec {
         self.key.verify(&id, &tag).then_some(Id(id))
     }
 
-    /// Looks for the session cookie in every `Cookie` header.
+    /// Looks for the session cookie in every `Cookie` header. Pairs are read one by one, as
+    /// bytes: a foreign cookie holding non-ASCII bytes (`lang=français`, planted on a parent
+    /// domain) is skipped alone and does not hide the session cookie next to it.
     pub(crate) fn find(&self, headers: &HeaderMap) -> Found {
-        let mut found: Option<&str> = None;
+        let mut found: Option<&[u8]> = None;
         for header in headers.get_all(COOKIE) {
-            let Ok(text) = header.to_str() else { continue };
-            for pair in text.split(';') {
-                let Some((name, value)) = pair.trim().split_once('=') else {
+            for pair in header.as_bytes().split(|&b| b == b';') {
+                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                     continue;
                 };
-                if name.trim() != self.name {
+                let (name, value) = (pair[..eq].trim_ascii(), &pair[eq + 1..]);
+                if name != self.name.as_bytes() {
                     continue;
                 }
                 if found.is_some() {
                     return Found::Invalid("duplicated");
                 }
-                found = Some(value.trim().trim_matches('"'));
+                found = Some(value.trim_ascii());
             }
         }
-        match found {
-            None => Found::Absent,
-            Some(v) if v.len() > MAX_VALUE_LEN => Found::Invalid("oversized"),
-            Some(v) => match self.decode(v) {
-                Some(id) => Found::Valid(id),
-                None => Found::Invalid("bad signature or format"),
-            },
+        let Some(v) = found else {
+            return Found::Absent;
+        };
+        if v.len() > MAX_VALUE_LEN {
+            return Found::Invalid("oversized");
+        }
+        let v = v
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(v);
+        match std::str::from_utf8(v).ok().and_then(|v| self.decode(v)) {
+            Some(id) => Found::Valid(id),
+            None => Found::Invalid("bad signature or format"),
         }
     }
 
-    /// `Set-Cookie` for `id`.
+    /// `Set-Cookie` for `id`. Without `Secure` (development's `insecure_plain_http`), the
+    /// first one also logs a warning, once per app.
     pub(crate) fn set_cookie(&self, id: &Id) -> HeaderValue {
+        if !self.secure && !self.warned_insecure.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "flagon::session",
+                cookie = %self.name,
+                "a session cookie was sent without `Secure` (session.insecure_plain_http is \
+                 on): fine on http://localhost, never in production; this is logged once"
+            );
+        }
         let v = format!("{}={}{}", self.name, self.encode(id), self.attributes);
         HeaderValue::from_str(&v).expect("cookie names and values are checked ASCII")
     }
@@ -160,6 +184,47 @@ mod tests {
             Found::Invalid("oversized")
         );
         assert_eq!(c.find(&headers("other=1")), Found::Absent);
+        assert_eq!(
+            c.find(&headers(&format!("__Host-session=\"{v}\""))),
+            Found::Valid(id),
+            "a quoted value"
+        );
+    }
+
+    fn raw(v: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_bytes(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_foreign_non_ascii_cookie_is_skipped_alone() {
+        let c = codec();
+        let id = Id::random();
+        let v = c.encode(&id);
+        for header in [
+            format!("lang=fran\u{e7}ais; __Host-session={v}"),
+            format!("__Host-session={v}; lang=fran\u{e7}ais"),
+            format!("caf\u{e9}=1; __Host-session={v}; theme=\u{1f319}"),
+        ] {
+            assert_eq!(
+                c.find(&raw(header.as_bytes())),
+                Found::Valid(id),
+                "{header}"
+            );
+        }
+        // Latin-1 bytes that are not UTF-8 at all.
+        let mut latin1 = b"lang=fran\xe7ais; __Host-session=".to_vec();
+        latin1.extend_from_slice(v.as_bytes());
+        assert_eq!(c.find(&raw(&latin1)), Found::Valid(id));
+        // The session cookie itself with a non-ASCII byte is refused, and still counted.
+        let bad = format!("__Host-session={}\u{e9}", &v[..64]);
+        assert_eq!(
+            c.find(&raw(bad.as_bytes())),
+            Found::Invalid("bad signature or format")
+        );
+        let twice = format!("__Host-session={v}; lang=fran\u{e7}ais; __Host-session={v}");
+        assert_eq!(c.find(&raw(twice.as_bytes())), Found::Invalid("duplicated"));
     }
 
     #[test]

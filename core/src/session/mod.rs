@@ -24,11 +24,16 @@
 //!   refreshes the idle deadline but never past the absolute one.
 //! * The cookie is `HttpOnly`, `SameSite=Lax`, `Secure` and `__Host-`-prefixed unless the
 //!   development-only `session.insecure_plain_http` is on. Every response to a request that
-//!   read the session carries `Vary: Cookie`.
+//!   read the session carries `Vary: Cookie` and `Cache-Control: private` (a handler's
+//!   `no-store` or `private` stays).
 //! * Store calls are bounded by `session.store_timeout`; a failure gives an empty session
 //!   (`on_store_error = "empty"`, logged) or a 503 with `Retry-After` (`"unavailable"`).
 //!   A failure to save after the handler ran is logged; in `unavailable` mode the response
 //!   becomes that 503 too (the handler's other effects have happened).
+//! * Saving hands the store only the keys the request changed, applied atomically
+//!   ([`SessionStore::update`]): concurrent requests of one visitor keep each other's
+//!   changes. A session over `session.max_record_bytes` is not saved (logged; the previous
+//!   state stays, and the response goes out).
 //! * Keys starting with `_` are Flagon's own (`_flashes`, `_csrf_secret`); templates do
 //!   not see them.
 //!
@@ -54,7 +59,10 @@ use serde::de::DeserializeOwned;
 pub use clock::{Clock, ManualClock, SystemClock, unix_secs};
 pub use config::{OnStoreError, SameSite, SessionConfig};
 pub use memory::MemoryStore;
-pub use store::{Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture};
+pub use store::{
+    Changes, Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture,
+    Updated, encoded_size,
+};
 
 pub(crate) use runtime::{Loaded, RequestSession, SessionRuntime};
 

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::response::{IntoResponse, Response};
-use http::header::{RETRY_AFTER, SET_COOKIE, VARY};
+use http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::sync::OnceCell;
 
 use super::clock::Clock;
 use super::config::{OnStoreError, SessionConfig};
 use super::cookie::{CookieCodec, Found};
-use super::store::{Id, Record, SessionStore, StoreError};
+use super::store::{Changes, Id, Record, SessionStore, StoreError, encoded_size};
 use crate::http_error::HttpError;
 
 /// Everything sessions need, built once with the app.
@@ -89,8 +89,8 @@ pub(crate) struct State {
     /// The store failed to load the session: it is empty for this request and never
     /// persisted, so a store blip cannot replace the user's cookie with a new session.
     pub(crate) load_failed: bool,
-    /// The keys this request set (`Some`) or removed (`None`). Saving applies only these
-    /// to the record as it is in the store then, so concurrent requests changing other
+    /// The keys this request set (`Some`) or removed (`None`). Saving hands only these to
+    /// the store's atomic [`SessionStore::update`], so concurrent requests changing other
     /// keys do not lose each other's changes.
     pub(crate) changed: BTreeMap<String, Option<serde_json::Value>>,
     /// This request cleared the session: its data replaces the stored data whole.
@@ -208,11 +208,14 @@ impl RequestSession {
             None => return res,
             Some(Loaded::Unavailable) => {
                 add_vary_cookie(res.headers_mut());
+                private(res.headers_mut());
                 return res;
             }
             Some(Loaded::Ok) => {}
         }
+        // The response depends on who asked: caches key on the cookie, shared ones keep none.
         add_vary_cookie(res.headers_mut());
+        private(res.headers_mut());
         if !completed || self.lock().load_failed {
             return res;
         }
@@ -235,6 +238,9 @@ impl RequestSession {
         let now = rt.clock.unix_now();
         let mut failed = false;
         let mut stored = stored;
+        // A session over the size bound is not written at all: the stored record (if any)
+        // stays as it was, and the response goes out.
+        let oversized = modified && over_limit(&data, rt.config.max_record_bytes);
 
         if deleted || (stored.is_some() && modified && data.is_empty()) {
             if let Some(s) = stored.take() {
@@ -245,42 +251,34 @@ impl RequestSession {
             }
             if data.is_empty() && had_cookie {
                 res.headers_mut().append(SET_COOKIE, rt.codec.removal());
-                private(res.headers_mut());
             }
         }
         match stored {
+            _ if oversized => {}
             Some(s) if !rotate => {
                 let expires_at = rt.idle_deadline(now, s.created_at);
                 let granularity = (rt.config.idle_timeout.as_secs() / 10).max(1);
                 if modified || expires_at >= s.expires_at.saturating_add(granularity) {
-                    // Apply this request's changes to the record as stored now, not to the
-                    // copy loaded at the start: another request may have changed other keys
-                    // meanwhile. A record that is gone (a logout elsewhere) stays gone.
-                    let data = match changed {
-                        None => Some(data),
-                        Some(changed) => {
-                            match rt.call_by("load", deadline, rt.store.load(&s.id)).await {
-                                Ok(Some(fresh)) => Some(apply(fresh.data, changed)),
-                                Ok(None) => None,
-                                Err(_) => {
-                                    failed = true;
-                                    None
-                                }
-                            }
-                        }
-                    };
-                    if let Some(data) = data {
-                        let record = Record {
-                            id: s.id,
-                            data,
-                            created_at: s.created_at,
+                    // One atomic store call: the store applies this request's changes to the
+                    // record as it is now (another request may have changed other keys
+                    // meanwhile); a record that is gone (a logout elsewhere) stays gone. An
+                    // unchanged session only moves its expiry (a touch).
+                    let changes = match changed {
+                        Some(keys) => Changes {
+                            keys,
+                            replace: false,
                             expires_at,
-                        };
-                        failed |= rt
-                            .call_by("save", deadline, rt.store.save(&record))
-                            .await
-                            .is_err();
-                    }
+                        },
+                        None => Changes {
+                            keys: data.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                            replace: true,
+                            expires_at,
+                        },
+                    };
+                    let res = rt
+                        .call_by("update", deadline, rt.store.update(&s.id, &changes))
+                        .await;
+                    failed |= res.as_ref().err().is_some_and(is_outage);
                 }
             }
             _ if data.is_empty() => {}
@@ -304,9 +302,8 @@ impl RequestSession {
                     Ok(()) => {
                         res.headers_mut()
                             .append(SET_COOKIE, rt.codec.set_cookie(&record.id));
-                        private(res.headers_mut());
                     }
-                    Err(_) => failed = true,
+                    Err(e) => failed |= is_outage(&e),
                 }
             }
         }
@@ -314,6 +311,7 @@ impl RequestSession {
         if failed && rt.config.on_store_error == OnStoreError::Unavailable {
             let mut unavailable = rt.unavailable();
             add_vary_cookie(unavailable.headers_mut());
+            private(unavailable.headers_mut());
             return unavailable;
         }
         res
@@ -333,28 +331,50 @@ pub(crate) fn add_vary_cookie(headers: &mut HeaderMap) {
     }
 }
 
-/// A response that sets the session cookie is for this user alone: shared caches must not
-/// keep it (unless the handler already said how it may be cached).
+/// A response that read the session is for this user alone: shared caches must not keep
+/// it. A handler's `private` or `no-store` stays as it is; otherwise `private` is added,
+/// replacing `public` and `s-maxage` and keeping the other directives (`max-age=60` becomes
+/// `private, max-age=60`).
 fn private(headers: &mut HeaderMap) {
-    headers
-        .entry(http::header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("private"));
-}
-
-/// `data` with this request's changes applied.
-fn apply(
-    mut data: BTreeMap<String, serde_json::Value>,
-    changed: BTreeMap<String, Option<serde_json::Value>>,
-) -> BTreeMap<String, serde_json::Value> {
-    for (k, v) in changed {
-        match v {
-            Some(v) => {
-                data.insert(k, v);
+    let mut kept = Vec::new();
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(text) = value.to_str() else { continue };
+        for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let name = directive.split('=').next().unwrap_or("").trim();
+            if name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") {
+                return;
             }
-            None => {
-                data.remove(&k);
+            if !name.eq_ignore_ascii_case("public") && !name.eq_ignore_ascii_case("s-maxage") {
+                kept.push(directive.to_owned());
             }
         }
     }
-    data
+    let value = if kept.is_empty() {
+        HeaderValue::from_static("private")
+    } else {
+        HeaderValue::from_str(&format!("private, {}", kept.join(", ")))
+            .unwrap_or(HeaderValue::from_static("private"))
+    };
+    headers.insert(CACHE_CONTROL, value);
+}
+
+/// Whether `data` is over `session.max_record_bytes` (logged when it is).
+fn over_limit(data: &BTreeMap<String, serde_json::Value>, limit: usize) -> bool {
+    let size = encoded_size(data);
+    if size > limit {
+        tracing::error!(
+            target: "flagon::session",
+            size,
+            limit,
+            "session not saved: its data is over session.max_record_bytes; the previous state is kept"
+        );
+    }
+    size > limit
+}
+
+/// Whether a store error counts as a failed save (a 503 in `unavailable` mode). A
+/// record the store refused for its size is not an outage: it is logged, the stored record
+/// is unchanged, and the response goes out.
+fn is_outage(e: &StoreError) -> bool {
+    !matches!(e, StoreError::TooLarge { .. })
 }

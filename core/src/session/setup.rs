@@ -65,7 +65,10 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     }
     s.slot::<SessionSlot>().config = Some(cfg);
     s.session_store("memory", |ctx| {
-        let store = MemoryStore::with_clock(ctx.session_config().capacity, ctx.clock());
+        let cfg = ctx.session_config();
+        let store = MemoryStore::with_clock(cfg.capacity, ctx.clock())
+            .max_bytes(cfg.memory_max_bytes)
+            .max_record_bytes(cfg.max_record_bytes);
         Ok(Arc::new(store) as Arc<dyn SessionStore>)
     });
     Ok(())

@@ -1,6 +1,10 @@
 //! The session store contract: records keyed by a random id, behind a `dyn`-safe trait
-//! shaped like tower-sessions' `SessionStore` (create, save, load, delete), so a store
-//! written for one ports to the other with little change.
+//! (create, load, update, delete).
+//!
+//! It is close to tower-sessions' `SessionStore` but not the same: tower-sessions writes
+//! back a whole record (`save`), which loses concurrent changes and can bring a deleted
+//! record back; Flagon's stores apply a request's changes atomically
+//! ([`SessionStore::update`]) and never recreate a record.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,6 +87,25 @@ pub struct Record {
     pub expires_at: u64,
 }
 
+/// The size of `data` encoded as JSON, in bytes, counted without building the text: what
+/// `session.max_record_bytes` bounds.
+pub fn encoded_size(data: &BTreeMap<String, serde_json::Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Maps with string keys always serialise; a failure would leave a short count.
+    let _ = serde_json::to_writer(&mut count, data);
+    count.0
+}
+
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -96,6 +119,66 @@ pub enum StoreError {
     /// The call did not finish within `session.store_timeout`.
     #[error("session store did not answer within {0:?}")]
     Timeout(Duration),
+    /// The record would be larger than the store keeps (`size` and `limit` in bytes, as the
+    /// store measures them). Nothing was written: the record as stored before is unchanged.
+    #[error("session record of {size} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The record's size.
+        size: usize,
+        /// The largest size kept.
+        limit: usize,
+    },
+}
+
+/// What one request changed in a session, applied by [`SessionStore::update`] in one
+/// atomic step to the record as it is in the store at that moment.
+///
+/// A refresh of the idle deadline alone (a "touch") is an empty `Changes` with a new
+/// `expires_at`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// The keys set (`Some`) or removed (`None`).
+    pub keys: BTreeMap<String, Option<serde_json::Value>>,
+    /// The session was cleared: the stored data is dropped whole before `keys` apply, so
+    /// keys written meanwhile by other requests go too.
+    pub replace: bool,
+    /// The record's new expiry (Unix seconds).
+    pub expires_at: u64,
+}
+
+impl Changes {
+    /// Whether only the expiry changes.
+    pub fn is_touch(&self) -> bool {
+        self.keys.is_empty() && !self.replace
+    }
+
+    /// Applies the changes to `data` (for stores that read, change and write back a record
+    /// under a lock or in a transaction).
+    pub fn apply_to(&self, data: &mut BTreeMap<String, serde_json::Value>) {
+        if self.replace {
+            data.clear();
+        }
+        for (k, v) in &self.keys {
+            match v {
+                Some(v) => {
+                    data.insert(k.clone(), v.clone());
+                }
+                None => {
+                    data.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// What [`SessionStore::update`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Updated {
+    /// The record existed and now holds the changes.
+    Applied,
+    /// No live record under that id (never created, deleted, or expired): nothing was
+    /// written.
+    Gone,
 }
 
 /// A session backend. Core ships [`MemoryStore`](super::MemoryStore); the `db` and `cache`
@@ -107,20 +190,45 @@ pub enum StoreError {
 /// Errors are for the backend being unreachable or failing. A stored record that cannot be
 /// decoded (written by an older version, corrupted) is a miss: `load` returns `Ok(None)`,
 /// logs it and deletes it, so one bad record never turns into a 503 for its owner.
-/// Run [`conformance::run`](super::conformance::run) in the store's tests.
+/// Run [`conformance::run`](super::conformance::run) in the store's tests (and
+/// [`conformance::undecodable_records`](super::conformance::undecodable_records) when the
+/// store keeps records encoded).
+///
+/// # Atomicity
+///
+/// Sessions change through [`update`](SessionStore::update), never by writing back a
+/// whole record that was read earlier, so that concurrent requests of one visitor (a page
+/// and its XHRs, two tabs) keep each other's changes. A store must guarantee:
+///
+/// * **Updates are atomic.** Concurrent updates of one id have the effect of running one
+///   after another, each applied to the record as the previous one left it: a key set by
+///   one update is never lost to another update that did not touch that key.
+/// * **Updates never recreate.** An update of a record that is gone (deleted, or past its
+///   `expires_at`) writes nothing and returns [`Updated::Gone`]; an update racing a delete
+///   either happens before it or finds the record gone, so a logout stays a logout.
+/// * **Create is insert-if-absent.** [`create`](SessionStore::create) never overwrites a
+///   record.
+///
+/// How the backends meet it: Redis with one Lua script per update (`GET`, decode, apply,
+/// `SET ... KEEPTTL` or `EXPIREAT`; a missing key returns "gone"), or a `WATCH`/`MULTI`
+/// retry loop; SQL with one transaction (`SELECT ... FOR UPDATE`, apply, `UPDATE`) or a
+/// single `UPDATE ... WHERE id = $1 AND expires_at > now()` that merges JSON in the
+/// database. The memory store applies updates under its shard lock.
+///
+/// A store may bound a record's size: a create or update that would exceed it fails with
+/// [`StoreError::TooLarge`] and leaves the stored record as it was.
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new record. If `record.id` is already taken the store must pick a fresh
-    /// [`Id::random`] and write it back into `record`.
+    /// [`Id::random`] and write it back into `record`. A record whose `expires_at` has
+    /// passed may be dropped at once (it is never returned); that is not an error.
     fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()>;
-
-    /// Replaces an existing record. A record that is gone (deleted by a logout or an id
-    /// rotation in another request, or expired) stays gone: `save` must not recreate it,
-    /// or a concurrent request would bring a logged-out session back to life. Use an
-    /// update-only write (`SET ... XX` in Redis, `UPDATE` in SQL).
-    fn save<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()>;
 
     /// Reads a record; `None` when it is unknown or expired.
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>>;
+
+    /// Applies `changes` to the live record `id` and sets its `expires_at`, atomically
+    /// (see [Atomicity](SessionStore#atomicity)); a record that is gone stays gone.
+    fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated>;
 
     /// Deletes a record; deleting an unknown id is not an error.
     fn delete<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, ()>;
@@ -130,11 +238,11 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()> {
         (**self).create(record)
     }
-    fn save<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
-        (**self).save(record)
-    }
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
         (**self).load(id)
+    }
+    fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
+        (**self).update(id, changes)
     }
     fn delete<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, ()> {
         (**self).delete(id)
