@@ -25,11 +25,11 @@ use http::header::ACCEPT;
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use tower_service::Service;
 
+use crate::connection::{Activity, InFlight};
 use crate::error::BoxError;
 use crate::hooks::BoxFuture;
 use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
-use crate::serve::{Activity, InFlight};
 use crate::session::SessionRuntime;
 use crate::signals::{RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
@@ -100,8 +100,11 @@ where
         // Every body is bounded, streamed ones included: the extractors' limit covers only
         // what they buffer. (Wrapping costs nothing extra: the body is boxed either way.)
         let limit = self.body_limit;
+        let in_flight = self
+            .activity
+            .as_ref()
+            .map(|a| InFlight::start(a.clone(), req.body().size_hint().exact()));
         let mut req: Request = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
-        let in_flight = self.activity.as_ref().map(|a| InFlight::start(a.clone()));
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;
         let id = client_request_id(req.headers())
@@ -139,7 +142,7 @@ where
                 summary,
                 logged,
                 emit_finished: self.emit_finished,
-                _in_flight: in_flight,
+                in_flight,
             }),
         }
     }
@@ -183,7 +186,8 @@ struct Finish {
     summary: Option<Box<Summary>>,
     logged: bool,
     emit_finished: bool,
-    _in_flight: Option<InFlight>,
+    /// The connection's record of this request (none in-process).
+    in_flight: Option<InFlight>,
 }
 
 impl Future for AppFuture {
@@ -276,6 +280,9 @@ impl Finish {
         };
         res.headers_mut()
             .insert(X_REQUEST_ID, self.meta.id.header());
+        if let Some(in_flight) = self.in_flight {
+            res = in_flight.finish(res);
+        }
         let Some(s) = self.summary else {
             return res;
         };
