@@ -124,6 +124,7 @@ pub mod signals;
 mod state;
 pub mod templates;
 pub mod testing;
+mod timeout;
 mod worker;
 
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};

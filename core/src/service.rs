@@ -28,7 +28,7 @@ use tower_service::Service;
 use crate::connection::{Activity, InFlight};
 use crate::error::BoxError;
 use crate::hooks::BoxFuture;
-use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_default, wants_json};
+use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
 use crate::session::SessionRuntime;
 use crate::signals::{RequestFinished, RequestStarted};
@@ -123,6 +123,7 @@ where
             accept,
             peer: self.peer,
             session: self.sessions.then(std::sync::OnceLock::new),
+            timed_out: std::sync::atomic::AtomicBool::new(false),
         });
         req.extensions_mut().insert(meta.clone());
         if let (true, Some(s)) = (self.emit_started, &summary) {
@@ -136,6 +137,7 @@ where
             inner: AssertUnwindSafe(self.router.call(req)).catch_unwind(),
             timer: None,
             timeout: self.timeout,
+            handler_cut: false,
             saving: None,
             finish: Some(Finish {
                 meta,
@@ -167,6 +169,8 @@ pub struct AppFuture {
     inner: CatchUnwind<AssertUnwindSafe<RouteFuture<Infallible>>>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
+    /// The timeout passed and the handler was told to answer with the 503.
+    handler_cut: bool,
     /// Persisting a session that the request used (store I/O), after the response is ready.
     saving: Option<BoxFuture<Response>>,
     finish: Option<Finish>,
@@ -203,29 +207,39 @@ impl Future for AppFuture {
                 .expect("AppFuture polled after completion");
             return Poll::Ready(Ok(finish.complete(res)));
         }
-        let res = match Pin::new(&mut this.inner).poll(cx) {
-            Poll::Ready(Ok(Ok(res))) => res,
-            Poll::Ready(Ok(Err(never))) => match never {},
-            Poll::Ready(Err(panic)) => HttpError::panic(&*panic, "request").into_response(),
-            Poll::Pending => {
-                // Only a request that has to wait pays for a timer.
-                let timeout = this.timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) => {
-                        tracing::warn!(target: "flagon::request", ?timeout, "request timed out");
-                        HttpError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "The request took too long.",
-                        )
-                        .with_kind(ErrorKind::Timeout)
-                        .into_response()
-                    }
+        let res = loop {
+            match Pin::new(&mut this.inner).poll(cx) {
+                Poll::Ready(Ok(Ok(res))) => break res,
+                Poll::Ready(Ok(Err(never))) => match never {},
+                Poll::Ready(Err(panic)) => {
+                    break HttpError::panic(&*panic, "request").into_response();
                 }
+                Poll::Pending => {}
             }
+            // Only a request that has to wait pays for a timer.
+            let timeout = this.timeout;
+            let timer = this
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if this.handler_cut {
+                tracing::warn!(target: "flagon::request", ?timeout, "request timed out and its after-steps did not finish: dropped");
+                break crate::timeout::timeout_response();
+            }
+            // The handler gives way to the 503, which then passes the after hooks and
+            // layers like any response (see `timeout.rs`); poll again at once.
+            tracing::warn!(target: "flagon::request", ?timeout, "request timed out");
+            this.handler_cut = true;
+            if let Some(f) = &this.finish {
+                f.meta
+                    .timed_out
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + crate::timeout::AFTER_STEPS_GRACE);
         };
         let session = this.finish.as_ref().and_then(|f| f.meta.session_if_made());
         if session.is_some_and(|s| s.was_used()) {
