@@ -27,8 +27,6 @@ pub(crate) struct MetaInner {
     /// Present when sessions are set up; the handle is made on first use, and nothing is
     /// read or stored before that.
     pub(crate) session: Option<std::sync::OnceLock<crate::session::RequestSession>>,
-    /// Set when `server.request_timeout` passed: the handler gives way to the timeout 503.
-    pub(crate) timed_out: std::sync::atomic::AtomicBool,
 }
 
 impl MetaInner {

@@ -175,17 +175,17 @@ impl App {
         tokio::pin!(shutdown);
         let mut backoff: Option<Duration> = None;
         let mut at_cap = false;
+        let mut cap_warned: Option<tokio::time::Instant> = None;
         loop {
             let full = conns.len() >= max_connections;
-            if full != at_cap {
-                at_cap = full;
-                if full {
-                    tracing::warn!(
-                        max_connections,
-                        "connection limit reached: new connections wait"
-                    );
-                }
+            if full && !at_cap && cap_warned.is_none_or(|t| t.elapsed() > CAP_WARN_EVERY) {
+                cap_warned = Some(tokio::time::Instant::now());
+                tracing::warn!(
+                    max_connections,
+                    "connection limit reached: new connections wait unaccepted"
+                );
             }
+            at_cap = full;
             if let Some(pause) = backoff {
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
@@ -246,6 +246,9 @@ impl App {
         Ok(())
     }
 }
+
+/// At most one "connection limit reached" warning per this long.
+const CAP_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// The first pause after a failed `accept`; it doubles up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);

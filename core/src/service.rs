@@ -123,7 +123,6 @@ where
             accept,
             peer: self.peer,
             session: self.sessions.then(std::sync::OnceLock::new),
-            timed_out: std::sync::atomic::AtomicBool::new(false),
         });
         req.extensions_mut().insert(meta.clone());
         if let (true, Some(s)) = (self.emit_started, &summary) {
@@ -208,7 +207,12 @@ impl Future for AppFuture {
             return Poll::Ready(Ok(finish.complete(res)));
         }
         let res = loop {
-            match Pin::new(&mut this.inner).poll(cx) {
+            let polled = if this.handler_cut {
+                crate::timeout::poll_cut(|| Pin::new(&mut this.inner).poll(cx))
+            } else {
+                Pin::new(&mut this.inner).poll(cx)
+            };
+            match polled {
                 Poll::Ready(Ok(Ok(res))) => break res,
                 Poll::Ready(Ok(Err(never))) => match never {},
                 Poll::Ready(Err(panic)) => {
@@ -232,11 +236,6 @@ impl Future for AppFuture {
             // layers like any response (see `timeout.rs`); poll again at once.
             tracing::warn!(target: "flagon::request", ?timeout, "request timed out");
             this.handler_cut = true;
-            if let Some(f) = &this.finish {
-                f.meta
-                    .timed_out
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
             timer
                 .as_mut()
                 .reset(tokio::time::Instant::now() + crate::timeout::AFTER_STEPS_GRACE);

@@ -579,3 +579,28 @@ async fn a_long_h2_response_is_not_mistaken_for_an_idle_connection() {
     tx.send(()).unwrap();
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn an_h2_client_that_grants_no_window_is_closed_after_the_write_timeout() {
+    let (addr, tx, server) = start(conn_app(
+        "write_timeout = \"500ms\"\nheader_read_timeout = \"30s\"\nkeep_alive_timeout = \"60s\"\n",
+    ))
+    .await;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let mut send = send.ready().await.unwrap();
+    let req = http::Request::get("http://test/stream").body(()).unwrap();
+    let (res, _) = send.send_request(req, true).unwrap();
+    let res = res.await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Never release capacity: the streamed body cannot move.
+    let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    assert!(ended.is_ok(), "the stalled connection was closed");
+    tx.send(()).unwrap();
+    server.await.unwrap();
+}

@@ -56,9 +56,7 @@ struct Client {
 impl Client {
     async fn send(&mut self, head: &str, body: &[u8]) -> Result<Response, String> {
         if self.conn.is_none() {
-            let s = TcpStream::connect(self.addr)
-                .await
-                .map_err(|_| "connect")?;
+            let s = TcpStream::connect(self.addr).await.map_err(|_| "connect")?;
             s.set_nodelay(true).ok();
             let (r, w) = s.into_split();
             self.conn = Some((BufReader::new(r), w));
@@ -133,7 +131,12 @@ fn csrf_token(body: &[u8]) -> Option<String> {
 }
 
 /// Sends one request, recording its latency and any error; the response if it came.
-async fn timed(client: &mut Client, head: &str, body: &[u8], stats: &Mutex<Stats>) -> Option<Response> {
+async fn timed(
+    client: &mut Client,
+    head: &str,
+    body: &[u8],
+    stats: &Mutex<Stats>,
+) -> Option<Response> {
     let started = Instant::now();
     let res = tokio::time::timeout(REQUEST_TIMEOUT, client.send(head, body)).await;
     let mut s = stats.lock().unwrap();
@@ -172,7 +175,10 @@ async fn one(client: &mut Client, rng: &mut Rng, stats: &Mutex<Stats>) {
         return;
     };
     if res.status != want {
-        stats.lock().unwrap().error(format!("status_{}", res.status));
+        stats
+            .lock()
+            .unwrap()
+            .error(format!("status_{}", res.status));
         return;
     }
     if path != "/form" {
@@ -192,7 +198,10 @@ async fn one(client: &mut Client, rng: &mut Rng, stats: &Mutex<Stats>) {
     if let Some(r) = timed(client, &head, body.as_bytes(), stats).await
         && r.status != 303
     {
-        stats.lock().unwrap().error(format!("form_status_{}", r.status));
+        stats
+            .lock()
+            .unwrap()
+            .error(format!("form_status_{}", r.status));
     }
 }
 
@@ -202,7 +211,8 @@ async fn slow_client(addr: SocketAddr, silent: bool, until: Instant) -> bool {
     let Ok(mut s) = TcpStream::connect(addr).await else {
         return false;
     };
-    let head = b"GET / HTTP/1.1\r\nHost: slow\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let head =
+        b"GET / HTTP/1.1\r\nHost: slow\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let mut buf = [0u8; 512];
     for i in 0.. {
         if Instant::now() >= until {
