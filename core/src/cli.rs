@@ -266,7 +266,8 @@ impl App {
             err,
         };
         let result = (entry.run)(ctx).await;
-        self.shutdown(self.handle.0.server.shutdown_deadline).await;
+        self.shutdown(self.handle.0.server.shutdown_hooks_timeout)
+            .await;
         result
     }
 

@@ -47,7 +47,10 @@
 //! | `server.request_timeout` | `30s` | a longer request gets a 503 |
 //! | `server.header_read_timeout` | `10s` | time to receive request headers |
 //! | `server.keep_alive_timeout` | `75s` | idle connections between requests are closed |
-//! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
+//! | `server.write_timeout` | `30s` | a response making no progress this long is cut |
+//! | `server.max_connections` | ¾ of the fd limit | connections open at once |
+//! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests and workers on stop |
+//! | `server.shutdown_hooks_timeout` | `10s` | bound on the shutdown hooks, after that |
 //! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
 //! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
 //! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
@@ -97,6 +100,7 @@
 mod app;
 pub mod cli;
 pub mod config;
+mod connection;
 mod core_setup;
 mod crypto;
 pub mod csrf;
@@ -122,6 +126,8 @@ pub mod signals;
 mod state;
 pub mod templates;
 pub mod testing;
+mod timeout;
+mod worker;
 
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
 pub use error::{BoxError, BuildError, Origin, SetupError};
@@ -133,6 +139,7 @@ pub use route::{Blueprint, Route, proceed, respond};
 pub use router::{RouteInfo, RouteTable, UrlError, UrlParams};
 pub use service::{AppService, X_REQUEST_ID};
 pub use setup::Setup;
+pub use worker::WorkerContext;
 
 pub use axum;
 pub use clap;

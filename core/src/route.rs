@@ -115,7 +115,7 @@ impl Route {
             self.problem = Some(format!("the method {method} is not supported"));
             return self;
         };
-        self.router = self.router.on(filter, handler);
+        self.router = self.router.on(filter, crate::timeout::Timed(handler));
         self.methods.push(method);
         self
     }

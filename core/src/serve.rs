@@ -1,24 +1,55 @@
-//! Serving: an accept loop with header-read timeouts and graceful shutdown with a deadline.
+//! Serving: an accept loop with a connection cap, connection timeouts, background workers
+//! and graceful shutdown with a deadline.
 //!
 //! On SIGINT/SIGTERM (or the given shutdown future) the server stops accepting, asks every
-//! connection to finish its in-flight request, waits up to `server.shutdown_deadline`, then
-//! cuts what is left, and finally runs shutdown hooks within the same deadline.
+//! connection to finish its in-flight request and every worker to stop, waits for both up to
+//! `server.shutdown_deadline`, then cuts what is left. Shutdown hooks run after that with
+//! their own bound, `server.shutdown_hooks_timeout`, however long the drain took.
 //!
-//! Slow clients are bounded without a timer per request: one sweeper task ticks four times a
-//! second over all connections. A connection that started sending a request head and has not
-//! finished it within `server.header_read_timeout` is closed, and one idle between requests
-//! for `server.keep_alive_timeout` is closed gracefully.
+//! At most `server.max_connections` connections are open at once (by default three quarters
+//! of the process's file-descriptor limit). Beyond that the server stops accepting: new
+//! connections wait in the kernel's backlog, unread, until one closes. A failing `accept`
+//! (`EMFILE`, out of descriptors) is retried after a backoff from 10 ms up to 1 s instead of
+//! spinning.
+//!
+//! # Why a sweeper and not hyper's timers
+//!
+//! Slow clients are bounded by one sweeper thread that ticks four times a second over all
+//! connections (`connection.rs`), not by a timer per request. hyper 1.x has an HTTP/1
+//! `header_read_timeout`, but it does not fit, on cost and on meaning:
+//! - cost: hyper arms it in `poll_read_head` for every request and drops it once the head is
+//!   parsed (`proto/h1/conn.rs`), so each request pays a boxed `Sleep` plus a tokio timer
+//!   wheel insert and removal. Measured in isolation (a million boxed `sleep_until`s polled
+//!   once and dropped, on a two-worker runtime, release build) that is 115–145 ns per
+//!   request, against about 9 ns for the sweeper's stamps (two release stores and an atomic
+//!   increment and decrement) plus a `memchr` over each read; the commit that introduced the
+//!   sweeper measured hyper's timer at about 20% of `/hello` requests per second under wrk,
+//!   where the timer wheel is also shared between the runtime's threads.
+//! - meaning: hyper's timer starts when the previous response is done, so it also bounds the
+//!   idle time between requests: it cannot give a 10 s header deadline with a 75 s keep-alive.
+//!   HTTP/2 has no idle timeout in hyper at all (its keep-alive is PING-based liveness, which
+//!   a client answering PINGs passes forever), and no write-progress timeout exists in either.
+//!
+//! hyper's own mechanisms are used where they fit: graceful shutdown (`graceful_shutdown` on
+//! each connection: HTTP/1 closes once idle, HTTP/2 sends GOAWAY).
+//!
+//! What the sweeper enforces, from `[server]`:
+//! - `header_read_timeout`: the first request's head must arrive within it of accept, each
+//!   later head within it of its first byte, whether that byte was just read or was already
+//!   buffered behind the previous request (pipelined); stray CRLFs between requests are
+//!   ignored;
+//! - `keep_alive_timeout`: an HTTP/1 connection idle between requests, or an HTTP/2
+//!   connection with no open stream (PINGs and other control frames do not count), is closed
+//!   gracefully, with a GOAWAY for HTTP/2;
+//! - `write_timeout`: a connection whose response makes no progress for it (the client stopped
+//!   reading: the socket does not take bytes, or an HTTP/2 stream waits for window) is closed.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -26,8 +57,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::App;
+use crate::connection::{Activity, DRAIN, KILL, Limits, RUN, Tracker, WatchedIo};
 use crate::error::BoxError;
 use crate::signals::{AppStarted, AppStopping};
+use crate::worker::RunningWorkers;
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,31 +88,47 @@ pub enum ServeError {
 
 impl App {
     /// Runs every startup hook in registration order; the first failure aborts.
+    ///
+    /// After a failure, the shutdown hooks of the owners whose startup hooks had all run are
+    /// run (bounded by `server.shutdown_hooks_timeout`), so that what those opened (pools,
+    /// leases) is closed again; those of the failing owner and of owners not started yet
+    /// are not.
     pub async fn startup(&self) -> Result<(), ServeError> {
-        for (origin, hook) in &self.handle.0.startup {
-            hook(self.handle.clone())
-                .await
-                .map_err(|source| ServeError::Startup {
+        let hooks = &self.handle.0.startup;
+        for (i, (origin, hook)) in hooks.iter().enumerate() {
+            if let Err(source) = hook(self.handle.clone()).await {
+                let not_started: Vec<&str> = hooks[i..].iter().map(|(o, _)| o.owner).collect();
+                self.run_shutdown_hooks(|owner| !not_started.contains(&owner))
+                    .await;
+                return Err(ServeError::Startup {
                     owner: origin.to_string(),
                     source,
-                })?;
+                });
+            }
         }
         Ok(())
     }
 
-    /// Runs every shutdown hook, all of them bounded together by `deadline`.
-    pub async fn shutdown(&self, deadline: Duration) {
+    /// Runs every shutdown hook in registration order, all of them bounded together by
+    /// `limit`.
+    pub async fn shutdown(&self, limit: Duration) {
+        self.run_shutdown_hooks_within(limit, |_| true).await;
+    }
+
+    async fn run_shutdown_hooks(&self, of: impl Fn(&str) -> bool) {
+        let limit = self.handle.0.server.shutdown_hooks_timeout;
+        self.run_shutdown_hooks_within(limit, of).await;
+    }
+
+    async fn run_shutdown_hooks_within(&self, limit: Duration, of: impl Fn(&str) -> bool) {
         let hooks = async {
-            for (origin, hook) in &self.handle.0.shutdown {
+            for (origin, hook) in self.handle.0.shutdown.iter().filter(|(o, _)| of(o.owner)) {
                 tracing::debug!(owner = %origin, "running shutdown hook");
                 hook(self.handle.clone()).await;
             }
         };
-        if tokio::time::timeout(deadline, hooks).await.is_err() {
-            tracing::warn!(
-                ?deadline,
-                "shutdown hooks did not finish before the deadline"
-            );
+        if tokio::time::timeout(limit, hooks).await.is_err() {
+            tracing::warn!(?limit, "shutdown hooks did not finish in time");
         }
     }
 
@@ -92,8 +141,9 @@ impl App {
         self.serve(listener, shutdown_signal()).await
     }
 
-    /// Serves on `listener` until `shutdown` completes: startup hooks first, then the accept
-    /// loop, then a graceful stop within `server.shutdown_deadline`.
+    /// Serves on `listener` until `shutdown` completes: startup hooks first, then the
+    /// workers and the accept loop, then a graceful stop within `server.shutdown_deadline`,
+    /// then the shutdown hooks within `server.shutdown_hooks_timeout`.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -110,7 +160,9 @@ impl App {
         }
         let local = listener.local_addr().ok();
         let settings = &self.handle.0.server;
-        tracing::info!(addr = ?local, profile = %self.handle.profile(), "serving");
+        let max_connections = settings.effective_max_connections();
+        tracing::info!(addr = ?local, profile = %self.handle.profile(), max_connections, "serving");
+        let workers = RunningWorkers::start(&self.handle);
         self.handle.signals().emit(AppStarted { addr: local });
 
         let mut conns = JoinSet::new();
@@ -119,21 +171,47 @@ impl App {
         let tracker = Tracker::new(Limits {
             header_read: settings.header_read_timeout,
             keep_alive: settings.keep_alive_timeout,
+            write: settings.write_timeout,
         });
-        let _sweeper = SweeperGuard(tracker.clone().spawn_sweeper());
+        let _sweeper = tracker.clone().spawn_sweeper();
 
         tokio::pin!(shutdown);
+        let mut backoff: Option<Duration> = None;
+        let mut at_cap = false;
+        let mut cap_warned: Option<tokio::time::Instant> = None;
         loop {
+            let full = conns.len() >= max_connections;
+            if full && !at_cap && cap_warned.is_none_or(|t| t.elapsed() > CAP_WARN_EVERY) {
+                cap_warned = Some(tokio::time::Instant::now());
+                tracing::warn!(
+                    max_connections,
+                    "connection limit reached: new connections wait unaccepted"
+                );
+            }
+            at_cap = full;
+            if let Some(pause) = backoff {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    () = &mut shutdown => break,
+                }
+            }
             tokio::select! {
-                accepted = listener.accept() => {
+                accepted = listener.accept(), if !full => {
                     let (stream, peer) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let pause = backoff.map_or(ACCEPT_BACKOFF_MIN, |b| (b * 2).min(ACCEPT_BACKOFF_MAX));
+                            if backoff.is_none() {
+                                tracing::warn!(error = %e, connections = conns.len(), "accept failed: retrying with backoff");
+                            }
+                            backoff = Some(pause);
                             continue;
                         }
                     };
+                    if backoff.take().is_some() {
+                        tracing::info!("accepting again");
+                    }
                     let _ = stream.set_nodelay(true);
                     let activity = tracker.track();
                     let svc = service.clone().for_connection(peer, activity.clone());
@@ -147,241 +225,37 @@ impl App {
         tracing::info!("stopping: no new connections; finishing requests in flight");
         self.handle.signals().emit(AppStopping);
         tracker.command_all(DRAIN);
+        workers.signal();
         let deadline = settings.shutdown_deadline;
         let stop_by = tokio::time::Instant::now() + deadline;
-        let drained = tokio::time::timeout_at(stop_by, async {
-            while conns.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                connections = conns.len(),
-                ?deadline,
-                "shutdown deadline passed: cutting the remaining connections"
-            );
-            conns.shutdown().await;
-        }
-        // Shutdown hooks get what is left of the same deadline.
-        let left = stop_by.saturating_duration_since(tokio::time::Instant::now());
-        self.shutdown(left).await;
+        let drain = async {
+            let drained = tokio::time::timeout_at(stop_by, async {
+                while conns.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    connections = conns.len(),
+                    ?deadline,
+                    "shutdown deadline passed: cutting the remaining connections"
+                );
+                conns.shutdown().await;
+            }
+        };
+        tokio::join!(drain, workers.join(stop_by));
+        // Shutdown hooks get their own bound, not what the drain left of its deadline.
+        self.shutdown(settings.shutdown_hooks_timeout).await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Stops the sweeper thread when serving ends, however it ends.
-struct SweeperGuard(Arc<AtomicBool>);
+/// At most one "connection limit reached" warning per this long.
+const CAP_WARN_EVERY: Duration = Duration::from_secs(60);
 
-impl Drop for SweeperGuard {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// How often the sweeper looks at every connection.
-const TICK: Duration = Duration::from_millis(250);
-
-#[derive(Clone, Copy)]
-struct Limits {
-    header_read: Duration,
-    keep_alive: Duration,
-}
-
-// Connection phases.
-const IDLE: u8 = 0;
-const HEAD: u8 = 1;
-const BUSY: u8 = 2;
-
-// Commands from the sweeper or the server to a connection.
-const RUN: u8 = 0;
-const DRAIN: u8 = 1;
-const KILL: u8 = 2;
-
-/// All open connections, and the coarse clock their activity is stamped with.
-#[derive(Clone)]
-struct Tracker {
-    clock: Arc<AtomicU64>,
-    conns: Arc<Mutex<Vec<Weak<Activity>>>>,
-    limits: Limits,
-}
-
-impl Tracker {
-    fn new(limits: Limits) -> Self {
-        Tracker {
-            clock: Arc::default(),
-            conns: Arc::default(),
-            limits,
-        }
-    }
-
-    fn track(&self) -> Arc<Activity> {
-        let a = Arc::new(Activity {
-            clock: self.clock.clone(),
-            phase: AtomicU8::new(IDLE),
-            since: AtomicU64::new(self.clock.load(Ordering::Relaxed)),
-            in_flight: AtomicUsize::new(0),
-            command: AtomicU8::new(RUN),
-            waker: AtomicWaker::new(),
-        });
-        self.lock().push(Arc::downgrade(&a));
-        a
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Activity>>> {
-        self.conns.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn command_all(&self, command: u8) {
-        for a in self.lock().iter().filter_map(Weak::upgrade) {
-            a.send(command);
-        }
-    }
-
-    /// Starts the sweeper on its own thread, so the runtime carries no timer for it; it
-    /// stops when the returned flag is set.
-    fn spawn_sweeper(self) -> Arc<AtomicBool> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let spawned = std::thread::Builder::new()
-            .name("flagon-sweeper".into())
-            .spawn(move || self.sweep(&flag));
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the connection sweeper: slow clients are not cut off");
-        }
-        stop
-    }
-
-    fn sweep(self, stop: &AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(TICK);
-            let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
-            let mut conns = self.lock();
-            conns.retain(|w| w.strong_count() > 0);
-            for a in conns.iter().filter_map(Weak::upgrade) {
-                // Phase first (pairs with the release in `stamp`): the `since` read after it
-                // is at least as new as that phase's.
-                let phase = a.phase.load(Ordering::Acquire);
-                let elapsed = TICK * (now.saturating_sub(a.since.load(Ordering::Relaxed)) as u32);
-                match phase {
-                    HEAD if elapsed > self.limits.header_read => a.send(KILL),
-                    IDLE if elapsed > self.limits.keep_alive => a.send(DRAIN),
-                    _ => {}
-                }
-            }
-        }
-    }
-}
-
-/// What a connection is doing, stamped by its I/O and its requests, read by the sweeper.
-pub(crate) struct Activity {
-    clock: Arc<AtomicU64>,
-    phase: AtomicU8,
-    since: AtomicU64,
-    in_flight: AtomicUsize,
-    command: AtomicU8,
-    waker: AtomicWaker,
-}
-
-impl Activity {
-    fn stamp(&self, phase: u8) {
-        self.since
-            .store(self.clock.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.phase.store(phase, Ordering::Relaxed);
-    }
-
-    fn bytes_read(&self) {
-        if self.phase.load(Ordering::Relaxed) == IDLE {
-            self.stamp(HEAD);
-        }
-    }
-
-    fn send(&self, command: u8) {
-        if self.command.fetch_max(command, Ordering::Relaxed) < command {
-            self.waker.wake();
-        }
-    }
-
-    /// Completes when a command newer than `seen` arrives.
-    fn next_command(&self, seen: u8) -> impl Future<Output = u8> + '_ {
-        std::future::poll_fn(move |cx| {
-            self.waker.register(cx.waker());
-            match self.command.load(Ordering::Relaxed) {
-                c if c > seen => Poll::Ready(c),
-                _ => Poll::Pending,
-            }
-        })
-    }
-}
-
-/// A request in flight on a connection; finished when dropped.
-pub(crate) struct InFlight(Arc<Activity>);
-
-impl InFlight {
-    pub(crate) fn start(activity: Arc<Activity>) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        activity.phase.store(BUSY, Ordering::Relaxed);
-        InFlight(activity)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.stamp(IDLE);
-        }
-    }
-}
-
-/// The TCP stream, reporting reads to the connection's [`Activity`].
-struct WatchedIo {
-    inner: tokio::net::TcpStream,
-    activity: Arc<Activity>,
-}
-
-impl tokio::io::AsyncRead for WatchedIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.bytes_read();
-        }
-        res
-    }
-}
-
-impl tokio::io::AsyncWrite for WatchedIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+/// The first pause after a failed `accept`; it doubles up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 async fn serve_connection(
     builder: auto::Builder<TokioExecutor>,
@@ -390,10 +264,7 @@ async fn serve_connection(
     svc: crate::service::AppService,
     activity: Arc<Activity>,
 ) {
-    let io = WatchedIo {
-        inner: stream,
-        activity: activity.clone(),
-    };
+    let io = WatchedIo::new(stream, activity.clone());
     let conn =
         builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
     tokio::pin!(conn);
@@ -410,7 +281,7 @@ async fn serve_connection(
             command = activity.next_command(seen) => {
                 seen = command;
                 if command == KILL {
-                    tracing::debug!(%peer, "closing a connection whose request head is overdue");
+                    tracing::debug!(%peer, "connection cut off");
                     return;
                 }
                 conn.as_mut().graceful_shutdown();

@@ -25,11 +25,11 @@ use http::header::ACCEPT;
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use tower_service::Service;
 
+use crate::connection::{Activity, InFlight};
 use crate::error::BoxError;
 use crate::hooks::BoxFuture;
-use crate::http_error::{ErrorKind, ErrorMarker, HttpError, render_default, wants_json};
+use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
-use crate::serve::{Activity, InFlight};
 use crate::session::SessionRuntime;
 use crate::signals::{RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
@@ -100,8 +100,11 @@ where
         // Every body is bounded, streamed ones included: the extractors' limit covers only
         // what they buffer. (Wrapping costs nothing extra: the body is boxed either way.)
         let limit = self.body_limit;
+        let in_flight = self
+            .activity
+            .as_ref()
+            .map(|a| InFlight::start(a.clone(), req.body().size_hint().exact()));
         let mut req: Request = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
-        let in_flight = self.activity.as_ref().map(|a| InFlight::start(a.clone()));
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;
         let id = client_request_id(req.headers())
@@ -133,13 +136,14 @@ where
             inner: AssertUnwindSafe(self.router.call(req)).catch_unwind(),
             timer: None,
             timeout: self.timeout,
+            handler_cut: false,
             saving: None,
             finish: Some(Finish {
                 meta,
                 summary,
                 logged,
                 emit_finished: self.emit_finished,
-                _in_flight: in_flight,
+                in_flight,
             }),
         }
     }
@@ -164,6 +168,8 @@ pub struct AppFuture {
     inner: CatchUnwind<AssertUnwindSafe<RouteFuture<Infallible>>>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
+    /// The timeout passed and the handler was told to answer with the 503.
+    handler_cut: bool,
     /// Persisting a session that the request used (store I/O), after the response is ready.
     saving: Option<BoxFuture<Response>>,
     finish: Option<Finish>,
@@ -183,7 +189,8 @@ struct Finish {
     summary: Option<Box<Summary>>,
     logged: bool,
     emit_finished: bool,
-    _in_flight: Option<InFlight>,
+    /// The connection's record of this request (none in-process).
+    in_flight: Option<InFlight>,
 }
 
 impl Future for AppFuture {
@@ -199,29 +206,39 @@ impl Future for AppFuture {
                 .expect("AppFuture polled after completion");
             return Poll::Ready(Ok(finish.complete(res)));
         }
-        let res = match Pin::new(&mut this.inner).poll(cx) {
-            Poll::Ready(Ok(Ok(res))) => res,
-            Poll::Ready(Ok(Err(never))) => match never {},
-            Poll::Ready(Err(panic)) => HttpError::panic(&*panic, "request").into_response(),
-            Poll::Pending => {
-                // Only a request that has to wait pays for a timer.
-                let timeout = this.timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) => {
-                        tracing::warn!(target: "flagon::request", ?timeout, "request timed out");
-                        HttpError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "The request took too long.",
-                        )
-                        .with_kind(ErrorKind::Timeout)
-                        .into_response()
-                    }
+        let res = loop {
+            let polled = if this.handler_cut {
+                crate::timeout::poll_cut(|| Pin::new(&mut this.inner).poll(cx))
+            } else {
+                Pin::new(&mut this.inner).poll(cx)
+            };
+            match polled {
+                Poll::Ready(Ok(Ok(res))) => break res,
+                Poll::Ready(Ok(Err(never))) => match never {},
+                Poll::Ready(Err(panic)) => {
+                    break HttpError::panic(&*panic, "request").into_response();
                 }
+                Poll::Pending => {}
             }
+            // Only a request that has to wait pays for a timer.
+            let timeout = this.timeout;
+            let timer = this
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if this.handler_cut {
+                tracing::warn!(target: "flagon::request", ?timeout, "request timed out and its after-steps did not finish: dropped");
+                break crate::timeout::timeout_response();
+            }
+            // The handler gives way to the 503, which then passes the after hooks and
+            // layers like any response (see `timeout.rs`); poll again at once.
+            tracing::warn!(target: "flagon::request", ?timeout, "request timed out");
+            this.handler_cut = true;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + crate::timeout::AFTER_STEPS_GRACE);
         };
         let session = this.finish.as_ref().and_then(|f| f.meta.session_if_made());
         if session.is_some_and(|s| s.was_used()) {
@@ -276,6 +293,9 @@ impl Finish {
         };
         res.headers_mut()
             .insert(X_REQUEST_ID, self.meta.id.header());
+        if let Some(in_flight) = self.in_flight {
+            res = in_flight.finish(res);
+        }
         let Some(s) = self.summary else {
             return res;
         };

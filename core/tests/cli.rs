@@ -60,6 +60,10 @@ impl Extension for Mail {
                 Ok(())
             },
         );
+        app.worker("outbox", |ctx| async move {
+            ctx.stopping().await;
+            Ok(())
+        });
         app.command(Command::new("fail"), |_| async {
             Err("the SMTP server refused the login".into())
         });

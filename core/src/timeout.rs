@@ -1,0 +1,97 @@
+//! The request timeout, cut at the handler so that its 503 passes through the after-steps.
+//!
+//! Core's request future (`service.rs`) arms one timer, only for a request that has to wait.
+//! When `server.request_timeout` passes it first cuts the handler: every route handler is
+//! wrapped in [`Timed`] (inside the same boxed future axum makes for it, so no allocation is
+//! added), and the request is polled once more inside [`poll_cut`]; a handler still pending
+//! then answers with the timeout 503 in its place. That response
+//! travels back through the after hooks, error handlers and tower layers (security headers,
+//! for instance) like any other. Only if those do not finish within [`AFTER_STEPS_GRACE`]
+//! more is the whole request dropped and a bare 503 sent.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::handler::Handler;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+
+use crate::http_error::{ErrorKind, HttpError};
+
+/// How long the after-steps of a timed-out request may take before it is dropped.
+pub(crate) const AFTER_STEPS_GRACE: Duration = Duration::from_secs(1);
+
+/// The timeout 503.
+pub(crate) fn timeout_response() -> Response {
+    HttpError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The request took too long.",
+    )
+    .with_kind(ErrorKind::Timeout)
+    .into_response()
+}
+
+std::thread_local! {
+    /// Set only while core's request future re-polls a timed-out request, so the handler
+    /// polled inside that poll gives way. A flag scoped to one synchronous poll (like
+    /// tokio's cooperative budget), not shared state: it costs a request nothing until its
+    /// handler is pending at the deadline, where a per-request flag would cost a lookup and
+    /// a reference count on every request.
+    static CUTTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Polls `f` with the handler inside it told to give way to the timeout 503.
+pub(crate) fn poll_cut<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CUTTING.with(|c| c.set(false));
+        }
+    }
+    CUTTING.with(|c| c.set(true));
+    let _reset = Reset;
+    f()
+}
+
+/// A route handler that gives way to the timeout 503 once the request's time is up.
+#[derive(Clone)]
+pub(crate) struct Timed<H>(pub(crate) H);
+
+impl<H, T, S> Handler<T, S> for Timed<H>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Send + 'static,
+{
+    type Future = TimedFuture<H::Future>;
+
+    fn call(self, req: Request, state: S) -> Self::Future {
+        TimedFuture {
+            inner: self.0.call(req, state),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Timed`] handler.
+    pub(crate) struct TimedFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for TimedFuture<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.project().inner.poll(cx) {
+            Poll::Ready(res) => Poll::Ready(res),
+            Poll::Pending if CUTTING.with(Cell::get) => Poll::Ready(timeout_response()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
