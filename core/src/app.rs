@@ -205,6 +205,7 @@ impl AppBuilder {
             effective: std::mem::take(&mut reg.effective),
             slots: std::mem::take(&mut reg.slots),
             ids: IdGenerator::new(),
+            test_lifecycle: Default::default(),
         });
         Ok(App {
             handle: AppHandle(shared),
@@ -435,6 +436,8 @@ pub(crate) struct AppShared {
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
     pub(crate) slots: http::Extensions,
     pub(crate) ids: IdGenerator,
+    /// Whether the test kit ran this app's startup and shutdown hooks.
+    pub(crate) test_lifecycle: crate::testing::TestLifecycle,
 }
 
 /// A cheap handle on a built app: state, config, signals, `url_for`. Handlers get it as an

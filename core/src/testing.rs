@@ -1,6 +1,10 @@
 //! Test kit: drive an app in-process (no socket) with a cookie jar, and run its CLI with
 //! captured output.
 //!
+//! A [`TestClient`] runs the app's startup hooks once, before its first request (or when
+//! [`TestClient::start`] is awaited), so an extension whose state is set up at startup works
+//! under test as it does when served; [`TestClient::shutdown`] runs the shutdown hooks.
+//!
 //! ```
 //! use flagon::{App, Route};
 //! use flagon::testing::{TestClient, testing_config};
@@ -57,8 +61,9 @@ pub fn testing_config_toml(toml: &str) -> Config {
 }
 
 /// Builds an app with `extension` alone on the testing config: the way to test an extension
-/// in isolation. Panics with the build error's message if the app cannot be built (test a
-/// build error with [`App::builder`] instead).
+/// in isolation. Its startup hooks run when a [`TestClient`] first drives it. Panics with the
+/// build error's message if the app cannot be built (test a build error with
+/// [`App::builder`] instead).
 ///
 /// ```
 /// use flagon::{Extension, Route, Setup, SetupError};
@@ -110,7 +115,19 @@ fn build_or_panic(builder: crate::AppBuilder) -> App {
     builder.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Whether the startup and shutdown hooks of one app have run under the test kit: once per
+/// app, however many clients drive it.
+#[derive(Default)]
+pub(crate) struct TestLifecycle {
+    started: tokio::sync::OnceCell<()>,
+    stopped: tokio::sync::OnceCell<()>,
+}
+
 /// An in-process HTTP client for an app, with a cookie jar.
+///
+/// The app's startup hooks run once per app, before the first request any client sends (or at
+/// [`TestClient::start`]); a failing startup hook makes that request panic with the hook's
+/// message, as a failed startup stops a served app.
 #[derive(Clone)]
 pub struct TestClient {
     app: App,
@@ -125,6 +142,59 @@ impl TestClient {
             app: app.clone(),
             jar: Arc::default(),
             follow_redirects: false,
+        }
+    }
+
+    /// Runs the app's startup hooks, unless they already ran for this app (through any
+    /// client). A failure is returned, and the next request or call tries again.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use flagon::{App, AppHandle, Route};
+    /// use flagon::testing::{TestClient, testing_config};
+    ///
+    /// struct Pool(AtomicBool);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let app = App::builder()
+    ///     .config(testing_config())
+    ///     .configure(|s| {
+    ///         s.provide(Pool(AtomicBool::new(false)));
+    ///         s.on_startup(|app: AppHandle| async move {
+    ///             app.state::<Pool>().unwrap().0.store(true, Ordering::SeqCst);
+    ///             Ok(())
+    ///         });
+    ///         Ok(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let client = TestClient::new(&app);
+    /// client.start().await.unwrap();
+    /// assert!(app.state::<Pool>().unwrap().0.load(Ordering::SeqCst));
+    /// client.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn start(&self) -> Result<(), crate::serve::ServeError> {
+        self.app
+            .handle
+            .0
+            .test_lifecycle
+            .started
+            .get_or_try_init(|| self.app.startup())
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs the app's shutdown hooks (within `server.shutdown_deadline`), once per app and
+    /// only if its startup ran. Requests sent afterwards still reach the app.
+    pub async fn shutdown(&self) {
+        let lifecycle = &self.app.handle.0.test_lifecycle;
+        if lifecycle.started.initialized() {
+            let deadline = self.app.handle.0.server.shutdown_deadline;
+            lifecycle
+                .stopped
+                .get_or_init(|| self.app.shutdown(deadline))
+                .await;
         }
     }
 
@@ -279,6 +349,9 @@ impl TestRequest {
             mut body,
             peer,
         } = self;
+        if let Err(e) = client.start().await {
+            panic!("{e}");
+        }
         let mut hops = 0;
         loop {
             let mut req = Request::builder()

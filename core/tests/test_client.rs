@@ -94,3 +94,118 @@ async fn the_cookie_jar_keeps_and_forgets_cookies() {
     client.get("/unset").send().await;
     assert_eq!(client.cookie("flavour"), None);
 }
+
+/// An extension whose state is only usable once its startup hook ran (a pool opened at
+/// startup), counting its startup and shutdown runs.
+struct Pooled;
+
+#[derive(Default)]
+struct Pool {
+    open: std::sync::atomic::AtomicBool,
+    startups: std::sync::atomic::AtomicUsize,
+    shutdowns: std::sync::atomic::AtomicUsize,
+}
+
+impl flagon::Extension for Pooled {
+    fn name(&self) -> &'static str {
+        "pooled"
+    }
+    fn init_app(&self, app: &mut flagon::Setup<'_>) -> Result<(), flagon::SetupError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        app.provide(Pool::default());
+        app.on_startup(|app: flagon::AppHandle| async move {
+            let pool = app.state::<Pool>().expect("provided");
+            pool.startups.fetch_add(1, SeqCst);
+            pool.open.store(true, SeqCst);
+            Ok(())
+        });
+        app.on_shutdown(|app: flagon::AppHandle| async move {
+            let pool = app.state::<Pool>().expect("provided");
+            pool.shutdowns.fetch_add(1, SeqCst);
+            pool.open.store(false, SeqCst);
+        });
+        app.route(
+            Route::get("/pool", |pool: flagon::Ext<Pool>| async move {
+                if pool.open.load(std::sync::atomic::Ordering::SeqCst) {
+                    "open"
+                } else {
+                    "closed"
+                }
+            })
+            .name("pool"),
+        );
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_first_request_runs_the_startup_hooks_once_per_app() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let app = flagon::testing::app_with(Pooled);
+    let pool = app.state::<Pool>().unwrap();
+    assert_eq!(
+        pool.startups.load(SeqCst),
+        0,
+        "building does not start the app"
+    );
+    let client = TestClient::new(&app);
+    assert_eq!(client.get("/pool").send().await.text(), "open");
+    assert_eq!(client.get("/pool").send().await.text(), "open");
+    // Another client of the same app does not start it again.
+    assert_eq!(
+        TestClient::new(&app).get("/pool").send().await.text(),
+        "open"
+    );
+    client.start().await.unwrap();
+    assert_eq!(pool.startups.load(SeqCst), 1);
+}
+
+#[tokio::test]
+async fn shutdown_runs_the_shutdown_hooks_once_after_startup() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let app = flagon::testing::app_with(Pooled);
+    let pool = app.state::<Pool>().unwrap();
+    let client = TestClient::new(&app);
+    client.shutdown().await;
+    assert_eq!(
+        pool.shutdowns.load(SeqCst),
+        0,
+        "never started, nothing to stop"
+    );
+    client.start().await.unwrap();
+    client.shutdown().await;
+    TestClient::new(&app).shutdown().await;
+    assert_eq!(pool.shutdowns.load(SeqCst), 1);
+    assert_eq!(client.get("/pool").send().await.text(), "closed");
+}
+
+fn failing_startup() -> App {
+    App::builder()
+        .config(flagon::testing::testing_config())
+        .configure(|s| {
+            s.on_startup(|_| async { Err("migrations are pending".into()) });
+            Ok(())
+        })
+        .route(Route::get("/", || async { "hi" }).name("index"))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_failing_startup_hook_is_returned_by_start() {
+    let err = TestClient::new(&failing_startup())
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "startup hook of the app failed: migrations are pending"
+    );
+}
+
+#[tokio::test]
+#[should_panic(expected = "startup hook of the app failed: migrations are pending")]
+async fn a_failing_startup_hook_fails_the_first_request() {
+    TestClient::new(&failing_startup()).get("/").send().await;
+}
