@@ -122,6 +122,7 @@ pub mod templates;
 pub mod testing;
 
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
+pub use crypto::DerivedKey;
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
 pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};

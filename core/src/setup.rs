@@ -417,6 +417,22 @@ impl<'a> Setup<'a> {
         self
     }
 
+    /// A 32-byte key for `purpose` derived from the app's secret key, for an extension that
+    /// needs its key while it registers (to build a signer its layer or state keeps). It
+    /// equals [`AppHandle::derive_key`] for the same purpose. Name the purpose after your
+    /// extension (`"login.remember"`); `flagon.` purposes are core's.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// let key = app.derive_key("login.remember");
+    /// assert_eq!(key.as_bytes().len(), 32);
+    /// # Ok(()) }
+    /// ```
+    pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
+        crate::crypto::derive_key(&self.reg.slots, purpose)
+    }
+
     /// A typed slot where a subsystem gathers registrations during setup.
     pub(crate) fn slot<T: Default + Clone + Send + Sync + 'static>(&mut self) -> &mut T {
         if self.reg.slots.get::<T>().is_none() {
