@@ -48,7 +48,7 @@
 //! | `server.header_read_timeout` | `10s` | time to receive request headers |
 //! | `server.keep_alive_timeout` | `75s` | idle connections between requests are closed |
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
-//! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
+//! | `server.trusted_proxies` | `[]` | proxies (addresses, CIDR ranges) whose forwarding headers are believed |
 //! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
 //! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
 //! | `session.capacity` | `10000` | most sessions the memory store keeps (LRU eviction) |
@@ -97,6 +97,7 @@ pub mod cli;
 pub mod config;
 mod core_setup;
 mod crypto;
+pub mod client_ip;
 pub mod csrf;
 pub mod discovery;
 mod error;
@@ -122,6 +123,7 @@ pub mod templates;
 pub mod testing;
 
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
+pub use client_ip::{ClientIp, ClientScheme};
 pub use crypto::DerivedKey;
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// | `header_read_timeout` | `10s` | a client must send its headers within this |
 /// | `keep_alive_timeout` | `75s` | an idle connection between requests is closed after this |
 /// | `shutdown_deadline` | `10s` | how long in-flight requests may finish after a stop signal |
-/// | `trusted_proxies` | `[]` | proxy addresses whose `X-Forwarded-For` is believed |
+/// | `trusted_proxies` | `[]` | proxy addresses and CIDR ranges whose `X-Forwarded-For` / `Forwarded` are believed ([`client_ip`](crate::client_ip)) |
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -37,8 +37,8 @@ pub struct ServerConfig {
     /// How long in-flight requests may finish after a stop signal.
     #[serde(with = "humantime_serde")]
     pub shutdown_deadline: Duration,
-    /// Proxy addresses (IPs) whose forwarding headers are believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Proxy addresses and CIDR ranges whose forwarding headers are believed.
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -51,7 +51,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(75),
             shutdown_deadline: Duration::from_secs(10),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: Default::default(),
         }
     }
 }
