@@ -94,10 +94,10 @@
 
 mod app;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 mod core_setup;
 mod crypto;
-pub mod client_ip;
 pub mod csrf;
 pub mod discovery;
 mod error;

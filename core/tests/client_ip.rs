@@ -342,7 +342,11 @@ async fn the_extractors_apply_the_apps_trusted_proxies() {
     assert_eq!(get("/scheme", "203.0.113.9:1").send().await.text(), "Http");
     // In-process requests without a peer have no client address.
     assert_eq!(c.get("/maybe").send().await.text(), "none");
-    assert_eq!(c.get("/ip").send().await.status(), 500, "no peer: a 500, not a panic");
+    assert_eq!(
+        c.get("/ip").send().await.status(),
+        500,
+        "no peer: a 500, not a panic"
+    );
 }
 
 /// A random chain of hops and a peer, checked against a direct model of the rules, in both
