@@ -3,7 +3,6 @@
 use crate::config::{Profile, Secret, ServerConfig};
 use crate::error::SetupError;
 use crate::health;
-use crate::route::Route;
 use crate::setup::Setup;
 
 /// Shortest secret key accepted in production, in bytes.
@@ -44,8 +43,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
     s.reg
         .slots
         .insert(crate::crypto::KeyRing::new(secret.expose().as_bytes()));
-    s.route(Route::get("/healthz", health::healthz).name("healthz"));
-    s.route(Route::get("/readyz", health::readyz).name("readyz"));
+    health::init(s)?;
     init_web(s)?;
     Ok((server, generated))
 }

@@ -49,6 +49,7 @@
 //! | `server.keep_alive_timeout` | `75s` | idle connections between requests are closed |
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests on stop |
 //! | `server.trusted_proxies` | `[]` | proxies (addresses, CIDR ranges) whose forwarding headers are believed |
+//! | `health.cache_for` | `1s` | `/readyz` reuses a result this long; concurrent probes share one run ([`health`]) |
 //! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
 //! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
 //! | `session.capacity` | `10000` | most sessions the memory store keeps (LRU eviction) |
@@ -106,7 +107,7 @@ pub mod extract;
 pub mod flash;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
-mod health;
+pub mod health;
 mod hooks;
 mod http_error;
 mod registry;

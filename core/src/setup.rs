@@ -375,18 +375,32 @@ impl<'a> Setup<'a> {
         self
     }
 
-    /// A readiness check for `/readyz`, cut off after `timeout`.
+    /// A readiness check for `/readyz`, cut off after `timeout`. It returns a
+    /// [`CheckOutcome`](crate::health::CheckOutcome) (to add a detail), or a `Result<(), E>`
+    /// with any error `E` `?` works with; see [`health`](crate::health).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use flagon::{Setup, SetupError};
+    /// use flagon::health::CheckOutcome;
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.health_check("queue", Duration::from_millis(500), |_app| async {
+    ///     CheckOutcome::healthy().detail("pending", 12)
+    /// });
+    /// # Ok(()) }
+    /// ```
     pub fn health_check<F, Fut>(&mut self, name: &str, timeout: Duration, check: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: crate::health::IntoCheckOutcome,
     {
         let origin = self.origin();
         self.reg.health.push(HealthCheck {
             name: name.to_owned(),
             origin,
             timeout,
-            check: Arc::new(move |a| Box::pin(check(a))),
+            check: crate::health::check_fn(check),
         });
         self
     }
