@@ -170,7 +170,7 @@ fn production_requires_a_secret_key() {
     let app = App::builder().config(good).register(Mail).build().unwrap();
     let same = Config::builder()
         .profile(Profile::Testing)
-        .toml(&format!("secret_key = \"{}\"", "k".repeat(40)))
+        .toml(format!("secret_key = \"{}\"", "k".repeat(40)))
         .build()
         .unwrap();
     let same = App::builder().config(same).build().unwrap();
