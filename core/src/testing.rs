@@ -25,14 +25,13 @@
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http::header::{CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde::Serialize;
@@ -42,6 +41,8 @@ use tower::ServiceExt;
 use crate::cli::Output;
 use crate::config::{Config, Profile};
 use crate::{App, Extension};
+
+mod jar;
 
 /// A config for tests: the `testing` profile, no file, no environment.
 pub fn testing_config() -> Config {
@@ -125,14 +126,23 @@ pub(crate) struct TestLifecycle {
 
 /// An in-process HTTP client for an app, with a cookie jar.
 ///
+/// The jar follows a browser's rules: a cookie goes only to the paths its `Path` allows and,
+/// with a `Domain`, only to hosts in that domain (the host is the request's `Host` header,
+/// else `localhost`; a cookie without `Domain` goes to any host, so a test can change `Host`
+/// to exercise origin checks); one a browser would refuse (a `Domain` of another site, a
+/// `__Host-` cookie without `Secure`, with a `Domain` or not on `/`) is dropped; and `Secure`
+/// cookies are kept and sent only while the client counts as https — by default it does,
+/// as browsers treat `http://localhost`; see [`TestClient::plain_http`].
+///
 /// The app's startup hooks run once per app, before the first request any client sends (or at
 /// [`TestClient::start`]); a failing startup hook makes that request panic with the hook's
 /// message, as a failed startup stops a served app.
 #[derive(Clone)]
 pub struct TestClient {
     app: App,
-    jar: Arc<Mutex<BTreeMap<String, String>>>,
+    jar: Arc<Mutex<jar::Jar>>,
     follow_redirects: bool,
+    secure: bool,
 }
 
 impl TestClient {
@@ -142,6 +152,7 @@ impl TestClient {
             app: app.clone(),
             jar: Arc::default(),
             follow_redirects: false,
+            secure: true,
         }
     }
 
@@ -198,6 +209,14 @@ impl TestClient {
         }
     }
 
+    /// Behaves as a browser on a plain-http site (not `localhost`): `Secure` cookies are
+    /// neither stored nor sent. Use it to check that a cookie that must not travel over
+    /// plain http is marked `Secure`.
+    pub fn plain_http(mut self) -> Self {
+        self.secure = false;
+        self
+    }
+
     /// Follows redirects (up to 10), as a browser would.
     pub fn follow_redirects(mut self, follow: bool) -> Self {
         self.follow_redirects = follow;
@@ -236,52 +255,42 @@ impl TestClient {
         self.request(Method::DELETE, path)
     }
 
-    /// The jar's value for cookie `name`.
+    /// The jar's value for cookie `name` (the first one, if several paths hold one).
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.jar
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        self.jar().get(name)
     }
 
-    /// Sets a cookie in the jar (sent with every later request).
+    /// Sets a cookie in the jar, for path `/` and every host (sent with every later
+    /// request).
     pub fn set_cookie(&self, name: &str, value: &str) {
-        self.jar
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), value.to_owned());
+        self.jar().set(name, value);
     }
 
     /// Removes every cookie.
     pub fn clear_cookies(&self) {
-        self.jar.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.jar().clear();
     }
 
-    fn cookie_header(&self) -> Option<HeaderValue> {
-        let jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
-        if jar.is_empty() {
-            return None;
-        }
-        let s: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        HeaderValue::from_str(&s.join("; ")).ok()
+    fn jar(&self) -> std::sync::MutexGuard<'_, jar::Jar> {
+        self.jar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn store_cookies(&self, headers: &HeaderMap) {
-        let mut jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
-        for v in headers.get_all(SET_COOKIE) {
-            let Ok(text) = v.to_str() else { continue };
-            let Ok(c) = cookie::Cookie::parse(text.to_owned()) else {
-                continue;
-            };
-            let expired = c.max_age().is_some_and(|a| a.is_zero() || a.is_negative())
-                || c.expires_datetime()
-                    .is_some_and(|t| t <= cookie::time::OffsetDateTime::now_utc());
-            if expired {
-                jar.remove(c.name());
-            } else {
-                jar.insert(c.name().to_owned(), c.value().to_owned());
-            }
+    /// Where a request to `uri` with `headers` goes, for the jar.
+    fn target<'a>(&self, uri: &'a http::Uri, headers: &'a HeaderMap) -> jar::Target<'a> {
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.host())
+            .unwrap_or("localhost");
+        // Strip a port (`host:8080`, `[::1]:8080`).
+        let host = match host.rsplit_once(':') {
+            Some((name, port)) if !name.is_empty() && !port.contains(']') => name,
+            _ => host,
+        };
+        jar::Target {
+            host,
+            path: uri.path(),
+            secure: self.secure,
         }
     }
 }
@@ -360,7 +369,9 @@ impl TestRequest {
                 .body(Body::from(body.clone()))
                 .expect("valid test request");
             *req.headers_mut() = headers.clone();
-            if let Some(c) = client.cookie_header() {
+            let uri = req.uri().clone();
+            let cookies = client.jar().header(&client.target(&uri, &headers));
+            if let Some(c) = cookies {
                 req.headers_mut().insert(COOKIE, c);
             }
             let mut service = client.app.service();
@@ -377,7 +388,15 @@ impl TestRequest {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            client.store_cookies(&parts.headers);
+            {
+                let target = client.target(&uri, &headers);
+                let mut jar = client.jar();
+                for v in parts.headers.get_all(SET_COOKIE) {
+                    if let Ok(text) = v.to_str() {
+                        jar.store(text, &target);
+                    }
+                }
+            }
             let response = TestResponse {
                 status: parts.status,
                 headers: parts.headers,

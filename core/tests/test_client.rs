@@ -209,3 +209,74 @@ async fn a_failing_startup_hook_is_returned_by_start() {
 async fn a_failing_startup_hook_fails_the_first_request() {
     TestClient::new(&failing_startup()).get("/").send().await;
 }
+
+async fn echo_cookies(headers: http::HeaderMap) -> String {
+    headers
+        .get(http::header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn cookie_app(development_plain_http: bool) -> App {
+    let config = if development_plain_http {
+        flagon::config::Config::builder()
+            .profile(flagon::config::Profile::Development)
+            .toml(
+                "[csrf]\nenabled = false\n[session]\ninsecure_plain_http = true\n\
+                 [templates]\nauto_reload = false\n",
+            )
+            .build()
+            .unwrap()
+    } else {
+        testing_config_toml("[csrf]\nenabled = false\n")
+    };
+    App::builder()
+        .config(config)
+        .route(
+            Route::get("/admin/set", || async {
+                [(http::header::SET_COOKIE, "scoped=1; Path=/admin")]
+            })
+            .name("scoped"),
+        )
+        .route(Route::get("/admin/echo", echo_cookies).name("admin_echo"))
+        .route(Route::get("/echo", echo_cookies).name("echo"))
+        .route(
+            Route::get("/count", |s: flagon::session::Session| async move {
+                let n: u32 = s.get("n").unwrap_or(None).unwrap_or(0) + 1;
+                s.insert("n", n).unwrap();
+                n.to_string()
+            })
+            .name("count"),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_cookie_is_sent_only_under_its_path() {
+    let client = TestClient::new(&cookie_app(false));
+    client.get("/admin/set").send().await;
+    assert_eq!(client.get("/admin/echo").send().await.text(), "scoped=1");
+    assert_eq!(client.get("/echo").send().await.text(), "");
+}
+
+#[tokio::test]
+async fn secure_cookies_do_not_travel_over_plain_http() {
+    // Session cookies are `Secure` by default: a plain-http browser does not keep them.
+    let plain = TestClient::new(&cookie_app(false)).plain_http();
+    assert_eq!(plain.get("/count").send().await.text(), "1");
+    assert_eq!(
+        plain.get("/count").send().await.text(),
+        "1",
+        "no session kept"
+    );
+    let https = TestClient::new(&cookie_app(false));
+    https.get("/count").send().await;
+    assert_eq!(https.get("/count").send().await.text(), "2");
+    // The development switch drops `Secure`, and the plain-http client keeps the session.
+    let dev = cookie_app(true);
+    let plain = TestClient::new(&dev).plain_http();
+    plain.get("/count").send().await;
+    assert_eq!(plain.get("/count").send().await.text(), "2");
+}
