@@ -15,10 +15,11 @@
 //! [`MAX_ERROR_LEN`] characters of its message. Results are kept for `health.cache_for`
 //! (default `1s`): probes within that interval get the same answer without running the
 //! checks, and probes that arrive while the checks run wait for that run instead of
-//! starting their own.
+//! starting their own. A run finishes, and is kept, even if the probe that started it gives
+//! up.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -29,10 +30,12 @@ use http::{HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::AppHandle;
 use crate::error::{BoxError, SetupError};
 use crate::route::Route;
 use crate::setup::Setup;
+use crate::{AppHandle, BoxFuture};
+use futures_util::FutureExt as _;
+use futures_util::future::Shared;
 
 /// The longest error message `/readyz` shows, in characters (the log has all of it).
 pub const MAX_ERROR_LEN: usize = 200;
@@ -139,7 +142,7 @@ where
 ///
 /// | key | default | meaning |
 /// |---|---|---|
-/// | `cache_for` | `1s` | probes within this of the last run get its result (`0s`: every probe runs the checks, one run at a time) |
+/// | `cache_for` | `1s` | probes within this of the last run get its result (`0s`: no caching; probes arriving during a run still share it) |
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct HealthConfig {
@@ -160,13 +163,13 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     let cfg: HealthConfig = s.config("health")?;
     let readiness = Arc::new(Readiness {
         cache_for: cfg.cache_for,
-        last: tokio::sync::Mutex::new(None),
+        state: Mutex::default(),
     });
     s.route(Route::get("/healthz", healthz).name("healthz"));
     s.route(
         Route::get("/readyz", move |app: AppHandle| {
             let readiness = readiness.clone();
-            async move { readiness.respond(&app).await }
+            readiness.respond(app)
         })
         .name("readyz"),
     );
@@ -177,11 +180,18 @@ async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// The last `/readyz` result, shared by probes.
+/// The last `/readyz` result and the run in progress, shared by probes.
 struct Readiness {
     cache_for: Duration,
-    /// Held while the checks run, so concurrent probes share one run.
-    last: tokio::sync::Mutex<Option<Report>>,
+    state: Mutex<ReadinessState>,
+}
+
+#[derive(Default)]
+struct ReadinessState {
+    last: Option<Arc<Report>>,
+    /// The run in progress: a task of its own, so it finishes (and is kept) even when the
+    /// probe that started it goes away.
+    running: Option<Shared<BoxFuture<Option<Arc<Report>>>>>,
 }
 
 struct Report {
@@ -202,20 +212,52 @@ impl Report {
 }
 
 impl Readiness {
-    async fn respond(&self, app: &AppHandle) -> Response {
+    fn state(&self) -> MutexGuard<'_, ReadinessState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn respond(self: Arc<Self>, app: AppHandle) -> Response {
         let arrived = Instant::now();
-        let mut last = self.last.lock().await;
-        if let Some(r) = &*last {
-            // A run that started after this probe arrived is as fresh as its own would be.
-            let fresh = r.started >= arrived || r.finished.elapsed() < self.cache_for;
-            if fresh {
-                return r.response();
+        let run = {
+            let mut state = self.state();
+            if let Some(r) = &state.last {
+                // A run that started after this probe arrived is as fresh as its own would be.
+                if r.started >= arrived || r.finished.elapsed() < self.cache_for {
+                    return r.response();
+                }
+            }
+            match &state.running {
+                Some(run) => run.clone(),
+                None => {
+                    let this = self.clone();
+                    let task = tokio::spawn(async move {
+                        let report = Arc::new(run(&app).await);
+                        let mut state = this.state();
+                        state.last = Some(report.clone());
+                        state.running = None;
+                        report
+                    });
+                    let run: BoxFuture<Option<Arc<Report>>> =
+                        Box::pin(async move { task.await.ok() });
+                    let run = run.shared();
+                    state.running = Some(run.clone());
+                    run
+                }
+            }
+        };
+        match run.await {
+            Some(report) => report.response(),
+            None => {
+                // The run's task died before storing its result: let the next probe retry.
+                self.state().running = None;
+                tracing::error!("the readiness checks could not run");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "status": "fail", "checks": {} })),
+                )
+                    .into_response()
             }
         }
-        let report = run(app).await;
-        let res = report.response();
-        *last = Some(report);
-        res
     }
 }
 

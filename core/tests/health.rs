@@ -203,6 +203,19 @@ async fn concurrent_probes_wait_for_the_run_in_progress() {
 }
 
 #[tokio::test]
+async fn a_run_finishes_and_is_kept_when_its_probe_gives_up() {
+    let (app, runs) = counting("30s", Duration::from_millis(300));
+    let client = TestClient::new(&app);
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(50), client.get("/readyz").send()).await;
+    assert!(gave_up.is_err(), "the prober timed out");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(client.get("/readyz").send().await.status(), 200);
+    // A cancelled run would have been started again by this probe.
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn without_caching_every_probe_runs_the_checks() {
     let (app, runs) = counting("0s", Duration::ZERO);
     let client = TestClient::new(&app);
