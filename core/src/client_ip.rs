@@ -79,26 +79,38 @@ fn mask(bits: u128, width: u8, prefix: u8) -> u128 {
     }
 }
 
-impl FromStr for IpRange {
-    type Err = String;
+/// Why a trusted-proxy entry is not an address or CIDR range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` {problem}")]
+pub struct IpRangeError {
+    input: String,
+    problem: String,
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for IpRange {
+    type Err = IpRangeError;
+
+    fn from_str(s: &str) -> Result<Self, IpRangeError> {
+        let err = |problem: String| IpRangeError {
+            input: s.to_owned(),
+            problem,
+        };
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("`{s}` is not an IP address or CIDR range"))?;
+            .map_err(|_| err("is not an IP address or CIDR range".into()))?;
         let width = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => width,
             Some(p) => match p.parse::<u8>() {
                 Ok(n) if n <= width && p.bytes().all(|b| b.is_ascii_digit()) => n,
                 _ => {
-                    return Err(format!(
-                        "`{s}`: the prefix length must be a number from 0 to {width}"
-                    ));
+                    return Err(err(format!(
+                        "has a bad prefix length: use a number from 0 to {width}"
+                    )));
                 }
             },
         };
@@ -107,9 +119,9 @@ impl FromStr for IpRange {
             IpAddr::V6(a) => u128::from(a),
         };
         if mask(bits, width, prefix) != bits {
-            return Err(format!(
-                "`{s}` has bits set after its /{prefix} prefix: write the network address"
-            ));
+            return Err(err(format!(
+                "has bits set after its /{prefix} prefix: write the network address"
+            )));
         }
         // `::ffff:10.0.0.0/104` is `10.0.0.0/8`.
         if let IpAddr::V6(v6) = addr
@@ -150,7 +162,9 @@ impl TrustedProxies {
     /// assert!(trusted.contains("10.1.2.3".parse().unwrap()));
     /// assert!(TrustedProxies::parse(["10.0.0.0/33"]).is_err());
     /// ```
-    pub fn parse<I: IntoIterator<Item = S>, S: AsRef<str>>(ranges: I) -> Result<Self, String> {
+    pub fn parse<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        ranges: I,
+    ) -> Result<Self, IpRangeError> {
         ranges
             .into_iter()
             .map(|r| r.as_ref().trim().parse())
