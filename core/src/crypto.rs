@@ -32,8 +32,8 @@ impl std::fmt::Debug for DerivedKey {
 }
 
 /// The secret key, absorbed once into an HMAC state, from which purpose keys are derived.
-/// Core puts it in a setup slot before anything else registers; it is the only holder of
-/// the secret key after build.
+/// Core puts it in a setup slot before anything else registers; `Setup::derive_key`,
+/// `AppHandle::derive_key` and core's own signers (session cookies, CSRF) all derive from it.
 #[derive(Clone)]
 pub(crate) struct KeyRing(HmacSha256);
 
