@@ -255,6 +255,16 @@ impl TestClient {
         self.request(Method::DELETE, path)
     }
 
+    /// A `PATCH` request.
+    pub fn patch(&self, path: &str) -> TestRequest {
+        self.request(Method::PATCH, path)
+    }
+
+    /// A `HEAD` request.
+    pub fn head(&self, path: &str) -> TestRequest {
+        self.request(Method::HEAD, path)
+    }
+
     /// The jar's value for cookie `name` (the first one, if several paths hold one).
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.jar().get(name)
@@ -295,7 +305,18 @@ impl TestClient {
     }
 }
 
+impl std::fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestClient")
+            .field("app", &self.app)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("plain_http", &!self.secure)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A request being built by [`TestClient`].
+#[derive(Debug)]
 pub struct TestRequest {
     client: TestClient,
     method: Method,

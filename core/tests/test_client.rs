@@ -280,3 +280,17 @@ async fn secure_cookies_do_not_travel_over_plain_http() {
     plain.get("/count").send().await;
     assert_eq!(plain.get("/count").send().await.text(), "2");
 }
+
+#[tokio::test]
+async fn patch_and_head_shortcuts_send_their_methods() {
+    let app = App::builder()
+        .config(testing_config_toml("[csrf]\nenabled = false\n"))
+        .route(Route::patch("/m", method).and_get(method).name("m"))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    assert_eq!(client.patch("/m").send().await.text(), "PATCH");
+    let head = client.head("/m").send().await;
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.text(), "", "a HEAD response has no body");
+}
