@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::config::{Config, ConfigError, Profile, Secret, ServerConfig};
+use crate::config::{Config, ConfigError, Profile, ServerConfig};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
 use crate::registry::{APP, CORE, CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
@@ -148,7 +148,7 @@ impl AppBuilder {
             let mut s = Setup::new(&mut reg, CORE, &config);
             crate::core_setup::init(&mut s)
         };
-        let (server, secret_key, secret_generated) = core?;
+        let (server, secret_generated) = core?;
 
         let mut records = Vec::new();
         for i in order {
@@ -172,7 +172,7 @@ impl AppBuilder {
             }
         }
 
-        crate::core_setup::finish(&mut reg, &config, &secret_key);
+        crate::core_setup::finish(&mut reg, &config);
         reg.check_clashes();
         let unknown = unknown_sections(&config, &reg);
         reg.errors.extend(unknown);
@@ -189,7 +189,6 @@ impl AppBuilder {
         let shared = Arc::new(AppShared {
             config,
             server,
-            secret_key,
             secret_generated,
             state: std::mem::take(&mut reg.state),
             signals: std::mem::take(&mut reg.signals).freeze(),
@@ -205,6 +204,7 @@ impl AppBuilder {
             effective: std::mem::take(&mut reg.effective),
             slots: std::mem::take(&mut reg.slots),
             ids: IdGenerator::new(),
+            test_lifecycle: Default::default(),
         });
         Ok(App {
             handle: AppHandle(shared),
@@ -417,7 +417,6 @@ pub(crate) struct ExtensionRecord {
 pub(crate) struct AppShared {
     pub(crate) config: Config,
     pub(crate) server: ServerConfig,
-    pub(crate) secret_key: Secret,
     /// No `secret_key` was configured: a throwaway one was generated for this process.
     pub(crate) secret_generated: bool,
     pub(crate) state: StateMap,
@@ -435,6 +434,8 @@ pub(crate) struct AppShared {
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
     pub(crate) slots: http::Extensions,
     pub(crate) ids: IdGenerator,
+    /// Whether the test kit ran this app's startup and shutdown hooks.
+    pub(crate) test_lifecycle: crate::testing::TestLifecycle,
 }
 
 /// A cheap handle on a built app: state, config, signals, `url_for`. Handlers get it as an
@@ -464,9 +465,20 @@ impl AppHandle {
         &self.0.server
     }
 
-    /// The app's secret key (for signing). Generated per process outside production.
-    pub fn secret_key(&self) -> &[u8] {
-        self.0.secret_key.expose().as_bytes()
+    /// A 32-byte key for `purpose`, derived from the app's secret key (which is not handed
+    /// out): name the purpose after your extension (`"login.remember"`, `"mail.unsubscribe"`).
+    /// Outside production the secret key is generated per process, and so are these keys.
+    ///
+    /// ```
+    /// # let app = flagon::App::builder()
+    /// #     .config(flagon::testing::testing_config_toml("secret_key = \"an example key\""))
+    /// #     .build()
+    /// #     .unwrap();
+    /// let remember = app.derive_key("login.remember");
+    /// assert_ne!(remember.as_bytes(), app.derive_key("login.reset").as_bytes());
+    /// ```
+    pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
+        crate::crypto::derive_key(&self.0.slots, purpose)
     }
 
     /// The app's signals, to emit events.

@@ -3,14 +3,14 @@
 use crate::config::{Profile, Secret, ServerConfig};
 use crate::error::SetupError;
 use crate::health;
-use crate::route::Route;
 use crate::setup::Setup;
 
 /// Shortest secret key accepted in production, in bytes.
 const MIN_SECRET_LEN: usize = 32;
 
-/// Core's settings; the flag says the secret key was generated for this process.
-pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret, bool), SetupError> {
+/// Core's settings; the flag says the secret key was generated for this process. The secret
+/// key itself goes into the key ring, for [`Setup::derive_key`] and `AppHandle::derive_key`.
+pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError> {
     let server: ServerConfig = s.config("server")?;
     s.reg.sections.push(("secret_key".into(), s.origin()));
     let configured: Option<Secret> = s.settings().value("secret_key")?;
@@ -40,10 +40,12 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret, bool), Se
             Secret::new(hex)
         }
     };
-    s.route(Route::get("/healthz", health::healthz).name("healthz"));
-    s.route(Route::get("/readyz", health::readyz).name("readyz"));
+    s.reg
+        .slots
+        .insert(crate::crypto::KeyRing::new(secret.expose().as_bytes()));
+    health::init(s)?;
     init_web(s)?;
-    Ok((server, secret, generated))
+    Ok((server, generated))
 }
 
 /// Core's web subsystems (sessions, templates, CSRF): their config sections. What depends
@@ -58,15 +60,10 @@ pub(crate) fn init_web(s: &mut Setup<'_>) -> Result<(), SetupError> {
 
 /// Runs after every extension and the app registered: builds what depends on all of
 /// their registrations (the selected session store, the template environment).
-pub(crate) fn finish(
-    reg: &mut crate::registry::Registry,
-    config: &crate::config::Config,
-    secret: &Secret,
-) {
-    let secret = secret.expose().as_bytes();
-    if let Err(e) = crate::session::setup::finish(reg, config, secret) {
+pub(crate) fn finish(reg: &mut crate::registry::Registry, config: &crate::config::Config) {
+    if let Err(e) = crate::session::setup::finish(reg, config) {
         reg.errors.push(e);
     }
-    crate::csrf::finish(reg, secret);
+    crate::csrf::finish(reg);
     crate::templates::setup::finish(reg, config.profile());
 }

@@ -6,20 +6,71 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// A signing key derived from the app's secret key for one purpose, so that a signature
-/// made for sessions never verifies as a CSRF token and the reverse. It keeps the HMAC state
-/// with the key already absorbed, so each signature costs two hash blocks, not four.
+/// A 32-byte key derived from the app's secret key for one purpose
+/// ([`AppHandle::derive_key`](crate::AppHandle::derive_key),
+/// [`Setup::derive_key`](crate::Setup::derive_key)).
+///
+/// It is `HMAC-SHA256(secret_key, "flagon key derivation\0" ‖ purpose)`: keys for different
+/// purposes are independent, so a signature made with one never verifies with another, and
+/// knowing one key reveals neither the secret key nor any other purpose's key. The same
+/// secret key and purpose give the same key in every process and every build. `Debug` does
+/// not print the bytes.
+#[derive(Clone)]
+pub struct DerivedKey([u8; 32]);
+
+impl DerivedKey {
+    /// The key's bytes, to key an HMAC, a cipher or a cookie jar.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DerivedKey(..)")
+    }
+}
+
+/// The secret key, absorbed once into an HMAC state, from which purpose keys are derived.
+/// Core puts it in a setup slot before anything else registers; `Setup::derive_key`,
+/// `AppHandle::derive_key` and core's own signers (session cookies, CSRF) all derive from it.
+#[derive(Clone)]
+pub(crate) struct KeyRing(HmacSha256);
+
+impl KeyRing {
+    pub(crate) fn new(secret: &[u8]) -> Self {
+        KeyRing(HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length"))
+    }
+
+    /// The key for `purpose`.
+    pub(crate) fn derive(&self, purpose: &str) -> DerivedKey {
+        let mut mac = self.0.clone();
+        mac.update(b"flagon key derivation\0");
+        mac.update(purpose.as_bytes());
+        DerivedKey(mac.finalize().into_bytes().into())
+    }
+}
+
+/// The key for `purpose` from the key ring in `slots` (core puts it there first).
+pub(crate) fn derive_key(slots: &http::Extensions, purpose: &str) -> DerivedKey {
+    slots
+        .get::<KeyRing>()
+        .expect("core sets up the key ring before anything else registers")
+        .derive(purpose)
+}
+
+/// An HMAC-SHA256 signing key for one purpose, so that a signature made for sessions never
+/// verifies as a CSRF token and the reverse. It keeps the HMAC state with the key already
+/// absorbed, so each signature costs two hash blocks, not four.
 #[derive(Clone)]
 pub(crate) struct SigningKey(HmacSha256);
 
 impl SigningKey {
-    /// Derives the key for `purpose` from `secret`.
-    pub(crate) fn derive(secret: &[u8], purpose: &str) -> Self {
-        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-        mac.update(b"flagon key derivation\0");
-        mac.update(purpose.as_bytes());
-        let key = mac.finalize().into_bytes();
-        SigningKey(HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length"))
+    /// A signing key keyed with `key`.
+    pub(crate) fn new(key: &DerivedKey) -> Self {
+        SigningKey(
+            HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length"),
+        )
     }
 
     fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
@@ -54,9 +105,9 @@ impl SigningKey {
 pub(crate) struct ShortMac(siphasher::sip128::SipHasher24);
 
 impl ShortMac {
-    /// Derives the key for `purpose` from `secret`.
-    pub(crate) fn derive(secret: &[u8], purpose: &str) -> Self {
-        let full = SigningKey::derive(secret, purpose).tag(&[b"siphash-2-4-128 key"]);
+    /// A MAC keyed from `key`.
+    pub(crate) fn new(key: &DerivedKey) -> Self {
+        let full = SigningKey::new(key).tag(&[b"siphash-2-4-128 key"]);
         ShortMac(siphasher::sip128::SipHasher24::new_with_key(&full))
     }
 
@@ -136,12 +187,29 @@ mod tests {
 
     #[test]
     fn keys_are_separated_by_purpose() {
-        let a = SigningKey::derive(b"secret", "session");
-        let b = SigningKey::derive(b"secret", "csrf");
+        let ring = KeyRing::new(b"secret");
+        let a = SigningKey::new(&ring.derive("session"));
+        let b = SigningKey::new(&ring.derive("csrf"));
         let tag = a.tag(&[b"x"]);
         assert!(a.verify(&[b"x"], &tag));
         assert!(!b.verify(&[b"x"], &tag));
         assert!(!a.verify(&[b"y"], &tag));
         assert!(!a.verify(&[b"x"], &tag[..8]));
+    }
+
+    #[test]
+    fn derived_keys_are_hmac_of_the_purpose() {
+        // The derivation is part of the format of every signed value: it must not change.
+        let mut mac = HmacSha256::new_from_slice(b"secret").unwrap();
+        mac.update(b"flagon key derivation\0login.remember");
+        let expected: [u8; 32] = mac.finalize().into_bytes().into();
+        assert_eq!(
+            KeyRing::new(b"secret").derive("login.remember").as_bytes(),
+            &expected
+        );
+        assert_eq!(
+            format!("{:?}", KeyRing::new(b"secret").derive("x")),
+            "DerivedKey(..)"
+        );
     }
 }

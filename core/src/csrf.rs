@@ -157,7 +157,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     Ok(())
 }
 
-pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
+pub(crate) fn finish(reg: &mut Registry) {
     let Some(slot) = reg.slots.get::<CsrfSlot>().cloned() else {
         return;
     };
@@ -187,7 +187,7 @@ pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
     let header = HeaderName::from_bytes(cfg.header_name.as_bytes())
         .unwrap_or(HeaderName::from_static("x-csrf-token"));
     let rt = Arc::new(CsrfRuntime {
-        key: SigningKey::derive(secret, "flagon.csrf"),
+        key: SigningKey::new(&crate::crypto::derive_key(&reg.slots, "flagon.csrf")),
         header,
         trusted: cfg
             .trusted_origins

@@ -51,7 +51,8 @@
 //! | `server.max_connections` | ¾ of the fd limit | connections open at once |
 //! | `server.shutdown_deadline` | `10s` | grace period for in-flight requests and workers on stop |
 //! | `server.shutdown_hooks_timeout` | `10s` | bound on the shutdown hooks, after that |
-//! | `server.trusted_proxies` | `[]` | proxies whose forwarding headers are believed |
+//! | `server.trusted_proxies` | `[]` | proxies (addresses, CIDR ranges) whose forwarding headers are believed |
+//! | `health.cache_for` | `1s` | `/readyz` reuses a result this long; concurrent probes share one run ([`health`]) |
 //! | `extensions.disabled` | `[]` | discovered extensions not to register (see [`discovery`]) |
 //! | `session.store` | `memory` | session store by name ([`session`]; extensions add more) |
 //! | `session.capacity` | `10000` | most sessions the memory store keeps (one-shot sessions evicted first) |
@@ -99,6 +100,7 @@
 
 mod app;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 mod connection;
 mod core_setup;
@@ -111,7 +113,7 @@ pub mod extract;
 pub mod flash;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
-mod health;
+pub mod health;
 mod hooks;
 mod http_error;
 mod registry;
@@ -130,6 +132,8 @@ mod timeout;
 mod worker;
 
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
+pub use client_ip::{ClientIp, ClientScheme};
+pub use crypto::DerivedKey;
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
 pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};

@@ -23,7 +23,8 @@ pub(crate) const CORE: &str = "flagon";
 pub(crate) type LifecycleFn =
     Arc<dyn Fn(AppHandle) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
 pub(crate) type ShutdownFn = Arc<dyn Fn(AppHandle) -> BoxFuture<()> + Send + Sync>;
-pub(crate) type HealthFn = Arc<dyn Fn(AppHandle) -> BoxFuture<Result<(), String>> + Send + Sync>;
+pub(crate) type HealthFn =
+    Arc<dyn Fn(AppHandle) -> BoxFuture<crate::health::CheckOutcome> + Send + Sync>;
 pub(crate) type LayerFn = Box<dyn FnOnce(Router) -> Router + Send>;
 
 pub(crate) struct RouteEntry {

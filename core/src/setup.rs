@@ -375,18 +375,32 @@ impl<'a> Setup<'a> {
         self
     }
 
-    /// A readiness check for `/readyz`, cut off after `timeout`.
+    /// A readiness check for `/readyz`, cut off after `timeout`. It returns a
+    /// [`CheckOutcome`](crate::health::CheckOutcome) (to add a detail), or a `Result<(), E>`
+    /// with any error `E` `?` works with; see [`health`](crate::health).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use flagon::{Setup, SetupError};
+    /// use flagon::health::CheckOutcome;
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.health_check("queue", Duration::from_millis(500), |_app| async {
+    ///     CheckOutcome::healthy().detail("pending", 12)
+    /// });
+    /// # Ok(()) }
+    /// ```
     pub fn health_check<F, Fut>(&mut self, name: &str, timeout: Duration, check: F) -> &mut Self
     where
         F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: crate::health::IntoCheckOutcome,
     {
         let origin = self.origin();
         self.reg.health.push(HealthCheck {
             name: name.to_owned(),
             origin,
             timeout,
-            check: Arc::new(move |a| Box::pin(check(a))),
+            check: crate::health::check_fn(check),
         });
         self
     }
@@ -415,6 +429,22 @@ impl<'a> Setup<'a> {
         let o = self.origin();
         self.reg.names.push((kind, name.to_owned(), o));
         self
+    }
+
+    /// A 32-byte key for `purpose` derived from the app's secret key, for an extension that
+    /// needs its key while it registers (to build a signer its layer or state keeps). It
+    /// equals [`AppHandle::derive_key`] for the same purpose. Name the purpose after your
+    /// extension (`"login.remember"`); `flagon.` purposes are core's.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// let key = app.derive_key("login.remember");
+    /// assert_eq!(key.as_bytes().len(), 32);
+    /// # Ok(()) }
+    /// ```
+    pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
+        crate::crypto::derive_key(&self.reg.slots, purpose)
     }
 
     /// A typed slot where a subsystem gathers registrations during setup.

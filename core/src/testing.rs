@@ -1,6 +1,10 @@
 //! Test kit: drive an app in-process (no socket) with a cookie jar, and run its CLI with
 //! captured output.
 //!
+//! A [`TestClient`] runs the app's startup hooks once, before its first request (or when
+//! [`TestClient::start`] is awaited), so an extension whose state is set up at startup works
+//! under test as it does when served; [`TestClient::shutdown`] runs the shutdown hooks.
+//!
 //! ```
 //! use flagon::{App, Route};
 //! use flagon::testing::{TestClient, testing_config};
@@ -21,14 +25,13 @@
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http::header::{CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde::Serialize;
@@ -38,6 +41,8 @@ use tower::ServiceExt;
 use crate::cli::Output;
 use crate::config::{Config, Profile};
 use crate::{App, Extension};
+
+mod jar;
 
 /// A config for tests: the `testing` profile, no file, no environment.
 pub fn testing_config() -> Config {
@@ -57,8 +62,9 @@ pub fn testing_config_toml(toml: &str) -> Config {
 }
 
 /// Builds an app with `extension` alone on the testing config: the way to test an extension
-/// in isolation. Panics with the build error's message if the app cannot be built (test a
-/// build error with [`App::builder`] instead).
+/// in isolation. Its startup hooks run when a [`TestClient`] first drives it. Panics with the
+/// build error's message if the app cannot be built (test a build error with
+/// [`App::builder`] instead).
 ///
 /// ```
 /// use flagon::{Extension, Route, Setup, SetupError};
@@ -110,12 +116,33 @@ fn build_or_panic(builder: crate::AppBuilder) -> App {
     builder.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Whether the startup and shutdown hooks of one app have run under the test kit: once per
+/// app, however many clients drive it.
+#[derive(Default)]
+pub(crate) struct TestLifecycle {
+    started: tokio::sync::OnceCell<()>,
+    stopped: tokio::sync::OnceCell<()>,
+}
+
 /// An in-process HTTP client for an app, with a cookie jar.
+///
+/// The jar follows a browser's rules: a cookie goes only to the paths its `Path` allows and,
+/// with a `Domain`, only to hosts in that domain (the host is the request's `Host` header,
+/// else `localhost`; a cookie without `Domain` goes to any host, so a test can change `Host`
+/// to exercise origin checks); one a browser would refuse (a `Domain` of another site, a
+/// `__Host-` cookie without `Secure`, with a `Domain` or not on `/`) is dropped; and `Secure`
+/// cookies are kept and sent only while the client counts as https — by default it does,
+/// as browsers treat `http://localhost`; see [`TestClient::plain_http`].
+///
+/// The app's startup hooks run once per app, before the first request any client sends (or at
+/// [`TestClient::start`]); a failing startup hook makes that request panic with the hook's
+/// message, as a failed startup stops a served app.
 #[derive(Clone)]
 pub struct TestClient {
     app: App,
-    jar: Arc<Mutex<BTreeMap<String, String>>>,
+    jar: Arc<Mutex<jar::Jar>>,
     follow_redirects: bool,
+    secure: bool,
 }
 
 impl TestClient {
@@ -125,7 +152,69 @@ impl TestClient {
             app: app.clone(),
             jar: Arc::default(),
             follow_redirects: false,
+            secure: true,
         }
+    }
+
+    /// Runs the app's startup hooks, unless they already ran for this app (through any
+    /// client). A failure is returned, and the next request or call tries again.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use flagon::{App, AppHandle, Route};
+    /// use flagon::testing::{TestClient, testing_config};
+    ///
+    /// struct Pool(AtomicBool);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let app = App::builder()
+    ///     .config(testing_config())
+    ///     .configure(|s| {
+    ///         s.provide(Pool(AtomicBool::new(false)));
+    ///         s.on_startup(|app: AppHandle| async move {
+    ///             app.state::<Pool>().unwrap().0.store(true, Ordering::SeqCst);
+    ///             Ok(())
+    ///         });
+    ///         Ok(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let client = TestClient::new(&app);
+    /// client.start().await.unwrap();
+    /// assert!(app.state::<Pool>().unwrap().0.load(Ordering::SeqCst));
+    /// client.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn start(&self) -> Result<(), crate::serve::ServeError> {
+        self.app
+            .handle
+            .0
+            .test_lifecycle
+            .started
+            .get_or_try_init(|| self.app.startup())
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs the app's shutdown hooks (within `server.shutdown_deadline`), once per app and
+    /// only if its startup ran. Requests sent afterwards still reach the app.
+    pub async fn shutdown(&self) {
+        let lifecycle = &self.app.handle.0.test_lifecycle;
+        if lifecycle.started.initialized() {
+            let deadline = self.app.handle.0.server.shutdown_deadline;
+            lifecycle
+                .stopped
+                .get_or_init(|| self.app.shutdown(deadline))
+                .await;
+        }
+    }
+
+    /// Behaves as a browser on a plain-http site (not `localhost`): `Secure` cookies are
+    /// neither stored nor sent. Use it to check that a cookie that must not travel over
+    /// plain http is marked `Secure`.
+    pub fn plain_http(mut self) -> Self {
+        self.secure = false;
+        self
     }
 
     /// Follows redirects (up to 10), as a browser would.
@@ -166,57 +255,68 @@ impl TestClient {
         self.request(Method::DELETE, path)
     }
 
-    /// The jar's value for cookie `name`.
-    pub fn cookie(&self, name: &str) -> Option<String> {
-        self.jar
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+    /// A `PATCH` request.
+    pub fn patch(&self, path: &str) -> TestRequest {
+        self.request(Method::PATCH, path)
     }
 
-    /// Sets a cookie in the jar (sent with every later request).
+    /// A `HEAD` request.
+    pub fn head(&self, path: &str) -> TestRequest {
+        self.request(Method::HEAD, path)
+    }
+
+    /// The jar's value for cookie `name` (the first one, if several paths hold one).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar().get(name)
+    }
+
+    /// Sets a cookie in the jar, for path `/` and every host (sent with every later
+    /// request).
     pub fn set_cookie(&self, name: &str, value: &str) {
-        self.jar
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), value.to_owned());
+        self.jar().set(name, value);
     }
 
     /// Removes every cookie.
     pub fn clear_cookies(&self) {
-        self.jar.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.jar().clear();
     }
 
-    fn cookie_header(&self) -> Option<HeaderValue> {
-        let jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
-        if jar.is_empty() {
-            return None;
-        }
-        let s: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        HeaderValue::from_str(&s.join("; ")).ok()
+    fn jar(&self) -> std::sync::MutexGuard<'_, jar::Jar> {
+        self.jar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn store_cookies(&self, headers: &HeaderMap) {
-        let mut jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
-        for v in headers.get_all(SET_COOKIE) {
-            let Ok(text) = v.to_str() else { continue };
-            let Ok(c) = cookie::Cookie::parse(text.to_owned()) else {
-                continue;
-            };
-            let expired = c.max_age().is_some_and(|a| a.is_zero() || a.is_negative())
-                || c.expires_datetime()
-                    .is_some_and(|t| t <= cookie::time::OffsetDateTime::now_utc());
-            if expired {
-                jar.remove(c.name());
-            } else {
-                jar.insert(c.name().to_owned(), c.value().to_owned());
-            }
+    /// Where a request to `uri` with `headers` goes, for the jar.
+    fn target<'a>(&self, uri: &'a http::Uri, headers: &'a HeaderMap) -> jar::Target<'a> {
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.host())
+            .unwrap_or("localhost");
+        // Strip a port (`host:8080`, `[::1]:8080`).
+        let host = match host.rsplit_once(':') {
+            Some((name, port)) if !name.is_empty() && !port.contains(']') => name,
+            _ => host,
+        };
+        jar::Target {
+            host,
+            path: uri.path(),
+            secure: self.secure,
         }
     }
 }
 
+impl std::fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestClient")
+            .field("app", &self.app)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("plain_http", &!self.secure)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A request being built by [`TestClient`].
+#[derive(Debug)]
 pub struct TestRequest {
     client: TestClient,
     method: Method,
@@ -279,6 +379,9 @@ impl TestRequest {
             mut body,
             peer,
         } = self;
+        if let Err(e) = client.start().await {
+            panic!("{e}");
+        }
         let mut hops = 0;
         loop {
             let mut req = Request::builder()
@@ -287,7 +390,9 @@ impl TestRequest {
                 .body(Body::from(body.clone()))
                 .expect("valid test request");
             *req.headers_mut() = headers.clone();
-            if let Some(c) = client.cookie_header() {
+            let uri = req.uri().clone();
+            let cookies = client.jar().header(&client.target(&uri, &headers));
+            if let Some(c) = cookies {
                 req.headers_mut().insert(COOKIE, c);
             }
             let mut service = client.app.service();
@@ -304,7 +409,15 @@ impl TestRequest {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            client.store_cookies(&parts.headers);
+            {
+                let target = client.target(&uri, &headers);
+                let mut jar = client.jar();
+                for v in parts.headers.get_all(SET_COOKIE) {
+                    if let Ok(text) = v.to_str() {
+                        jar.store(text, &target);
+                    }
+                }
+            }
             let response = TestResponse {
                 status: parts.status,
                 headers: parts.headers,

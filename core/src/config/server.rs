@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// | `max_connections` | ¾ of the file-descriptor limit | connections open at once; more wait unaccepted |
 /// | `shutdown_deadline` | `10s` | how long in-flight requests and workers may finish after a stop signal |
 /// | `shutdown_hooks_timeout` | `10s` | how long shutdown hooks may run, after that |
-/// | `trusted_proxies` | `[]` | proxy addresses whose `X-Forwarded-For` is believed |
+/// | `trusted_proxies` | `[]` | proxy addresses and CIDR ranges whose `X-Forwarded-For` / `Forwarded` are believed ([`client_ip`](crate::client_ip)) |
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -52,8 +52,8 @@ pub struct ServerConfig {
     /// (or cut).
     #[serde(with = "humantime_serde")]
     pub shutdown_hooks_timeout: Duration,
-    /// Proxy addresses (IPs) whose forwarding headers are believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Proxy addresses and CIDR ranges whose forwarding headers are believed.
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -69,7 +69,7 @@ impl Default for ServerConfig {
             max_connections: None,
             shutdown_deadline: Duration::from_secs(10),
             shutdown_hooks_timeout: Duration::from_secs(10),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: Default::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::config::SessionConfig;
 use super::store::Id;
-use crate::crypto::{ShortMac, hex, unhex};
+use crate::crypto::{DerivedKey, ShortMac, hex, unhex};
 
 /// Longest cookie value looked at; anything longer is ignored whole.
 const MAX_VALUE_LEN: usize = 128;
@@ -41,7 +41,7 @@ pub(crate) enum Found {
 }
 
 impl CookieCodec {
-    pub(crate) fn new(secret: &[u8], cfg: &SessionConfig) -> Self {
+    pub(crate) fn new(key: &DerivedKey, cfg: &SessionConfig) -> Self {
         let secure = cfg.secure();
         let name = if secure && cfg.cookie_domain.is_none() {
             format!("__Host-{}", cfg.cookie_name)
@@ -58,7 +58,7 @@ impl CookieCodec {
             attributes.push_str(d);
         }
         CookieCodec {
-            key: ShortMac::derive(secret, "flagon.session.cookie"),
+            key: ShortMac::new(key),
             name,
             attributes,
             secure,
@@ -152,7 +152,10 @@ mod tests {
     use super::*;
 
     fn codec() -> CookieCodec {
-        CookieCodec::new(b"k", &SessionConfig::default())
+        CookieCodec::new(
+            &crate::crypto::KeyRing::new(b"k").derive("flagon.session.cookie"),
+            &SessionConfig::default(),
+        )
     }
 
     fn headers(v: &str) -> HeaderMap {

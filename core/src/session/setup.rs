@@ -75,7 +75,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
 }
 
 /// Builds the selected store once every extension has registered.
-pub(crate) fn finish(reg: &mut Registry, config: &Config, secret: &[u8]) -> Result<(), SetupError> {
+pub(crate) fn finish(reg: &mut Registry, config: &Config) -> Result<(), SetupError> {
     let Some(slot) = reg.slots.get::<SessionSlot>().cloned() else {
         return Ok(());
     };
@@ -110,7 +110,8 @@ pub(crate) fn finish(reg: &mut Registry, config: &Config, secret: &[u8]) -> Resu
             cfg.store
         ))
     })?;
-    let codec = CookieCodec::new(secret, &cfg);
+    let key = crate::crypto::derive_key(&reg.slots, "flagon.session.cookie");
+    let codec = CookieCodec::new(&key, &cfg);
     reg.slots.insert(Arc::new(SessionRuntime {
         store,
         config: cfg,

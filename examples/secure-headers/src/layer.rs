@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -14,7 +13,7 @@ use flagon::axum::extract::{MatchedPath, Request};
 use flagon::axum::response::{IntoResponse, Response};
 use flagon::http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
 use flagon::http::{HeaderValue, Method, StatusCode};
-use flagon::{AppHandle, BoxFuture, G, HttpError, PeerAddr, RequestExt, RouteInfo};
+use flagon::{AppHandle, BoxFuture, ClientScheme, G, HttpError, RequestExt, RouteInfo};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -45,7 +44,6 @@ pub(crate) struct RoutePolicy {
 
 /// The per-route policies, resolved against the app's route table on first use.
 pub(crate) struct Resolved {
-    trusted: Vec<IpAddr>,
     /// Only paths with an overridden policy; empty when nothing is overridden.
     by_path: HashMap<String, PathPolicies>,
     pub(crate) routes: Vec<RoutePolicy>,
@@ -151,12 +149,6 @@ impl Shared {
                 .map(|k| format!("blueprints.{k}")),
         );
         Resolved {
-            trusted: app
-                .server_config()
-                .trusted_proxies
-                .iter()
-                .map(|ip| ip.to_canonical())
-                .collect(),
             by_path,
             routes,
             unmatched,
@@ -181,37 +173,6 @@ impl Resolved {
                     .flatten()
             })
             .map(|(_, p)| p)
-    }
-
-    /// Whether the request reached us over https: `X-Forwarded-Proto` (else `Forwarded`'s
-    /// `proto`) when, and only when, the peer is a trusted proxy. The last value is the one
-    /// our proxy set; earlier ones came from further away. Flagon's server speaks plain
-    /// http, so the request line's own scheme (an absolute-form `GET https://...`) is the
-    /// client's word and is not believed.
-    fn is_https(&self, req: &Request) -> bool {
-        let Some(peer) = PeerAddr::of(req).0 else {
-            return false;
-        };
-        if !self.trusted.contains(&peer.ip().to_canonical()) {
-            return false;
-        }
-        let last = |name: &str| {
-            req.headers()
-                .get_all(name)
-                .iter()
-                .next_back()
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-        };
-        let proto = last("x-forwarded-proto").map(str::trim).or_else(|| {
-            // RFC 7239: `Forwarded: for=…;proto=https`, the last element being our proxy's.
-            last("forwarded")?
-                .split(';')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("proto"))
-                .map(|(_, v)| v.trim().trim_matches('"'))
-        });
-        proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
     }
 }
 
@@ -262,7 +223,9 @@ where
             .policy_for(&req)
             .unwrap_or(&self.shared.default)
             .clone();
-        let https = resolved.is_https(&req);
+        // Core's trusted-proxy rules: `X-Forwarded-Proto` or `Forwarded` only from
+        // `server.trusted_proxies`; a request line's `https://` is the client's word.
+        let https = ClientScheme::of(&req).is_https();
         if policy.force_https && !https {
             let global = &self.shared.global;
             let res = redirect_to_https(

@@ -85,9 +85,9 @@
 //!
 //! # HTTPS behind a proxy
 //!
-//! A request is https when its own connection is, or when its peer is listed in
-//! `server.trusted_proxies` and the last `X-Forwarded-Proto` value (or, without it, the last
-//! `Forwarded` element's `proto`) says `https`. A client
+//! A request is https when core's [`ClientScheme`](flagon::ClientScheme) says so: its peer
+//! is listed in `server.trusted_proxies` and `X-Forwarded-Proto` (or, without it, the
+//! client's `Forwarded` element's `proto`) says `https` (see [`flagon::client_ip`]). A client
 //! that is not a trusted proxy cannot talk its way out of the redirect (or into HSTS) by
 //! sending the header.
 //!
