@@ -171,3 +171,26 @@ async fn streamed_bodies_are_bounded_too() {
     let res = client.post("/stream").body(vec![b'x'; 64]).send().await;
     assert_eq!(res.status(), 413);
 }
+
+#[tokio::test]
+async fn the_trailing_slash_redirect_never_leaves_the_site() {
+    let app = App::builder()
+        .config(testing_config())
+        .route(Route::get("/{user}/", |id: RequestId| async move { id.to_string() }).name("user"))
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    let res = client.get("/alice").send().await;
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.location(), Some("/alice/"));
+    // Browsers read `\` as `/`: each of these would be `//evil.com/`, another site.
+    for path in ["//evil.com", "/\\evil.com", "/\\/evil.com", "/\\\\evil.com"] {
+        let res = client.get(path).send().await;
+        assert_eq!(res.status(), 404, "{path}");
+        assert_eq!(res.location(), None, "{path}");
+    }
+    // Percent-encoded, the backslash is only a path character: the redirect stays here.
+    let res = client.get("/%5Cevil.com").send().await;
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.location(), Some("/%5Cevil.com/"));
+}
