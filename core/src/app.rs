@@ -14,7 +14,6 @@ use crate::config::{Config, ConfigError, Profile, Secret, ServerConfig};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
 use crate::registry::{APP, CORE, CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
-use crate::request::IdGenerator;
 use crate::route::valid_name;
 use crate::router::{RouteTable, assemble};
 use crate::setup::Setup;
@@ -204,7 +203,6 @@ impl AppBuilder {
             health: std::mem::take(&mut reg.health),
             effective: std::mem::take(&mut reg.effective),
             slots: std::mem::take(&mut reg.slots),
-            ids: IdGenerator::new(),
         });
         Ok(App {
             handle: AppHandle(shared),
@@ -434,7 +432,6 @@ pub(crate) struct AppShared {
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
     pub(crate) slots: http::Extensions,
-    pub(crate) ids: IdGenerator,
 }
 
 /// A cheap handle on a built app: state, config, signals, `url_for`. Handlers get it as an

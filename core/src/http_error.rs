@@ -250,6 +250,10 @@ pub(crate) fn render_default(res: Response, error: &HttpError, json: bool) -> Re
     parts
         .headers
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    // The page depends on `Accept`: caches must not serve the JSON one to a browser.
+    parts
+        .headers
+        .append(http::header::VARY, HeaderValue::from_static("accept"));
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }

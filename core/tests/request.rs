@@ -194,3 +194,88 @@ async fn the_trailing_slash_redirect_never_leaves_the_site() {
     assert_eq!(res.status(), 308);
     assert_eq!(res.location(), Some("/%5Cevil.com/"));
 }
+
+#[tokio::test]
+async fn negotiated_error_pages_vary_on_accept() {
+    let client = TestClient::new(&app());
+    let html = client.get("/missing").send().await;
+    let json = client
+        .get("/missing")
+        .header("accept", "application/json")
+        .send()
+        .await;
+    for res in [&html, &json] {
+        assert_eq!(res.status(), 404);
+        let vary: Vec<_> = res.headers().get_all("vary").iter().collect();
+        assert!(
+            vary.iter()
+                .any(|v| v.to_str().unwrap().to_ascii_lowercase().contains("accept")),
+            "{vary:?}"
+        );
+    }
+    assert!(
+        json.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert!(
+        html.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+
+/// Finds a salt `s` with `(ids[j+1] ^ s) - (ids[j] ^ s) == step` for every pair, bit by bit
+/// from the lowest (a difference's low bits depend only on the operands' low bits).
+fn recover_salt(ids: &[u64], step: u64, bit: u32, salt: u64) -> Option<u64> {
+    if bit == 64 {
+        return Some(salt);
+    }
+    let mask = if bit == 63 {
+        u64::MAX
+    } else {
+        (1u64 << (bit + 1)) - 1
+    };
+    [0u64, 1].into_iter().find_map(|b| {
+        let s = salt | (b << bit);
+        let fits = ids
+            .windows(2)
+            .all(|w| ((w[1] ^ s).wrapping_sub(w[0] ^ s)) & mask == step & mask);
+        if fits {
+            recover_salt(ids, step, bit + 1, s)
+        } else {
+            None
+        }
+    })
+}
+
+#[tokio::test]
+async fn generated_request_ids_do_not_reveal_traffic_or_the_next_id() {
+    let client = TestClient::new(&app());
+    let mut ids = Vec::new();
+    for _ in 0..33 {
+        let res = client.get("/id").send().await;
+        ids.push(res.header("x-request-id").unwrap().parse::<u64>().unwrap());
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len());
+    // A counter mixed by an odd multiplier and a salt (golden-ratio step) gives itself away:
+    // from 32 ids the salt follows, and with it the next id and the request count.
+    const STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+    let (seen, next) = ids.split_at(32);
+    if let Some(salt) = recover_salt(seen, STEP, 0, 0) {
+        let predicted = ((seen[31] ^ salt).wrapping_add(STEP)) ^ salt;
+        assert_ne!(
+            predicted, next[0],
+            "the next id was predicted from the previous ones"
+        );
+    }
+    // And the bits look uniform (about 32 of 64 set per id).
+    let bits_set: u32 = ids.iter().map(|i| i.count_ones()).sum();
+    assert!(
+        (33 * 20..=33 * 44).contains(&bits_set),
+        "ids are not uniform: {bits_set}"
+    );
+}
