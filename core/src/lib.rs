@@ -107,6 +107,7 @@ pub mod flash;
 pub mod guide {}
 mod health;
 mod hooks;
+mod host;
 mod http_error;
 mod registry;
 mod request;

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
 use bytes::Bytes;
 use futures_util::FutureExt;
-use futures_util::future::CatchUnwind;
+use futures_util::future::{CatchUnwind, Either, Ready, ready};
 use http::header::ACCEPT;
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use tower_service::Service;
@@ -128,8 +128,14 @@ where
                 request_id: meta.id.to_string(),
             });
         }
+        let routed = match crate::host::problem(req.version(), req.headers()) {
+            None => Either::Left(self.router.call(req)),
+            Some(problem) => {
+                Either::Right(ready(Ok(HttpError::bad_request(problem).into_response())))
+            }
+        };
         AppFuture {
-            inner: AssertUnwindSafe(self.router.call(req)).catch_unwind(),
+            inner: AssertUnwindSafe(routed).catch_unwind(),
             timer: None,
             timeout: self.timeout,
             saving: None,
@@ -160,13 +166,16 @@ fn client_request_id(headers: &HeaderMap) -> Option<RequestId> {
 
 /// The future of one request through [`AppService`].
 pub struct AppFuture {
-    inner: CatchUnwind<AssertUnwindSafe<RouteFuture<Infallible>>>,
+    /// The router's future, or the 400 of a request refused before routing (its `Host`).
+    inner: CatchUnwind<AssertUnwindSafe<Either<RouteFuture<Infallible>, Refused>>>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
     /// Persisting a session that the request used (store I/O), after the response is ready.
     saving: Option<BoxFuture<Response>>,
     finish: Option<Finish>,
 }
+
+type Refused = Ready<Result<Response, Infallible>>;
 
 struct Summary {
     method: Method,

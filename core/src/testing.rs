@@ -134,7 +134,9 @@ impl TestClient {
         self
     }
 
-    /// A request with any method.
+    /// A request with any method. It carries `Host: localhost` unless the test sets a
+    /// `Host`; a `path` that is an absolute URL (`http://example.com/x`) is sent the way
+    /// HTTP/2 sends it, with the authority in the URI and no `Host`.
     pub fn request(&self, method: Method, path: &str) -> TestRequest {
         TestRequest {
             client: self.clone(),
@@ -287,6 +289,15 @@ impl TestRequest {
                 .body(Body::from(body.clone()))
                 .expect("valid test request");
             *req.headers_mut() = headers.clone();
+            if !req.headers().contains_key(http::header::HOST) {
+                // As a real client would: HTTP/1.1 names the host, HTTP/2 puts it in the URI.
+                if req.uri().authority().is_some() {
+                    *req.version_mut() = http::Version::HTTP_2;
+                } else {
+                    req.headers_mut()
+                        .insert(http::header::HOST, HeaderValue::from_static("localhost"));
+                }
+            }
             if let Some(c) = client.cookie_header() {
                 req.headers_mut().insert(COOKIE, c);
             }

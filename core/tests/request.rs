@@ -279,3 +279,38 @@ async fn generated_request_ids_do_not_reveal_traffic_or_the_next_id() {
         "ids are not uniform: {bits_set}"
     );
 }
+
+#[tokio::test]
+async fn http11_requests_need_exactly_one_valid_host() {
+    let service = || app().service();
+    let send = |version: http::Version, hosts: &'static [&'static str]| {
+        let service = service();
+        async move {
+            let mut req = http::Request::builder().uri("/id").version(version);
+            for h in hosts {
+                req = req.header("host", *h);
+            }
+            let req = req.body(flagon::axum::body::Body::empty()).unwrap();
+            tower::ServiceExt::oneshot(service, req).await.unwrap()
+        }
+    };
+    use http::Version;
+    assert_eq!(send(Version::HTTP_11, &["example.com"]).await.status(), 200);
+    assert_eq!(
+        send(Version::HTTP_11, &["example.com:8080"]).await.status(),
+        200
+    );
+    assert_eq!(send(Version::HTTP_10, &[]).await.status(), 200);
+    assert_eq!(send(Version::HTTP_2, &[]).await.status(), 200);
+    for (version, hosts) in [
+        (Version::HTTP_11, &[][..]),
+        (Version::HTTP_11, &["a.example", "b.example"][..]),
+        (Version::HTTP_2, &["a.example", "b.example"][..]),
+        (Version::HTTP_11, &["evil.example/@x"][..]),
+        (Version::HTTP_11, &["evil.example\\x"][..]),
+    ] {
+        let res = send(version, hosts).await;
+        assert_eq!(res.status(), 400, "{version:?} {hosts:?}");
+        assert!(res.headers().contains_key("x-request-id"));
+    }
+}
