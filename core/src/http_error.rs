@@ -97,6 +97,48 @@ impl HttpError {
         }
     }
 
+    /// The answer to a request body that could not be read: 413 when it ran past a length
+    /// limit (`server.body_limit`, or an [`http_body_util::Limited`] of the caller's), however
+    /// deeply the limit error is wrapped, otherwise 400. The error is kept as the cause.
+    ///
+    /// ```
+    /// use flagon::HttpError;
+    /// use http_body_util::{BodyExt, Limited};
+    ///
+    /// # async fn demo(body: flagon::axum::body::Body) -> Result<(), HttpError> {
+    /// let _bytes = Limited::new(body, 1024)
+    ///     .collect()
+    ///     .await
+    ///     .map_err(HttpError::from_body_error)?
+    ///     .to_bytes();
+    /// # Ok(()) }
+    /// ```
+    pub fn from_body_error(error: impl Into<BoxError>) -> Self {
+        let error = error.into();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+        let too_large = std::iter::from_fn(|| {
+            let e = cause?;
+            cause = e.source();
+            Some(e)
+        })
+        .any(|e| e.is::<http_body_util::LengthLimitError>());
+        let (status, message) = if too_large {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.",
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            )
+        };
+        HttpError {
+            source: Some(error),
+            ..HttpError::new(status, message)
+        }
+    }
+
     pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
         self.kind = kind;
         self

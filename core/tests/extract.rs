@@ -1,7 +1,7 @@
 //! flagon::extract: bad input through axum's extractors becomes an HttpError, so error
 //! handlers and Accept negotiation apply.
 
-use flagon::extract::{Json, Path, Query};
+use flagon::extract::{Form, Json, Path, Query};
 use flagon::testing::{TestClient, testing_config_toml};
 use flagon::{App, Route};
 use http::StatusCode;
@@ -104,4 +104,54 @@ async fn bad_path_and_query_are_400s_with_a_message() {
         v["error"]["message"].as_str().unwrap().contains("page"),
         "{v}"
     );
+}
+
+#[derive(Deserialize)]
+struct Note {
+    text: String,
+}
+
+/// Posts a 64-byte form to `/note`, as one buffer with `Content-Length` or as a chunked stream.
+async fn post_big_form(app: &App, chunked: bool) -> (StatusCode, String) {
+    let form = format!("text={}", "x".repeat(59));
+    let body = if chunked {
+        let chunks = form
+            .into_bytes()
+            .chunks(8)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>();
+        flagon::axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+    } else {
+        flagon::axum::body::Body::from(form)
+    };
+    let req = http::Request::post("/note")
+        .header("host", "localhost")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(app.service(), req)
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = flagon::axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn form_bodies_over_the_limit_get_413_with_or_without_csrf() {
+    for csrf in [false, true] {
+        let app = App::builder()
+            .config(testing_config_toml(&format!(
+                "[server]\nbody_limit = 16\n[csrf]\nenabled = {csrf}\n"
+            )))
+            .route(Route::post("/note", |Form(n): Form<Note>| async move { n.text }).name("note"))
+            .build()
+            .unwrap();
+        for chunked in [false, true] {
+            let (status, body) = post_big_form(&app, chunked).await;
+            assert_eq!(status, 413, "csrf {csrf}, chunked {chunked}: {body}");
+        }
+    }
 }
