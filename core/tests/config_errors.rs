@@ -201,3 +201,98 @@ fn bad_toml_names_the_line() {
         .unwrap_err();
     assert!(err.to_string().contains("flagon.toml line 2"), "{err}");
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Feature {
+    enabled: bool,
+    limit: Option<u32>,
+    ratio: f64,
+    password: String,
+}
+
+fn feature(config: &Config) -> Result<Feature, Vec<flagon::config::ConfigError>> {
+    config.section::<Feature>("feature")
+}
+
+#[test]
+fn a_bool_is_only_true_or_false_in_the_file() {
+    for value in ["\"yes\"", "\"on\"", "1", "\"true\""] {
+        let config = Config::builder()
+            .toml(format!("[feature]\nenabled = {value}\n"))
+            .build()
+            .unwrap();
+        let err = feature(&config).expect_err(value).remove(0);
+        assert_eq!(err.key(), "feature.enabled", "{value}");
+        assert_eq!(err.source_desc(), "flagon.toml line 2", "{value}");
+        assert!(err.message().contains("bool"), "{value}: {err}");
+    }
+    let config = Config::builder()
+        .toml("[feature]\nenabled = true\nlimit = 5\nratio = 0.5\n")
+        .build()
+        .unwrap();
+    let f = feature(&config).unwrap();
+    assert!(f.enabled);
+    assert_eq!(f.limit, Some(5));
+}
+
+#[test]
+fn environment_text_is_read_as_the_setting_needs_and_no_more() {
+    let config = Config::builder()
+        .env([
+            ("FLAGON_FEATURE__ENABLED", "true"),
+            ("FLAGON_FEATURE__LIMIT", "8080"),
+            ("FLAGON_FEATURE__RATIO", "0.25"),
+            ("FLAGON_FEATURE__PASSWORD", "0123456"),
+        ])
+        .build()
+        .unwrap();
+    let f = feature(&config).unwrap();
+    assert!(f.enabled);
+    assert_eq!(f.limit, Some(8080));
+    assert_eq!(f.ratio, 0.25);
+    assert_eq!(f.password, "0123456");
+    for value in ["yes", "on", "1", "TRUE"] {
+        let config = Config::builder()
+            .env([("FLAGON_FEATURE__ENABLED", value)])
+            .build()
+            .unwrap();
+        let err = feature(&config).expect_err(value).remove(0);
+        assert_eq!(err.key(), "feature.enabled");
+        assert_eq!(
+            err.source_desc(),
+            "environment variable FLAGON_FEATURE__ENABLED"
+        );
+    }
+    let config = Config::builder()
+        .env([("FLAGON_FEATURE__LIMIT", "lots")])
+        .build()
+        .unwrap();
+    assert_eq!(feature(&config).unwrap_err()[0].key(), "feature.limit");
+}
+
+#[test]
+fn a_wrong_type_stops_the_build_with_its_cause_kept() {
+    use std::error::Error as _;
+    let config = Config::builder()
+        .profile(Profile::Testing)
+        .toml("[mail]\nport = \"25\"\n")
+        .build()
+        .unwrap();
+    let err = App::builder()
+        .config(config)
+        .register(Mail)
+        .build()
+        .expect_err("a string is not a port");
+    let SetupError::Config(config_err) = &err.errors()[0] else {
+        panic!("{err}");
+    };
+    assert_eq!(config_err.key(), "mail.port");
+    let cause = config_err.source().expect("figment's error is kept");
+    assert!(cause.to_string().contains("u16"), "{cause}");
+    let Err(missing) = Config::builder().file("/nonexistent/flagon.toml") else {
+        panic!("the file does not exist");
+    };
+    let io = missing.source().unwrap().downcast_ref::<std::io::Error>();
+    assert_eq!(io.unwrap().kind(), std::io::ErrorKind::NotFound);
+}
