@@ -40,7 +40,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `secret_key` | generated (not in production) | signing key; required in production, ≥ 32 characters |
+//! | `secret_key` | generated (not in production) | signing key; required in production: ≥ 32 random characters (`app secret-key` prints one) |
 //! | `server.host` | `127.0.0.1` | bind address |
 //! | `server.port` | `5000` | bind port |
 //! | `server.body_limit` | `2097152` | request body limit in bytes |

@@ -175,3 +175,21 @@ async fn startup_failure_aborts_commands_with_its_message() {
         "error: startup hook of the app failed: database unreachable at 127.0.0.1:1\n"
     );
 }
+
+#[tokio::test]
+async fn secret_key_prints_a_fresh_random_key() {
+    let a = run_cli(&app(), ["secret-key"]).await;
+    let b = run_cli(&app(), ["secret-key"]).await;
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let key = a.stdout.trim_end();
+    assert_eq!(key.len(), 64, "{key}");
+    assert!(key.bytes().all(|c| c.is_ascii_hexdigit()), "{key}");
+    assert_ne!(a.stdout, b.stdout);
+    // The key it prints is accepted in production.
+    let config = flagon::config::Config::builder()
+        .profile(flagon::config::Profile::Production)
+        .env([("FLAGON_SECRET_KEY", key)])
+        .build()
+        .unwrap();
+    assert!(App::builder().config(config).build().is_ok());
+}

@@ -162,13 +162,40 @@ fn production_requires_a_secret_key() {
         "{msg}"
     );
 
+    let key = "3f9c2a7e51b04d8896e1c0a5f27b3d4e9a8c6b1f0e2d4c7a5b3918e6f0d2c4a1";
     let good = Config::builder()
         .profile(Profile::Production)
-        .env([("FLAGON_SECRET_KEY", "k".repeat(40))])
+        .env([("FLAGON_SECRET_KEY", key)])
         .build()
         .unwrap();
     let app = App::builder().config(good).register(Mail).build().unwrap();
-    assert_eq!(app.secret_key(), "k".repeat(40).as_bytes());
+    assert_eq!(app.secret_key(), key.as_bytes());
+}
+
+#[test]
+fn production_refuses_a_guessable_secret_key_and_says_how_to_make_one() {
+    for weak in [
+        "a".repeat(32),
+        "k".repeat(40),
+        "changeme".repeat(4),
+        "abcdefghijklmnopqrstuvwxyz0123456789".to_owned(),
+    ] {
+        let config = Config::builder()
+            .profile(Profile::Production)
+            .env([("FLAGON_SECRET_KEY", weak.as_str())])
+            .build()
+            .unwrap();
+        let msg = build_err(config);
+        assert!(msg.contains("config key `secret_key`"), "{msg}");
+        assert!(msg.contains("too easy to guess"), "{msg}");
+        assert!(msg.contains(" secret-key`"), "names the command: {msg}");
+    }
+    // Development keeps accepting anything: the key is the developer's own business there.
+    let dev = Config::builder()
+        .env([("FLAGON_SECRET_KEY", "a".repeat(32))])
+        .build()
+        .unwrap();
+    assert!(App::builder().config(dev).build().is_ok());
 }
 
 #[test]

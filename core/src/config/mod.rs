@@ -31,7 +31,7 @@ mod server;
 mod sources;
 
 pub use secret::Secret;
-pub(crate) use secret::{REDACTED, is_secret_key, redact_url};
+pub(crate) use secret::{REDACTED, is_secret_key, redact_url, weakness};
 pub use server::ServerConfig;
 use sources::{ENV_NAME, EnvProvider, FileProvider};
 
