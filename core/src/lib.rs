@@ -125,7 +125,7 @@ pub mod testing;
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
-pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};
+pub use hooks::{BoxFuture, ErrorContext, G, RequestContext};
 pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};
 pub use route::{Blueprint, Route, proceed, respond};

@@ -510,6 +510,9 @@ async fn teardown_runs_for_a_request_cut_off_by_the_timeout() {
 async fn options_is_answered_with_allow_as_in_flask() {
     let app = App::builder()
         .config(testing_config())
+        // A GET-only route without hooks: the router's direct path (no CSRF guard either).
+        .route(Route::get("/bare", || async { "x" }).name("bare"))
+        // Takes POST, so the CSRF guard runs on it: the per-method dispatcher.
         .route(
             Route::get("/plain", || async { "x" })
                 .name("plain")
@@ -524,12 +527,22 @@ async fn options_is_answered_with_allow_as_in_flask() {
         .build()
         .unwrap();
     let client = TestClient::new(&app);
-    for path in ["/plain", "/bp/x"] {
+    for path in ["/bare", "/plain", "/bp/x"] {
         let res = client.request(http::Method::OPTIONS, path).send().await;
         assert_eq!(res.status(), 200, "{path}");
         let allow = res.header("allow").unwrap_or_default().to_owned();
         assert!(allow.contains("GET"), "{path}: {allow}");
+        assert!(allow.contains("HEAD"), "{path}: {allow}");
+        assert_eq!(allow.contains("POST"), path == "/plain", "{path}: {allow}");
     }
+    assert_eq!(
+        client
+            .request(http::Method::PUT, "/bare")
+            .send()
+            .await
+            .status(),
+        405
+    );
     assert_eq!(
         client
             .request(http::Method::PUT, "/plain")
