@@ -102,15 +102,18 @@ impl HttpError {
     ///
     /// ```
     /// use flagon::HttpError;
-    /// use http_body_util::{BodyExt, Limited};
+    /// use flagon::axum::body::{Body, to_bytes};
     ///
-    /// # async fn demo(body: flagon::axum::body::Body) -> Result<(), HttpError> {
-    /// let _bytes = Limited::new(body, 1024)
-    ///     .collect()
-    ///     .await
-    ///     .map_err(HttpError::from_body_error)?
-    ///     .to_bytes();
-    /// # Ok(()) }
+    /// async fn upload(body: Body) -> Result<String, HttpError> {
+    ///     let bytes = to_bytes(body, 1024)
+    ///         .await
+    ///         .map_err(HttpError::from_body_error)?;
+    ///     Ok(format!("{} bytes", bytes.len()))
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let err = upload(Body::from(vec![0u8; 2048])).await.unwrap_err();
+    /// assert_eq!(err.status(), 413);
+    /// # });
     /// ```
     pub fn from_body_error(error: impl Into<BoxError>) -> Self {
         let error = error.into();

@@ -133,12 +133,24 @@ pub use router::{RouteInfo, RouteTable, UrlError, UrlParams};
 pub use service::{AppService, X_REQUEST_ID};
 pub use setup::Setup;
 
-pub use axum;
-pub use clap;
 pub use discovery::Discovered;
+
+// The crates whose types appear in Flagon's public API, so that an extension can depend on
+// `flagon` alone. Deriving serde traits through the re-export needs
+// `#[serde(crate = "flagon::serde")]` (see the guide).
+pub use axum;
+pub use bytes;
+pub use clap;
 pub use http;
+pub use http_body;
+pub use minijinja;
 pub use serde;
+pub use serde_json;
 pub use tokio;
+pub use tower;
+pub use tower_layer;
+pub use tower_service;
+pub use tracing;
 
 #[doc(hidden)]
 pub mod __private {
