@@ -43,7 +43,7 @@ const RESERVED: &[&str] = &[
 /// async fn index() -> &'static str { "Hello" }
 ///
 /// let app = App::builder()
-///     .config(Config::builder().profile(Profile::Testing).build().unwrap())
+///     .settings(Config::builder().profile(Profile::Testing).build().unwrap())
 ///     .route(Route::get("/", index))
 ///     .build()
 ///     .unwrap();
@@ -70,9 +70,10 @@ impl App {
 }
 
 impl AppBuilder {
-    /// Uses `config` instead of loading `flagon.toml` and the environment at build.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = Some(config);
+    /// Uses `settings` (the whole tree) instead of loading `flagon.toml` and the environment
+    /// at build. (`Setup::config` reads one section of it; "settings" is always the tree.)
+    pub fn settings(mut self, settings: Config) -> Self {
+        self.config = Some(settings);
         self
     }
 
@@ -447,7 +448,7 @@ impl AppHandle {
     }
 
     /// The settings tree.
-    pub fn config(&self) -> &Config {
+    pub fn settings(&self) -> &Config {
         &self.0.config
     }
 
@@ -479,7 +480,7 @@ impl AppHandle {
     /// # use flagon::config::{Config, Profile};
     /// async fn show_user() -> &'static str { "" }
     /// let app = App::builder()
-    ///     .config(Config::builder().profile(Profile::Testing).build().unwrap())
+    ///     .settings(Config::builder().profile(Profile::Testing).build().unwrap())
     ///     .route(Route::get("/users/{id}", show_user))
     ///     .build()
     ///     .unwrap();

@@ -7,7 +7,7 @@
 //!
 //! # tokio_test_block_on(async {
 //! let app = App::builder()
-//!     .config(testing_config())
+//!     .settings(testing_config())
 //!     .route(Route::get("/", || async { "hi" }).name("index"))
 //!     .build()
 //!     .unwrap();
@@ -77,7 +77,11 @@ pub fn testing_config_toml(toml: &str) -> Config {
 /// assert_eq!(app.registrations("ping").unwrap(), ["route GET /ping -> ping"]);
 /// ```
 pub fn app_with(extension: impl Extension) -> App {
-    build_or_panic(App::builder().config(testing_config()).register(extension))
+    build_or_panic(
+        App::builder()
+            .settings(testing_config())
+            .register(extension),
+    )
 }
 
 /// [`app_with`], with `toml` as the settings file (the `testing` profile).
@@ -101,7 +105,7 @@ pub fn app_with(extension: impl Extension) -> App {
 pub fn app_with_config(extension: impl Extension, toml: &str) -> App {
     build_or_panic(
         App::builder()
-            .config(testing_config_toml(toml))
+            .settings(testing_config_toml(toml))
             .register(extension),
     )
 }

@@ -91,7 +91,7 @@ async fn index() -> &'static str {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "secret_key = \"s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\"\n[mail]\nhost = \"smtp.example.com\"\npassword = \"hunter2\"\nurl = \"smtp://user:pw@smtp.example.com:587\"\n[server]\nport = 8080\n",
         ))
         .register(Login)
@@ -160,7 +160,7 @@ async fn usage_errors_exit_2_and_help_lists_extension_commands() {
 #[tokio::test]
 async fn startup_failure_aborts_commands_with_its_message() {
     let app = App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .configure(|s| {
             s.on_startup(|_| async { Err("database unreachable at 127.0.0.1:1".into()) });
             s.command(Command::new("work"), |_| async { Ok(()) });
@@ -191,5 +191,5 @@ async fn secret_key_prints_a_fresh_random_key() {
         .env([("FLAGON_SECRET_KEY", key)])
         .build()
         .unwrap();
-    assert!(App::builder().config(config).build().is_ok());
+    assert!(App::builder().settings(config).build().is_ok());
 }

@@ -30,7 +30,7 @@ impl Extension for Mail {
 
 fn build_err(config: Config) -> String {
     App::builder()
-        .config(config)
+        .settings(config)
         .register(Mail)
         .build()
         .expect_err("build must fail")
@@ -168,7 +168,11 @@ fn production_requires_a_secret_key() {
         .env([("FLAGON_SECRET_KEY", key)])
         .build()
         .unwrap();
-    let app = App::builder().config(good).register(Mail).build().unwrap();
+    let app = App::builder()
+        .settings(good)
+        .register(Mail)
+        .build()
+        .unwrap();
     assert_eq!(app.secret_key(), key.as_bytes());
 }
 
@@ -195,7 +199,7 @@ fn production_refuses_a_guessable_secret_key_and_says_how_to_make_one() {
         .env([("FLAGON_SECRET_KEY", "a".repeat(32))])
         .build()
         .unwrap();
-    assert!(App::builder().config(dev).build().is_ok());
+    assert!(App::builder().settings(dev).build().is_ok());
 }
 
 #[test]
@@ -204,8 +208,8 @@ fn development_generates_a_throwaway_key() {
         .profile(Profile::Development)
         .build()
         .unwrap();
-    let a = App::builder().config(config.clone()).build().unwrap();
-    let b = App::builder().config(config).build().unwrap();
+    let a = App::builder().settings(config.clone()).build().unwrap();
+    let b = App::builder().settings(config).build().unwrap();
     assert!(a.secret_key().len() >= 32);
     assert_ne!(a.secret_key(), b.secret_key());
 }
@@ -307,7 +311,7 @@ fn a_wrong_type_stops_the_build_with_its_cause_kept() {
         .build()
         .unwrap();
     let err = App::builder()
-        .config(config)
+        .settings(config)
         .register(Mail)
         .build()
         .expect_err("a string is not a port");

@@ -27,7 +27,7 @@ async fn search(Query(p): Query<Page>) -> String {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config_toml("[csrf]\nenabled = false\n"))
+        .settings(testing_config_toml("[csrf]\nenabled = false\n"))
         .route(Route::post("/lists/{list}", create))
         .route(Route::get("/search", search))
         .configure(|s| {
@@ -143,7 +143,7 @@ async fn post_big_form(app: &App, chunked: bool) -> (StatusCode, String) {
 async fn form_bodies_over_the_limit_get_413_with_or_without_csrf() {
     for csrf in [false, true] {
         let app = App::builder()
-            .config(testing_config_toml(&format!(
+            .settings(testing_config_toml(&format!(
                 "[server]\nbody_limit = 16\n[csrf]\nenabled = {csrf}\n"
             )))
             .route(Route::post("/note", |Form(n): Form<Note>| async move { n.text }).name("note"))

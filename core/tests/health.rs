@@ -7,7 +7,7 @@ use flagon::testing::{TestClient, testing_config};
 
 fn app(checks: &'static [&'static str]) -> App {
     App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(move |s| {
             for &c in checks {
                 match c {

@@ -54,7 +54,7 @@ async fn parse() -> Result<String, HttpError> {
 #[tokio::test]
 async fn an_error_handler_tells_causes_apart_by_type() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .route(Route::get("/locked", locked).name("locked"))
         .route(Route::get("/forbidden", plain_forbidden).name("forbidden"))
         .route(Route::get("/parse", parse).name("parse"))

@@ -35,7 +35,7 @@ async fn hit(hits: Ext<Hits>) -> String {
 async fn the_provided_arc_is_the_one_handlers_see() {
     let counter: &'static Counter = Box::leak(Box::default());
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .register(counter)
         .route(Route::get("/hit", hit).name("hit"))
         .build()

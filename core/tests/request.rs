@@ -14,7 +14,7 @@ async fn echo_id(id: RequestId) -> String {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .route(Route::get("/id", echo_id))
         .build()
         .unwrap()
@@ -53,7 +53,7 @@ async fn a_valid_incoming_request_id_is_honoured_and_a_bad_one_replaced() {
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nbody_limit = 16\n[csrf]\nenabled = false\n",
         ))
         .route(
@@ -76,7 +76,7 @@ async fn bodies_over_the_limit_get_413() {
 #[tokio::test]
 async fn requests_past_the_timeout_get_503() {
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nrequest_timeout = \"100ms\"\n",
         ))
         .route(
@@ -105,7 +105,7 @@ async fn request_signals_reach_subscribers() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let (s1, s2) = (seen.clone(), seen.clone());
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(move |s| {
             s.subscribe(move |e: &RequestStarted| {
                 s1.lock().unwrap().push(format!("started {}", e.path))
@@ -130,7 +130,7 @@ async fn async_subscribers_and_custom_signals() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let s1 = seen.clone();
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(move |s| {
             s.subscribe_async(move |e: Arc<UserLoggedIn>| {
                 let s1 = s1.clone();
@@ -148,7 +148,7 @@ async fn async_subscribers_and_custom_signals() {
 async fn streamed_bodies_are_bounded_too() {
     use axum::response::IntoResponse;
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nbody_limit = 16\n[csrf]\nenabled = false\n",
         ))
         .route(
@@ -175,7 +175,7 @@ async fn streamed_bodies_are_bounded_too() {
 #[tokio::test]
 async fn the_trailing_slash_redirect_never_leaves_the_site() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .route(Route::get("/{user}/", |id: RequestId| async move { id.to_string() }).name("user"))
         .build()
         .unwrap();

@@ -124,7 +124,7 @@ fn fixture(session_toml: &str) -> Fixture {
     let toml = format!("[session]\nstore = \"test\"\n{session_toml}\n");
     let (s, c) = (store.clone(), clock.clone());
     let app = App::builder()
-        .config(testing_config_toml(&toml))
+        .settings(testing_config_toml(&toml))
         .configure(move |setup| {
             let s = s.clone();
             setup.session_store("test", move |_| Ok(s.clone() as Arc<dyn SessionStore>));
@@ -328,7 +328,7 @@ async fn plain_http_switch_works_in_development_only() {
         .build()
         .unwrap();
     let app = App::builder()
-        .config(dev)
+        .settings(dev)
         .route(Route::get("/set", set))
         .build()
         .unwrap();
@@ -338,7 +338,7 @@ async fn plain_http_switch_works_in_development_only() {
     assert!(!c.contains("Secure"), "{c}");
 
     let err = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[session]\ninsecure_plain_http = true\n",
         ))
         .build()
@@ -351,7 +351,7 @@ async fn plain_http_switch_works_in_development_only() {
 #[tokio::test]
 async fn an_unknown_store_name_is_a_config_error_naming_the_key() {
     let err = App::builder()
-        .config(testing_config_toml("[session]\nstore = \"rediss\"\n"))
+        .settings(testing_config_toml("[session]\nstore = \"rediss\"\n"))
         .build()
         .unwrap_err()
         .to_string();
@@ -366,7 +366,7 @@ async fn the_memory_store_stays_within_its_capacity() {
     let store = Arc::new(MemoryStore::with_clock(10, Arc::new(clock.clone())));
     let s = store.clone();
     let app = App::builder()
-        .config(testing_config_toml("[session]\nstore = \"bounded\"\n"))
+        .settings(testing_config_toml("[session]\nstore = \"bounded\"\n"))
         .configure(move |setup| {
             let s = s.clone();
             setup.session_store("bounded", move |_| Ok(s.clone() as Arc<dyn SessionStore>));
@@ -435,7 +435,7 @@ async fn before_request_hooks_read_the_session() {
         g.get::<String>().unwrap_or_else(|| "nobody".into())
     }
     let app = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .route(Route::get("/login", login))
         .route(Route::get("/whoami", whoami).name("whoami"))
         .configure(|s| {
@@ -485,7 +485,7 @@ fn two_stores_with_one_name_fail_the_build_naming_both() {
         }
     }
     let err = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .register(RedisA)
         .register(RedisB)
         .build()
@@ -567,7 +567,7 @@ async fn concurrent_requests_changing_different_keys_keep_both_changes() {
     }
 
     let app = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .configure(|s| {
             s.provide(Gate(Notify::new()));
             s.route(Route::get("/a", set_a_later));

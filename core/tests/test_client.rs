@@ -11,7 +11,7 @@ async fn method(m: http::Method) -> String {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config_toml("[csrf]\nenabled = false\n"))
+        .settings(testing_config_toml("[csrf]\nenabled = false\n"))
         .route(
             Route::get("/target", method)
                 .and_post(method)
