@@ -104,7 +104,7 @@ where
         let in_flight = self.activity.as_ref().map(|a| InFlight::start(a.clone()));
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;
-        let id = client_request_id(req.headers()).unwrap_or_else(|| RequestId::generate());
+        let id = client_request_id(req.headers()).unwrap_or_else(RequestId::generate);
         let accept = req.headers().get(ACCEPT).cloned();
         let summary = (timed || self.emit_started).then(|| {
             Box::new(Summary {

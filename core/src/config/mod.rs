@@ -348,8 +348,8 @@ impl Config {
             Err(_) => false,
         };
         let extract = |f: &Figment| match present {
-            true => f.focus(name).extract::<T>(),
-            false => Figment::new().extract::<T>(),
+            true => f.focus(name).extract::<T>().map_err(Box::new),
+            false => Figment::new().extract::<T>().map_err(Box::new),
         };
         self.strict(Some(name), extract)
             .map_err(|e| e.into_iter().map(|e| self.convert(Some(name), e)).collect())
@@ -362,8 +362,8 @@ impl Config {
     fn strict<T>(
         &self,
         prefix: Option<&str>,
-        extract: impl Fn(&Figment) -> Result<T, figment::Error>,
-    ) -> Result<T, figment::Error> {
+        extract: impl Fn(&Figment) -> Result<T, Box<figment::Error>>,
+    ) -> Result<T, Box<figment::Error>> {
         let mut figment = self.inner.figment.clone();
         // Each retry turns one more variable into the scalar its setting expects.
         for _ in 0..=self.inner.env_count {
@@ -389,9 +389,9 @@ impl Config {
         if !self.inner.figment.contains(key) {
             return Ok(None);
         }
-        self.strict(None, |f| f.extract_inner::<T>(key))
+        self.strict(None, |f| f.extract_inner::<T>(key).map_err(Box::new))
             .map(Some)
-            .map_err(|e| self.convert(None, e))
+            .map_err(|e| self.convert(None, *e))
     }
 
     /// The top-level keys present after merging file, profile and environment.
