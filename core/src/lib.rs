@@ -82,9 +82,13 @@
 //! [`AppBuilder::build`] returns a [`BuildError`] listing every [`SetupError`]: duplicate
 //! routes, endpoints, commands, config sections, state types or extension names (each naming
 //! both parties), missing or cyclic `requires`, and configuration errors naming the key and
-//! where its value came from. Handlers return [`HttpError`] for HTTP failures; the
-//! [`extract`] wrappers (`Json`, `Form`, `Query`, `Path`) turn bad input into one too, so
-//! error handlers and the client's `Accept` header decide how it is answered.
+//! where its value came from (a [`config::ConfigError`], its cause kept as `source()`).
+//! Handlers return [`HttpError`] for HTTP failures; the [`extract`] wrappers (`Json`, `Form`,
+//! `Query`, `Path`) turn bad input into one too, so error handlers and the client's `Accept`
+//! header decide how it is answered. An `HttpError` is a `std::error::Error` with an optional
+//! typed cause ([`HttpError::with_cause`]), which error handlers find by type
+//! ([`HttpError::find_cause`]); `?` turns core's errors into a 500, and [`OrInternal`] any
+//! other.
 //!
 //! # Feature flags
 //!
