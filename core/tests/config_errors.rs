@@ -231,6 +231,8 @@ fn bad_toml_names_the_line() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("flagon.toml line 2"), "{err}");
+    let cause = std::error::Error::source(&err).expect("the TOML error is kept");
+    assert!(cause.to_string().contains("line 2"), "{cause}");
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,7 +21,8 @@ impl FileProvider {
                 .span()
                 .map(|s| format!("{name} line {}", text[..s.start].matches('\n').count() + 1))
                 .unwrap_or_else(|| name.to_owned());
-            ConfigError::new("<file>", line, format!("not valid TOML: {}", e.message()))
+            let message = format!("not valid TOML: {}", e.message());
+            ConfigError::new("<file>", line, message).with_cause(e)
         })?;
         let mut data = Map::new();
         for profile in Profile::ALL {
