@@ -435,7 +435,7 @@ pub(crate) struct AppShared {
     pub(crate) slots: http::Extensions,
 }
 
-/// A cheap handle on a built app: state, config, signals, `url_for`. Handlers get it as an
+/// A cheap handle on a built app: state, settings, signals, `url_for`. Handlers get it as an
 /// extractor (Flask's `current_app`); hooks through their request context; CLI commands
 /// through [`CommandContext::app`](crate::cli::CommandContext::app).
 #[derive(Clone)]
