@@ -155,3 +155,47 @@ async fn form_bodies_over_the_limit_get_413_with_or_without_csrf() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_axum_rejection_is_kept_as_the_cause() {
+    use flagon::axum::extract::rejection::{JsonRejection, PathRejection};
+    let app = App::builder()
+        .settings(testing_config_toml("[csrf]\nenabled = false\n"))
+        .route(Route::post("/lists/{list}", create))
+        .configure(|s| {
+            for status in [StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY] {
+                s.error_handler(status, |ctx| async move {
+                    let kind = if ctx.error.find_cause::<JsonRejection>().is_some() {
+                        "json"
+                    } else if ctx.error.find_cause::<PathRejection>().is_some() {
+                        "path"
+                    } else {
+                        "other"
+                    };
+                    (ctx.status(), kind)
+                });
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    let bad_json = client
+        .post("/lists/3")
+        .json(&serde_json::json!({"title": "no name"}))
+        .send()
+        .await;
+    assert_eq!(
+        (bad_json.status().as_u16(), bad_json.text().as_str()),
+        (422, "json")
+    );
+    let bad_path = client
+        .post("/lists/abc")
+        .json(&serde_json::json!({"name": "milk"}))
+        .send()
+        .await;
+    assert_eq!(
+        (bad_path.status().as_u16(), bad_path.text().as_str()),
+        (400, "path")
+    );
+}
