@@ -314,3 +314,65 @@ async fn http11_requests_need_exactly_one_valid_host() {
         assert!(res.headers().contains_key("x-request-id"));
     }
 }
+
+/// Sends raw request bytes over a real connection and returns the status line.
+async fn raw(addr: std::net::SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn over_a_real_connection_host_and_redirect_rules_hold() {
+    let app = App::builder()
+        .settings(testing_config())
+        .route(Route::get("/id", echo_id).name("id"))
+        .route(Route::get("/{user}/", echo_id).name("user"))
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.serve(listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let close = "Connection: close\r\n\r\n";
+    let cases = [
+        (
+            format!("GET /id HTTP/1.1\r\nHost: a.example\r\n{close}"),
+            "200",
+        ),
+        (format!("GET /id HTTP/1.1\r\n{close}"), "400"),
+        (
+            format!("GET /id HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n{close}"),
+            "400",
+        ),
+        (
+            format!("GET /id HTTP/1.1\r\nHost: a.example/@b\r\n{close}"),
+            "400",
+        ),
+        (format!("GET /id HTTP/1.0\r\n{close}"), "200"),
+        (
+            format!("GET /alice HTTP/1.1\r\nHost: a.example\r\n{close}"),
+            "308",
+        ),
+        (
+            format!("GET /\\evil.com HTTP/1.1\r\nHost: a.example\r\n{close}"),
+            "404",
+        ),
+    ];
+    for (head, status) in cases {
+        let line = raw(addr, &head).await;
+        assert!(line.split(' ').nth(1) == Some(status), "{head:?} -> {line}");
+    }
+    tx.send(()).unwrap();
+    server.await.unwrap();
+}
