@@ -14,7 +14,6 @@ use crate::config::{Config, ConfigError, Profile, ServerConfig};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
 use crate::registry::{APP, CORE, CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
-use crate::request::IdGenerator;
 use crate::route::valid_name;
 use crate::router::{RouteTable, assemble};
 use crate::setup::Setup;
@@ -44,7 +43,7 @@ const RESERVED: &[&str] = &[
 /// async fn index() -> &'static str { "Hello" }
 ///
 /// let app = App::builder()
-///     .config(Config::builder().profile(Profile::Testing).build().unwrap())
+///     .settings(Config::builder().profile(Profile::Testing).build().unwrap())
 ///     .route(Route::get("/", index))
 ///     .build()
 ///     .unwrap();
@@ -71,9 +70,10 @@ impl App {
 }
 
 impl AppBuilder {
-    /// Uses `config` instead of loading `flagon.toml` and the environment at build.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = Some(config);
+    /// Uses `settings` (the whole tree) instead of loading `flagon.toml` and the environment
+    /// at build. (`Setup::config` reads one section of it; "settings" is always the tree.)
+    pub fn settings(mut self, settings: Config) -> Self {
+        self.config = Some(settings);
         self
     }
 
@@ -203,7 +203,6 @@ impl AppBuilder {
             health: std::mem::take(&mut reg.health),
             effective: std::mem::take(&mut reg.effective),
             slots: std::mem::take(&mut reg.slots),
-            ids: IdGenerator::new(),
             test_lifecycle: Default::default(),
         });
         Ok(App {
@@ -433,12 +432,11 @@ pub(crate) struct AppShared {
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
     pub(crate) slots: http::Extensions,
-    pub(crate) ids: IdGenerator,
     /// Whether the test kit ran this app's startup and shutdown hooks.
     pub(crate) test_lifecycle: crate::testing::TestLifecycle,
 }
 
-/// A cheap handle on a built app: state, config, signals, `url_for`. Handlers get it as an
+/// A cheap handle on a built app: state, settings, signals, `url_for`. Handlers get it as an
 /// extractor (Flask's `current_app`); hooks through their request context; CLI commands
 /// through [`CommandContext::app`](crate::cli::CommandContext::app).
 #[derive(Clone)]
@@ -451,7 +449,7 @@ impl AppHandle {
     }
 
     /// The settings tree.
-    pub fn config(&self) -> &Config {
+    pub fn settings(&self) -> &Config {
         &self.0.config
     }
 
@@ -494,7 +492,7 @@ impl AppHandle {
     /// # use flagon::config::{Config, Profile};
     /// async fn show_user() -> &'static str { "" }
     /// let app = App::builder()
-    ///     .config(Config::builder().profile(Profile::Testing).build().unwrap())
+    ///     .settings(Config::builder().profile(Profile::Testing).build().unwrap())
     ///     .route(Route::get("/users/{id}", show_user))
     ///     .build()
     ///     .unwrap();

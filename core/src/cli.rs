@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use clap::{Arg, ArgMatches, Command};
@@ -45,6 +45,16 @@ impl Output {
     /// An in-memory buffer; read it back with [`Output::contents`].
     pub fn buffer() -> Self {
         Output(Sink::Buffer(Arc::default()))
+    }
+
+    /// Whether to colour what is written here: only on a terminal, and not when `NO_COLOR`
+    /// is set (<https://no-color.org>). Pipes, files and buffers get plain text.
+    pub fn colour(&self) -> bool {
+        match &self.0 {
+            Sink::Stdout => colour_for(io::stdout().is_terminal()),
+            Sink::Stderr => colour_for(io::stderr().is_terminal()),
+            Sink::Buffer(_) => false,
+        }
     }
 
     /// What was written to a buffer (empty for stdout/stderr).
@@ -112,7 +122,21 @@ impl CommandContext {
 }
 
 /// The commands core provides; extensions cannot take these names.
-pub(crate) const BUILTINS: &[&str] = &["serve", "routes", "extensions", "config"];
+pub(crate) const BUILTINS: &[&str] = &["serve", "routes", "extensions", "config", "secret-key"];
+
+/// A fresh `secret_key`: 32 bytes from the CSPRNG, as 64 hex characters.
+pub(crate) fn fresh_secret_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    crate::crypto::hex(&bytes)
+}
+
+/// How to get a good key, for the errors that refuse one.
+pub(crate) fn secret_key_hint() -> String {
+    format!(
+        "generate one with `{} secret-key` (run outside production) or `openssl rand -hex 32`",
+        program_name()
+    )
+}
 
 fn root_command(app: &App) -> Command {
     let mut cmd = Command::new(program_name())
@@ -151,6 +175,10 @@ fn root_command(app: &App) -> Command {
         .subcommand(
             Command::new("config")
                 .about("Show the effective settings and their sources, secrets redacted"),
+        )
+        .subcommand(
+            Command::new("secret-key")
+                .about("Print a fresh random value for `secret_key` (64 hex characters)"),
         );
     for c in &app.handle.0.commands {
         cmd = cmd.subcommand(c.command.clone());
@@ -189,13 +217,14 @@ impl App {
         let matches = match root_command(self).try_get_matches_from(args) {
             Ok(m) => m,
             Err(e) => {
-                let text = e.render().ansi().to_string();
-                if e.use_stderr() {
-                    let _ = err.write_all(text.as_bytes());
-                    return 2;
-                }
-                let _ = out.write_all(text.as_bytes());
-                return 0;
+                let target = if e.use_stderr() { &mut err } else { &mut out };
+                let styled = e.render();
+                let text = match target.colour() {
+                    true => styled.ansi().to_string(),
+                    false => styled.to_string(),
+                };
+                let _ = target.write_all(text.as_bytes());
+                return if e.use_stderr() { 2 } else { 0 };
             }
         };
         let result = match matches.subcommand() {
@@ -221,6 +250,7 @@ impl App {
             Some(("config", _)) => out
                 .write_all(self.config_text().as_bytes())
                 .map_err(Into::into),
+            Some(("secret-key", _)) => writeln!(out, "{}", fresh_secret_key()).map_err(Into::into),
             Some((name, m)) => {
                 self.cmd_extension(name, m.clone(), out.clone(), err.clone())
                     .await
@@ -455,13 +485,20 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     out
 }
 
+/// Colour on a terminal unless `NO_COLOR` is set to anything but the empty string.
+fn colour_for(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLAGON_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Escape codes only for a person at a terminal: log files and collectors get plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(Output::stderr().colour())
         .with_writer(io::stderr)
         .try_init();
 }

@@ -1,6 +1,6 @@
 //! What core itself registers: the `[server]` section, the secret key, health routes.
 
-use crate::config::{Profile, Secret, ServerConfig};
+use crate::config::{Profile, Secret, ServerConfig, weakness};
 use crate::error::SetupError;
 use crate::health;
 use crate::setup::Setup;
@@ -20,7 +20,18 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
             return Err(s.config_error(
                 "secret_key",
                 format!(
-                    "too short for production: use at least {MIN_SECRET_LEN} random characters"
+                    "too short for production: use at least {MIN_SECRET_LEN} random characters; \
+                     {}",
+                    crate::cli::secret_key_hint()
+                ),
+            ));
+        }
+        (Some(k), Profile::Production) if let Some(why) = weakness(k.expose()) => {
+            return Err(s.config_error(
+                "secret_key",
+                format!(
+                    "too easy to guess for production ({why}); {}",
+                    crate::cli::secret_key_hint()
                 ),
             ));
         }
@@ -29,16 +40,14 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
             return Err(SetupError::Config(crate::config::ConfigError::new(
                 "secret_key",
                 "production profile",
-                "required in production: set FLAGON_SECRET_KEY or secret_key in flagon.toml \
-                 (at least 32 random characters)",
+                format!(
+                    "required in production: set FLAGON_SECRET_KEY or secret_key in flagon.toml \
+                     (at least {MIN_SECRET_LEN} random characters); {}",
+                    crate::cli::secret_key_hint()
+                ),
             )));
         }
-        (None, profile) => {
-            let bytes: [u8; 32] = rand::random();
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let _ = profile;
-            Secret::new(hex)
-        }
+        (None, _) => Secret::new(crate::cli::fresh_secret_key()),
     };
     s.reg
         .slots

@@ -374,18 +374,7 @@ impl CsrfRuntime {
         let (parts, body) = req.into_parts();
         let bytes = match Limited::new(body, limit).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(HttpError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The request body is too large.",
-                )
-                .into_response());
-            }
-            Err(_) => {
-                return Err(
-                    HttpError::bad_request("The request body could not be read.").into_response(),
-                );
-            }
+            Err(e) => return Err(HttpError::from_body_error(e).into_response()),
         };
         let token = match boundary {
             None => form_urlencoded::parse(&bytes)

@@ -3,7 +3,9 @@
 //! axum answers a malformed JSON body, form, query or path with a plain-text 4xx of its
 //! own. These wrappers give the same status and message as an [`HttpError`], so the app's
 //! error handlers see it and the client gets the JSON or HTML error page its `Accept`
-//! header asks for. Use them where a JSON API should answer bad input in JSON.
+//! header asks for. Use them where a JSON API should answer bad input in JSON. The axum
+//! rejection stays the error's cause: an error handler finds it with
+//! [`HttpError::find_cause`] (`find_cause::<axum::extract::rejection::JsonRejection>()`).
 //!
 //! ```
 //! use flagon::extract::{Json, Path};
@@ -26,13 +28,6 @@ use serde::de::DeserializeOwned;
 
 use crate::http_error::HttpError;
 
-/// Turns an axum rejection into an [`HttpError`] with its status and message.
-fn rejected(r: impl IntoResponse + std::fmt::Display) -> HttpError {
-    let message = r.to_string();
-    let status = r.into_response().status();
-    HttpError::new(status, message)
-}
-
 macro_rules! wrapper {
     ($(#[$doc:meta])* $name:ident, $inner:path, body) => {
         $(#[$doc])*
@@ -50,7 +45,8 @@ macro_rules! wrapper {
                 <$inner>::from_request(req, state)
                     .await
                     .map(|v| $name(v.0))
-                    .map_err(rejected)
+                    // The rejection's status and message, the rejection kept as the cause.
+                    .map_err(|r| HttpError::with_cause(r.status(), r))
             }
         }
     };
@@ -70,7 +66,7 @@ macro_rules! wrapper {
                 <$inner>::from_request_parts(parts, state)
                     .await
                     .map(|v| $name(v.0))
-                    .map_err(rejected)
+                    .map_err(|r| HttpError::with_cause(r.status(), r))
             }
         }
     };

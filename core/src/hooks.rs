@@ -20,7 +20,7 @@ use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode, Uri};
 
 use crate::AppHandle;
 use crate::error::{BoxError, Origin};
@@ -495,9 +495,4 @@ impl ErrorContext {
     pub fn wants_json(&self) -> bool {
         self.request.wants_json()
     }
-}
-
-/// Sets `name: value` on a response unless it is already there (a helper for after hooks).
-pub fn set_header_if_absent(res: &mut Response, name: http::HeaderName, value: HeaderValue) {
-    res.headers_mut().entry(name).or_insert(value);
 }

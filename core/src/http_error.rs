@@ -38,14 +38,13 @@ pub enum ErrorKind {
 /// An HTTP error: a status, a message safe to show, and an optional cause that is logged.
 ///
 /// ```
-/// use flagon::HttpError;
-/// use http::StatusCode;
+/// use flagon::{HttpError, OrInternal};
 ///
 /// async fn show(id: u32) -> Result<String, HttpError> {
 ///     if id == 0 {
 ///         return Err(HttpError::not_found("no such user"));
 ///     }
-///     let n: u32 = "12".parse()?; // any error becomes a 500, its cause logged
+///     let n: u32 = "12".parse().or_500()?; // a 500, its cause logged, never shown
 ///     Ok(format!("user {}", id + n))
 /// }
 /// ```
@@ -97,6 +96,51 @@ impl HttpError {
         }
     }
 
+    /// The answer to a request body that could not be read: 413 when it ran past a length
+    /// limit (`server.body_limit`, or an [`http_body_util::Limited`] of the caller's), however
+    /// deeply the limit error is wrapped, otherwise 400. The error is kept as the cause.
+    ///
+    /// ```
+    /// use flagon::HttpError;
+    /// use flagon::axum::body::{Body, to_bytes};
+    ///
+    /// async fn upload(body: Body) -> Result<String, HttpError> {
+    ///     let bytes = to_bytes(body, 1024)
+    ///         .await
+    ///         .map_err(HttpError::from_body_error)?;
+    ///     Ok(format!("{} bytes", bytes.len()))
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let err = upload(Body::from(vec![0u8; 2048])).await.unwrap_err();
+    /// assert_eq!(err.status(), 413);
+    /// # });
+    /// ```
+    pub fn from_body_error(error: impl Into<BoxError>) -> Self {
+        let error = error.into();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+        let too_large = std::iter::from_fn(|| {
+            let e = cause?;
+            cause = e.source();
+            Some(e)
+        })
+        .any(|e| e.is::<http_body_util::LengthLimitError>());
+        let (status, message) = if too_large {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.",
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            )
+        };
+        HttpError {
+            source: Some(error),
+            ..HttpError::new(status, message)
+        }
+    }
+
     pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
         self.kind = kind;
         self
@@ -132,9 +176,46 @@ impl HttpError {
         self.kind
     }
 
-    /// The underlying cause, if any (never shown to clients).
-    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
-        self.source.as_deref()
+    /// An error with `status` whose typed `cause` stays reachable: through
+    /// [`HttpError::find_cause`] (by type, as an error handler tells a CSRF refusal from another
+    /// 403) and [`std::error::Error::source`]. The message shown to the client is the
+    /// cause's `Display`, so use it for errors meant to be shown (a refusal's reason); hide an
+    /// unexpected failure behind [`HttpError::internal`] instead.
+    ///
+    /// ```
+    /// use flagon::HttpError;
+    /// use http::StatusCode;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("the account is locked")]
+    /// struct Locked;
+    ///
+    /// let e = HttpError::with_cause(StatusCode::FORBIDDEN, Locked);
+    /// assert_eq!(e.message(), "the account is locked");
+    /// assert!(e.find_cause::<Locked>().is_some());
+    /// ```
+    pub fn with_cause(
+        status: StatusCode,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        HttpError {
+            status,
+            message: Cow::Owned(cause.to_string()),
+            kind: ErrorKind::Abort,
+            source: Some(Box::new(cause)),
+        }
+    }
+
+    /// The first error of type `T` in the cause chain (the cause, its source, and so on).
+    pub fn find_cause<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self.source.as_deref()?);
+        while let Some(e) = next {
+            if let Some(t) = e.downcast_ref::<T>() {
+                return Some(t);
+            }
+            next = e.source();
+        }
+        None
     }
 
     /// Whether the router produced this error (404/405): such errors go to the app's
@@ -156,18 +237,67 @@ impl fmt::Debug for HttpError {
 }
 
 impl fmt::Display for HttpError {
+    /// The status and the message shown to the client; the cause is the error's `source()`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.message)?;
-        if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
-        }
-        Ok(())
+        write!(f, "{} {}", self.status.as_u16(), self.message)
     }
 }
 
-impl<E: Into<BoxError>> From<E> for HttpError {
-    fn from(e: E) -> Self {
+impl std::error::Error for HttpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// `?` on a boxed error (what hooks, commands and stores return): a 500, its cause logged.
+impl From<BoxError> for HttpError {
+    fn from(e: BoxError) -> Self {
         HttpError::internal(e)
+    }
+}
+
+/// `?` on I/O: a 500, its cause logged.
+impl From<std::io::Error> for HttpError {
+    fn from(e: std::io::Error) -> Self {
+        HttpError::internal(e)
+    }
+}
+
+/// Core's own errors that a handler meets convert with `?` too, each a 500 whose cause is
+/// kept: they are bugs in the app (a value that is not JSON, a wrong endpoint name), not the
+/// client's fault.
+macro_rules! internal_from {
+    ($($(#[$doc:meta])* $ty:ty;)*) => {$(
+        $(#[$doc])*
+        impl From<$ty> for HttpError {
+            fn from(e: $ty) -> Self {
+                HttpError::internal(e)
+            }
+        }
+    )*};
+}
+
+internal_from! {
+    /// `?` on a session write: a 500, its cause logged.
+    crate::session::SessionError;
+    /// `?` on `url_for`: a 500, its cause logged.
+    crate::router::UrlError;
+    /// `?` on JSON (de)serialisation in a handler: a 500, its cause logged.
+    serde_json::Error;
+}
+
+/// Any other error `E` becomes a 500 with `?` after `.map_err(HttpError::internal)`, or
+/// through this extension trait: `value.or_500()?`.
+pub trait OrInternal<T> {
+    /// The value, or a 500 [`HttpError`] whose cause (`E`) is logged, never shown.
+    fn or_500(self) -> Result<T, HttpError>;
+}
+
+impl<T, E: Into<BoxError>> OrInternal<T> for Result<T, E> {
+    fn or_500(self) -> Result<T, HttpError> {
+        self.map_err(HttpError::internal)
     }
 }
 
@@ -250,6 +380,10 @@ pub(crate) fn render_default(res: Response, error: &HttpError, json: bool) -> Re
     parts
         .headers
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    // The page depends on `Accept`: caches must not serve the JSON one to a browser.
+    parts
+        .headers
+        .append(http::header::VARY, HeaderValue::from_static("accept"));
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }

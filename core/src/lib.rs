@@ -40,7 +40,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `secret_key` | generated (not in production) | signing key; required in production, ≥ 32 characters |
+//! | `secret_key` | generated (not in production) | signing key; required in production: ≥ 32 random characters (`app secret-key` prints one) |
 //! | `server.host` | `127.0.0.1` | bind address |
 //! | `server.port` | `5000` | bind port |
 //! | `server.body_limit` | `2097152` | request body limit in bytes |
@@ -88,9 +88,13 @@
 //! [`AppBuilder::build`] returns a [`BuildError`] listing every [`SetupError`]: duplicate
 //! routes, endpoints, commands, config sections, state types or extension names (each naming
 //! both parties), missing or cyclic `requires`, and configuration errors naming the key and
-//! where its value came from. Handlers return [`HttpError`] for HTTP failures; the
-//! [`extract`] wrappers (`Json`, `Form`, `Query`, `Path`) turn bad input into one too, so
-//! error handlers and the client's `Accept` header decide how it is answered.
+//! where its value came from (a [`config::ConfigError`], its cause kept as `source()`).
+//! Handlers return [`HttpError`] for HTTP failures; the [`extract`] wrappers (`Json`, `Form`,
+//! `Query`, `Path`) turn bad input into one too, so error handlers and the client's `Accept`
+//! header decide how it is answered. An `HttpError` is a `std::error::Error` with an optional
+//! typed cause ([`HttpError::with_cause`]), which error handlers find by type
+//! ([`HttpError::find_cause`]); `?` turns core's errors into a 500, and [`OrInternal`] any
+//! other.
 //!
 //! # Feature flags
 //!
@@ -115,6 +119,7 @@ pub mod flash;
 pub mod guide {}
 pub mod health;
 mod hooks;
+mod host;
 mod http_error;
 mod registry;
 mod request;
@@ -136,8 +141,8 @@ pub use client_ip::{ClientIp, ClientScheme};
 pub use crypto::DerivedKey;
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
-pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};
-pub use http_error::{ErrorKind, HttpError, escape_html};
+pub use hooks::{BoxFuture, ErrorContext, G, RequestContext};
+pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};
 pub use route::{Blueprint, Route, proceed, respond};
 pub use router::{RouteInfo, RouteTable, UrlError, UrlParams};
@@ -145,12 +150,24 @@ pub use service::{AppService, X_REQUEST_ID};
 pub use setup::Setup;
 pub use worker::WorkerContext;
 
-pub use axum;
-pub use clap;
 pub use discovery::Discovered;
+
+// The crates whose types appear in Flagon's public API, so that an extension can depend on
+// `flagon` alone. Deriving serde traits through the re-export needs
+// `#[serde(crate = "flagon::serde")]` (see the guide).
+pub use axum;
+pub use bytes;
+pub use clap;
 pub use http;
+pub use http_body;
+pub use minijinja;
 pub use serde;
+pub use serde_json;
 pub use tokio;
+pub use tower;
+pub use tower_layer;
+pub use tower_service;
+pub use tracing;
 
 #[doc(hidden)]
 pub mod __private {

@@ -347,8 +347,7 @@ pub(crate) fn assemble(
 fn not_found(matcher: &matchit::Router<usize>, req: &Request) -> Response {
     let path = req.uri().path();
     let safe = req.method() == Method::GET || req.method() == Method::HEAD;
-    // `//host` would be read by browsers as another site: never redirect such a path.
-    if safe && !path.ends_with('/') && !path.starts_with("//") {
+    if safe && !path.ends_with('/') && redirect_safe(path) {
         let slashed = format!("{path}/");
         if matcher.at(&slashed).is_ok() {
             let target = match req.uri().query() {
@@ -365,6 +364,14 @@ fn not_found(matcher: &matchit::Router<usize>, req: &Request) -> Response {
         }
     }
     HttpError::routing(StatusCode::NOT_FOUND).into_response()
+}
+
+/// Whether `path` stays on this site when sent back as a `Location`. Browsers read `\` as `/`
+/// and drop tabs and line breaks in http(s) URLs, so `//host`, `/\host` and `/\t/host` all
+/// name another site: a path whose first segment is empty after that is never redirected.
+fn redirect_safe(path: &str) -> bool {
+    let mut rest = path.bytes().filter(|b| !matches!(b, b'\t' | b'\n' | b'\r'));
+    rest.next() == Some(b'/') && !matches!(rest.next(), Some(b'/' | b'\\'))
 }
 
 /// A method the path does not take: 405, except `OPTIONS`, which is answered with the

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
 use bytes::Bytes;
 use futures_util::FutureExt;
-use futures_util::future::CatchUnwind;
+use futures_util::future::{CatchUnwind, Either, Ready, ready};
 use http::header::ACCEPT;
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use tower_service::Service;
@@ -107,8 +107,7 @@ where
         let mut req: Request = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;
-        let id = client_request_id(req.headers())
-            .unwrap_or_else(|| RequestId::generate(&self.app.0.ids));
+        let id = client_request_id(req.headers()).unwrap_or_else(RequestId::generate);
         let accept = req.headers().get(ACCEPT).cloned();
         let summary = (timed || self.emit_started).then(|| {
             Box::new(Summary {
@@ -132,8 +131,14 @@ where
                 request_id: meta.id.to_string(),
             });
         }
+        let routed = match crate::host::problem(req.version(), req.headers()) {
+            None => Either::Left(self.router.call(req)),
+            Some(problem) => {
+                Either::Right(ready(Ok(HttpError::bad_request(problem).into_response())))
+            }
+        };
         AppFuture {
-            inner: AssertUnwindSafe(self.router.call(req)).catch_unwind(),
+            inner: AssertUnwindSafe(routed).catch_unwind(),
             timer: None,
             timeout: self.timeout,
             handler_cut: false,
@@ -165,7 +170,8 @@ fn client_request_id(headers: &HeaderMap) -> Option<RequestId> {
 
 /// The future of one request through [`AppService`].
 pub struct AppFuture {
-    inner: CatchUnwind<AssertUnwindSafe<RouteFuture<Infallible>>>,
+    /// The router's future, or the 400 of a request refused before routing (its `Host`).
+    inner: CatchUnwind<AssertUnwindSafe<Either<RouteFuture<Infallible>, Refused>>>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
     /// The timeout passed and the handler was told to answer with the 503.
@@ -174,6 +180,8 @@ pub struct AppFuture {
     saving: Option<BoxFuture<Response>>,
     finish: Option<Finish>,
 }
+
+type Refused = Ready<Result<Response, Infallible>>;
 
 struct Summary {
     method: Method,

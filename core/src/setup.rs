@@ -295,13 +295,16 @@ impl<'a> Setup<'a> {
     }
 
     /// Provides typed state, reachable from handlers ([`Ext`](crate::Ext)), hooks and
-    /// commands ([`AppHandle::state`]) and later extensions ([`Setup::state`]).
-    pub fn provide<T: Send + Sync + 'static>(&mut self, value: T) -> &mut Self {
+    /// commands ([`AppHandle::state`]) and later extensions ([`Setup::state`]). Returns the
+    /// shared `Arc` that all of them will see, for the extension to keep (in a layer, a
+    /// command, a hook) without a lookup. A second value of the same type is a build error.
+    pub fn provide<T: Send + Sync + 'static>(&mut self, value: T) -> Arc<T> {
         let o = self.origin();
-        if let Err(e) = self.reg.state.insert(Arc::new(value), o) {
+        let shared = Arc::new(value);
+        if let Err(e) = self.reg.state.insert(shared.clone(), o) {
             self.reg.errors.push(e);
         }
-        self
+        shared
     }
 
     /// State provided by an extension initialised earlier (list it in `requires`).

@@ -11,7 +11,7 @@
 //!
 //! # tokio_test_block_on(async {
 //! let app = App::builder()
-//!     .config(testing_config())
+//!     .settings(testing_config())
 //!     .route(Route::get("/", || async { "hi" }).name("index"))
 //!     .build()
 //!     .unwrap();
@@ -83,7 +83,11 @@ pub fn testing_config_toml(toml: &str) -> Config {
 /// assert_eq!(app.registrations("ping").unwrap(), ["route GET /ping -> ping"]);
 /// ```
 pub fn app_with(extension: impl Extension) -> App {
-    build_or_panic(App::builder().config(testing_config()).register(extension))
+    build_or_panic(
+        App::builder()
+            .settings(testing_config())
+            .register(extension),
+    )
 }
 
 /// [`app_with`], with `toml` as the settings file (the `testing` profile).
@@ -107,7 +111,7 @@ pub fn app_with(extension: impl Extension) -> App {
 pub fn app_with_config(extension: impl Extension, toml: &str) -> App {
     build_or_panic(
         App::builder()
-            .config(testing_config_toml(toml))
+            .settings(testing_config_toml(toml))
             .register(extension),
     )
 }
@@ -223,7 +227,9 @@ impl TestClient {
         self
     }
 
-    /// A request with any method.
+    /// A request with any method. It carries `Host: localhost` unless the test sets a
+    /// `Host`; a `path` that is an absolute URL (`http://example.com/x`) is sent the way
+    /// HTTP/2 sends it, with the authority in the URI and no `Host`.
     pub fn request(&self, method: Method, path: &str) -> TestRequest {
         TestRequest {
             client: self.clone(),
@@ -390,6 +396,15 @@ impl TestRequest {
                 .body(Body::from(body.clone()))
                 .expect("valid test request");
             *req.headers_mut() = headers.clone();
+            if !req.headers().contains_key(http::header::HOST) {
+                // As a real client would: HTTP/1.1 names the host, HTTP/2 puts it in the URI.
+                if req.uri().authority().is_some() {
+                    *req.version_mut() = http::Version::HTTP_2;
+                } else {
+                    req.headers_mut()
+                        .insert(http::header::HOST, HeaderValue::from_static("localhost"));
+                }
+            }
             let uri = req.uri().clone();
             let cookies = client.jar().header(&client.target(&uri, &headers));
             if let Some(c) = cookies {

@@ -63,7 +63,7 @@ async fn accept_failures_back_off_and_serving_resumes() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nmax_connections = 100000\nshutdown_deadline = \"1s\"\n",
         ))
         .route(Route::get("/", || async { "up" }).name("index"))

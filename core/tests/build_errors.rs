@@ -61,7 +61,7 @@ fn build(b: AppBuilder) -> String {
 }
 
 fn base() -> AppBuilder {
-    App::builder().config(testing_config())
+    App::builder().settings(testing_config())
 }
 
 #[test]

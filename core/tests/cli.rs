@@ -95,7 +95,7 @@ async fn index() -> &'static str {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "secret_key = \"s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\"\n[mail]\nhost = \"smtp.example.com\"\npassword = \"hunter2\"\nurl = \"smtp://user:pw@smtp.example.com:587\"\n[server]\nport = 8080\n",
         ))
         .register(Login)
@@ -164,7 +164,7 @@ async fn usage_errors_exit_2_and_help_lists_extension_commands() {
 #[tokio::test]
 async fn startup_failure_aborts_commands_with_its_message() {
     let app = App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .configure(|s| {
             s.on_startup(|_| async { Err("database unreachable at 127.0.0.1:1".into()) });
             s.command(Command::new("work"), |_| async { Ok(()) });
@@ -178,4 +178,22 @@ async fn startup_failure_aborts_commands_with_its_message() {
         out.stderr,
         "error: startup hook of the app failed: database unreachable at 127.0.0.1:1\n"
     );
+}
+
+#[tokio::test]
+async fn secret_key_prints_a_fresh_random_key() {
+    let a = run_cli(&app(), ["secret-key"]).await;
+    let b = run_cli(&app(), ["secret-key"]).await;
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let key = a.stdout.trim_end();
+    assert_eq!(key.len(), 64, "{key}");
+    assert!(key.bytes().all(|c| c.is_ascii_hexdigit()), "{key}");
+    assert_ne!(a.stdout, b.stdout);
+    // The key it prints is accepted in production.
+    let config = flagon::config::Config::builder()
+        .profile(flagon::config::Profile::Production)
+        .env([("FLAGON_SECRET_KEY", key)])
+        .build()
+        .unwrap();
+    assert!(App::builder().settings(config).build().is_ok());
 }

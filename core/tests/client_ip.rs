@@ -288,7 +288,7 @@ fn ranges_parse_strictly_and_match() {
 #[test]
 fn a_bad_trusted_proxy_is_a_build_error_naming_the_key() {
     let err = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\ntrusted_proxies = [\"10.0.0.1\", \"10.0.0.0/33\"]\n",
         ))
         .build()
@@ -300,7 +300,7 @@ fn a_bad_trusted_proxy_is_a_build_error_naming_the_key() {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
         ))
         .route(

@@ -30,7 +30,7 @@ impl Extension for Mail {
 
 fn build_err(config: Config) -> String {
     App::builder()
-        .config(config)
+        .settings(config)
         .register(Mail)
         .build()
         .expect_err("build must fail")
@@ -162,18 +162,23 @@ fn production_requires_a_secret_key() {
         "{msg}"
     );
 
+    let key = "3f9c2a7e51b04d8896e1c0a5f27b3d4e9a8c6b1f0e2d4c7a5b3918e6f0d2c4a1";
     let good = Config::builder()
         .profile(Profile::Production)
-        .env([("FLAGON_SECRET_KEY", "k".repeat(40))])
+        .env([("FLAGON_SECRET_KEY", key)])
         .build()
         .unwrap();
-    let app = App::builder().config(good).register(Mail).build().unwrap();
+    let app = App::builder()
+        .settings(good)
+        .register(Mail)
+        .build()
+        .unwrap();
     let same = Config::builder()
         .profile(Profile::Testing)
-        .toml(format!("secret_key = \"{}\"", "k".repeat(40)))
+        .toml(format!("secret_key = \"{key}\""))
         .build()
         .unwrap();
-    let same = App::builder().config(same).build().unwrap();
+    let same = App::builder().settings(same).build().unwrap();
     assert_eq!(
         app.derive_key("mail.links").as_bytes(),
         same.derive_key("mail.links").as_bytes(),
@@ -182,13 +187,39 @@ fn production_requires_a_secret_key() {
 }
 
 #[test]
+fn production_refuses_a_guessable_secret_key_and_says_how_to_make_one() {
+    for weak in [
+        "a".repeat(32),
+        "k".repeat(40),
+        "changeme".repeat(4),
+        "abcdefghijklmnopqrstuvwxyz0123456789".to_owned(),
+    ] {
+        let config = Config::builder()
+            .profile(Profile::Production)
+            .env([("FLAGON_SECRET_KEY", weak.as_str())])
+            .build()
+            .unwrap();
+        let msg = build_err(config);
+        assert!(msg.contains("config key `secret_key`"), "{msg}");
+        assert!(msg.contains("too easy to guess"), "{msg}");
+        assert!(msg.contains(" secret-key`"), "names the command: {msg}");
+    }
+    // Development keeps accepting anything: the key is the developer's own business there.
+    let dev = Config::builder()
+        .env([("FLAGON_SECRET_KEY", "a".repeat(32))])
+        .build()
+        .unwrap();
+    assert!(App::builder().settings(dev).build().is_ok());
+}
+
+#[test]
 fn development_generates_a_throwaway_key() {
     let config = Config::builder()
         .profile(Profile::Development)
         .build()
         .unwrap();
-    let a = App::builder().config(config.clone()).build().unwrap();
-    let b = App::builder().config(config).build().unwrap();
+    let a = App::builder().settings(config.clone()).build().unwrap();
+    let b = App::builder().settings(config).build().unwrap();
     assert_ne!(a.derive_key("x").as_bytes(), b.derive_key("x").as_bytes());
 }
 
@@ -209,4 +240,101 @@ fn bad_toml_names_the_line() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("flagon.toml line 2"), "{err}");
+    let cause = std::error::Error::source(&err).expect("the TOML error is kept");
+    assert!(cause.to_string().contains("line 2"), "{cause}");
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Feature {
+    enabled: bool,
+    limit: Option<u32>,
+    ratio: f64,
+    password: String,
+}
+
+fn feature(config: &Config) -> Result<Feature, Vec<flagon::config::ConfigError>> {
+    config.section::<Feature>("feature")
+}
+
+#[test]
+fn a_bool_is_only_true_or_false_in_the_file() {
+    for value in ["\"yes\"", "\"on\"", "1", "\"true\""] {
+        let config = Config::builder()
+            .toml(format!("[feature]\nenabled = {value}\n"))
+            .build()
+            .unwrap();
+        let err = feature(&config).expect_err(value).remove(0);
+        assert_eq!(err.key(), "feature.enabled", "{value}");
+        assert_eq!(err.source_desc(), "flagon.toml line 2", "{value}");
+        assert!(err.message().contains("bool"), "{value}: {err}");
+    }
+    let config = Config::builder()
+        .toml("[feature]\nenabled = true\nlimit = 5\nratio = 0.5\n")
+        .build()
+        .unwrap();
+    let f = feature(&config).unwrap();
+    assert!(f.enabled);
+    assert_eq!(f.limit, Some(5));
+}
+
+#[test]
+fn environment_text_is_read_as_the_setting_needs_and_no_more() {
+    let config = Config::builder()
+        .env([
+            ("FLAGON_FEATURE__ENABLED", "true"),
+            ("FLAGON_FEATURE__LIMIT", "8080"),
+            ("FLAGON_FEATURE__RATIO", "0.25"),
+            ("FLAGON_FEATURE__PASSWORD", "0123456"),
+        ])
+        .build()
+        .unwrap();
+    let f = feature(&config).unwrap();
+    assert!(f.enabled);
+    assert_eq!(f.limit, Some(8080));
+    assert_eq!(f.ratio, 0.25);
+    assert_eq!(f.password, "0123456");
+    for value in ["yes", "on", "1", "TRUE"] {
+        let config = Config::builder()
+            .env([("FLAGON_FEATURE__ENABLED", value)])
+            .build()
+            .unwrap();
+        let err = feature(&config).expect_err(value).remove(0);
+        assert_eq!(err.key(), "feature.enabled");
+        assert_eq!(
+            err.source_desc(),
+            "environment variable FLAGON_FEATURE__ENABLED"
+        );
+    }
+    let config = Config::builder()
+        .env([("FLAGON_FEATURE__LIMIT", "lots")])
+        .build()
+        .unwrap();
+    assert_eq!(feature(&config).unwrap_err()[0].key(), "feature.limit");
+}
+
+#[test]
+fn a_wrong_type_stops_the_build_with_its_cause_kept() {
+    use std::error::Error as _;
+    let config = Config::builder()
+        .profile(Profile::Testing)
+        .toml("[mail]\nport = \"25\"\n")
+        .build()
+        .unwrap();
+    let err = App::builder()
+        .settings(config)
+        .register(Mail)
+        .build()
+        .expect_err("a string is not a port");
+    let SetupError::Config(config_err) = &err.errors()[0] else {
+        panic!("{err}");
+    };
+    assert_eq!(config_err.key(), "mail.port");
+    let cause = config_err.source().expect("figment's error is kept");
+    assert!(cause.to_string().contains("u16"), "{cause}");
+    let Err(missing) = Config::builder().file("/nonexistent/flagon.toml") else {
+        panic!("the file does not exist");
+    };
+    let io = missing.source().unwrap().downcast_ref::<std::io::Error>();
+    assert_eq!(io.unwrap().kind(), std::io::ErrorKind::NotFound);
 }

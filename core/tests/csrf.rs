@@ -41,7 +41,7 @@ fn app() -> App {
         .url_prefix("/api")
         .route(Route::post("/items", api).name("items"));
     App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .route(Route::get("/token", token))
         .route(Route::post("/submit", submit))
         .route(Route::post("/webhook", api).name("webhook"))
@@ -230,7 +230,7 @@ async fn safe_methods_are_not_checked() {
 #[test]
 fn an_exemption_that_matches_nothing_fails_the_build() {
     let err = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .route(Route::post("/webhook", api).name("webhook"))
         .configure(|s| {
             s.csrf_exempt("web_hook");
@@ -290,7 +290,7 @@ fn multipart(fields: &[(&str, &str)]) -> String {
 #[tokio::test]
 async fn an_upload_form_carries_its_token_in_a_multipart_field() {
     let app = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .route(Route::get("/token", token))
         .route(
             Route::post("/upload", |body: bytes::Bytes| async move {

@@ -7,7 +7,7 @@ use flagon::{App, DerivedKey, Extension, Setup, SetupError};
 
 fn app(secret: &str) -> App {
     App::builder()
-        .config(testing_config_toml(&format!("secret_key = \"{secret}\"")))
+        .settings(testing_config_toml(&format!("secret_key = \"{secret}\"")))
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -66,7 +66,7 @@ impl Extension for Remember {
 fn the_setup_time_key_is_the_handles_key() {
     let seen = Arc::new(Mutex::new(None));
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "secret_key = \"one secret key, long enough for the test\"",
         ))
         .register(Remember(seen.clone()))

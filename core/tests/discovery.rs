@@ -88,7 +88,7 @@ fn arrivals(app: &App) -> Vec<(&'static str, Arrival)> {
 #[tokio::test]
 async fn discovery_registers_linked_extensions() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .discover()
         .build()
         .unwrap();
@@ -119,7 +119,7 @@ async fn discovery_registers_linked_extensions() {
 
 #[test]
 fn without_discover_nothing_is_registered() {
-    let app = App::builder().config(testing_config()).build().unwrap();
+    let app = App::builder().settings(testing_config()).build().unwrap();
     assert_eq!(app.extensions().count(), 0);
     assert!(!app.extensions_text().contains("[extensions]"));
 }
@@ -127,7 +127,7 @@ fn without_discover_nothing_is_registered() {
 #[tokio::test]
 async fn the_factory_reads_config() {
     let app = App::builder()
-        .config(testing_config_toml("[disc_base]\ngreeting = \"hi\"\n"))
+        .settings(testing_config_toml("[disc_base]\ngreeting = \"hi\"\n"))
         .configure(|s| {
             // Nobody else reads [disc_base]: the factory read it, the app claims it.
             let _: BaseConfig = s.config("disc_base")?;
@@ -143,7 +143,7 @@ async fn the_factory_reads_config() {
 #[test]
 fn config_disables_a_discovered_extension() {
     let config = testing_config_toml("[extensions]\ndisabled = [\"disc-audit\"]\n");
-    let app = App::builder().config(config).discover().build().unwrap();
+    let app = App::builder().settings(config).discover().build().unwrap();
     assert_eq!(arrivals(&app), [("disc-base", Arrival::Discovered)]);
     assert!(
         app.extensions_text()
@@ -157,7 +157,7 @@ fn config_disables_a_discovered_extension() {
 fn disabling_a_required_extension_is_a_build_error() {
     let config = testing_config_toml("[extensions]\ndisabled = [\"disc-base\"]\n");
     let err = App::builder()
-        .config(config)
+        .settings(config)
         .discover()
         .build()
         .unwrap_err()
@@ -173,7 +173,7 @@ fn disabling_a_required_extension_is_a_build_error() {
 fn an_unknown_disabled_name_is_a_config_error_naming_the_key() {
     let config = testing_config_toml("[extensions]\ndisabled = [\"disc-typo\"]\n");
     let err = App::builder()
-        .config(config)
+        .settings(config)
         .discover()
         .build()
         .unwrap_err()
@@ -187,7 +187,7 @@ fn an_unknown_disabled_name_is_a_config_error_naming_the_key() {
 #[test]
 fn a_clash_between_discovered_and_explicit_extensions_names_both() {
     let err = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .register(Squatter)
         .discover()
         .build()
@@ -202,7 +202,7 @@ fn a_clash_between_discovered_and_explicit_extensions_names_both() {
 #[tokio::test]
 async fn an_explicit_registration_replaces_the_discovered_one() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .register(Base {
             greeting: "explicit".into(),
         })
@@ -242,7 +242,7 @@ fn linked_entries_are_sorted() {
 #[test]
 fn the_config_command_shows_the_section_with_its_source() {
     let config = testing_config_toml("[extensions]\ndisabled = [\"disc-audit\"]\n");
-    let app = App::builder().config(config).discover().build().unwrap();
+    let app = App::builder().settings(config).discover().build().unwrap();
     let text = app.config_text();
     let line = text
         .lines()

@@ -12,7 +12,7 @@ use flagon::testing::{TestClient, testing_config_toml};
 fn app(checks: &'static [&'static str]) -> App {
     App::builder()
         // Every probe runs the checks: these tests are about what one run reports.
-        .config(testing_config_toml("[health]\ncache_for = \"0s\"\n"))
+        .settings(testing_config_toml("[health]\ncache_for = \"0s\"\n"))
         .configure(move |s| {
             for &c in checks {
                 match c {
@@ -151,7 +151,7 @@ fn counting(cache_for: &str, takes: Duration) -> (App, Arc<AtomicUsize>) {
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
     let app = App::builder()
-        .config(testing_config_toml(&format!(
+        .settings(testing_config_toml(&format!(
             "[health]\ncache_for = \"{cache_for}\"\n"
         )))
         .configure(move |s| {
@@ -228,7 +228,7 @@ async fn without_caching_every_probe_runs_the_checks() {
 #[test]
 fn a_bad_cache_for_is_a_build_error_naming_the_key() {
     let err = App::builder()
-        .config(testing_config_toml("[health]\ncache_for = \"soon\"\n"))
+        .settings(testing_config_toml("[health]\ncache_for = \"soon\"\n"))
         .build()
         .unwrap_err()
         .to_string();

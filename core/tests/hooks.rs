@@ -98,7 +98,7 @@ fn build_nested(log: &Log) -> App {
     );
     let outer =
         bp_hooks(Blueprint::new("outer").url_prefix("/outer"), log, "outer").blueprint(inner);
-    let b = App::builder().config(testing_config());
+    let b = App::builder().settings(testing_config());
     let b = app_hooks(b, log, "app1");
     let b = app_hooks(b, log, "app2");
     b.blueprint(outer)
@@ -175,16 +175,18 @@ async fn a_before_hook_response_skips_later_before_hooks_and_the_view() {
     let log: Log = Arc::default();
     let view_log = log.clone();
     let l = log.clone();
-    let b = App::builder().config(testing_config()).configure(move |s| {
-        s.before_request(move |_req| {
-            let l = l.clone();
-            async move {
-                push(&l, "before stop");
-                ControlFlow::Break((StatusCode::IM_A_TEAPOT, "stopped").into_response())
-            }
+    let b = App::builder()
+        .settings(testing_config())
+        .configure(move |s| {
+            s.before_request(move |_req| {
+                let l = l.clone();
+                async move {
+                    push(&l, "before stop");
+                    ControlFlow::Break((StatusCode::IM_A_TEAPOT, "stopped").into_response())
+                }
+            });
+            Ok(())
         });
-        Ok(())
-    });
     let b = app_hooks(b, &log, "later");
     let app = b
         .route(
@@ -211,7 +213,7 @@ async fn a_before_hook_response_skips_later_before_hooks_and_the_view() {
 #[tokio::test]
 async fn after_hooks_can_replace_the_response() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(|s| {
             s.after_request(|_, _res| async { (StatusCode::ACCEPTED, "replaced").into_response() });
             Ok(())
@@ -233,7 +235,7 @@ async fn panics() -> &'static str {
 }
 
 fn teardown_app(log: &Log) -> App {
-    let b = App::builder().config(testing_config());
+    let b = App::builder().settings(testing_config());
     let l = log.clone();
     let b = b.configure(move |s| {
         s.teardown_request(move |_, _| {
@@ -292,7 +294,7 @@ async fn teardown_runs_after_a_panic_and_the_next_request_is_fine() {
 #[tokio::test]
 async fn a_panic_without_hooks_is_a_500_for_that_request_only() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .route(Route::get("/panics", panics))
         .route(Route::get("/ok", || async { "ok" }).name("ok"))
         .build()
@@ -317,7 +319,7 @@ fn error_app() -> App {
             (StatusCode::NOT_FOUND, "blueprint 404")
         });
     App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(|s| {
             s.error_handler(StatusCode::NOT_FOUND, |ctx| async move {
                 (
@@ -394,7 +396,7 @@ async fn default_error_pages_follow_accept() {
 #[tokio::test]
 async fn method_not_allowed_is_a_405_with_allow() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .route(Route::get("/only-get", || async { "x" }).name("only_get"))
         .build()
         .unwrap();
@@ -414,7 +416,7 @@ async fn g_is_shared_between_hooks_and_the_handler() {
     #[derive(Clone)]
     struct User(&'static str);
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(|s| {
             s.before_request(|mut req| async move {
                 flagon::RequestExt::g(&mut req).insert(User("ada"));
@@ -444,7 +446,7 @@ async fn g_is_shared_between_hooks_and_the_handler() {
 #[tokio::test]
 async fn an_error_handler_answering_with_an_error_gets_a_rendered_page() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(|s| {
             s.error_handler(StatusCode::NOT_FOUND, |_| async {
                 HttpError::new(StatusCode::GONE, "moved away for good")
@@ -467,7 +469,7 @@ async fn an_error_handler_answering_with_an_error_gets_a_rendered_page() {
 #[tokio::test]
 async fn a_panicking_after_hook_goes_to_the_500_handler() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .configure(|s| {
             s.after_request(|_, _res| async { panic!("after hook bug") });
             s.error_handler(StatusCode::INTERNAL_SERVER_ERROR, |_| async {
@@ -486,7 +488,7 @@ async fn a_panicking_after_hook_goes_to_the_500_handler() {
 #[tokio::test]
 async fn teardown_runs_for_a_request_cut_off_by_the_timeout() {
     let log: Log = Arc::default();
-    let b = App::builder().config(flagon::testing::testing_config_toml(
+    let b = App::builder().settings(flagon::testing::testing_config_toml(
         "[server]\nrequest_timeout = \"100ms\"\n",
     ));
     let app = app_hooks(b, &log, "app")
@@ -509,7 +511,10 @@ async fn teardown_runs_for_a_request_cut_off_by_the_timeout() {
 #[tokio::test]
 async fn options_is_answered_with_allow_as_in_flask() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
+        // A GET-only route without hooks: the router's direct path (no CSRF guard either).
+        .route(Route::get("/bare", || async { "x" }).name("bare"))
+        // Takes POST, so the CSRF guard runs on it: the per-method dispatcher.
         .route(
             Route::get("/plain", || async { "x" })
                 .name("plain")
@@ -524,12 +529,22 @@ async fn options_is_answered_with_allow_as_in_flask() {
         .build()
         .unwrap();
     let client = TestClient::new(&app);
-    for path in ["/plain", "/bp/x"] {
+    for path in ["/bare", "/plain", "/bp/x"] {
         let res = client.request(http::Method::OPTIONS, path).send().await;
         assert_eq!(res.status(), 200, "{path}");
         let allow = res.header("allow").unwrap_or_default().to_owned();
         assert!(allow.contains("GET"), "{path}: {allow}");
+        assert!(allow.contains("HEAD"), "{path}: {allow}");
+        assert_eq!(allow.contains("POST"), path == "/plain", "{path}: {allow}");
     }
+    assert_eq!(
+        client
+            .request(http::Method::PUT, "/bare")
+            .send()
+            .await
+            .status(),
+        405
+    );
     assert_eq!(
         client
             .request(http::Method::PUT, "/plain")
@@ -543,7 +558,7 @@ async fn options_is_answered_with_allow_as_in_flask() {
 #[tokio::test]
 async fn a_missing_trailing_slash_redirects_as_in_flask() {
     let app = App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .blueprint(
             Blueprint::new("admin")
                 .url_prefix("/admin")

@@ -15,7 +15,7 @@ async fn echo_id(id: RequestId) -> String {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .route(Route::get("/id", echo_id))
         .build()
         .unwrap()

@@ -19,7 +19,7 @@ async fn quick() -> &'static str {
 
 fn app(with_hooks: bool) -> App {
     App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nrequest_timeout = \"200ms\"\n",
         ))
         .route(Route::get("/slow", slow))
@@ -76,7 +76,7 @@ async fn the_timeout_503_passes_after_hooks_and_error_handlers() {
 #[tokio::test]
 async fn a_request_whose_after_steps_hang_too_is_still_answered() {
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nrequest_timeout = \"200ms\"\n",
         ))
         .route(Route::get("/slow", slow))

@@ -18,7 +18,7 @@ async fn slow(axum::extract::Path(ms): axum::extract::Path<u64>) -> String {
 
 fn app(deadline: &str, stopped: Arc<AtomicBool>) -> App {
     App::builder()
-        .config(testing_config_toml(&format!(
+        .settings(testing_config_toml(&format!(
             "[server]\nshutdown_deadline = \"{deadline}\"\n"
         )))
         .route(Route::get("/slow/{ms}", slow))
@@ -133,7 +133,7 @@ async fn graceful_shutdown_cuts_a_request_past_the_deadline() {
 #[tokio::test]
 async fn a_failing_startup_hook_aborts_serving_with_its_message() {
     let app = App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .configure(|s| {
             s.on_startup(|_| async { Err("migrations are pending".into()) });
             Ok(())
@@ -153,7 +153,7 @@ async fn a_failing_startup_hook_aborts_serving_with_its_message() {
 
 fn timeouts_app() -> App {
     App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nheader_read_timeout = \"300ms\"\nkeep_alive_timeout = \"300ms\"\n",
         ))
         .route(Route::get("/slow/{ms}", slow))
@@ -218,7 +218,7 @@ async fn lifecycle_signals_fire_and_a_hanging_shutdown_hook_is_cut_at_the_deadli
     let seen = Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
     let (s1, s2) = (seen.clone(), seen.clone());
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nshutdown_hooks_timeout = \"300ms\"\n",
         ))
         .configure(move |s| {
@@ -247,7 +247,7 @@ async fn shutdown_hooks_get_their_own_time_after_a_drain_cut() {
     let done = Arc::new(AtomicBool::new(false));
     let flag = done.clone();
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nshutdown_deadline = \"300ms\"\nshutdown_hooks_timeout = \"5s\"\n",
         ))
         .route(Route::get("/slow/{ms}", slow))
@@ -304,7 +304,7 @@ impl flagon::Extension for Opens {
 async fn a_failed_startup_closes_what_the_started_extensions_opened() {
     let log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let app = App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .register(Opens("pool", log.clone(), false))
         .register(Opens("broker", log.clone(), true))
         .register(Opens("later", log.clone(), false))
@@ -324,7 +324,7 @@ async fn a_failed_startup_closes_what_the_started_extensions_opened() {
 
 fn conn_app(server: &str) -> App {
     App::builder()
-        .config(testing_config_toml(&format!("[server]\n{server}")))
+        .settings(testing_config_toml(&format!("[server]\n{server}")))
         .route(Route::get("/slow/{ms}", slow))
         .route(Route::get("/big", big))
         .route(Route::get("/stream", stream))

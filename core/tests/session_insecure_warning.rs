@@ -46,7 +46,7 @@ async fn a_cookie_without_secure_is_warned_about_once() {
         .build()
         .unwrap();
     let app = App::builder()
-        .config(dev)
+        .settings(dev)
         .route(Route::get("/set", set))
         .build()
         .unwrap();

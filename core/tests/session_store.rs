@@ -99,7 +99,7 @@ fn app_on(store: Option<Arc<Logged>>, session_toml: &str) -> App {
         None => format!("[session]\n{session_toml}\n"),
     };
     App::builder()
-        .config(testing_config_toml(&toml))
+        .settings(testing_config_toml(&toml))
         .configure(move |setup| {
             if let Some(s) = store.clone() {
                 setup.session_store("logged", move |_| Ok(s.clone() as Arc<dyn SessionStore>));
@@ -154,7 +154,7 @@ async fn a_stale_session_is_refreshed_with_a_single_touch() {
     let s = store.clone();
     let c = clock.clone();
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[session]\nstore = \"logged\"\nidle_timeout = \"100s\"\n",
         ))
         .configure(move |setup| {
@@ -226,7 +226,7 @@ fn size_bounds_are_checked_at_startup_naming_the_key() {
         ),
     ] {
         let built = App::builder()
-            .config(testing_config_toml(&format!("[session]\n{toml}\n")))
+            .settings(testing_config_toml(&format!("[session]\n{toml}\n")))
             .build();
         let Err(err) = built else {
             panic!("a bad bound fails the build: {toml}");

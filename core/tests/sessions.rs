@@ -125,7 +125,7 @@ fn fixture(session_toml: &str) -> Fixture {
     let toml = format!("[session]\nstore = \"test\"\n{session_toml}\n");
     let (s, c) = (store.clone(), clock.clone());
     let app = App::builder()
-        .config(testing_config_toml(&toml))
+        .settings(testing_config_toml(&toml))
         .configure(move |setup| {
             let s = s.clone();
             setup.session_store("test", move |_| Ok(s.clone() as Arc<dyn SessionStore>));
@@ -329,7 +329,7 @@ async fn plain_http_switch_works_in_development_only() {
         .build()
         .unwrap();
     let app = App::builder()
-        .config(dev)
+        .settings(dev)
         .route(Route::get("/set", set))
         .build()
         .unwrap();
@@ -339,7 +339,7 @@ async fn plain_http_switch_works_in_development_only() {
     assert!(!c.contains("Secure"), "{c}");
 
     let err = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[session]\ninsecure_plain_http = true\n",
         ))
         .build()
@@ -352,7 +352,7 @@ async fn plain_http_switch_works_in_development_only() {
 #[tokio::test]
 async fn an_unknown_store_name_is_a_config_error_naming_the_key() {
     let err = App::builder()
-        .config(testing_config_toml("[session]\nstore = \"rediss\"\n"))
+        .settings(testing_config_toml("[session]\nstore = \"rediss\"\n"))
         .build()
         .unwrap_err()
         .to_string();
@@ -367,7 +367,7 @@ async fn the_memory_store_stays_within_its_capacity() {
     let store = Arc::new(MemoryStore::with_clock(10, Arc::new(clock.clone())));
     let s = store.clone();
     let app = App::builder()
-        .config(testing_config_toml("[session]\nstore = \"bounded\"\n"))
+        .settings(testing_config_toml("[session]\nstore = \"bounded\"\n"))
         .configure(move |setup| {
             let s = s.clone();
             setup.session_store("bounded", move |_| Ok(s.clone() as Arc<dyn SessionStore>));
@@ -436,7 +436,7 @@ async fn before_request_hooks_read_the_session() {
         g.get::<String>().unwrap_or_else(|| "nobody".into())
     }
     let app = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .route(Route::get("/login", login))
         .route(Route::get("/whoami", whoami).name("whoami"))
         .configure(|s| {
@@ -486,7 +486,7 @@ fn two_stores_with_one_name_fail_the_build_naming_both() {
         }
     }
     let err = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .register(RedisA)
         .register(RedisB)
         .build()
@@ -596,7 +596,7 @@ async fn concurrent_requests_changing_different_keys_keep_both_changes() {
     });
     let s = store.clone();
     let app = App::builder()
-        .config(testing_config_toml("[session]\nstore = \"lockstep\"\n"))
+        .settings(testing_config_toml("[session]\nstore = \"lockstep\"\n"))
         .configure(move |setup| {
             let s = s.clone();
             setup.session_store("lockstep", move |_| Ok(s.clone() as Arc<dyn SessionStore>));

@@ -77,7 +77,7 @@ async fn render(
 
 fn app(dir: &Path, builder: AppBuilder) -> App {
     builder
-        .config(config_for(dir))
+        .settings(config_for(dir))
         .route(Route::get("/render/{name}", render))
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
@@ -111,7 +111,7 @@ async fn contributed_filters_functions_and_globals_render() {
 
 fn clash(a: Widgets, b: Widgets) -> String {
     App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .register(a)
         .register(b)
         .build()
@@ -203,7 +203,7 @@ async fn context_processors_read_the_session() {
         Ok("ok")
     }
     let app = App::builder()
-        .config(config_for(dir.path()))
+        .settings(config_for(dir.path()))
         .configure(|s| {
             s.context_processor(|req| {
                 let user: Option<String> = req.session().and_then(|s| s.get("user"));
@@ -273,7 +273,7 @@ async fn built_ins_url_for_request_and_flashed_messages() {
         Ok(Redirect::to("/render/t.html?q=hi"))
     }
     let app = App::builder()
-        .config(config_for(dir.path()))
+        .settings(config_for(dir.path()))
         .route(Route::get("/render/{name}", render))
         .route(Route::post("/save", save).name("save"))
         .configure(|s| {
@@ -314,7 +314,7 @@ async fn a_flash_survives_one_redirect_and_not_two() {
         Redirect::to("/show")
     }
     let app = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .route(Route::get("/flash", flash).name("flash"))
         .route(Route::get("/show", show).name("show"))
         .route(Route::get("/hop", hop).name("hop"))
@@ -354,7 +354,7 @@ async fn a_template_error_names_template_and_line_in_development() {
         .build()
         .unwrap();
     let app = App::builder()
-        .config(config)
+        .settings(config)
         .route(Route::get("/render/{name}", render))
         .build()
         .unwrap();
@@ -374,7 +374,7 @@ async fn templates_reload_on_change_when_auto_reload_is_on() {
         dir.path().display().to_string()
     ));
     let app = App::builder()
-        .config(config)
+        .settings(config)
         .route(Route::get("/render/{name}", render))
         .build()
         .unwrap();
@@ -400,7 +400,7 @@ async fn templates_render_outside_a_request_for_mail_and_commands() {
         "{{ greeting }} {{ url_for('render', name='a') }} {{ name }}",
     );
     let app = App::builder()
-        .config(config_for(dir.path()))
+        .settings(config_for(dir.path()))
         .route(Route::get("/render/{name}", render))
         .configure(|s| {
             s.context_processor(|_| context! { greeting => "Hi" });
@@ -432,7 +432,7 @@ async fn templates_see_session_values_but_not_flagons_own_keys() {
         "ok"
     }
     let app = App::builder()
-        .config(config_for(dir.path()))
+        .settings(config_for(dir.path()))
         .route(Route::get("/login", login).name("login"))
         .route(Route::get("/token", token).name("token"))
         .route(Route::get("/render/{name}", render))
@@ -463,7 +463,7 @@ async fn a_blueprints_templates_are_found_after_the_apps() {
         .route(Route::get("/", admin).name("index"))
         .route(Route::get("/page", page).name("page"));
     let app = App::builder()
-        .config(config_for(app_dir.path()))
+        .settings(config_for(app_dir.path()))
         .blueprint(bp)
         .build()
         .unwrap();
@@ -481,7 +481,7 @@ async fn a_panicking_filter_is_a_500_and_does_not_break_later_renders() {
         dir.path().display().to_string()
     ));
     let app = App::builder()
-        .config(config)
+        .settings(config)
         .route(Route::get("/render/{name}", render))
         .configure(|s| {
             s.template_filter("boom", |_: String| -> String { panic!("filter bug") });
@@ -500,7 +500,7 @@ async fn a_panicking_filter_is_a_500_and_does_not_break_later_renders() {
 #[test]
 fn a_template_test_clash_is_a_build_error_naming_both() {
     let err = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .configure(|s| {
             s.template_test("even_id", |n: i64| n % 2 == 0);
             Ok(())

@@ -11,7 +11,7 @@ async fn method(m: http::Method) -> String {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config_toml("[csrf]\nenabled = false\n"))
+        .settings(testing_config_toml("[csrf]\nenabled = false\n"))
         .route(
             Route::get("/target", method)
                 .and_post(method)
@@ -181,7 +181,7 @@ async fn shutdown_runs_the_shutdown_hooks_once_after_startup() {
 
 fn failing_startup() -> App {
     App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .configure(|s| {
             s.on_startup(|_| async { Err("migrations are pending".into()) });
             Ok(())
@@ -232,7 +232,7 @@ fn cookie_app(development_plain_http: bool) -> App {
         testing_config_toml("[csrf]\nenabled = false\n")
     };
     App::builder()
-        .config(config)
+        .settings(config)
         .route(
             Route::get("/admin/set", || async {
                 [(http::header::SET_COOKIE, "scoped=1; Path=/admin")]
@@ -284,7 +284,7 @@ async fn secure_cookies_do_not_travel_over_plain_http() {
 #[tokio::test]
 async fn patch_and_head_shortcuts_send_their_methods() {
     let app = App::builder()
-        .config(testing_config_toml("[csrf]\nenabled = false\n"))
+        .settings(testing_config_toml("[csrf]\nenabled = false\n"))
         .route(Route::patch("/m", method).and_get(method).name("m"))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));

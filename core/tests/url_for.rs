@@ -17,7 +17,7 @@ async fn link(app: AppHandle) -> String {
 
 fn app() -> App {
     App::builder()
-        .config(testing_config())
+        .settings(testing_config())
         .route(Route::get("/users/{id}", show_user))
         .route(Route::get("/static/{*path}", static_file))
         .route(Route::get("/link", link))

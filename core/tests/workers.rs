@@ -30,7 +30,7 @@ async fn a_worker_runs_while_serving_and_not_under_a_command() {
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = runs.clone();
     let app = App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .configure(move |s| {
             s.worker("counter", move |ctx| {
                 let runs = counted.clone();
@@ -63,7 +63,7 @@ async fn a_worker_gets_the_stop_signal_and_is_awaited() {
     let finished = Arc::new(AtomicBool::new(false));
     let flag = finished.clone();
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nshutdown_deadline = \"5s\"\n",
         ))
         .configure(move |s| {
@@ -96,7 +96,7 @@ async fn a_worker_gets_the_stop_signal_and_is_awaited() {
 #[tokio::test]
 async fn a_worker_that_ignores_the_signal_is_cancelled_at_the_deadline() {
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nshutdown_deadline = \"300ms\"\n",
         ))
         .configure(|s| {
@@ -123,7 +123,7 @@ async fn a_worker_that_ignores_the_signal_is_cancelled_at_the_deadline() {
 #[tokio::test]
 async fn two_workers_of_one_name_fail_the_build() {
     let err = App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .configure(|s| {
             s.worker("sweeper", |_| async { Ok(()) });
             s.worker("sweeper", |_| async { Ok(()) });
@@ -161,7 +161,7 @@ async fn a_failing_or_panicking_worker_is_logged_and_restarted_with_backoff() {
     let starts = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let seen = starts.clone();
     let app = App::builder()
-        .config(flagon::testing::testing_config())
+        .settings(flagon::testing::testing_config())
         .configure(move |s| {
             s.worker("flaky", move |ctx| {
                 let seen = seen.clone();

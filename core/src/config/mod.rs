@@ -3,9 +3,14 @@
 //! The file is flat: top-level keys are the base settings, and a table named after a profile
 //! (`[production.server]`) overrides them in that profile. `FLAGON_ENV` selects the profile
 //! (`development` by default), `FLAGON_CONFIG` the file (`flagon.toml` by default). Environment
-//! variables `FLAGON_SECTION__KEY=value` override both; values parse as TOML scalars (`8080`,
-//! `true`) and otherwise stay strings. In development, a `.env` file in the working directory
-//! is read too; variables already set in the environment win over it.
+//! variables `FLAGON_SECTION__KEY=value` override both. A variable is text: it is read as a
+//! boolean or number only where the setting is one, and only in exact form (`true`/`false`,
+//! `8080`); arrays and tables are written in TOML (`["10.0.0.1"]`). In development, a `.env`
+//! file in the working directory is read too; variables already set in the environment win
+//! over it.
+//!
+//! Values are read strictly: `enabled = "yes"`, `"on"` or `1` is not a boolean, and a wrong
+//! type stops the build like any other error.
 //!
 //! Each extension reads its own section into a typed serde struct
 //! ([`Setup::config`](crate::Setup::config)). An unknown key, a wrong type or a failed
@@ -26,7 +31,7 @@ mod server;
 mod sources;
 
 pub use secret::Secret;
-pub(crate) use secret::{REDACTED, is_secret_key, redact_url};
+pub(crate) use secret::{REDACTED, is_secret_key, redact_url, weakness};
 pub use server::ServerConfig;
 use sources::{ENV_NAME, EnvProvider, FileProvider};
 
@@ -72,12 +77,15 @@ impl fmt::Display for Profile {
     }
 }
 
-/// A configuration problem: which key, where its value came from, and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A configuration problem: which key, where its value came from, and what is wrong. The
+/// underlying error (figment's, an I/O or `.env` error) is kept as its
+/// [`source()`](std::error::Error::source).
+#[derive(Clone, Debug)]
 pub struct ConfigError {
     key: String,
-    source: String,
+    location: String,
     message: String,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ConfigError {
@@ -89,9 +97,16 @@ impl ConfigError {
     ) -> Self {
         ConfigError {
             key: key.into(),
-            source: source.into(),
+            location: source.into(),
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// Keeps `cause` as the error's `source()` (the message should still say what is wrong).
+    pub fn with_cause(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
     }
 
     /// The dotted key path, e.g. `server.port`.
@@ -101,7 +116,7 @@ impl ConfigError {
 
     /// Where the value came from: `flagon.toml line 3`, `environment variable FLAGON_X`, …
     pub fn source_desc(&self) -> &str {
-        &self.source
+        &self.location
     }
 
     /// What is wrong.
@@ -115,12 +130,18 @@ impl fmt::Display for ConfigError {
         write!(
             f,
             "config key `{}` ({}): {}",
-            self.key, self.source, self.message
+            self.key, self.location, self.message
         )
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// The loaded settings tree for one profile. Cheap to clone.
 #[derive(Clone)]
@@ -132,6 +153,8 @@ struct Inner {
     figment: Figment,
     profile: Profile,
     file: Option<(String, String)>,
+    /// How many `FLAGON_*` variables are settings (bounds the strict reading's retries).
+    env_count: usize,
 }
 
 impl fmt::Debug for Config {
@@ -184,6 +207,7 @@ impl ConfigBuilder {
                 path.display().to_string(),
                 format!("cannot read the settings file: {e}"),
             )
+            .with_cause(e)
         })?;
         self.file = Some((path.display().to_string(), text));
         Ok(self)
@@ -225,6 +249,7 @@ impl ConfigBuilder {
                 ));
             }
         }
+        let env_count = env.len();
         figment = figment.merge(EnvProvider { vars: env });
         let figment = figment.select(profile.as_str());
         Ok(Config {
@@ -232,6 +257,7 @@ impl ConfigBuilder {
                 figment,
                 profile,
                 file: self.file,
+                env_count,
             }),
         })
     }
@@ -272,13 +298,13 @@ impl Config {
         if profile_of(&vars)? == Profile::Development {
             let dotenv = dir.join(".env");
             if dotenv.is_file() {
-                let iter = dotenvy::from_path_iter(&dotenv).map_err(|e| {
+                let dotenv_error = |e: dotenvy::Error| {
                     ConfigError::new(".env", dotenv.display().to_string(), e.to_string())
-                })?;
+                        .with_cause(e)
+                };
+                let iter = dotenvy::from_path_iter(&dotenv).map_err(dotenv_error)?;
                 for item in iter {
-                    let (k, v) = item.map_err(|e| {
-                        ConfigError::new(".env", dotenv.display().to_string(), e.to_string())
-                    })?;
+                    let (k, v) = item.map_err(dotenv_error)?;
                     if lookup(&vars, &k).is_none() {
                         vars.push((k, v));
                     }
@@ -310,8 +336,8 @@ impl Config {
     /// the section so that two extensions cannot read the same one.
     pub fn section<T: DeserializeOwned>(&self, name: &str) -> Result<T, Vec<ConfigError>> {
         let figment = &self.inner.figment;
-        let focused = match figment.find_value(name) {
-            Ok(Value::Dict(..)) => figment.focus(name),
+        let present = match figment.find_value(name) {
+            Ok(Value::Dict(..)) => true,
             Ok(other) => {
                 return Err(vec![ConfigError::new(
                     name,
@@ -319,11 +345,43 @@ impl Config {
                     format!("expected a table, found {}", describe(&other)),
                 )]);
             }
-            Err(_) => Figment::new(),
+            Err(_) => false,
         };
-        focused
-            .extract_lossy::<T>()
+        let extract = |f: &Figment| match present {
+            true => f.focus(name).extract::<T>().map_err(Box::new),
+            false => Figment::new().extract::<T>().map_err(Box::new),
+        };
+        self.strict(Some(name), extract)
             .map_err(|e| e.into_iter().map(|e| self.convert(Some(name), e)).collect())
+    }
+
+    /// Reads strictly: a wrong type in the file is an error (`enabled = "yes"` is not a
+    /// boolean). Environment variables are text, so where the setting is a boolean or a
+    /// number, a variable's text is read as one if it is exactly one (`true`, `8080`);
+    /// everywhere else it stays text (`FLAGON_DB__PASSWORD=0123456`).
+    fn strict<T>(
+        &self,
+        prefix: Option<&str>,
+        extract: impl Fn(&Figment) -> Result<T, Box<figment::Error>>,
+    ) -> Result<T, Box<figment::Error>> {
+        let mut figment = self.inner.figment.clone();
+        // Each retry turns one more variable into the scalar its setting expects.
+        for _ in 0..=self.inner.env_count {
+            let e = match extract(&figment) {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let key: Vec<String> = prefix
+                .map(str::to_owned)
+                .into_iter()
+                .chain(e.path.iter().cloned())
+                .collect();
+            match sources::typed_env_value(&figment, &e, &key) {
+                Some(typed) => figment = figment.merge(typed),
+                None => return Err(e),
+            }
+        }
+        extract(&figment)
     }
 
     /// Reads the top-level key `key` into `T` (`None` when absent).
@@ -331,11 +389,9 @@ impl Config {
         if !self.inner.figment.contains(key) {
             return Ok(None);
         }
-        self.inner
-            .figment
-            .extract_inner_lossy::<T>(key)
+        self.strict(None, |f| f.extract_inner::<T>(key).map_err(Box::new))
             .map(Some)
-            .map_err(|e| self.convert(None, e))
+            .map_err(|e| self.convert(None, *e))
     }
 
     /// The top-level keys present after merging file, profile and environment.
@@ -403,9 +459,10 @@ impl Config {
             }
             kind => kind.to_string(),
         };
+        let e = FigmentCause(e);
         let key = path.join(".");
         let source = if key.is_empty() {
-            e.metadata
+            e.0.metadata
                 .as_ref()
                 .map(|m| m.name.to_string())
                 .unwrap_or_else(|| "settings".into())
@@ -417,6 +474,24 @@ impl Config {
             source,
             message,
         )
+        .with_cause(e)
+    }
+}
+
+/// A figment error as a cause: its own `Display` only (figment's adds the source and path,
+/// which the [`ConfigError`] already says in Flagon's terms).
+#[derive(Debug)]
+struct FigmentCause(figment::Error);
+
+impl fmt::Display for FigmentCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.kind, f)
+    }
+}
+
+impl std::error::Error for FigmentCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Secrets in settings: a type that never prints, and redaction for the `config` command.
+//! Secrets in settings: a type that never prints, redaction for the `config` command, and the
+//! check that refuses an obviously guessable `secret_key` in production.
 
 use std::fmt;
 
@@ -72,5 +73,61 @@ pub(crate) fn redact_url(value: &str) -> String {
             &rest[at..]
         ),
         None => value.to_owned(),
+    }
+}
+
+/// Why `key` is obviously guessable, if it is: too little variety to hold 96 bits however it
+/// is read (`aaaa…`, `abcabc…`), one short piece repeated, or a run such as `abcdef…` or
+/// `123456…`. A random key of 32 or more characters (hex, base64, alphanumeric) never trips it.
+pub(crate) fn weakness(key: &str) -> Option<&'static str> {
+    let b = key.as_bytes();
+    let mut counts = [0u32; 256];
+    for &c in b {
+        counts[c as usize] += 1;
+    }
+    let n = b.len() as f64;
+    // The key's length times its empirical entropy per character: what it could hold at best.
+    let bits: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2() * n
+        })
+        .sum();
+    if bits < 96.0 {
+        return Some("it uses too few different characters");
+    }
+    if (1..=b.len() / 2).any(|period| b[period..].iter().zip(b).all(|(x, y)| x == y)) {
+        return Some("it repeats a shorter piece");
+    }
+    let steps = b
+        .windows(3)
+        .filter(|w| w[1].wrapping_sub(w[0]) == w[2].wrapping_sub(w[1]))
+        .count();
+    if steps * 2 >= b.len() {
+        return Some("it is mostly a run of consecutive characters");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guessable_keys_are_named_and_random_ones_pass() {
+        assert!(weakness(&"a".repeat(32)).is_some());
+        assert!(weakness(&"ab".repeat(32)).is_some());
+        assert!(weakness("password1234password1234password").is_some());
+        assert!(weakness("abcdefghijklmnopqrstuvwxyz012345").is_some());
+        assert!(weakness("0123456789012345678901234567890123456789").is_some());
+        for _ in 0..1000 {
+            let hex = crate::crypto::hex(&crate::crypto::random_16());
+            assert_eq!(weakness(&hex), None, "{hex}");
+            let long: [u8; 32] = rand::random();
+            let hex = crate::crypto::hex(&long);
+            assert_eq!(weakness(&hex), None, "{hex}");
+        }
     }
 }

@@ -21,7 +21,8 @@ impl FileProvider {
                 .span()
                 .map(|s| format!("{name} line {}", text[..s.start].matches('\n').count() + 1))
                 .unwrap_or_else(|| name.to_owned());
-            ConfigError::new("<file>", line, format!("not valid TOML: {}", e.message()))
+            let message = format!("not valid TOML: {}", e.message());
+            ConfigError::new("<file>", line, message).with_cause(e)
         })?;
         let mut data = Map::new();
         for profile in Profile::ALL {
@@ -66,17 +67,21 @@ pub(super) struct EnvProvider {
     pub(super) vars: Vec<(String, String)>,
 }
 
+fn env_metadata() -> Metadata {
+    Metadata::named(ENV_NAME).interpolater(|_, keys: &[&str]| {
+        format!(
+            "FLAGON_{}",
+            keys.iter()
+                .map(|k| k.to_uppercase())
+                .collect::<Vec<_>>()
+                .join("__")
+        )
+    })
+}
+
 impl Provider for EnvProvider {
     fn metadata(&self) -> Metadata {
-        Metadata::named(ENV_NAME).interpolater(|_, keys: &[&str]| {
-            format!(
-                "FLAGON_{}",
-                keys.iter()
-                    .map(|k| k.to_uppercase())
-                    .collect::<Vec<_>>()
-                    .join("__")
-            )
-        })
+        env_metadata()
     }
 
     fn data(&self) -> Result<Map<FigProfile, Dict>, figment::Error> {
@@ -88,7 +93,7 @@ impl Provider for EnvProvider {
                 .collect();
             // Arrays and tables are parsed (`["10.0.0.1"]`); scalars stay text, so that
             // `FLAGON_DB__PASSWORD=123456` is a string for a string setting, and are read as
-            // numbers or booleans only where the setting is one (figment's lossy reading).
+            // numbers or booleans only where the setting is one (`typed_env_value`).
             let value = match raw.parse::<Value>() {
                 Ok(v @ (Value::Array(..) | Value::Dict(..))) => v,
                 _ => Value::from(raw.clone()),
@@ -115,5 +120,69 @@ fn insert_path(dict: &mut Dict, parts: &[String], value: Value) {
     }
     if let Value::Dict(_, d) = entry {
         insert_path(d, rest, value);
+    }
+}
+
+/// One variable re-read as the scalar its setting expects: `error` says a string was found
+/// where a boolean or number was expected, and the value at `key` is a variable's text. Only
+/// the exact forms count: `true`/`false` for a boolean (not `yes`, `on` or `1`), a decimal
+/// number for a number. `None` when the error is anything else, so it is reported as is.
+pub(super) fn typed_env_value(
+    figment: &figment::Figment,
+    error: &figment::Error,
+    key: &[String],
+) -> Option<TypedEnv> {
+    let figment::error::Kind::InvalidType(figment::error::Actual::Str(_), expected) = &error.kind
+    else {
+        return None;
+    };
+    let dotted = key.join(".");
+    if figment.find_metadata(&dotted)?.name != ENV_NAME {
+        return None;
+    }
+    let Ok(Value::String(_, raw)) = figment.find_value(&dotted) else {
+        return None;
+    };
+    let value = if expected == "a boolean" {
+        match raw.as_str() {
+            "true" => Value::from(true),
+            "false" => Value::from(false),
+            _ => return None,
+        }
+    } else if let Ok(n) = raw.parse::<u64>() {
+        Value::from(n)
+    } else if let Ok(n) = raw.parse::<i64>() {
+        Value::from(n)
+    } else if raw
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
+        Value::from(raw.parse::<f64>().ok()?)
+    } else {
+        return None;
+    };
+    Some(TypedEnv {
+        key: key.to_vec(),
+        value,
+    })
+}
+
+/// A variable's value re-read as a boolean or number, overriding its text.
+pub(super) struct TypedEnv {
+    key: Vec<String>,
+    value: Value,
+}
+
+impl Provider for TypedEnv {
+    fn metadata(&self) -> Metadata {
+        env_metadata()
+    }
+
+    fn data(&self) -> Result<Map<FigProfile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        insert_path(&mut root, &self.key, self.value.clone());
+        let mut map = Map::new();
+        map.insert(FigProfile::Global, root);
+        Ok(map)
     }
 }

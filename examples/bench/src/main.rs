@@ -116,7 +116,7 @@ impl Extension for Busy {
 }
 
 fn flagon_app(config: flagon::config::Config) -> Result<App, flagon::BuildError> {
-    let mut builder = App::builder().config(config);
+    let mut builder = App::builder().settings(config);
     for name in ["counter", "audit", "greeter", "metrics"] {
         builder = builder.register(Busy { name });
     }
@@ -188,7 +188,7 @@ mod tests {
     #[tokio::test]
     async fn both_servers_answer_the_same() {
         let app = super::App::builder()
-            .config(flagon::testing::testing_config())
+            .settings(flagon::testing::testing_config())
             .register(super::Busy { name: "counter" })
             .route(flagon::Route::get("/hello", super::hello))
             .build()

@@ -114,7 +114,7 @@ fn build(config: Config) -> Result<App, BuildError> {
         .route(Route::get("/", admin_index).name("index"));
     flagon_secure_headers::link(); // keeps the discovered crate in the binary
     App::builder()
-        .config(config)
+        .settings(config)
         .discover()
         .register(Greeter)
         .route(Route::get("/", index))

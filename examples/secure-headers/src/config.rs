@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use flagon::serde::{Deserialize, Serialize};
 
 /// The default Content-Security-Policy: same-origin everything, no plugins, no `<base>`
 /// hijacking, framing by the same origin only. `script-src` and `style-src` get the
@@ -13,7 +13,7 @@ pub const DEFAULT_CSP: &str =
 /// `[secure_headers]` in `flagon.toml`. Every key is optional; see the crate docs for the
 /// table of defaults.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(crate = "flagon::serde", default, deny_unknown_fields)]
 pub struct SecureHeadersConfig {
     /// Redirect plain-http requests to https (302, or 301 with `force_https_permanent`).
     pub force_https: bool,
@@ -91,7 +91,7 @@ impl Default for SecureHeadersConfig {
 /// };
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(crate = "flagon::serde", default, deny_unknown_fields)]
 pub struct PolicyOverride {
     /// Redirect plain-http requests to https.
     pub force_https: Option<bool>,

@@ -13,9 +13,9 @@ use flagon::axum::extract::{MatchedPath, Request};
 use flagon::axum::response::{IntoResponse, Response};
 use flagon::http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
 use flagon::http::{HeaderValue, Method, StatusCode};
+use flagon::tower_layer::Layer;
+use flagon::tower_service::Service;
 use flagon::{AppHandle, BoxFuture, ClientScheme, G, HttpError, RequestExt, RouteInfo};
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::config::PolicyOverride;
 use crate::nonce::CspNonce;
@@ -113,7 +113,7 @@ impl Shared {
                 let compiled = match spec.compile() {
                     Ok(c) => Arc::new(c),
                     Err((key, msg)) => {
-                        tracing::error!(target: "flagon_secure_headers", endpoint = %r.endpoint, key, msg, "override does not compile; using the default policy");
+                        flagon::tracing::error!(target: "flagon_secure_headers", endpoint = %r.endpoint, key, msg, "override does not compile; using the default policy");
                         self.default.clone()
                     }
                 };

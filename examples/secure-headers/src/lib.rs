@@ -15,7 +15,7 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let app = App::builder()
-//!     .config(testing_config())
+//!     .settings(testing_config())
 //!     .register(SecureHeaders::new())
 //!     .route(Route::get("/", index))
 //!     .build()

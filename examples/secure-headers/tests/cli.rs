@@ -39,7 +39,7 @@ csp_nonce_in = []
         },
     );
     let app = App::builder()
-        .config(testing_config_toml(toml))
+        .settings(testing_config_toml(toml))
         .register(ext)
         .route(Route::get("/", index))
         .route(Route::get("/widget", widget))

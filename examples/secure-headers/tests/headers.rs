@@ -43,7 +43,7 @@ fn app(ext: SecureHeaders, toml: &str) -> App {
                 .route(Route::get("/items", maybe_nonce).name("items")),
         );
     App::builder()
-        .config(testing_config_toml(&toml))
+        .settings(testing_config_toml(&toml))
         .register(ext)
         .route(Route::get("/", page))
         .route(Route::get("/widget", widget))
@@ -293,7 +293,7 @@ async fn a_header_the_handler_set_is_kept() {
 fn bad_values_are_build_errors_naming_the_key() {
     let build = |toml: &str| {
         App::builder()
-            .config(testing_config_toml(toml))
+            .settings(testing_config_toml(toml))
             .register(SecureHeaders::new())
             .build()
             .unwrap_err()

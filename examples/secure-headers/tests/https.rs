@@ -15,7 +15,7 @@ fn app(extra: &str) -> App {
          [secure_headers]\nforce_https = true\n{extra}"
     );
     App::builder()
-        .config(testing_config_toml(&toml))
+        .settings(testing_config_toml(&toml))
         .register(SecureHeaders::new())
         .route(Route::get("/account", || async { "account" }).name("account"))
         .route(Route::get("/up", || async { "up" }).name("up"))
@@ -183,7 +183,7 @@ async fn a_configured_https_host_ignores_the_request_host() {
 fn a_malformed_https_host_is_a_build_error_naming_the_key() {
     let toml = "[secure_headers]\nhttps_host = \"example.com/evil\"\n";
     let err = App::builder()
-        .config(testing_config_toml(toml))
+        .settings(testing_config_toml(toml))
         .register(SecureHeaders::new())
         .build()
         .unwrap_err()

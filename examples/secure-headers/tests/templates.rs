@@ -14,7 +14,7 @@ async fn page(tpl: Templates) -> Result<Html<String>, HttpError> {
 
 fn app(toml: &str) -> App {
     App::builder()
-        .config(testing_config_toml(toml))
+        .settings(testing_config_toml(toml))
         .register(SecureHeaders::new())
         .route(Route::get("/", page))
         .configure(|app: &mut Setup<'_>| -> Result<(), SetupError> {
@@ -58,7 +58,7 @@ async fn without_a_nonce_the_function_renders_nothing() {
 #[test]
 fn another_csp_nonce_global_is_a_build_error_naming_both() {
     let err = App::builder()
-        .config(testing_config_toml(""))
+        .settings(testing_config_toml(""))
         .register(SecureHeaders::new())
         .configure(|app: &mut Setup<'_>| -> Result<(), SetupError> {
             app.template_function("csp_nonce", || "mine".to_owned());

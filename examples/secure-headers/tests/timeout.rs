@@ -14,7 +14,7 @@ async fn slow() -> &'static str {
 #[tokio::test]
 async fn the_timeout_page_has_the_security_headers() {
     let app = App::builder()
-        .config(testing_config_toml(
+        .settings(testing_config_toml(
             "[server]\nrequest_timeout = \"200ms\"\n",
         ))
         .register(SecureHeaders::new())
