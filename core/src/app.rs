@@ -469,7 +469,7 @@ impl AppHandle {
     ///
     /// ```
     /// # let app = flagon::App::builder()
-    /// #     .config(flagon::testing::testing_config_toml("secret_key = \"an example key\""))
+    /// #     .settings(flagon::testing::testing_config_toml("secret_key = \"an example key\""))
     /// #     .build()
     /// #     .unwrap();
     /// let remember = app.derive_key("login.remember");

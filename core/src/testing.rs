@@ -172,7 +172,7 @@ impl TestClient {
     /// struct Pool(AtomicBool);
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let app = App::builder()
-    ///     .config(testing_config())
+    ///     .settings(testing_config())
     ///     .configure(|s| {
     ///         s.provide(Pool(AtomicBool::new(false)));
     ///         s.on_startup(|app: AppHandle| async move {

@@ -300,6 +300,7 @@ async fn a_foreign_non_ascii_cookie_does_not_replace_the_session() {
     // What a browser sends when a parent domain planted `lang=français` (UTF-8 bytes).
     let header = format!("lang=fran\u{e7}ais; {COOKIE}={value}");
     let req = http::Request::get("/set")
+        .header(http::header::HOST, "localhost")
         .header(
             http::header::COOKIE,
             http::HeaderValue::from_bytes(header.as_bytes()).unwrap(),
