@@ -13,12 +13,13 @@ use axum::Router;
 use crate::config::{Config, ConfigError, Profile, Secret, ServerConfig};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
+use crate::registries::{Entries, RegistryKind, RegistryStore};
 use crate::registry::{APP, CORE, CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
 use crate::request::IdGenerator;
 use crate::route::valid_name;
 use crate::router::{RouteTable, assemble};
 use crate::setup::Setup;
-use crate::signals::Signals;
+use crate::signals::{RequestFinished, Signals};
 use crate::state::StateMap;
 
 type AppSetupFn = Box<dyn FnOnce(&mut Setup<'_>) -> Result<(), SetupError> + Send>;
@@ -138,6 +139,7 @@ impl AppBuilder {
         let order = order_extensions(&extensions)?;
 
         let mut reg = Registry::default();
+        reg.extension_names = extensions.iter().map(|(e, _)| e.name()).collect();
         if discovery.claims_section {
             reg.sections.push(("extensions".into(), Origin::new(CORE)));
             if let Some(v) = &discovery.effective {
@@ -172,7 +174,8 @@ impl AppBuilder {
             }
         }
 
-        crate::core_setup::finish(&mut reg, &config, &secret_key);
+        let routes = RouteTable::of(&reg);
+        crate::finish::run(&mut reg, &config, &secret_key, &routes);
         reg.check_clashes();
         let unknown = unknown_sections(&config, &reg);
         reg.errors.extend(unknown);
@@ -185,7 +188,8 @@ impl AppBuilder {
         let core_lines = reg.contributions(CORE);
         let app_lines = reg.contributions(APP);
 
-        let (router, routes) = assemble(&mut reg, &server).map_err(BuildError::new)?;
+        let track = reg.signals.has::<RequestFinished>();
+        let router = assemble(&mut reg, &server, &routes, track).map_err(BuildError::new)?;
         let shared = Arc::new(AppShared {
             config,
             server,
@@ -203,7 +207,7 @@ impl AppBuilder {
             shutdown: std::mem::take(&mut reg.shutdown),
             health: std::mem::take(&mut reg.health),
             effective: std::mem::take(&mut reg.effective),
-            slots: std::mem::take(&mut reg.slots),
+            registries: std::mem::take(&mut reg.registries),
             ids: IdGenerator::new(),
         });
         Ok(App {
@@ -433,7 +437,7 @@ pub(crate) struct AppShared {
     pub(crate) shutdown: Vec<(Origin, ShutdownFn)>,
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
-    pub(crate) slots: http::Extensions,
+    pub(crate) registries: RegistryStore,
     pub(crate) ids: IdGenerator,
 }
 
@@ -504,7 +508,8 @@ impl AppHandle {
         &self.0.routes
     }
 
-    pub(crate) fn slot<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.0.slots.get::<T>()
+    /// The entries of registry `K` (see [`RegistryKind`](crate::RegistryKind)).
+    pub fn registry<K: RegistryKind>(&self) -> Entries<'_, K::Entry> {
+        self.0.registries.entries::<K>()
     }
 }

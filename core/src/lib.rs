@@ -98,16 +98,19 @@ pub mod config;
 mod core_setup;
 mod crypto;
 pub mod csrf;
+mod decorator;
 pub mod discovery;
 mod error;
 mod extension;
 pub mod extract;
+mod finish;
 pub mod flash;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
 mod health;
 mod hooks;
 mod http_error;
+mod registries;
 mod registry;
 mod request;
 mod route;
@@ -122,13 +125,16 @@ pub mod templates;
 pub mod testing;
 
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
+pub use decorator::{Decorator, Next};
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
+pub use finish::{BlueprintInfo, Finish};
 pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};
 pub use http_error::{ErrorKind, HttpError, escape_html};
+pub use registries::{Entries, Entry, RegistryKind};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};
 pub use route::{Blueprint, Route, proceed, respond};
-pub use router::{RouteInfo, RouteTable, UrlError, UrlParams};
+pub use router::{MountInfo, RouteInfo, RouteTable, UrlError, UrlParams};
 pub use service::{AppService, X_REQUEST_ID};
 pub use setup::Setup;
 

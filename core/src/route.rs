@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use http::{Method, StatusCode};
 
+use crate::decorator::Decorator;
 use crate::error::{BoxError, Origin};
 use crate::hooks::{
     ErrorContext, HookSet, RequestContext, after_fn, before_fn, error_handler_fn, teardown_fn,
@@ -41,6 +42,7 @@ pub struct Route {
     pub(crate) router: MethodRouter,
     /// A problem found while building the route, reported by `build()`.
     pub(crate) problem: Option<String>,
+    pub(crate) decorators: Vec<Decorator>,
 }
 
 macro_rules! method_constructors {
@@ -97,6 +99,7 @@ impl Route {
             endpoint,
             router: MethodRouter::new(),
             problem: None,
+            decorators: Vec::new(),
         };
         route.and(method, handler)
     }
@@ -123,6 +126,15 @@ impl Route {
     /// Sets the endpoint name (used by `url_for` and shown by `routes`).
     pub fn name(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Wraps the route in `decorator` (Flask's `@login_required`). Decorators run after the
+    /// app's and blueprints' before hooks, outermost first in the order written, around the
+    /// handler; see [`Decorator`]. A decorator whose provider is not registered fails the
+    /// build, naming this route and the provider.
+    pub fn with(mut self, decorator: Decorator) -> Self {
+        self.decorators.push(decorator);
         self
     }
 
@@ -169,6 +181,7 @@ pub struct Blueprint {
     pub(crate) children: Vec<Blueprint>,
     pub(crate) hooks: HookSet,
     pub(crate) template_dirs: Vec<std::path::PathBuf>,
+    pub(crate) decorators: Vec<Decorator>,
 }
 
 impl Blueprint {
@@ -181,6 +194,7 @@ impl Blueprint {
             children: Vec::new(),
             hooks: HookSet::default(),
             template_dirs: Vec::new(),
+            decorators: Vec::new(),
         }
     }
 
@@ -200,6 +214,13 @@ impl Blueprint {
     /// Adds a route.
     pub fn route(mut self, route: Route) -> Self {
         self.routes.push(route);
+        self
+    }
+
+    /// Wraps every route of this blueprint (and of its children) in `decorator`, outside
+    /// the routes' own decorators; see [`Route::with`].
+    pub fn with(mut self, decorator: Decorator) -> Self {
+        self.decorators.push(decorator);
         self
     }
 

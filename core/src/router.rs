@@ -17,10 +17,12 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::config::ServerConfig;
+use crate::decorator::DecoratorFn;
 use crate::error::{Origin, SetupError};
 use crate::hooks::{BoxFuture, Chain};
 use crate::http_error::HttpError;
 use crate::registry::Registry;
+use crate::request::RequestMeta;
 
 /// One recorded route.
 #[derive(Clone, Debug)]
@@ -33,13 +35,30 @@ pub struct RouteInfo {
     pub endpoint: String,
     /// Who registered it.
     pub origin: Origin,
+    /// The dotted name of the blueprint it belongs to.
+    pub blueprint: Option<Arc<str>>,
+    /// Its decorators, outermost first.
+    pub decorators: Vec<crate::Decorator>,
 }
 
-/// The app's routes, in registration order.
+/// A router or service mounted under a prefix ([`Setup::mount`](crate::Setup::mount)).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct MountInfo {
+    /// The path prefix it serves (`/static`).
+    pub prefix: String,
+    /// What it is, as given at registration.
+    pub description: String,
+    /// Who mounted it.
+    pub origin: Origin,
+}
+
+/// The app's routes, in registration order, and its mounts.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<RouteInfo>,
     by_endpoint: HashMap<String, usize>,
+    mounts: Vec<MountInfo>,
 }
 
 /// Why `url_for` could not build a URL.
@@ -144,6 +163,43 @@ impl RouteTable {
         self.routes.is_empty()
     }
 
+    /// The mounted routers and services, in registration order.
+    pub fn mounts(&self) -> impl Iterator<Item = &MountInfo> {
+        self.mounts.iter()
+    }
+
+    /// The table of what setup recorded: index `i` describes `reg.routes[i]`.
+    pub(crate) fn of(reg: &Registry) -> RouteTable {
+        let mut table = RouteTable::default();
+        for r in &reg.routes {
+            table
+                .by_endpoint
+                .entry(r.endpoint.clone())
+                .or_insert(table.routes.len());
+            table.routes.push(RouteInfo {
+                methods: r.methods.clone(),
+                path: r.path.clone(),
+                endpoint: r.endpoint.clone(),
+                origin: r.origin.clone(),
+                blueprint: r
+                    .scopes
+                    .last()
+                    .map(|&s| Arc::<str>::from(reg.blueprints[s].name.as_str())),
+                decorators: r.decorators.clone(),
+            });
+        }
+        table.mounts = reg
+            .mounts
+            .iter()
+            .map(|m| MountInfo {
+                prefix: m.prefix.clone(),
+                description: m.description.clone(),
+                origin: m.origin.clone(),
+            })
+            .collect();
+        table
+    }
+
     /// The route with endpoint `name`.
     pub fn get(&self, endpoint: &str) -> Option<&RouteInfo> {
         self.by_endpoint.get(endpoint).map(|&i| &self.routes[i])
@@ -205,11 +261,15 @@ impl RouteTable {
     }
 }
 
-/// Builds the router; path conflicts are reported as setup errors.
+/// Builds the router from what setup recorded and its `table` ([`RouteTable::of`]); path
+/// conflicts are reported as setup errors. With `track`, every request records its route and
+/// who answered it (for `RequestFinished`), so no route takes the direct path.
 pub(crate) fn assemble(
     reg: &mut Registry,
     server: &ServerConfig,
-) -> Result<(Router, RouteTable), Vec<SetupError>> {
+    table: &RouteTable,
+    track: bool,
+) -> Result<Router, Vec<SetupError>> {
     let mut errors = Vec::new();
     let mut matcher: matchit::Router<usize> = matchit::Router::new();
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
@@ -243,14 +303,16 @@ pub(crate) fn assemble(
         group_of.insert(r.path.clone(), groups.len());
         groups.push((r.path.clone(), vec![i]));
     }
+    errors.extend(mount_conflicts(reg));
     if !errors.is_empty() {
         return Err(errors);
     }
 
-    let app_chain = Arc::new(Chain::compile(&reg.app_hooks, &[], None, None));
+    let mut app_chain = Chain::compile(&reg.app_hooks, &[], None, None);
+    app_chain.track = track;
+    let app_chain = Arc::new(app_chain);
     let mut router = Router::new();
     let routes = std::mem::take(&mut reg.routes);
-    let mut table = RouteTable::default();
     let mut entries: Vec<Option<crate::registry::RouteEntry>> =
         routes.into_iter().map(Some).collect();
 
@@ -259,17 +321,15 @@ pub(crate) fn assemble(
         let mut allow: Vec<String> = Vec::new();
         for i in members {
             let r = entries[i].take().expect("each route is used once");
+            let info = &table.routes[i];
             let scopes: Vec<&crate::hooks::HookSet> =
                 r.scopes.iter().map(|&s| &reg.blueprints[s].hooks).collect();
-            let blueprint = r
-                .scopes
-                .last()
-                .map(|&s| Arc::<str>::from(reg.blueprints[s].name.as_str()));
+            let endpoint = Arc::<str>::from(r.endpoint.as_str());
             let mut chain = Chain::compile(
                 &reg.app_hooks,
                 &scopes,
-                Some(Arc::from(r.endpoint.as_str())),
-                blueprint,
+                Some(endpoint.clone()),
+                info.blueprint.clone(),
             );
             for m in &r.methods {
                 allow.push(m.to_string());
@@ -277,26 +337,29 @@ pub(crate) fn assemble(
                     allow.push("HEAD".into());
                 }
             }
-            table
-                .by_endpoint
-                .entry(r.endpoint.clone())
-                .or_insert(table.routes.len());
-            let info = RouteInfo {
-                methods: r.methods.clone(),
-                path: r.path.clone(),
-                endpoint: r.endpoint.clone(),
-                origin: r.origin.clone(),
-            };
-            let guards = reg.guards.iter().filter(|g| (g.applies)(&info));
-            chain.before.splice(0..0, guards.map(|g| g.hook.clone()));
-            table.routes.push(info);
+            let guards: Vec<_> = reg
+                .guards
+                .iter()
+                .filter(|g| (g.applies)(info))
+                .map(|g| g.hook.clone())
+                .collect();
+            chain.guards = guards.len();
+            chain.before.splice(0..0, guards);
+            chain.track = track;
+            let decorators: Arc<[DecoratorFn]> =
+                r.decorators.iter().map(|d| d.call.clone()).collect();
             path_entries.push(PathEntry {
                 methods: r.methods,
                 chain: Arc::new(chain),
                 router: r.router,
+                decorators,
+                facts: track.then(|| (endpoint, info.blueprint.clone())),
             });
         }
-        let single_plain = path_entries.len() == 1 && path_entries[0].chain.is_empty();
+        let single_plain = path_entries.len() == 1
+            && path_entries[0].chain.is_empty()
+            && path_entries[0].decorators.is_empty()
+            && !track;
         if single_plain {
             let entry = path_entries.pop().expect("one entry");
             router = router.route(&path, entry.router.fallback(method_not_allowed));
@@ -313,6 +376,9 @@ pub(crate) fn assemble(
                 },
             );
         }
+    }
+    for m in std::mem::take(&mut reg.mounts) {
+        router = (m.nest)(router);
     }
 
     let matcher = Arc::new(matcher);
@@ -339,7 +405,40 @@ pub(crate) fn assemble(
         router = router.layer(DefaultBodyLimit::max(server.body_limit));
     }
     // Turns every handler into a ready route once, instead of on each request.
-    Ok((router.with_state(()), table))
+    Ok(router.with_state(()))
+}
+
+/// A mount serves its prefix and everything below it: a route or another mount there would
+/// be shadowed (or make the router panic), so either is a build error naming both.
+fn mount_conflicts(reg: &Registry) -> Vec<SetupError> {
+    let under = |path: &str, prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let mut errors = Vec::new();
+    for (i, m) in reg.mounts.iter().enumerate() {
+        for r in reg.routes.iter().filter(|r| under(&r.path, &m.prefix)) {
+            errors.push(SetupError::PathConflict {
+                path: format!("{} (mounted: {})", m.prefix, m.description),
+                other: r.path.clone(),
+                first: r.origin.clone(),
+                second: m.origin.clone(),
+            });
+        }
+        for other in &reg.mounts[..i] {
+            if under(&m.prefix, &other.prefix) || under(&other.prefix, &m.prefix) {
+                errors.push(SetupError::PathConflict {
+                    path: format!("{} (mounted: {})", m.prefix, m.description),
+                    other: format!("{} (mounted: {})", other.prefix, other.description),
+                    first: other.origin.clone(),
+                    second: m.origin.clone(),
+                });
+            }
+        }
+    }
+    errors
 }
 
 /// No route matched: 404, except that a `GET` or `HEAD` for `/admin` when only `/admin/`
@@ -380,6 +479,9 @@ struct PathEntry {
     methods: Vec<Method>,
     chain: Arc<Chain>,
     router: MethodRouter,
+    decorators: Arc<[DecoratorFn]>,
+    /// The route's endpoint and blueprint, when requests record them.
+    facts: Option<(Arc<str>, Option<Arc<str>>)>,
 }
 
 /// Dispatches one path's methods to their routes, each with its own hook chain.
@@ -420,20 +522,28 @@ impl Service<Request> for PathService {
         match self.find(req.method()) {
             Some(entry) => {
                 let router = entry.router.clone();
+                if let Some(facts) = &entry.facts
+                    && let Some(meta) = req.extensions().get::<RequestMeta>()
+                {
+                    let _ = meta.route.set(facts.clone());
+                }
+                let track = entry.facts.is_some();
+                let decorators = entry.decorators.clone();
+                let view = move |req: Request| async move {
+                    if decorators.is_empty() {
+                        match router.oneshot(req).await {
+                            Ok(res) => res,
+                            Err(never) => match never {},
+                        }
+                    } else {
+                        crate::decorator::run(decorators, router, req, track).await
+                    }
+                };
                 if entry.chain.is_empty() {
-                    Box::pin(router.oneshot(req))
+                    Box::pin(async move { Ok(view(req).await) })
                 } else {
                     let chain = entry.chain.clone();
-                    Box::pin(async move {
-                        Ok(chain
-                            .run(req, |req| async move {
-                                match router.oneshot(req).await {
-                                    Ok(res) => res,
-                                    Err(never) => match never {},
-                                }
-                            })
-                            .await)
-                    })
+                    Box::pin(async move { Ok(chain.run(req, view).await) })
                 }
             }
             None => {

@@ -54,6 +54,7 @@ use serde::de::DeserializeOwned;
 pub use clock::{Clock, ManualClock, SystemClock, unix_secs};
 pub use config::{OnStoreError, SameSite, SessionConfig};
 pub use memory::MemoryStore;
+pub use setup::SessionStores;
 pub use store::{Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture};
 
 pub(crate) use runtime::{Loaded, RequestSession, SessionRuntime};
