@@ -103,6 +103,7 @@ pub mod discovery;
 mod error;
 mod extension;
 pub mod extract;
+mod facts;
 mod finish;
 pub mod flash;
 #[doc = include_str!("../docs/writing-extensions.md")]
@@ -128,6 +129,7 @@ pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
 pub use decorator::{Decorator, Next};
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
+pub use facts::{Identity, Locale};
 pub use finish::{BlueprintInfo, Finish};
 pub use hooks::{BoxFuture, ErrorContext, G, RequestContext, set_header_if_absent};
 pub use http_error::{ErrorKind, HttpError, escape_html};

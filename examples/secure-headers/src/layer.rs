@@ -14,7 +14,7 @@ use flagon::axum::extract::{MatchedPath, Request};
 use flagon::axum::response::{IntoResponse, Response};
 use flagon::http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
 use flagon::http::{HeaderValue, Method, StatusCode};
-use flagon::{AppHandle, BoxFuture, G, HttpError, PeerAddr, RequestExt, RouteInfo};
+use flagon::{AppHandle, BoxFuture, G, HttpError, PeerAddr, RequestExt, RouteInfo, RouteTable};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -79,12 +79,21 @@ impl Shared {
     /// Computes every route's policy: the base, then each enclosing blueprint's override
     /// (outermost first), then the endpoint's.
     pub(crate) fn resolve(&self, app: &AppHandle) -> Resolved {
+        self.resolve_routes(app.routes(), &app.server_config().trusted_proxies)
+    }
+
+    /// [`Shared::resolve`] against a route table (the finish phase has no app yet).
+    pub(crate) fn resolve_routes(
+        &self,
+        table: &RouteTable,
+        trusted_proxies: &[std::net::IpAddr],
+    ) -> Resolved {
         let mut cache: Vec<(Spec, Arc<Compiled>)> = Vec::new();
         let mut routes = Vec::new();
         let mut by_path: HashMap<String, PathPolicies> = HashMap::new();
         let mut used_endpoints = Vec::new();
         let mut used_blueprints = Vec::new();
-        for r in app.routes().iter() {
+        for r in table.iter() {
             let mut spec = self.base.clone();
             let mut labels = Vec::new();
             if let Some(bp) = &r.origin.blueprint {
@@ -151,12 +160,7 @@ impl Shared {
                 .map(|k| format!("blueprints.{k}")),
         );
         Resolved {
-            trusted: app
-                .server_config()
-                .trusted_proxies
-                .iter()
-                .map(|ip| ip.to_canonical())
-                .collect(),
+            trusted: trusted_proxies.iter().map(|ip| ip.to_canonical()).collect(),
             by_path,
             routes,
             unmatched,
