@@ -138,8 +138,10 @@ impl AppBuilder {
             .map_err(BuildError::new)?;
         let order = order_extensions(&extensions)?;
 
-        let mut reg = Registry::default();
-        reg.extension_names = extensions.iter().map(|(e, _)| e.name()).collect();
+        let mut reg = Registry {
+            extension_names: extensions.iter().map(|(e, _)| e.name()).collect(),
+            ..Registry::default()
+        };
         if discovery.claims_section {
             reg.sections.push(("extensions".into(), Origin::new(CORE)));
             if let Some(v) = &discovery.effective {

@@ -21,14 +21,15 @@ fn admin() -> Router {
         }))
 }
 
+type Exported = std::future::Ready<Result<Response, Infallible>>;
+
 /// A health exporter as a bare tower service.
-fn exporter()
--> tower::util::ServiceFn<fn(Request) -> std::future::Ready<Result<Response, Infallible>>> {
-    fn export(req: Request) -> std::future::Ready<Result<Response, Infallible>> {
+fn exporter() -> tower::util::ServiceFn<fn(Request) -> Exported> {
+    fn export(req: Request) -> Exported {
         let body = format!("metrics at {}", req.uri().path());
         std::future::ready(Ok(body.into_response()))
     }
-    tower::service_fn(export as fn(Request) -> _)
+    tower::service_fn(export as fn(Request) -> Exported)
 }
 
 struct Metrics;
