@@ -179,6 +179,8 @@ impl AppBuilder {
         let routes = RouteTable::of(&reg);
         crate::finish::run(&mut reg, &config, &secret_key, &routes);
         reg.check_clashes();
+        let conflicts = crate::router::path_conflicts(&reg);
+        reg.errors.extend(conflicts);
         let unknown = unknown_sections(&config, &reg);
         reg.errors.extend(unknown);
         if !reg.errors.is_empty() {

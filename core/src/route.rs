@@ -331,6 +331,33 @@ pub(crate) fn valid_path(path: &str, prefix: bool) -> Result<(), String> {
         if !ok || depth != 0 {
             return Err(format!("`{path}`: unbalanced `{{` or `}}` in `{segment}`"));
         }
+        // `{a}{b}`, `{}` and `{*rest}` before the last segment are not routable.
+        let params = segment.matches('{').count();
+        if params > 1 {
+            return Err(format!(
+                "`{path}`: the segment `{segment}` has {params} parameters; use one per segment"
+            ));
+        }
+        if let (Some(open), Some(close)) = (segment.find('{'), segment.find('}')) {
+            let name = segment[open + 1..close].trim_start_matches('*');
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`{path}`: the parameter `{}` needs a name of letters, digits and `_`",
+                    &segment[open..=close]
+                ));
+            }
+        }
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    if let Some(i) = segments.iter().position(|s| s.contains("{*"))
+        && (prefix
+            || i + 1 < segments.len()
+            || !segments[i].starts_with("{*")
+            || !segments[i].ends_with('}'))
+    {
+        return Err(format!(
+            "`{path}`: a catch-all `{{*name}}` must be the whole last segment"
+        ));
     }
     Ok(())
 }
@@ -373,5 +400,13 @@ mod tests {
         assert!(valid_path("/files/*rest", false).is_err());
         assert!(valid_path("/users/{id", false).is_err());
         assert!(valid_path("/users/{id}/{*rest}", false).is_ok());
+        assert!(valid_path("/{}", false).is_err());
+        assert!(valid_path("/{*}", false).is_err());
+        assert!(valid_path("/{a}{b}", false).is_err());
+        assert!(valid_path("/{*x}/y", false).is_err());
+        assert!(valid_path("/x{*rest}", false).is_err());
+        assert!(valid_path("/{a-b}", false).is_err());
+        assert!(valid_path("/{*rest}x", false).is_err());
+        assert!(valid_path("/files/{*rest}", true).is_err());
     }
 }

@@ -261,20 +261,24 @@ impl RouteTable {
     }
 }
 
-/// Builds the router from what setup recorded and its `table` ([`RouteTable::of`]); path
-/// conflicts are reported as setup errors. With `track`, every request records its route and
-/// who answered it (for `RequestFinished`), so no route takes the direct path.
-pub(crate) fn assemble(
-    reg: &mut Registry,
-    server: &ServerConfig,
-    table: &RouteTable,
-    track: bool,
-) -> Result<Router, Vec<SetupError>> {
+/// The path conflicts among the recorded routes and mounts, checked with every other
+/// problem, before anything is built.
+pub(crate) fn path_conflicts(reg: &Registry) -> Vec<SetupError> {
+    let mut errors = route_matcher(&reg.routes).err().unwrap_or_default();
+    errors.extend(mount_conflicts(reg));
+    errors
+}
+
+/// Routes grouped by path (indexes into `routes`), with the matcher that tells paths apart.
+type Groups = (matchit::Router<usize>, Vec<(String, Vec<usize>)>);
+
+/// Groups routes by path and finds the paths the router cannot tell apart.
+fn route_matcher(routes: &[crate::registry::RouteEntry]) -> Result<Groups, Vec<SetupError>> {
     let mut errors = Vec::new();
     let mut matcher: matchit::Router<usize> = matchit::Router::new();
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     let mut group_of: HashMap<String, usize> = HashMap::new();
-    for (i, r) in reg.routes.iter().enumerate() {
+    for (i, r) in routes.iter().enumerate() {
         if let Some(&g) = group_of.get(&r.path) {
             groups[g].1.push(i);
             continue;
@@ -282,8 +286,7 @@ pub(crate) fn assemble(
         if let Err(e) = matcher.insert(r.path.clone(), i) {
             let (other, first) = match &e {
                 matchit::InsertError::Conflict { with } => {
-                    let first = reg
-                        .routes
+                    let first = routes
                         .iter()
                         .find(|o| &o.path == with)
                         .map(|o| o.origin.clone())
@@ -303,7 +306,23 @@ pub(crate) fn assemble(
         group_of.insert(r.path.clone(), groups.len());
         groups.push((r.path.clone(), vec![i]));
     }
-    errors.extend(mount_conflicts(reg));
+    match errors.is_empty() {
+        true => Ok((matcher, groups)),
+        false => Err(errors),
+    }
+}
+
+/// Builds the router from what setup recorded and its `table` ([`RouteTable::of`]); path
+/// conflicts are reported as setup errors. With `track`, every request records its route and
+/// who answered it (for `RequestFinished`), so no route takes the direct path.
+pub(crate) fn assemble(
+    reg: &mut Registry,
+    server: &ServerConfig,
+    table: &RouteTable,
+    track: bool,
+) -> Result<Router, Vec<SetupError>> {
+    let (matcher, groups) = route_matcher(&reg.routes)?;
+    let errors = mount_conflicts(reg);
     if !errors.is_empty() {
         return Err(errors);
     }
