@@ -43,7 +43,9 @@ pub(crate) struct MountEntry {
     pub(crate) prefix: String,
     pub(crate) description: String,
     pub(crate) origin: Origin,
-    pub(crate) nest: LayerFn,
+    /// Nests the service into the router; with `true`, requests it answers are recorded as
+    /// a mount's (for `RequestFinished`).
+    pub(crate) nest: Box<dyn FnOnce(Router, bool) -> Router + Send>,
 }
 
 pub(crate) struct BlueprintEntry {

@@ -397,7 +397,7 @@ pub(crate) fn assemble(
         }
     }
     for m in std::mem::take(&mut reg.mounts) {
-        router = (m.nest)(router);
+        router = (m.nest)(router, track);
     }
 
     let matcher = Arc::new(matcher);
@@ -547,15 +547,17 @@ impl Service<Request> for PathService {
                     let _ = meta.route.set(facts.clone());
                 }
                 let track = entry.facts.is_some();
-                let decorators = entry.decorators.clone();
+                if entry.chain.is_empty() && entry.decorators.is_empty() {
+                    return Box::pin(router.oneshot(req));
+                }
+                let decorators = (!entry.decorators.is_empty()).then(|| entry.decorators.clone());
                 let view = move |req: Request| async move {
-                    if decorators.is_empty() {
-                        match router.oneshot(req).await {
+                    match decorators {
+                        None => match router.oneshot(req).await {
                             Ok(res) => res,
                             Err(never) => match never {},
-                        }
-                    } else {
-                        crate::decorator::run(decorators, router, req, track).await
+                        },
+                        Some(steps) => crate::decorator::run(steps, router, req, track).await,
                     }
                 };
                 if entry.chain.is_empty() {
@@ -579,5 +581,29 @@ impl Service<Request> for PathService {
                 })
             }
         }
+    }
+}
+
+/// A mounted service whose requests are recorded as answered by a mount.
+#[derive(Clone)]
+pub(crate) struct Mounted<S>(pub(crate) S);
+
+impl<S> Service<Request> for Mounted<S>
+where
+    S: Service<Request, Error = Infallible>,
+{
+    type Response = S::Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if let Some(meta) = req.extensions().get::<RequestMeta>() {
+            meta.mark_answered(crate::signals::AnsweredBy::Mount);
+        }
+        self.0.call(req)
     }
 }

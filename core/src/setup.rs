@@ -550,7 +550,10 @@ impl<'a> Setup<'a> {
             prefix: prefix.to_owned(),
             description: description.to_owned(),
             origin,
-            nest: Box::new(move |router: axum::Router| router.nest_service(&at, service)),
+            nest: Box::new(move |router: axum::Router, track: bool| match track {
+                true => router.nest_service(&at, crate::router::Mounted(service)),
+                false => router.nest_service(&at, service),
+            }),
         });
         self
     }

@@ -193,6 +193,8 @@ pub enum AnsweredBy {
     Hook,
     /// The router itself: no route matched (404), or the path takes other methods (405).
     Router,
+    /// A mounted router or service ([`Setup::mount`](crate::Setup::mount)).
+    Mount,
 }
 
 impl AnsweredBy {
@@ -203,6 +205,7 @@ impl AnsweredBy {
             AnsweredBy::Guard => 3,
             AnsweredBy::Hook => 4,
             AnsweredBy::Router => 5,
+            AnsweredBy::Mount => 6,
         }
     }
 
@@ -213,6 +216,7 @@ impl AnsweredBy {
             3 => AnsweredBy::Guard,
             4 => AnsweredBy::Hook,
             5 => AnsweredBy::Router,
+            6 => AnsweredBy::Mount,
             _ => return None,
         })
     }
@@ -239,6 +243,7 @@ pub struct RequestFinished {
     pub endpoint: Option<Arc<str>>,
     /// The dotted name of the blueprint that owns the matched route.
     pub blueprint: Option<Arc<str>>,
-    /// Who answered: the handler, a decorator, a guard, a before hook, or the router.
+    /// Who answered: the handler, a decorator, a guard, a before hook, the router or a
+    /// mount.
     pub answered_by: AnsweredBy,
 }

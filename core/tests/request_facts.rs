@@ -43,6 +43,14 @@ fn app(seen: &Seen) -> App {
             Ok(())
         })
         .route(Route::get("/", || async { "home" }).name("home"))
+        .configure(|s| {
+            s.mount(
+                "/files",
+                "files",
+                axum::Router::new().route("/a", axum::routing::get(|| async { "a" })),
+            );
+            Ok(())
+        })
         .blueprint(
             Blueprint::new("api").url_prefix("/api").route(
                 Route::get("/items", || async { "items" })
@@ -87,6 +95,7 @@ async fn request_finished_says_which_route_and_who_answered() {
         .await;
     client.get("/nowhere").send().await;
     client.post("/").send().await;
+    client.get("/files/a").send().await;
     let items = || (Some("api.items".to_owned()), Some("api".to_owned()));
     let expected = vec![
         (Some("home".to_owned()), None, AnsweredBy::Handler, 200),
@@ -96,6 +105,7 @@ async fn request_finished_says_which_route_and_who_answered() {
         (items().0, items().1, AnsweredBy::Hook, 418),
         (None, None, AnsweredBy::Router, 404),
         (None, None, AnsweredBy::Router, 405),
+        (None, None, AnsweredBy::Mount, 200),
     ];
     assert_eq!(*seen.lock().unwrap(), expected);
 }
