@@ -338,6 +338,14 @@ pub(crate) fn valid_path(path: &str, prefix: bool) -> Result<(), String> {
                 "`{path}`: the segment `{segment}` has {params} parameters; use one per segment"
             ));
         }
+        if segment
+            .find('}')
+            .is_some_and(|close| close + 1 != segment.len())
+        {
+            return Err(format!(
+                "`{path}`: in `{segment}`, a parameter must end its segment"
+            ));
+        }
         if let (Some(open), Some(close)) = (segment.find('{'), segment.find('}')) {
             let name = segment[open + 1..close].trim_start_matches('*');
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -407,6 +415,8 @@ mod tests {
         assert!(valid_path("/x{*rest}", false).is_err());
         assert!(valid_path("/{a-b}", false).is_err());
         assert!(valid_path("/{*rest}x", false).is_err());
+        assert!(valid_path("/{id}.json", false).is_err());
+        assert!(valid_path("/v{version}", false).is_ok());
         assert!(valid_path("/files/{*rest}", true).is_err());
     }
 }

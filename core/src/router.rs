@@ -264,9 +264,39 @@ impl RouteTable {
 /// The path conflicts among the recorded routes and mounts, checked with every other
 /// problem, before anything is built.
 pub(crate) fn path_conflicts(reg: &Registry) -> Vec<SetupError> {
-    let mut errors = route_matcher(&reg.routes).err().unwrap_or_default();
-    errors.extend(mount_conflicts(reg));
-    errors
+    let mut matcher = match route_matcher(&reg.routes) {
+        Ok((matcher, _)) => matcher,
+        Err(errors) => return errors,
+    };
+    let errors = mount_conflicts(reg);
+    if !errors.is_empty() {
+        return errors;
+    }
+    // What axum's `nest_service` will insert (it panics on a conflict): the prefix, the
+    // prefix with a slash, and everything below.
+    for m in &reg.mounts {
+        let tail = format!("{}/{{*__private__axum_nest_tail_param}}", m.prefix);
+        for path in [tail, m.prefix.clone(), format!("{}/", m.prefix)] {
+            if let Err(e) = matcher.insert(path.clone(), usize::MAX) {
+                let other = match e {
+                    matchit::InsertError::Conflict { with } => with,
+                    _ => path,
+                };
+                let first = reg
+                    .routes
+                    .iter()
+                    .find(|r| r.path == other)
+                    .map_or(m.origin.clone(), |r| r.origin.clone());
+                return vec![SetupError::PathConflict {
+                    path: format!("{} (mounted: {})", m.prefix, m.description),
+                    other,
+                    first,
+                    second: m.origin.clone(),
+                }];
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// Routes grouped by path (indexes into `routes`), with the matcher that tells paths apart.

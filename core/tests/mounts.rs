@@ -171,3 +171,25 @@ fn a_bad_mount_prefix_is_a_build_error_not_a_panic() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_mount_beside_catch_all_and_parameter_routes_takes_its_own_prefix() {
+    for route in ["/{*rest}", "/{page}"] {
+        let app = App::builder()
+            .config(testing_config())
+            .configure(|s| {
+                s.mount("/static", "files", admin());
+                Ok(())
+            })
+            .route(Route::get(route, || async { "page" }).name("page"))
+            .build()
+            .unwrap_or_else(|e| panic!("{route}: {e}"));
+        let client = TestClient::new(&app);
+        assert_eq!(
+            client.get("/static/").send().await.text(),
+            "admin home",
+            "{route}"
+        );
+        assert_eq!(client.get("/other").send().await.text(), "page", "{route}");
+    }
+}
