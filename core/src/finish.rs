@@ -105,12 +105,14 @@ impl Finish<'_> {
         self.reg.extension_names.contains(&name)
     }
 
-    /// The names claimed with [`Setup::claim_name`](crate::Setup::claim_name) (or added to
-    /// a registry) under `kind` (`template filter`, `session store`, …), with their owners.
+    /// The names claimed with [`Setup::claim_name`](crate::Setup::claim_name), or of
+    /// registry entries, under `kind` (`template filter`, `session store`, …), with their
+    /// owners.
     pub fn names<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = (&'s str, &'s Origin)> + 's {
         self.reg
             .names
             .iter()
+            .chain(&self.reg.listed)
             .filter(move |(k, _, _)| *k == kind)
             .map(|(_, n, o)| (n.as_str(), o))
     }

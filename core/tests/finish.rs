@@ -103,6 +103,7 @@ fn finish_steps_see_blueprints_decorators_names_and_extensions() {
         .config(testing_config())
         .configure(move |s| {
             s.claim_name("widget", "w1");
+            s.csrf_exempt("admin.index");
             s.on_finish(move |late| {
                 let mut seen = out.lock().unwrap();
                 for b in late.blueprints() {
@@ -117,8 +118,10 @@ fn finish_steps_see_blueprints_decorators_names_and_extensions() {
                     admin.blueprint.as_deref(),
                     admin.decorators[0].provider()
                 ));
-                for (name, origin) in late.names("widget") {
-                    seen.push(format!("widget {name} by {origin}"));
+                for kind in ["widget", "CSRF-exempt endpoint"] {
+                    for (name, origin) in late.names(kind) {
+                        seen.push(format!("{kind} {name} by {origin}"));
+                    }
                 }
                 seen.push(format!("has core: {}", late.has_extension("missing")));
                 Ok(())
@@ -142,6 +145,7 @@ fn finish_steps_see_blueprints_decorators_names_and_extensions() {
             "blueprint admin at /admin by the app (blueprint `admin`)",
             "admin.index in Some(\"admin\") decorated by app",
             "widget w1 by the app",
+            "CSRF-exempt endpoint admin.index by the app",
             "has core: false",
         ]
     );
