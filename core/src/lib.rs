@@ -75,13 +75,19 @@
 //! # Writing an extension
 //!
 //! The [`guide`] walks through writing, testing and publishing one, for readers who know
-//! Flask's extensions; [`testing`] is the kit to test one alone.
+//! Flask's extensions; [`testing`] is the kit to test one alone. Beyond routes and hooks, an
+//! extension can check the whole app at build ([`Setup::on_finish`]), hand out route
+//! [`Decorator`]s (`@login_required`), offer [registries](RegistryKind) other extensions
+//! fill, share the request's [`Identity`] and [`Locale`], and [mount](Setup::mount) routers
+//! and services.
 //!
 //! # Errors
 //!
 //! [`AppBuilder::build`] returns a [`BuildError`] listing every [`SetupError`]: duplicate
-//! routes, endpoints, commands, config sections, state types or extension names (each naming
-//! both parties), missing or cyclic `requires`, and configuration errors naming the key and
+//! routes, endpoints, commands, config sections, state types, registry entries or extension
+//! names (each naming both parties), missing or cyclic `requires`, a route decorated by an
+//! extension that is not registered (naming both), a mount over a route, what extensions'
+//! [finish steps](Setup::on_finish) report, and configuration errors naming the key and
 //! where its value came from. Handlers return [`HttpError`] for HTTP failures; the
 //! [`extract`] wrappers (`Json`, `Form`, `Query`, `Path`) turn bad input into one too, so
 //! error handlers and the client's `Accept` header decide how it is answered.
