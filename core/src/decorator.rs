@@ -27,7 +27,16 @@ use crate::signals::AnsweredBy;
 
 pub(crate) type DecoratorFn = Arc<dyn Fn(Request, Next) -> BoxFuture<Response> + Send + Sync>;
 
-/// An around-step for a route, provided by an extension.
+/// An around-step for a route, provided by an extension: Flask's `@login_required`.
+///
+/// Put it on a route with [`Route::with`](crate::Route::with) or on every route of a
+/// blueprint with [`Blueprint::with`](crate::Blueprint::with). It sees the request after the
+/// app's and blueprints' before hooks, may answer without the handler, and sees (and may
+/// change) the response; after hooks see what it returned. Decorators run outermost first in
+/// the order written, a blueprint's (outer blueprint first) around the route's own. Each
+/// names the extension that provides it, so a route decorated by an extension that is not
+/// registered fails the build; its description is what `routes` shows. A route without
+/// decorators has no decorator step at all.
 ///
 /// An extension hands these out from functions, so that an app writes
 /// `Route::get("/admin", admin).with(login_required())`:

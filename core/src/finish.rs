@@ -29,7 +29,17 @@ use crate::router::{RouteInfo, RouteTable};
 /// A finish step, as registered.
 pub(crate) type FinishFn = Box<dyn FnOnce(&mut Finish<'_>) -> Result<(), SetupError> + Send>;
 
-/// What a finish step sees and may do; see [`Setup::on_finish`](crate::Setup::on_finish).
+/// What a finish step sees and may do.
+///
+/// An extension registers a finish step in `init_app` with
+/// [`Setup::on_finish`](crate::Setup::on_finish). Steps run at `build()`, after every
+/// extension and the app have registered, in registration order (core's first, then each
+/// extension's in initialisation order, then the app's). A step sees the final route table
+/// (endpoints, blueprints, decorators, mounts), the blueprints, the names and registry
+/// entries everyone registered, and the settings; it may provide state, add route guards and
+/// fail the build with errors naming the parties. Errors from every step are reported
+/// together. Core's sessions (choosing the store), CSRF (checking exemptions) and templates
+/// (building the environment) are finish steps too.
 pub struct Finish<'a> {
     pub(crate) reg: &'a mut Registry,
     pub(crate) owner: &'static str,

@@ -18,6 +18,15 @@ use crate::error::Origin;
 
 /// A kind of registry: the type of its entries, and how they are named.
 ///
+/// One extension offers a registry (this type); any extension adds named entries with
+/// [`Setup::add_to`](crate::Setup::add_to). Every entry records who added it, so `extensions`
+/// lists it under its owner and, in a registry of unique names, a second entry of the same
+/// name fails the build naming both parties. The registry's owner reads the entries in its
+/// finish step ([`Finish::registry`](crate::Finish::registry)), when everyone has added
+/// theirs; handlers, hooks and commands read them through
+/// [`AppHandle::registry`](crate::AppHandle::registry). Core's session stores are one:
+/// [`SessionStores`](crate::session::SessionStores).
+///
 /// ```
 /// use std::sync::Arc;
 /// use flagon::RegistryKind;
