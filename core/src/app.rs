@@ -13,11 +13,12 @@ use axum::Router;
 use crate::config::{Config, ConfigError, Profile, ServerConfig};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
+use crate::registries::{Entries, RegistryKind, RegistryStore};
 use crate::registry::{APP, CORE, CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
 use crate::route::valid_name;
 use crate::router::{RouteTable, assemble};
 use crate::setup::Setup;
-use crate::signals::Signals;
+use crate::signals::{RequestFinished, Signals};
 use crate::state::StateMap;
 
 type AppSetupFn = Box<dyn FnOnce(&mut Setup<'_>) -> Result<(), SetupError> + Send>;
@@ -137,7 +138,10 @@ impl AppBuilder {
             .map_err(BuildError::new)?;
         let order = order_extensions(&extensions)?;
 
-        let mut reg = Registry::default();
+        let mut reg = Registry {
+            extension_names: extensions.iter().map(|(e, _)| e.name()).collect(),
+            ..Registry::default()
+        };
         if discovery.claims_section {
             reg.sections.push(("extensions".into(), Origin::new(CORE)));
             if let Some(v) = &discovery.effective {
@@ -172,8 +176,11 @@ impl AppBuilder {
             }
         }
 
-        crate::core_setup::finish(&mut reg, &config);
+        let routes = RouteTable::of(&reg);
+        crate::finish::run(&mut reg, &config, &routes);
         reg.check_clashes();
+        let conflicts = crate::router::path_conflicts(&reg);
+        reg.errors.extend(conflicts);
         let unknown = unknown_sections(&config, &reg);
         reg.errors.extend(unknown);
         if !reg.errors.is_empty() {
@@ -185,7 +192,8 @@ impl AppBuilder {
         let core_lines = reg.contributions(CORE);
         let app_lines = reg.contributions(APP);
 
-        let (router, routes) = assemble(&mut reg, &server).map_err(BuildError::new)?;
+        let track = reg.signals.has::<RequestFinished>();
+        let router = assemble(&mut reg, &server, &routes, track).map_err(BuildError::new)?;
         let shared = Arc::new(AppShared {
             config,
             server,
@@ -202,7 +210,12 @@ impl AppBuilder {
             shutdown: std::mem::take(&mut reg.shutdown),
             health: std::mem::take(&mut reg.health),
             effective: std::mem::take(&mut reg.effective),
-            slots: std::mem::take(&mut reg.slots),
+            registries: std::mem::take(&mut reg.registries),
+            keys: reg
+                .slots
+                .get::<crate::crypto::KeyRing>()
+                .cloned()
+                .expect("core sets up the key ring before anything else registers"),
             test_lifecycle: Default::default(),
         });
         Ok(App {
@@ -431,7 +444,9 @@ pub(crate) struct AppShared {
     pub(crate) shutdown: Vec<(Origin, ShutdownFn)>,
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
-    pub(crate) slots: http::Extensions,
+    pub(crate) registries: RegistryStore,
+    /// What every purpose key is derived from.
+    pub(crate) keys: crate::crypto::KeyRing,
     /// Whether the test kit ran this app's startup and shutdown hooks.
     pub(crate) test_lifecycle: crate::testing::TestLifecycle,
 }
@@ -476,7 +491,7 @@ impl AppHandle {
     /// assert_ne!(remember.as_bytes(), app.derive_key("login.reset").as_bytes());
     /// ```
     pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
-        crate::crypto::derive_key(&self.0.slots, purpose)
+        self.0.keys.derive(purpose)
     }
 
     /// The app's signals, to emit events.
@@ -514,7 +529,8 @@ impl AppHandle {
         &self.0.routes
     }
 
-    pub(crate) fn slot<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.0.slots.get::<T>()
+    /// The entries of registry `K` (see [`RegistryKind`](crate::RegistryKind)).
+    pub fn registry<K: RegistryKind>(&self) -> Entries<'_, K::Entry> {
+        self.0.registries.entries::<K>()
     }
 }

@@ -302,21 +302,33 @@ impl App {
     }
 
     /// The `routes` listing. `sort` is `rule`, `endpoint`, `methods`, `owner` or `match`.
+    /// Mounted routers and services are listed with `(mount)` as their methods; a
+    /// `Decorators` column appears when some route has decorators.
     pub fn routes_text(&self, sort: &str) -> String {
-        let mut rows: Vec<[String; 4]> = self
-            .handle
-            .routes()
+        let table_ = self.handle.routes();
+        let mut rows: Vec<[String; 5]> = table_
             .iter()
             .map(|r| {
                 let methods: Vec<String> = r.methods.iter().map(|m| m.to_string()).collect();
+                let decorators: Vec<&str> = r.decorators.iter().map(|d| d.description()).collect();
                 [
                     r.endpoint.clone(),
                     methods.join(", "),
                     r.path.clone(),
                     r.origin.to_string(),
+                    decorators.join(", "),
                 ]
             })
             .collect();
+        rows.extend(table_.mounts().map(|m| {
+            [
+                m.description.clone(),
+                "(mount)".to_owned(),
+                format!("{}/*", m.prefix),
+                m.origin.to_string(),
+                String::new(),
+            ]
+        }));
         if rows.is_empty() {
             return "No routes were registered.\n".into();
         }
@@ -327,6 +339,14 @@ impl App {
             "match" => {}
             _ => rows.sort_by(|a, b| (&a[2], &a[1]).cmp(&(&b[2], &b[1]))),
         }
+        if rows.iter().any(|r| !r[4].is_empty()) {
+            let header = ["Endpoint", "Methods", "Rule", "Registered by", "Decorators"];
+            return table(&header, &rows);
+        }
+        let rows: Vec<[String; 4]> = rows
+            .into_iter()
+            .map(|[e, m, r, o, _]| [e, m, r, o])
+            .collect();
         table(&["Endpoint", "Methods", "Rule", "Registered by"], &rows)
     }
 

@@ -57,22 +57,12 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
     Ok((server, generated))
 }
 
-/// Core's web subsystems (sessions, templates, CSRF): their config sections. What depends
-/// on every registration (the session store, the CSRF route guard, the template
-/// environment) is built in [`finish`].
+/// Core's web subsystems (sessions, templates, CSRF), registered as an extension registers
+/// itself: each reads its config section and adds a finish step for what depends on every
+/// registration (the selected session store, the CSRF route guard, the template environment).
 pub(crate) fn init_web(s: &mut Setup<'_>) -> Result<(), SetupError> {
     crate::csrf::init(s)?;
     crate::session::setup::init(s)?;
     crate::templates::setup::init(s)?;
     Ok(())
-}
-
-/// Runs after every extension and the app registered: builds what depends on all of
-/// their registrations (the selected session store, the template environment).
-pub(crate) fn finish(reg: &mut crate::registry::Registry, config: &crate::config::Config) {
-    if let Err(e) = crate::session::setup::finish(reg, config) {
-        reg.errors.push(e);
-    }
-    crate::csrf::finish(reg);
-    crate::templates::setup::finish(reg, config.profile());
 }

@@ -52,7 +52,7 @@ impl KeyRing {
 }
 
 /// The key for `purpose` from the key ring in `slots` (core puts it there first).
-pub(crate) fn derive_key(slots: &http::Extensions, purpose: &str) -> DerivedKey {
+pub(crate) fn derive_key(slots: &crate::registries::SlotStore, purpose: &str) -> DerivedKey {
     slots
         .get::<KeyRing>()
         .expect("core sets up the key ring before anything else registers")

@@ -36,7 +36,6 @@
 //! | `header_name` | `"X-CSRF-Token"` | header holding the token |
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request};
@@ -50,8 +49,8 @@ use serde::{Deserialize, Serialize};
 use crate::AppHandle;
 use crate::crypto::{SigningKey, hex, random_16, unhex};
 use crate::error::{Origin, SetupError};
+use crate::finish::Finish;
 use crate::http_error::HttpError;
-use crate::registry::Registry;
 use crate::request::RequestMeta;
 use crate::session::Session;
 use crate::setup::Setup;
@@ -114,12 +113,22 @@ impl IntoResponse for CsrfError {
     }
 }
 
-/// What setup gathers for CSRF.
-#[derive(Clone, Default)]
-pub(crate) struct CsrfSlot {
-    config: Option<CsrfConfig>,
-    exempt_endpoints: Vec<(String, Origin)>,
-    exempt_blueprints: Vec<(String, Origin)>,
+/// Endpoints exempt from CSRF checks (a registry; many parties may exempt the same one).
+struct ExemptEndpoints;
+
+impl crate::RegistryKind for ExemptEndpoints {
+    type Entry = ();
+    const KIND: &'static str = "CSRF-exempt endpoint";
+    const UNIQUE: bool = false;
+}
+
+/// Blueprints exempt from CSRF checks.
+struct ExemptBlueprints;
+
+impl crate::RegistryKind for ExemptBlueprints {
+    type Entry = ();
+    const KIND: &'static str = "CSRF-exempt blueprint";
+    const UNIQUE: bool = false;
 }
 
 impl Setup<'_> {
@@ -127,21 +136,13 @@ impl Setup<'_> {
     /// checks, for routes that authenticate without cookies.
     /// An endpoint no route has fails the build.
     pub fn csrf_exempt(&mut self, endpoint: &str) -> &mut Self {
-        let origin = Origin::new(self.name());
-        self.slot::<CsrfSlot>()
-            .exempt_endpoints
-            .push((endpoint.to_owned(), origin));
-        self
+        self.add_to::<ExemptEndpoints>(endpoint, ())
     }
 
     /// Exempts every route of blueprint `name` (and its children) from CSRF checks.
     /// A blueprint that is not registered fails the build.
     pub fn csrf_exempt_blueprint(&mut self, name: &str) -> &mut Self {
-        let origin = Origin::new(self.name());
-        self.slot::<CsrfSlot>()
-            .exempt_blueprints
-            .push((name.to_owned(), origin));
-        self
+        self.add_to::<ExemptBlueprints>(name, ())
     }
 }
 
@@ -153,20 +154,29 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     if cfg.field_name.is_empty() {
         return Err(s.config_error("csrf.field_name", "must not be empty"));
     }
-    s.slot::<CsrfSlot>().config = Some(cfg);
+    s.on_finish(move |f| {
+        finish(f, cfg);
+        Ok(())
+    });
     Ok(())
 }
 
-pub(crate) fn finish(reg: &mut Registry) {
-    let Some(slot) = reg.slots.get::<CsrfSlot>().cloned() else {
-        return;
-    };
-    let Some(cfg) = slot.config else { return };
+fn finish(f: &mut Finish<'_>, cfg: CsrfConfig) {
+    let exempt_endpoints: Vec<(String, Origin)> = f
+        .registry::<ExemptEndpoints>()
+        .iter()
+        .map(|e| (e.name().to_owned(), e.origin().clone()))
+        .collect();
+    let exempt_blueprints: Vec<(String, Origin)> = f
+        .registry::<ExemptBlueprints>()
+        .iter()
+        .map(|e| (e.name().to_owned(), e.origin().clone()))
+        .collect();
     // An exemption that matches nothing is a typo that would leave a route protected (or an
     // API broken) silently.
-    for (endpoint, origin) in &slot.exempt_endpoints {
-        if !reg.routes.iter().any(|r| &r.endpoint == endpoint) {
-            reg.errors.push(SetupError::Invalid {
+    for (endpoint, origin) in &exempt_endpoints {
+        if f.routes().get(endpoint).is_none() {
+            f.report(SetupError::Invalid {
                 what: format!("CSRF exemption for endpoint `{endpoint}`"),
                 origin: origin.clone(),
                 reason: "no route has this endpoint name (blueprint routes are \
@@ -175,9 +185,9 @@ pub(crate) fn finish(reg: &mut Registry) {
             });
         }
     }
-    for (name, origin) in &slot.exempt_blueprints {
-        if !reg.blueprints.iter().any(|b| &b.name == name) {
-            reg.errors.push(SetupError::Invalid {
+    for (name, origin) in &exempt_blueprints {
+        if !f.blueprints().any(|b| b.name == name) {
+            f.report(SetupError::Invalid {
                 what: format!("CSRF exemption for blueprint `{name}`"),
                 origin: origin.clone(),
                 reason: "no blueprint has this name".into(),
@@ -186,8 +196,8 @@ pub(crate) fn finish(reg: &mut Registry) {
     }
     let header = HeaderName::from_bytes(cfg.header_name.as_bytes())
         .unwrap_or(HeaderName::from_static("x-csrf-token"));
-    let rt = Arc::new(CsrfRuntime {
-        key: SigningKey::new(&crate::crypto::derive_key(&reg.slots, "flagon.csrf")),
+    let rt = f.provide(CsrfRuntime {
+        key: SigningKey::new(&f.derive_key("flagon.csrf")),
         header,
         trusted: cfg
             .trusted_origins
@@ -196,16 +206,14 @@ pub(crate) fn finish(reg: &mut Registry) {
             .collect(),
         cfg,
     });
-    reg.slots.insert(rt.clone());
     if !rt.cfg.enabled {
         return;
     }
     // The check is decided per route at build: only routes that take an unsafe method, and
     // are not exempt, carry it. A request that ends in a routing 404 or 405 matches no
     // route and is left to the router, as in Flask-WTF.
-    let exempt_endpoints: Vec<String> = slot.exempt_endpoints.into_iter().map(|(e, _)| e).collect();
-    let exempt_blueprints: Vec<String> =
-        slot.exempt_blueprints.into_iter().map(|(b, _)| b).collect();
+    let exempt_endpoints: Vec<String> = exempt_endpoints.into_iter().map(|(e, _)| e).collect();
+    let exempt_blueprints: Vec<String> = exempt_blueprints.into_iter().map(|(b, _)| b).collect();
     let applies = move |route: &crate::RouteInfo| {
         route.methods.iter().any(is_unsafe)
             && !exempt_endpoints.contains(&route.endpoint)
@@ -228,11 +236,7 @@ pub(crate) fn finish(reg: &mut Registry) {
             }
         }
     };
-    reg.guards.push(crate::registry::RouteGuard {
-        origin: Origin::new(crate::registry::CORE),
-        applies: Arc::new(applies),
-        hook: crate::hooks::before_fn(hook),
-    });
+    f.guard(applies, hook);
 }
 
 pub(crate) struct CsrfRuntime {
@@ -396,7 +400,7 @@ impl CsrfRuntime {
 
 /// A fresh CSRF token for `session` (`None` when CSRF protection is not set up).
 pub fn token(app: &AppHandle, session: &Session) -> Option<String> {
-    let rt = app.slot::<Arc<CsrfRuntime>>()?;
+    let rt = app.state::<CsrfRuntime>()?;
     Some(rt.token(session))
 }
 

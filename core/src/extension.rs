@@ -28,7 +28,8 @@ use crate::setup::Setup;
 /// }
 /// ```
 pub trait Extension: Send + Sync + 'static {
-    /// The unique name: its config section, CLI group and label in introspection.
+    /// The unique name: its config section (by convention), the name its CLI commands and
+    /// endpoints should start with, and its label in introspection.
     /// Letters, digits, `_` and `-`.
     fn name(&self) -> &'static str;
 

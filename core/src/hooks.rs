@@ -26,6 +26,7 @@ use crate::AppHandle;
 use crate::error::{BoxError, Origin};
 use crate::http_error::{ErrorMarker, Failed, HttpError, render_default, wants_json};
 use crate::request::RequestMeta;
+use crate::signals::AnsweredBy;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -97,6 +98,10 @@ pub(crate) struct Chain {
     pub(crate) handlers: Vec<(StatusCode, ErrorHandlerFn)>,
     /// The app's handlers alone, for routing errors.
     pub(crate) app_handlers: Vec<(StatusCode, ErrorHandlerFn)>,
+    /// How many of the first `before` steps are route guards.
+    pub(crate) guards: usize,
+    /// Record who answered in the request's metadata (for `RequestFinished`).
+    pub(crate) track: bool,
 }
 
 impl Chain {
@@ -171,21 +176,30 @@ impl Chain {
             next: 0,
         });
 
+        let meta = match self.track && !self.before.is_empty() {
+            true => req.extensions().get::<RequestMeta>().cloned(),
+            false => None,
+        };
         let mut pending = Some(req);
         let mut early = None;
-        for hook in &self.before {
+        for (i, hook) in self.before.iter().enumerate() {
             let Some(r) = pending.take() else { break };
-            match AssertUnwindSafe(hook(r)).catch_unwind().await {
-                Ok(ControlFlow::Continue(r)) => pending = Some(r),
-                Ok(ControlFlow::Break(res)) => {
-                    early = Some(res);
-                    break;
+            let res = match AssertUnwindSafe(hook(r)).catch_unwind().await {
+                Ok(ControlFlow::Continue(r)) => {
+                    pending = Some(r);
+                    continue;
                 }
-                Err(p) => {
-                    early = Some(HttpError::panic(&*p, "before_request hook").into_response());
-                    break;
-                }
+                Ok(ControlFlow::Break(res)) => res,
+                Err(p) => HttpError::panic(&*p, "before_request hook").into_response(),
+            };
+            if let Some(meta) = &meta {
+                meta.mark_answered(match i < self.guards {
+                    true => AnsweredBy::Guard,
+                    false => AnsweredBy::Hook,
+                });
             }
+            early = Some(res);
+            break;
         }
         let mut res = match (early, pending) {
             (Some(res), _) => res,

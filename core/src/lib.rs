@@ -81,20 +81,26 @@
 //! # Writing an extension
 //!
 //! The [`guide`] walks through writing, testing and publishing one, for readers who know
-//! Flask's extensions; [`testing`] is the kit to test one alone.
+//! Flask's extensions; [`testing`] is the kit to test one alone. Beyond routes and hooks, an
+//! extension can check the whole app at build ([`Setup::on_finish`]), hand out route
+//! [`Decorator`]s (`@login_required`), offer [registries](RegistryKind) other extensions
+//! fill, share the request's [`Identity`] and [`Locale`], and [mount](Setup::mount) routers
+//! and services.
 //!
 //! # Errors
 //!
 //! [`AppBuilder::build`] returns a [`BuildError`] listing every [`SetupError`]: duplicate
-//! routes, endpoints, commands, config sections, state types or extension names (each naming
-//! both parties), missing or cyclic `requires`, and configuration errors naming the key and
+//! routes, endpoints, commands, config sections, state types, registry entries or extension
+//! names (each naming both parties), missing or cyclic `requires`, a route decorated by an
+//! extension that is not registered (naming both), a mount over a route, what extensions'
+//! [finish steps](Setup::on_finish) report, and configuration errors naming the key and
 //! where its value came from (a [`config::ConfigError`], its cause kept as `source()`).
-//! Handlers return [`HttpError`] for HTTP failures; the [`extract`] wrappers (`Json`, `Form`,
-//! `Query`, `Path`) turn bad input into one too, so error handlers and the client's `Accept`
-//! header decide how it is answered. An `HttpError` is a `std::error::Error` with an optional
-//! typed cause ([`HttpError::with_cause`]), which error handlers find by type
-//! ([`HttpError::find_cause`]); `?` turns core's errors into a 500, and [`OrInternal`] any
-//! other.
+//! Handlers return [`HttpError`] for HTTP failures; the
+//! [`extract`] wrappers (`Json`, `Form`, `Query`, `Path`) turn bad input into one too, so
+//! error handlers and the client's `Accept` header decide how it is answered.
+//! An `HttpError` is a `std::error::Error` with an optional typed cause
+//! ([`HttpError::with_cause`]), which error handlers find by type ([`HttpError::find_cause`]);
+//! `?` turns core's errors into a 500, and [`OrInternal`] any other.
 //!
 //! # Feature flags
 //!
@@ -110,10 +116,13 @@ mod connection;
 mod core_setup;
 mod crypto;
 pub mod csrf;
+mod decorator;
 pub mod discovery;
 mod error;
 mod extension;
 pub mod extract;
+mod facts;
+mod finish;
 pub mod flash;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
@@ -121,6 +130,7 @@ pub mod health;
 mod hooks;
 mod host;
 mod http_error;
+mod registries;
 mod registry;
 mod request;
 mod route;
@@ -139,13 +149,17 @@ mod worker;
 pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
 pub use client_ip::{ClientIp, ClientScheme};
 pub use crypto::DerivedKey;
+pub use decorator::{Decorator, Next};
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
+pub use facts::{Identity, Locale};
+pub use finish::{BlueprintInfo, Finish};
 pub use hooks::{BoxFuture, ErrorContext, G, RequestContext};
 pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
+pub use registries::{Entries, Entry, RegistryKind};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};
 pub use route::{Blueprint, Route, proceed, respond};
-pub use router::{RouteInfo, RouteTable, UrlError, UrlParams};
+pub use router::{MountInfo, RouteInfo, RouteTable, UrlError, UrlParams};
 pub use service::{AppService, X_REQUEST_ID};
 pub use setup::Setup;
 pub use worker::WorkerContext;

@@ -35,6 +35,18 @@ pub(crate) struct RouteEntry {
     /// Indexes into `Registry::blueprints`, outermost first.
     pub(crate) scopes: Vec<usize>,
     pub(crate) router: MethodRouter,
+    /// Outermost first: the blueprints' (outer to inner), then the route's own.
+    pub(crate) decorators: Vec<crate::Decorator>,
+}
+
+/// A router or service mounted under a prefix.
+pub(crate) struct MountEntry {
+    pub(crate) prefix: String,
+    pub(crate) description: String,
+    pub(crate) origin: Origin,
+    /// Nests the service into the router; with `true`, requests it answers are recorded as
+    /// a mount's (for `RequestFinished`).
+    pub(crate) nest: Box<dyn FnOnce(Router, bool) -> Router + Send>,
 }
 
 pub(crate) struct BlueprintEntry {
@@ -82,8 +94,18 @@ pub(crate) struct Registry {
     pub(crate) layers: Vec<(Origin, LayerFn)>,
     /// Named items of other kinds (template filters, …), for clash checks and listings.
     pub(crate) names: Vec<(&'static str, String, Origin)>,
-    /// Typed slots where core subsystems gather their own registrations.
-    pub(crate) slots: http::Extensions,
+    /// Typed values subsystems keep for themselves during setup.
+    pub(crate) slots: crate::registries::SlotStore,
+    /// Entries of typed registries.
+    pub(crate) registries: crate::registries::RegistryStore,
+    /// Entries of registries whose names need not be unique, for listings.
+    pub(crate) listed: Vec<(&'static str, String, Origin)>,
+    pub(crate) finish: Vec<(Origin, crate::finish::FinishFn)>,
+    /// Who registered each finish step (kept after the steps ran, for listings).
+    pub(crate) finish_owners: Vec<Origin>,
+    pub(crate) mounts: Vec<MountEntry>,
+    /// Names of the registered extensions.
+    pub(crate) extension_names: Vec<&'static str>,
     pub(crate) errors: Vec<SetupError>,
 }
 
@@ -118,6 +140,30 @@ impl Registry {
                 }
             } else {
                 by_endpoint.insert(&r.endpoint, r);
+            }
+        }
+
+        for r in &self.routes {
+            for d in &r.decorators {
+                let provider = d.provider();
+                if provider == APP || provider == CORE || self.extension_names.contains(&provider) {
+                    continue;
+                }
+                let methods: Vec<String> = r.methods.iter().map(|m| m.to_string()).collect();
+                errors.push(SetupError::Invalid {
+                    what: format!(
+                        "route {} {} (endpoint `{}`)",
+                        methods.join(","),
+                        r.path,
+                        r.endpoint
+                    ),
+                    origin: r.origin.clone(),
+                    reason: format!(
+                        "its decorator `{}` is provided by extension `{provider}`, which is not \
+                         registered; register `{provider}` on the app builder (`.register(...)`)",
+                        d.description()
+                    ),
+                });
             }
         }
 
@@ -276,7 +322,14 @@ impl Registry {
         if layers > 0 {
             out.push(format!("tower layers: {layers}"));
         }
-        for (kind, name, o) in &self.names {
+        for m in self.mounts.iter().filter(|m| mine(&m.origin)) {
+            out.push(format!("mount {} ({})", m.prefix, m.description));
+        }
+        let finish = self.finish_owners.iter().filter(|o| mine(o)).count();
+        if finish > 0 {
+            out.push(format!("finish steps: {finish}"));
+        }
+        for (kind, name, o) in self.names.iter().chain(&self.listed) {
             if mine(o) {
                 out.push(format!("{kind} `{name}`"));
             }

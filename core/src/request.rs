@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::FromRequestParts;
 use http::HeaderValue;
@@ -26,6 +27,11 @@ pub(crate) struct MetaInner {
     /// Present when sessions are set up; the handle is made on first use, and nothing is
     /// read or stored before that.
     pub(crate) session: Option<std::sync::OnceLock<crate::session::RequestSession>>,
+    /// Who answered (0 until recorded). Recorded only while someone subscribes to
+    /// `RequestFinished`.
+    pub(crate) answered: std::sync::atomic::AtomicU8,
+    /// The matched route's endpoint and blueprint, recorded as `answered` is.
+    pub(crate) route: std::sync::OnceLock<(Arc<str>, Option<Arc<str>>)>,
 }
 
 impl MetaInner {
@@ -35,11 +41,20 @@ impl MetaInner {
         if let Some(s) = slot.get() {
             return Some(s);
         }
-        let rt = self
-            .app
-            .slot::<Arc<crate::session::SessionRuntime>>()?
-            .clone();
+        let rt = self.app.state::<crate::session::SessionRuntime>()?;
         Some(slot.get_or_init(|| crate::session::RequestSession::new(rt)))
+    }
+
+    /// Records who answered, unless someone already did.
+    pub(crate) fn mark_answered(&self, by: crate::signals::AnsweredBy) {
+        let _ = self
+            .answered
+            .compare_exchange(0, by.to_u8(), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Who answered, if recorded.
+    pub(crate) fn answered(&self) -> Option<crate::signals::AnsweredBy> {
+        crate::signals::AnsweredBy::from_u8(self.answered.load(Ordering::Relaxed))
     }
 
     /// The session handle if this request made one.

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use http::{Method, StatusCode};
 
+use crate::decorator::Decorator;
 use crate::error::{BoxError, Origin};
 use crate::hooks::{
     ErrorContext, HookSet, RequestContext, after_fn, before_fn, error_handler_fn, teardown_fn,
@@ -41,6 +42,7 @@ pub struct Route {
     pub(crate) router: MethodRouter,
     /// A problem found while building the route, reported by `build()`.
     pub(crate) problem: Option<String>,
+    pub(crate) decorators: Vec<Decorator>,
 }
 
 macro_rules! method_constructors {
@@ -97,6 +99,7 @@ impl Route {
             endpoint,
             router: MethodRouter::new(),
             problem: None,
+            decorators: Vec::new(),
         };
         route.and(method, handler)
     }
@@ -123,6 +126,15 @@ impl Route {
     /// Sets the endpoint name (used by `url_for` and shown by `routes`).
     pub fn name(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Wraps the route in `decorator` (Flask's `@login_required`). Decorators run after the
+    /// app's and blueprints' before hooks, outermost first in the order written, around the
+    /// handler; see [`Decorator`]. A decorator whose provider is not registered fails the
+    /// build, naming this route and the provider.
+    pub fn with(mut self, decorator: Decorator) -> Self {
+        self.decorators.push(decorator);
         self
     }
 
@@ -169,6 +181,7 @@ pub struct Blueprint {
     pub(crate) children: Vec<Blueprint>,
     pub(crate) hooks: HookSet,
     pub(crate) template_dirs: Vec<std::path::PathBuf>,
+    pub(crate) decorators: Vec<Decorator>,
 }
 
 impl Blueprint {
@@ -181,6 +194,7 @@ impl Blueprint {
             children: Vec::new(),
             hooks: HookSet::default(),
             template_dirs: Vec::new(),
+            decorators: Vec::new(),
         }
     }
 
@@ -200,6 +214,13 @@ impl Blueprint {
     /// Adds a route.
     pub fn route(mut self, route: Route) -> Self {
         self.routes.push(route);
+        self
+    }
+
+    /// Wraps every route of this blueprint (and of its children) in `decorator`, outside
+    /// the routes' own decorators; see [`Route::with`].
+    pub fn with(mut self, decorator: Decorator) -> Self {
+        self.decorators.push(decorator);
         self
     }
 
@@ -310,6 +331,41 @@ pub(crate) fn valid_path(path: &str, prefix: bool) -> Result<(), String> {
         if !ok || depth != 0 {
             return Err(format!("`{path}`: unbalanced `{{` or `}}` in `{segment}`"));
         }
+        // `{a}{b}`, `{}` and `{*rest}` before the last segment are not routable.
+        let params = segment.matches('{').count();
+        if params > 1 {
+            return Err(format!(
+                "`{path}`: the segment `{segment}` has {params} parameters; use one per segment"
+            ));
+        }
+        if segment
+            .find('}')
+            .is_some_and(|close| close + 1 != segment.len())
+        {
+            return Err(format!(
+                "`{path}`: in `{segment}`, a parameter must end its segment"
+            ));
+        }
+        if let (Some(open), Some(close)) = (segment.find('{'), segment.find('}')) {
+            let name = segment[open + 1..close].trim_start_matches('*');
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`{path}`: the parameter `{}` needs a name of letters, digits and `_`",
+                    &segment[open..=close]
+                ));
+            }
+        }
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    if let Some(i) = segments.iter().position(|s| s.contains("{*"))
+        && (prefix
+            || i + 1 < segments.len()
+            || !segments[i].starts_with("{*")
+            || !segments[i].ends_with('}'))
+    {
+        return Err(format!(
+            "`{path}`: a catch-all `{{*name}}` must be the whole last segment"
+        ));
     }
     Ok(())
 }
@@ -352,5 +408,15 @@ mod tests {
         assert!(valid_path("/files/*rest", false).is_err());
         assert!(valid_path("/users/{id", false).is_err());
         assert!(valid_path("/users/{id}/{*rest}", false).is_ok());
+        assert!(valid_path("/{}", false).is_err());
+        assert!(valid_path("/{*}", false).is_err());
+        assert!(valid_path("/{a}{b}", false).is_err());
+        assert!(valid_path("/{*x}/y", false).is_err());
+        assert!(valid_path("/x{*rest}", false).is_err());
+        assert!(valid_path("/{a-b}", false).is_err());
+        assert!(valid_path("/{*rest}x", false).is_err());
+        assert!(valid_path("/{id}.json", false).is_err());
+        assert!(valid_path("/v{version}", false).is_ok());
+        assert!(valid_path("/files/{*rest}", true).is_err());
     }
 }

@@ -17,10 +17,12 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::config::ServerConfig;
+use crate::decorator::DecoratorFn;
 use crate::error::{Origin, SetupError};
 use crate::hooks::{BoxFuture, Chain};
 use crate::http_error::HttpError;
 use crate::registry::Registry;
+use crate::request::RequestMeta;
 
 /// One recorded route.
 #[derive(Clone, Debug)]
@@ -33,13 +35,30 @@ pub struct RouteInfo {
     pub endpoint: String,
     /// Who registered it.
     pub origin: Origin,
+    /// The dotted name of the blueprint it belongs to.
+    pub blueprint: Option<Arc<str>>,
+    /// Its decorators, outermost first.
+    pub decorators: Vec<crate::Decorator>,
 }
 
-/// The app's routes, in registration order.
+/// A router or service mounted under a prefix ([`Setup::mount`](crate::Setup::mount)).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct MountInfo {
+    /// The path prefix it serves (`/static`).
+    pub prefix: String,
+    /// What it is, as given at registration.
+    pub description: String,
+    /// Who mounted it.
+    pub origin: Origin,
+}
+
+/// The app's routes, in registration order, and its mounts.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<RouteInfo>,
     by_endpoint: HashMap<String, usize>,
+    mounts: Vec<MountInfo>,
 }
 
 /// Why `url_for` could not build a URL.
@@ -144,6 +163,43 @@ impl RouteTable {
         self.routes.is_empty()
     }
 
+    /// The mounted routers and services, in registration order.
+    pub fn mounts(&self) -> impl Iterator<Item = &MountInfo> {
+        self.mounts.iter()
+    }
+
+    /// The table of what setup recorded: index `i` describes `reg.routes[i]`.
+    pub(crate) fn of(reg: &Registry) -> RouteTable {
+        let mut table = RouteTable::default();
+        for r in &reg.routes {
+            table
+                .by_endpoint
+                .entry(r.endpoint.clone())
+                .or_insert(table.routes.len());
+            table.routes.push(RouteInfo {
+                methods: r.methods.clone(),
+                path: r.path.clone(),
+                endpoint: r.endpoint.clone(),
+                origin: r.origin.clone(),
+                blueprint: r
+                    .scopes
+                    .last()
+                    .map(|&s| Arc::<str>::from(reg.blueprints[s].name.as_str())),
+                decorators: r.decorators.clone(),
+            });
+        }
+        table.mounts = reg
+            .mounts
+            .iter()
+            .map(|m| MountInfo {
+                prefix: m.prefix.clone(),
+                description: m.description.clone(),
+                origin: m.origin.clone(),
+            })
+            .collect();
+        table
+    }
+
     /// The route with endpoint `name`.
     pub fn get(&self, endpoint: &str) -> Option<&RouteInfo> {
         self.by_endpoint.get(endpoint).map(|&i| &self.routes[i])
@@ -205,16 +261,54 @@ impl RouteTable {
     }
 }
 
-/// Builds the router; path conflicts are reported as setup errors.
-pub(crate) fn assemble(
-    reg: &mut Registry,
-    server: &ServerConfig,
-) -> Result<(Router, RouteTable), Vec<SetupError>> {
+/// The path conflicts among the recorded routes and mounts, checked with every other
+/// problem, before anything is built.
+pub(crate) fn path_conflicts(reg: &Registry) -> Vec<SetupError> {
+    let mut matcher = match route_matcher(&reg.routes) {
+        Ok((matcher, _)) => matcher,
+        Err(errors) => return errors,
+    };
+    let errors = mount_conflicts(reg);
+    if !errors.is_empty() {
+        return errors;
+    }
+    // What axum's `nest_service` will insert (it panics on a conflict): the prefix, the
+    // prefix with a slash, and everything below.
+    for m in &reg.mounts {
+        let tail = format!("{}/{{*__private__axum_nest_tail_param}}", m.prefix);
+        for path in [tail, m.prefix.clone(), format!("{}/", m.prefix)] {
+            if let Err(e) = matcher.insert(path.clone(), usize::MAX) {
+                let other = match e {
+                    matchit::InsertError::Conflict { with } => with,
+                    _ => path,
+                };
+                let first = reg
+                    .routes
+                    .iter()
+                    .find(|r| r.path == other)
+                    .map_or(m.origin.clone(), |r| r.origin.clone());
+                return vec![SetupError::PathConflict {
+                    path: format!("{} (mounted: {})", m.prefix, m.description),
+                    other,
+                    first,
+                    second: m.origin.clone(),
+                }];
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Routes grouped by path (indexes into `routes`), with the matcher that tells paths apart.
+type Groups = (matchit::Router<usize>, Vec<(String, Vec<usize>)>);
+
+/// Groups routes by path and finds the paths the router cannot tell apart.
+fn route_matcher(routes: &[crate::registry::RouteEntry]) -> Result<Groups, Vec<SetupError>> {
     let mut errors = Vec::new();
     let mut matcher: matchit::Router<usize> = matchit::Router::new();
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     let mut group_of: HashMap<String, usize> = HashMap::new();
-    for (i, r) in reg.routes.iter().enumerate() {
+    for (i, r) in routes.iter().enumerate() {
         if let Some(&g) = group_of.get(&r.path) {
             groups[g].1.push(i);
             continue;
@@ -222,8 +316,7 @@ pub(crate) fn assemble(
         if let Err(e) = matcher.insert(r.path.clone(), i) {
             let (other, first) = match &e {
                 matchit::InsertError::Conflict { with } => {
-                    let first = reg
-                        .routes
+                    let first = routes
                         .iter()
                         .find(|o| &o.path == with)
                         .map(|o| o.origin.clone())
@@ -243,14 +336,32 @@ pub(crate) fn assemble(
         group_of.insert(r.path.clone(), groups.len());
         groups.push((r.path.clone(), vec![i]));
     }
+    match errors.is_empty() {
+        true => Ok((matcher, groups)),
+        false => Err(errors),
+    }
+}
+
+/// Builds the router from what setup recorded and its `table` ([`RouteTable::of`]); path
+/// conflicts are reported as setup errors. With `track`, every request records its route and
+/// who answered it (for `RequestFinished`), so no route takes the direct path.
+pub(crate) fn assemble(
+    reg: &mut Registry,
+    server: &ServerConfig,
+    table: &RouteTable,
+    track: bool,
+) -> Result<Router, Vec<SetupError>> {
+    let (matcher, groups) = route_matcher(&reg.routes)?;
+    let errors = mount_conflicts(reg);
     if !errors.is_empty() {
         return Err(errors);
     }
 
-    let app_chain = Arc::new(Chain::compile(&reg.app_hooks, &[], None, None));
+    let mut app_chain = Chain::compile(&reg.app_hooks, &[], None, None);
+    app_chain.track = track;
+    let app_chain = Arc::new(app_chain);
     let mut router = Router::new();
     let routes = std::mem::take(&mut reg.routes);
-    let mut table = RouteTable::default();
     let mut entries: Vec<Option<crate::registry::RouteEntry>> =
         routes.into_iter().map(Some).collect();
 
@@ -259,17 +370,15 @@ pub(crate) fn assemble(
         let mut allow: Vec<String> = Vec::new();
         for i in members {
             let r = entries[i].take().expect("each route is used once");
+            let info = &table.routes[i];
             let scopes: Vec<&crate::hooks::HookSet> =
                 r.scopes.iter().map(|&s| &reg.blueprints[s].hooks).collect();
-            let blueprint = r
-                .scopes
-                .last()
-                .map(|&s| Arc::<str>::from(reg.blueprints[s].name.as_str()));
+            let endpoint = Arc::<str>::from(r.endpoint.as_str());
             let mut chain = Chain::compile(
                 &reg.app_hooks,
                 &scopes,
-                Some(Arc::from(r.endpoint.as_str())),
-                blueprint,
+                Some(endpoint.clone()),
+                info.blueprint.clone(),
             );
             for m in &r.methods {
                 allow.push(m.to_string());
@@ -277,26 +386,29 @@ pub(crate) fn assemble(
                     allow.push("HEAD".into());
                 }
             }
-            table
-                .by_endpoint
-                .entry(r.endpoint.clone())
-                .or_insert(table.routes.len());
-            let info = RouteInfo {
-                methods: r.methods.clone(),
-                path: r.path.clone(),
-                endpoint: r.endpoint.clone(),
-                origin: r.origin.clone(),
-            };
-            let guards = reg.guards.iter().filter(|g| (g.applies)(&info));
-            chain.before.splice(0..0, guards.map(|g| g.hook.clone()));
-            table.routes.push(info);
+            let guards: Vec<_> = reg
+                .guards
+                .iter()
+                .filter(|g| (g.applies)(info))
+                .map(|g| g.hook.clone())
+                .collect();
+            chain.guards = guards.len();
+            chain.before.splice(0..0, guards);
+            chain.track = track;
+            let decorators: Arc<[DecoratorFn]> =
+                r.decorators.iter().map(|d| d.call.clone()).collect();
             path_entries.push(PathEntry {
                 methods: r.methods,
                 chain: Arc::new(chain),
                 router: r.router,
+                decorators,
+                facts: track.then(|| (endpoint, info.blueprint.clone())),
             });
         }
-        let single_plain = path_entries.len() == 1 && path_entries[0].chain.is_empty();
+        let single_plain = path_entries.len() == 1
+            && path_entries[0].chain.is_empty()
+            && path_entries[0].decorators.is_empty()
+            && !track;
         if single_plain {
             let entry = path_entries.pop().expect("one entry");
             router = router.route(&path, entry.router.fallback(method_not_allowed));
@@ -313,6 +425,9 @@ pub(crate) fn assemble(
                 },
             );
         }
+    }
+    for m in std::mem::take(&mut reg.mounts) {
+        router = (m.nest)(router, track);
     }
 
     let matcher = Arc::new(matcher);
@@ -339,7 +454,40 @@ pub(crate) fn assemble(
         router = router.layer(DefaultBodyLimit::max(server.body_limit));
     }
     // Turns every handler into a ready route once, instead of on each request.
-    Ok((router.with_state(()), table))
+    Ok(router.with_state(()))
+}
+
+/// A mount serves its prefix and everything below it: a route or another mount there would
+/// be shadowed (or make the router panic), so either is a build error naming both.
+fn mount_conflicts(reg: &Registry) -> Vec<SetupError> {
+    let under = |path: &str, prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let mut errors = Vec::new();
+    for (i, m) in reg.mounts.iter().enumerate() {
+        for r in reg.routes.iter().filter(|r| under(&r.path, &m.prefix)) {
+            errors.push(SetupError::PathConflict {
+                path: format!("{} (mounted: {})", m.prefix, m.description),
+                other: r.path.clone(),
+                first: r.origin.clone(),
+                second: m.origin.clone(),
+            });
+        }
+        for other in &reg.mounts[..i] {
+            if under(&m.prefix, &other.prefix) || under(&other.prefix, &m.prefix) {
+                errors.push(SetupError::PathConflict {
+                    path: format!("{} (mounted: {})", m.prefix, m.description),
+                    other: format!("{} (mounted: {})", other.prefix, other.description),
+                    first: other.origin.clone(),
+                    second: m.origin.clone(),
+                });
+            }
+        }
+    }
+    errors
 }
 
 /// No route matched: 404, except that a `GET` or `HEAD` for `/admin` when only `/admin/`
@@ -387,6 +535,9 @@ struct PathEntry {
     methods: Vec<Method>,
     chain: Arc<Chain>,
     router: MethodRouter,
+    decorators: Arc<[DecoratorFn]>,
+    /// The route's endpoint and blueprint, when requests record them.
+    facts: Option<(Arc<str>, Option<Arc<str>>)>,
 }
 
 /// Dispatches one path's methods to their routes, each with its own hook chain.
@@ -427,20 +578,30 @@ impl Service<Request> for PathService {
         match self.find(req.method()) {
             Some(entry) => {
                 let router = entry.router.clone();
+                if let Some(facts) = &entry.facts
+                    && let Some(meta) = req.extensions().get::<RequestMeta>()
+                {
+                    let _ = meta.route.set(facts.clone());
+                }
+                let track = entry.facts.is_some();
+                if entry.chain.is_empty() && entry.decorators.is_empty() {
+                    return Box::pin(router.oneshot(req));
+                }
+                let decorators = (!entry.decorators.is_empty()).then(|| entry.decorators.clone());
+                let view = move |req: Request| async move {
+                    match decorators {
+                        None => match router.oneshot(req).await {
+                            Ok(res) => res,
+                            Err(never) => match never {},
+                        },
+                        Some(steps) => crate::decorator::run(steps, router, req, track).await,
+                    }
+                };
                 if entry.chain.is_empty() {
-                    Box::pin(router.oneshot(req))
+                    Box::pin(async move { Ok(view(req).await) })
                 } else {
                     let chain = entry.chain.clone();
-                    Box::pin(async move {
-                        Ok(chain
-                            .run(req, |req| async move {
-                                match router.oneshot(req).await {
-                                    Ok(res) => res,
-                                    Err(never) => match never {},
-                                }
-                            })
-                            .await)
-                    })
+                    Box::pin(async move { Ok(chain.run(req, view).await) })
                 }
             }
             None => {
@@ -457,5 +618,29 @@ impl Service<Request> for PathService {
                 })
             }
         }
+    }
+}
+
+/// A mounted service whose requests are recorded as answered by a mount.
+#[derive(Clone)]
+pub(crate) struct Mounted<S>(pub(crate) S);
+
+impl<S> Service<Request> for Mounted<S>
+where
+    S: Service<Request, Error = Infallible>,
+{
+    type Response = S::Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if let Some(meta) = req.extensions().get::<RequestMeta>() {
+            meta.mark_answered(crate::signals::AnsweredBy::Mount);
+        }
+        self.0.call(req)
     }
 }

@@ -31,7 +31,7 @@ use crate::hooks::BoxFuture;
 use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
 use crate::session::SessionRuntime;
-use crate::signals::{RequestFinished, RequestStarted};
+use crate::signals::{AnsweredBy, RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
 
 /// The `X-Request-Id` header.
@@ -64,7 +64,7 @@ impl App {
             body_limit: self.handle.0.server.body_limit,
             emit_started: self.handle.0.signals.has::<RequestStarted>(),
             emit_finished: self.handle.0.signals.has::<RequestFinished>(),
-            sessions: self.handle.slot::<Arc<SessionRuntime>>().is_some(),
+            sessions: self.handle.state::<SessionRuntime>().is_some(),
         }
     }
 }
@@ -122,6 +122,8 @@ where
             accept,
             peer: self.peer,
             session: self.sessions.then(std::sync::OnceLock::new),
+            answered: std::sync::atomic::AtomicU8::new(0),
+            route: std::sync::OnceLock::new(),
         });
         req.extensions_mut().insert(meta.clone());
         if let (true, Some(s)) = (self.emit_started, &summary) {
@@ -320,12 +322,23 @@ impl Finish {
         }
         if self.emit_finished {
             let s = *s;
+            let (endpoint, blueprint) = match self.meta.route.get() {
+                Some((e, b)) => (Some(e.clone()), b.clone()),
+                None => (None, None),
+            };
+            let answered_by = self.meta.answered().unwrap_or(match endpoint {
+                Some(_) => AnsweredBy::Handler,
+                None => AnsweredBy::Router,
+            });
             self.meta.app.0.signals.emit(RequestFinished {
                 method: s.method,
                 path: s.uri.path().to_owned(),
                 status: res.status(),
                 latency,
                 request_id: self.meta.id.to_string(),
+                endpoint,
+                blueprint,
+                answered_by,
             });
         }
         res

@@ -17,11 +17,14 @@ use tower_service::Service;
 use crate::AppHandle;
 use crate::cli::CommandContext;
 use crate::config::{Config, Profile};
+use crate::decorator::Decorator;
 use crate::error::{BoxError, Origin, SetupError};
+use crate::finish::Finish;
 use crate::hooks::{
     ErrorContext, RequestContext, after_fn, before_fn, error_handler_fn, teardown_fn,
 };
 use crate::http_error::HttpError;
+use crate::registries::{Entries, RegistryKind};
 use crate::registry::{BlueprintEntry, CommandEntry, HealthCheck, Registry, RouteEntry};
 use crate::route::{Blueprint, Route, valid_name, valid_path};
 
@@ -100,11 +103,18 @@ impl<'a> Setup<'a> {
     /// Registers a route.
     pub fn route(&mut self, route: Route) -> &mut Self {
         let origin = self.origin();
-        self.add_route(route, origin, "", &[]);
+        self.add_route(route, origin, "", &[], &[]);
         self
     }
 
-    fn add_route(&mut self, route: Route, origin: Origin, prefix: &str, scopes: &[usize]) {
+    fn add_route(
+        &mut self,
+        route: Route,
+        origin: Origin,
+        prefix: &str,
+        scopes: &[usize],
+        inherited: &[Decorator],
+    ) {
         let what = || format!("route {}", route.path);
         if let Some(reason) = route.problem.clone() {
             self.reg.errors.push(SetupError::Invalid {
@@ -143,12 +153,13 @@ impl<'a> Setup<'a> {
             origin,
             scopes: scopes.to_vec(),
             router: route.router,
+            decorators: inherited.iter().cloned().chain(route.decorators).collect(),
         });
     }
 
     /// Registers a blueprint with its routes, hooks, error handlers and children.
     pub fn blueprint(&mut self, bp: Blueprint) -> &mut Self {
-        self.add_blueprint(bp, "", "", &[]);
+        self.add_blueprint(bp, "", "", &[], &[]);
         self
     }
 
@@ -158,6 +169,7 @@ impl<'a> Setup<'a> {
         parent_name: &str,
         parent_prefix: &str,
         scopes: &[usize],
+        parent_decorators: &[Decorator],
     ) {
         let name = if parent_name.is_empty() {
             bp.name.clone()
@@ -200,11 +212,16 @@ impl<'a> Setup<'a> {
         }
         let mut inner_scopes = scopes.to_vec();
         inner_scopes.push(index);
+        let decorators: Vec<Decorator> = parent_decorators
+            .iter()
+            .cloned()
+            .chain(bp.decorators)
+            .collect();
         for route in bp.routes {
-            self.add_route(route, origin.clone(), &prefix, &inner_scopes);
+            self.add_route(route, origin.clone(), &prefix, &inner_scopes, &decorators);
         }
         for child in bp.children {
-            self.add_blueprint(child, &name, &prefix, &inner_scopes);
+            self.add_blueprint(child, &name, &prefix, &inner_scopes, &decorators);
         }
     }
 
@@ -450,11 +467,127 @@ impl<'a> Setup<'a> {
         crate::crypto::derive_key(&self.reg.slots, purpose)
     }
 
-    /// A typed slot where a subsystem gathers registrations during setup.
-    pub(crate) fn slot<T: Default + Clone + Send + Sync + 'static>(&mut self) -> &mut T {
-        if self.reg.slots.get::<T>().is_none() {
-            self.reg.slots.insert(T::default());
+    /// A typed value of the calling subsystem's own, kept through setup and read back in its
+    /// finish step with [`Finish::slot`] or [`Finish::take_slot`]. One value per type: key
+    /// it by a private type so that nobody else can reach it. For entries that other
+    /// extensions add, use a registry ([`Setup::add_to`]) instead, which records who added
+    /// each.
+    pub fn slot<T: Default + Send + Sync + 'static>(&mut self) -> &mut T {
+        self.reg.slots.get_or_default::<T>()
+    }
+
+    /// Adds entry `name` to registry `K`, attributed to the caller. In a registry of unique
+    /// names ([`RegistryKind::UNIQUE`]), a second entry of the same name fails the build,
+    /// naming both parties.
+    ///
+    /// ```
+    /// # use flagon::{RegistryKind, Setup, SetupError};
+    /// pub struct Greetings;
+    /// impl RegistryKind for Greetings {
+    ///     type Entry = &'static str;
+    ///     const KIND: &'static str = "greeting";
+    /// }
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.add_to::<Greetings>("fr", "Bonjour");
+    /// assert_eq!(app.registry::<Greetings>().get("fr"), Some(&"Bonjour"));
+    /// # Ok(()) }
+    /// ```
+    pub fn add_to<K: RegistryKind>(&mut self, name: &str, entry: K::Entry) -> &mut Self {
+        let origin = self.origin();
+        if K::UNIQUE {
+            self.reg
+                .names
+                .push((K::KIND, name.to_owned(), origin.clone()));
+        } else {
+            self.reg
+                .listed
+                .push((K::KIND, name.to_owned(), origin.clone()));
         }
-        self.reg.slots.get_mut::<T>().expect("just inserted")
+        self.reg.registries.add::<K>(name.to_owned(), origin, entry);
+        self
+    }
+
+    /// The entries of registry `K` added so far (read it in a finish step to see everyone's).
+    pub fn registry<K: RegistryKind>(&self) -> Entries<'_, K::Entry> {
+        self.reg.registries.entries::<K>()
+    }
+
+    /// Registers a finish step: it runs after every extension and the app registered, sees
+    /// the final route table and everything registered, and may fail the build. See
+    /// [`Finish`].
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// let login_view = "auth.login".to_owned();
+    /// app.on_finish(move |late| match late.routes().get(&login_view) {
+    ///     Some(_) => Ok(()),
+    ///     None => Err(late.config_error("login.login_view", "no route has this endpoint")),
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn on_finish<F>(&mut self, step: F) -> &mut Self
+    where
+        F: FnOnce(&mut Finish<'_>) -> Result<(), SetupError> + Send + 'static,
+    {
+        let origin = self.origin();
+        self.reg.finish_owners.push(origin.clone());
+        self.reg.finish.push((origin, Box::new(step)));
+        self
+    }
+
+    /// Mounts an axum `Router` or any tower service under `prefix` (`/static`, `/admin`):
+    /// it receives every request whose path is `prefix` or starts with `prefix/`, with the
+    /// prefix stripped (axum's `nest_service`). `routes` lists it as `description`, owned by
+    /// the caller. Mounted services bypass Flagon's request hooks, guards and decorators (as
+    /// Flask's `DispatcherMiddleware` bypasses Flask); core's request layer (request id,
+    /// timeout, log line, signals) and tower layers still apply. A prefix that overlaps a
+    /// route or another mount fails the build.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// use flagon::axum::{Router, routing::get};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// let admin = Router::new().route("/", get(|| async { "admin home" }));
+    /// app.mount("/admin", "third-party admin", admin);
+    /// # Ok(()) }
+    /// ```
+    pub fn mount<S>(&mut self, prefix: &str, description: &str, service: S) -> &mut Self
+    where
+        S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let origin = self.origin();
+        let invalid = valid_path(prefix, true).and_then(|_| {
+            if prefix.len() <= 1 {
+                Err("a mount needs a prefix other than `/`".to_owned())
+            } else if prefix.contains('{') {
+                Err(format!(
+                    "the mount prefix `{prefix}` must not have parameters"
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(reason) = invalid {
+            self.reg.errors.push(SetupError::Invalid {
+                what: format!("mount at {prefix}"),
+                origin,
+                reason,
+            });
+            return self;
+        }
+        let at = prefix.to_owned();
+        self.reg.mounts.push(crate::registry::MountEntry {
+            prefix: prefix.to_owned(),
+            description: description.to_owned(),
+            origin,
+            nest: Box::new(move |router: axum::Router, track: bool| match track {
+                true => router.nest_service(&at, crate::router::Mounted(service)),
+                false => router.nest_service(&at, service),
+            }),
+        });
+        self
     }
 }

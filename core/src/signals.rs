@@ -63,6 +63,10 @@ impl SignalsBuilder {
         self.entry::<E>().asynchronous.push((origin, sub));
     }
 
+    pub(crate) fn has<E: 'static>(&self) -> bool {
+        self.subs.contains_key(&TypeId::of::<E>())
+    }
+
     fn entry<E: 'static>(&mut self) -> &mut Subscribers {
         let s = self.subs.entry(TypeId::of::<E>()).or_default();
         s.type_name = std::any::type_name::<E>();
@@ -175,7 +179,54 @@ pub struct RequestStarted {
     pub request_id: String,
 }
 
+/// Who answered a request, as [`RequestFinished`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AnsweredBy {
+    /// The route's handler (also when it failed: see the status).
+    Handler,
+    /// A route decorator, without calling the handler.
+    Decorator,
+    /// A route guard ([`Setup::guard`](crate::Setup::guard)), before the view.
+    Guard,
+    /// A `before_request` hook, before the view.
+    Hook,
+    /// The router itself: no route matched (404), or the path takes other methods (405).
+    Router,
+    /// A mounted router or service ([`Setup::mount`](crate::Setup::mount)).
+    Mount,
+}
+
+impl AnsweredBy {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            AnsweredBy::Handler => 1,
+            AnsweredBy::Decorator => 2,
+            AnsweredBy::Guard => 3,
+            AnsweredBy::Hook => 4,
+            AnsweredBy::Router => 5,
+            AnsweredBy::Mount => 6,
+        }
+    }
+
+    pub(crate) fn from_u8(n: u8) -> Option<Self> {
+        Some(match n {
+            1 => AnsweredBy::Handler,
+            2 => AnsweredBy::Decorator,
+            3 => AnsweredBy::Guard,
+            4 => AnsweredBy::Hook,
+            5 => AnsweredBy::Router,
+            6 => AnsweredBy::Mount,
+            _ => return None,
+        })
+    }
+}
+
 /// Emitted when a response is ready.
+///
+/// It says where the request went: the matched endpoint and blueprint (shared with the
+/// route table, not copied) and who answered, so an extension can count what it produced
+/// (a limiter its 429s, a cache its hits).
 #[derive(Clone, Debug)]
 pub struct RequestFinished {
     /// The method.
@@ -188,4 +239,11 @@ pub struct RequestFinished {
     pub latency: Duration,
     /// The request id.
     pub request_id: String,
+    /// The matched route's endpoint (`None` when no route matched).
+    pub endpoint: Option<Arc<str>>,
+    /// The dotted name of the blueprint that owns the matched route.
+    pub blueprint: Option<Arc<str>>,
+    /// Who answered: the handler, a decorator, a guard, a before hook, the router or a
+    /// mount.
+    pub answered_by: AnsweredBy,
 }

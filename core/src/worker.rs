@@ -36,9 +36,14 @@ struct WorkerEntry {
     run: WorkerFn,
 }
 
-/// The workers registered during setup.
-#[derive(Clone, Default)]
-struct Workers(Vec<WorkerEntry>);
+/// The workers registered during setup: a registry of unique names, as any extension could
+/// keep one.
+struct Workers;
+
+impl crate::RegistryKind for Workers {
+    type Entry = WorkerEntry;
+    const KIND: &'static str = "worker";
+}
 
 impl Setup<'_> {
     /// Registers a background worker named `name` that runs while the app serves.
@@ -66,14 +71,12 @@ impl Setup<'_> {
         F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let origin = self.origin();
-        self.claim_name("worker", name);
-        self.slot::<Workers>().0.push(WorkerEntry {
+        let entry = WorkerEntry {
             name: name.into(),
-            origin,
+            origin: self.origin(),
             run: Arc::new(move |ctx| Box::pin(run(ctx))),
-        });
-        self
+        };
+        self.add_to::<Workers>(name, entry)
     }
 }
 
@@ -120,7 +123,7 @@ impl RunningWorkers {
     pub(crate) fn start(app: &AppHandle) -> RunningWorkers {
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        for w in app.slot::<Workers>().map(|w| w.0.as_slice()).unwrap_or(&[]) {
+        for w in app.registry::<Workers>().iter().map(|e| e.value()) {
             tracing::debug!(worker = %w.name, owner = %w.origin, "starting worker");
             let ctx = WorkerContext {
                 app: app.clone(),

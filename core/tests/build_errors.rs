@@ -2,7 +2,7 @@
 
 use flagon::clap::Command;
 use flagon::testing::testing_config;
-use flagon::{App, AppBuilder, BuildError, Extension, Route, Setup, SetupError};
+use flagon::{App, AppBuilder, Blueprint, BuildError, Extension, Route, Setup, SetupError};
 use serde::{Deserialize, Serialize};
 
 /// A configurable test extension.
@@ -351,4 +351,49 @@ fn a_method_given_twice_on_one_route_is_a_build_error() {
         ),
     );
     assert!(msg.contains("the method GET is given twice"), "{msg}");
+}
+
+#[test]
+fn unroutable_parameters_are_named_not_reported_as_conflicts() {
+    for (path, reason) in [
+        ("/{}", "the parameter `{}` needs a name"),
+        ("/{a}{b}", "has 2 parameters; use one per segment"),
+        (
+            "/{*x}/y",
+            "a catch-all `{*name}` must be the whole last segment",
+        ),
+    ] {
+        let msg = build(base().route(Route::get(path, || async { "x" }).name("p")));
+        assert!(msg.contains(reason), "{path}: {msg}");
+        assert!(!msg.contains("conflicts with"), "{path}: {msg}");
+    }
+    let msg = build(
+        base().blueprint(
+            Blueprint::new("files")
+                .url_prefix("/files/{*rest}")
+                .route(Route::get("/y", || async { "x" }).name("y")),
+        ),
+    );
+    assert!(msg.contains("must be the whole last segment"), "{msg}");
+}
+
+#[test]
+fn path_conflicts_are_reported_with_the_other_problems() {
+    let err = base()
+        .register(Ext {
+            route: Some(("/users/{id}", "a")),
+            command: Some("c"),
+            ..ext("alpha")
+        })
+        .register(Ext {
+            route: Some(("/users/{name}", "b")),
+            command: Some("c"),
+            ..ext("beta")
+        })
+        .build()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("CLI command `c` is registered twice"), "{msg}");
+    assert!(msg.contains("conflicts with /users/{id}"), "{msg}");
+    assert_eq!(err.errors().len(), 2, "{msg}");
 }

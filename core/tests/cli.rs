@@ -4,7 +4,7 @@ use std::io::Write;
 
 use flagon::clap::{Arg, Command};
 use flagon::testing::{run_cli, testing_config_toml};
-use flagon::{App, Blueprint, Extension, Route, Setup, SetupError};
+use flagon::{App, Blueprint, Decorator, Extension, Next, Route, Setup, SetupError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Default, Deserialize, Serialize)]
@@ -39,6 +39,11 @@ impl Extension for Mail {
         app.blueprint(
             Blueprint::new("mail_admin")
                 .url_prefix("/admin/mail")
+                .with(Decorator::new(
+                    "login",
+                    "login required",
+                    |req, next: Next| next.run(req),
+                ))
                 .route(Route::get("/outbox", outbox)),
         );
         app.after_request(|_, r| async { r });
@@ -100,7 +105,15 @@ fn app() -> App {
         ))
         .register(Login)
         .register(Mail)
-        .route(Route::get("/", index))
+        .route(Route::get("/", index).with(Decorator::new(
+            "app",
+            "cached 60s",
+            |req, next: Next| next.run(req),
+        )))
+        .configure(|s| {
+            s.mount("/static", "static files", flagon::axum::Router::new());
+            Ok(())
+        })
         .build()
         .unwrap()
 }

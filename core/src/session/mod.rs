@@ -59,6 +59,7 @@ use serde::de::DeserializeOwned;
 pub use clock::{Clock, ManualClock, SystemClock, unix_secs};
 pub use config::{OnStoreError, SameSite, SessionConfig};
 pub use memory::MemoryStore;
+pub use setup::SessionStores;
 pub use store::{
     Changes, Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture,
     Updated, encoded_size,

@@ -8,17 +8,27 @@ use super::cookie::CookieCodec;
 use super::memory::MemoryStore;
 use super::runtime::SessionRuntime;
 use super::store::{SessionStore, StoreContext, StoreFactory};
-use crate::config::{Config, ConfigError, Profile};
+use crate::config::{ConfigError, Profile};
 use crate::error::{BoxError, SetupError};
-use crate::registry::Registry;
+use crate::finish::Finish;
 use crate::setup::Setup;
 
-/// What setup gathers for sessions.
-#[derive(Clone, Default)]
-pub(crate) struct SessionSlot {
-    config: Option<SessionConfig>,
-    stores: Vec<(String, StoreFactory)>,
-    clock: Option<Arc<dyn Clock>>,
+/// The session stores extensions offer, selectable with `[session] store = "name"`
+/// (a registry: see [`RegistryKind`](crate::RegistryKind)). [`Setup::session_store`] adds
+/// to it.
+pub struct SessionStores;
+
+impl crate::RegistryKind for SessionStores {
+    type Entry = StoreFactory;
+    const KIND: &'static str = "session store";
+}
+
+/// The clock sessions read, when replaced (one per app).
+struct SessionClock;
+
+impl crate::RegistryKind for SessionClock {
+    type Entry = Arc<dyn Clock>;
+    const KIND: &'static str = "session clock";
 }
 
 impl Setup<'_> {
@@ -40,19 +50,13 @@ impl Setup<'_> {
     where
         F: Fn(&StoreContext<'_>) -> Result<Arc<dyn SessionStore>, BoxError> + Send + Sync + 'static,
     {
-        self.claim_name("session store", name);
-        self.slot::<SessionSlot>()
-            .stores
-            .push((name.to_owned(), Arc::new(factory)));
-        self
+        self.add_to::<SessionStores>(name, Arc::new(factory))
     }
 
     /// Replaces the clock sessions and the memory store read (tests use
     /// [`ManualClock`](crate::session::ManualClock) to step over timeouts).
     pub fn session_clock(&mut self, clock: impl Clock) -> &mut Self {
-        self.claim_name("session clock", "clock");
-        self.slot::<SessionSlot>().clock = Some(Arc::new(clock));
-        self
+        self.add_to::<SessionClock>("clock", Arc::new(clock))
     }
 }
 
@@ -63,7 +67,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     if let Err((key, message)) = cfg.validate(s.profile() == Profile::Development) {
         return Err(s.config_error(key, message));
     }
-    s.slot::<SessionSlot>().config = Some(cfg);
+    s.on_finish(move |f| finish(f, cfg));
     s.session_store("memory", |ctx| {
         let cfg = ctx.session_config();
         let store = MemoryStore::with_clock(cfg.capacity, ctx.clock())
@@ -75,13 +79,9 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
 }
 
 /// Builds the selected store once every extension has registered.
-pub(crate) fn finish(reg: &mut Registry, config: &Config) -> Result<(), SetupError> {
-    let Some(slot) = reg.slots.get::<SessionSlot>().cloned() else {
-        return Ok(());
-    };
-    let Some(cfg) = slot.config else {
-        return Ok(());
-    };
+fn finish(f: &mut Finish<'_>, cfg: SessionConfig) -> Result<(), SetupError> {
+    let config = f.settings();
+    let stores = f.registry::<SessionStores>();
     let error = |message: String| {
         SetupError::Config(ConfigError::new(
             "session.store",
@@ -89,8 +89,8 @@ pub(crate) fn finish(reg: &mut Registry, config: &Config) -> Result<(), SetupErr
             message,
         ))
     };
-    let Some((_, factory)) = slot.stores.iter().find(|(n, _)| *n == cfg.store) else {
-        let names: Vec<&str> = slot.stores.iter().map(|(n, _)| n.as_str()).collect();
+    let Some(factory) = stores.get(&cfg.store) else {
+        let names: Vec<&str> = stores.names().collect();
         return Err(error(format!(
             "unknown session store `{}`; registered stores: {} (extensions such as `db` \
              and `cache` add more)",
@@ -98,7 +98,10 @@ pub(crate) fn finish(reg: &mut Registry, config: &Config) -> Result<(), SetupErr
             names.join(", ")
         )));
     };
-    let clock = slot.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let clock = match f.registry::<SessionClock>().get("clock") {
+        Some(clock) => clock.clone(),
+        None => Arc::new(SystemClock),
+    };
     let ctx = StoreContext {
         session: &cfg,
         settings: config,
@@ -110,13 +113,13 @@ pub(crate) fn finish(reg: &mut Registry, config: &Config) -> Result<(), SetupErr
             cfg.store
         ))
     })?;
-    let key = crate::crypto::derive_key(&reg.slots, "flagon.session.cookie");
+    let key = f.derive_key("flagon.session.cookie");
     let codec = CookieCodec::new(&key, &cfg);
-    reg.slots.insert(Arc::new(SessionRuntime {
+    f.provide(SessionRuntime {
         store,
         config: cfg,
         clock,
         codec,
-    }));
+    });
     Ok(())
 }

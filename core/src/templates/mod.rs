@@ -141,7 +141,7 @@ impl Templates {
     /// processors see a `GET /` request with no headers and no session, and `url_for`
     /// works. `None` when the app was built without templates.
     pub fn for_app(app: &AppHandle) -> Option<Templates> {
-        let rt = app.slot::<Arc<TemplatesRuntime>>()?.clone();
+        let rt = app.state::<TemplatesRuntime>()?;
         let req = RenderRequest {
             method: Method::GET,
             uri: Uri::from_static("/"),
@@ -226,7 +226,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Templates {
             );
         };
         let app = meta.app.clone();
-        let Some(rt) = app.slot::<Arc<TemplatesRuntime>>().cloned() else {
+        let Some(rt) = app.state::<TemplatesRuntime>() else {
             return Err(HttpError::internal("templates are not set up").into_response());
         };
         let session = match meta.session {

@@ -14,7 +14,8 @@ use super::builtins;
 use super::{EnvSource, ProcessorFn, RenderRequest, TemplatesRuntime};
 use crate::config::Profile;
 use crate::error::SetupError;
-use crate::registry::{APP, CORE, Registry};
+use crate::finish::Finish;
+use crate::registry::{APP, CORE};
 use crate::setup::Setup;
 
 /// Core's `[templates]` section.
@@ -188,12 +189,17 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     for name in builtins::NAMES {
         s.claim_name("template global", name);
     }
+    s.on_finish(|f| {
+        finish(f);
+        Ok(())
+    });
     Ok(())
 }
 
 /// Builds the environment (or its reloader) once every extension has registered.
-pub(crate) fn finish(reg: &mut Registry, profile: Profile) {
-    let Some(mut slot) = reg.slots.get::<TemplateSlot>().cloned() else {
+fn finish(f: &mut Finish<'_>) {
+    let profile = f.profile();
+    let Some(mut slot) = f.take_slot::<TemplateSlot>() else {
         return;
     };
     let Some(cfg) = slot.config.take() else {
@@ -214,11 +220,11 @@ pub(crate) fn finish(reg: &mut Registry, profile: Profile) {
     } else {
         EnvSource::Fixed(build_env(&dirs, &regs))
     };
-    reg.slots.insert(Arc::new(TemplatesRuntime {
+    f.provide(TemplatesRuntime {
         source,
         processors: slot.processors.into(),
         debug: development,
-    }));
+    });
 }
 
 /// Escapes as Jinja2 (and so Flask) does: `& < > " '`, leaving `/` alone so URLs from

@@ -15,7 +15,7 @@ use flagon::http::header::{HOST, LOCATION, STRICT_TRANSPORT_SECURITY, X_CONTENT_
 use flagon::http::{HeaderValue, Method, StatusCode};
 use flagon::tower_layer::Layer;
 use flagon::tower_service::Service;
-use flagon::{AppHandle, BoxFuture, ClientScheme, G, HttpError, RequestExt, RouteInfo};
+use flagon::{AppHandle, BoxFuture, ClientScheme, G, HttpError, RequestExt, RouteInfo, RouteTable};
 
 use crate::config::PolicyOverride;
 use crate::nonce::CspNonce;
@@ -77,12 +77,17 @@ impl Shared {
     /// Computes every route's policy: the base, then each enclosing blueprint's override
     /// (outermost first), then the endpoint's.
     pub(crate) fn resolve(&self, app: &AppHandle) -> Resolved {
+        self.resolve_routes(app.routes())
+    }
+
+    /// [`Shared::resolve`] against a route table (the finish phase has no app yet).
+    pub(crate) fn resolve_routes(&self, table: &RouteTable) -> Resolved {
         let mut cache: Vec<(Spec, Arc<Compiled>)> = Vec::new();
         let mut routes = Vec::new();
         let mut by_path: HashMap<String, PathPolicies> = HashMap::new();
         let mut used_endpoints = Vec::new();
         let mut used_blueprints = Vec::new();
-        for r in app.routes().iter() {
+        for r in table.iter() {
             let mut spec = self.base.clone();
             let mut labels = Vec::new();
             if let Some(bp) = &r.origin.blueprint {

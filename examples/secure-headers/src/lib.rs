@@ -101,7 +101,8 @@
 //!
 //! A bad value (an unknown `frame_options`, a policy with control characters, a malformed
 //! directive name in `csp_nonce_in`, an unknown key) fails `build()` with the key's path.
-//! An override naming an endpoint or blueprint that has no route fails startup.
+//! An override naming an endpoint or blueprint that has no route fails `build()` too (it is
+//! checked in the finish phase, once every route is registered), naming the key.
 
 mod cli;
 mod config;
@@ -219,25 +220,26 @@ impl Extension for SecureHeaders {
             shared: shared.clone(),
         });
 
-        let for_startup = shared.clone();
-        app.on_startup(move |handle| {
-            let shared = for_startup.clone();
-            async move {
-                let resolved = shared.resolved(&handle);
-                match resolved.unmatched.first() {
-                    None => Ok(()),
-                    Some(key) => Err(format!(
-                        "config key `{SECTION}.{key}`: no route has this {}; \
-                         `routes` lists the endpoints and their blueprints",
-                        if key.starts_with("endpoints.") {
-                            "endpoint name"
-                        } else {
-                            "blueprint"
-                        }
-                    )
-                    .into()),
-                }
+        // Overrides name endpoints and blueprints: check them once every route is known.
+        let for_finish = shared.clone();
+        app.on_finish(move |late| {
+            let resolved = for_finish.resolve_routes(late.routes());
+            for key in &resolved.unmatched {
+                let what = if key.starts_with("endpoints.") {
+                    "endpoint name"
+                } else {
+                    "blueprint"
+                };
+                let error = late.config_error(
+                    &format!("{SECTION}.{key}"),
+                    format!(
+                        "no route has this {what}; `routes` lists the endpoints and their \
+                         blueprints"
+                    ),
+                );
+                late.report(error);
             }
+            Ok(())
         });
 
         app.command(cli::command(), move |ctx| {

@@ -63,18 +63,19 @@ async fn the_group_needs_a_subcommand() {
     assert!(out.stderr.contains("show"), "{}", out.stderr);
 }
 
-#[tokio::test]
-async fn show_fails_on_an_override_for_no_route() {
-    let app = flagon::testing::app_with_config(
-        SecureHeaders::new(),
-        "[secure_headers.blueprints.admn]\nframe_options = \"DENY\"\n",
-    );
-    let out = run_cli(&app, ["secure-headers", "show"]).await;
-    assert_eq!(out.code, 1);
+#[test]
+fn an_override_for_no_route_fails_before_any_command_runs() {
+    let err = App::builder()
+        .settings(testing_config_toml(
+            "[secure_headers.blueprints.admn]\nframe_options = \"DENY\"\n",
+        ))
+        .register(SecureHeaders::new())
+        .build()
+        .unwrap_err()
+        .to_string();
     assert!(
-        out.stderr
-            .contains("`secure_headers.blueprints.admn`: no route has this blueprint"),
-        "{}",
-        out.stderr
+        err.contains("`secure_headers.blueprints.admn`")
+            && err.contains("no route has this blueprint"),
+        "{err}"
     );
 }

@@ -316,19 +316,39 @@ fn bad_values_are_build_errors_naming_the_key() {
     );
 }
 
-#[tokio::test]
-async fn an_override_for_a_missing_route_fails_startup() {
-    let app = app(
-        SecureHeaders::new(),
-        "[secure_headers.endpoints.widgte]\nframe_options = \"\"\n",
-    );
-    let err = app.startup().await.unwrap_err().to_string();
+#[test]
+fn overrides_for_missing_routes_fail_the_build_naming_each_key() {
+    let ext = SecureHeaders::new().blueprint("ap", PolicyOverride::default());
+    let toml =
+        "[server]\ntrusted_proxies = []\n[secure_headers.endpoints.widgte]\nframe_options = \"\"\n";
+    let err = App::builder()
+        .settings(testing_config_toml(toml))
+        .register(ext)
+        .route(Route::get("/widget", widget))
+        .blueprint(Blueprint::new("api").route(Route::get("/items", api)))
+        .build()
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.contains(
-            "config key `secure_headers.endpoints.widgte`: no route has this endpoint name"
-        ),
+        err.contains("config key `secure_headers.endpoints.widgte` (flagon.toml line 3)")
+            && err.contains("no route has this endpoint name"),
         "{err}"
     );
+    assert!(
+        err.contains("config key `secure_headers.blueprints.ap`")
+            && err.contains("no route has this blueprint"),
+        "{err}"
+    );
+    // The routes that exist are fine.
+    let ok = App::builder()
+        .settings(testing_config_toml(
+            "[secure_headers.endpoints.widget]\nframe_options = \"\"\n",
+        ))
+        .register(SecureHeaders::new().blueprint("api", PolicyOverride::default()))
+        .route(Route::get("/widget", widget))
+        .blueprint(Blueprint::new("api").route(Route::get("/items", api)))
+        .build();
+    assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
 }
 
 #[test]
@@ -339,8 +359,8 @@ fn the_extension_reports_what_it_registered() {
         [
             "config section [secure_headers]",
             "command `secure-headers`",
-            "startup hooks: 1",
             "tower layers: 1",
+            "finish steps: 1",
             "template global `csp_nonce`",
             "template context processor `#1 (secure-headers)`",
         ]
