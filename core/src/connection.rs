@@ -397,6 +397,11 @@ impl Drop for InFlight {
         }
         if a.proto.load(Ordering::Relaxed) != H1 {
             a.set_phase(IDLE);
+            // An HTTP/2 stream that started meanwhile on another thread may have stamped
+            // BUSY just before this IDLE.
+            if a.in_flight.load(Ordering::Acquire) > 0 {
+                a.set_phase(BUSY);
+            }
             return;
         }
         // Bytes read past the head beyond the declared body are the start of a pipelined
