@@ -52,6 +52,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, Secret, bool), Se
 pub(crate) fn init_web(s: &mut Setup<'_>) -> Result<(), SetupError> {
     crate::csrf::init(s)?;
     crate::session::setup::init(s)?;
+    crate::flash::init(s)?;
     crate::templates::setup::init(s)?;
     Ok(())
 }

@@ -13,8 +13,9 @@ use crate::AppHandle;
 use crate::http_error::HttpError;
 
 /// Attached by core to every request: the app, the request id, the peer address and the
-/// request's lazy session. Shared (one allocation) between the request and the core layer,
-/// which persists the session after the response.
+/// request's table of request-scoped values ([`crate::RequestLocal`]). Shared (one
+/// allocation) between the request and the core layer, which runs the values'
+/// after-response steps.
 #[derive(Clone)]
 pub(crate) struct RequestMeta(Arc<MetaInner>);
 
@@ -24,29 +25,8 @@ pub(crate) struct MetaInner {
     /// The `Accept` header, for choosing the format of a default error page.
     pub(crate) accept: Option<HeaderValue>,
     pub(crate) peer: Option<SocketAddr>,
-    /// Present when sessions are set up; the handle is made on first use, and nothing is
-    /// read or stored before that.
-    pub(crate) session: Option<std::sync::OnceLock<crate::session::RequestSession>>,
-}
-
-impl MetaInner {
-    /// The request's session handle, made on first use (`None` without sessions).
-    pub(crate) fn session(&self) -> Option<&crate::session::RequestSession> {
-        let slot = self.session.as_ref()?;
-        if let Some(s) = slot.get() {
-            return Some(s);
-        }
-        let rt = self
-            .app
-            .slot::<Arc<crate::session::SessionRuntime>>()?
-            .clone();
-        Some(slot.get_or_init(|| crate::session::RequestSession::new(rt)))
-    }
-
-    /// The session handle if this request made one.
-    pub(crate) fn session_if_made(&self) -> Option<&crate::session::RequestSession> {
-        self.session.as_ref()?.get()
-    }
+    /// Request-scoped values, allocated when the request first uses one.
+    pub(crate) locals: crate::request_local::Locals,
 }
 
 impl RequestMeta {

@@ -1,13 +1,17 @@
 //! Sessions at setup: the `[session]` section, the store registry, and building the runtime.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use minijinja::Value;
+use minijinja::value::{Enumerator, Object};
 
 use super::clock::{Clock, SystemClock};
 use super::config::SessionConfig;
-use super::cookie::CookieCodec;
+use super::cookie::{CookieCodec, Found};
 use super::memory::MemoryStore;
-use super::runtime::SessionRuntime;
+use super::runtime::{RequestSession, RotateFn, SessionRuntime};
 use super::store::{SessionStore, StoreContext, StoreFactory};
+use super::{Session, SessionKey};
 use crate::config::{Config, ConfigError, Profile};
 use crate::error::{BoxError, SetupError};
 use crate::registry::Registry;
@@ -19,6 +23,9 @@ pub(crate) struct SessionSlot {
     config: Option<SessionConfig>,
     stores: Vec<(String, StoreFactory)>,
     clock: Option<Arc<dyn Clock>>,
+    on_rotate: Vec<RotateFn>,
+    /// Filled by `finish`; the session request-local's init reads it.
+    runtime: Arc<OnceLock<Arc<SessionRuntime>>>,
 }
 
 impl Setup<'_> {
@@ -47,6 +54,19 @@ impl Setup<'_> {
         self
     }
 
+    /// Runs `f` whenever a request's session changes identity: [`Session::rotate_id`]
+    /// (login) and [`Session::delete`] (logout). Consumers that bind something to the
+    /// session react here (CSRF renews its secret, so older tokens stop verifying), so that
+    /// sessions need not know them. `f` gets the session, which is a
+    /// [`RequestScope`](crate::RequestScope) for reaching request-scoped values.
+    pub fn on_session_rotate<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Session) + Send + Sync + 'static,
+    {
+        self.slot::<SessionSlot>().on_rotate.push(Arc::new(f));
+        self
+    }
+
     /// Replaces the clock sessions and the memory store read (tests use
     /// [`ManualClock`](crate::session::ManualClock) to step over timeouts).
     pub fn session_clock(&mut self, clock: impl Clock) -> &mut Self {
@@ -64,6 +84,27 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
         return Err(s.config_error(key, message));
     }
     s.slot::<SessionSlot>().config = Some(cfg);
+    // The loaded session is a request-scoped value: loaded on first use, saved after the
+    // response by its after-response step.
+    let runtime = s.slot::<SessionSlot>().runtime.clone();
+    let key = s.request_local_async(move |head| {
+        let rt = runtime.get().cloned();
+        let cookie = match (&rt, head.headers()) {
+            (Some(rt), Some(headers)) => rt.codec.find(headers),
+            _ => Found::Absent,
+        };
+        RequestSession::load(rt, cookie)
+    });
+    s.after_response(key, |session: Arc<RequestSession>, res, outcome| async move {
+        session.finish(res, outcome.completed).await
+    });
+    s.slot::<SessionKey>().0 = Some(key);
+    s.template_request_global("session", |req| {
+        Ok(match Session::for_render(req)? {
+            Some(session) => Value::from_object(SessionView(session)),
+            None => Value::UNDEFINED,
+        })
+    });
     s.session_store("memory", |ctx| {
         let store = MemoryStore::with_clock(ctx.session_config().capacity, ctx.clock());
         Ok(Arc::new(store) as Arc<dyn SessionStore>)
@@ -108,11 +149,30 @@ pub(crate) fn finish(reg: &mut Registry, config: &Config, secret: &[u8]) -> Resu
         ))
     })?;
     let codec = CookieCodec::new(secret, &cfg);
-    reg.slots.insert(Arc::new(SessionRuntime {
+    let rt = Arc::new(SessionRuntime {
         store,
         config: cfg,
         clock,
         codec,
-    }));
+        on_rotate: slot.on_rotate,
+    });
+    let _ = slot.runtime.set(rt);
     Ok(())
+}
+
+/// `session` in templates: the session's values, read-only. Keys starting with `_`
+/// (reserved, such as pending flashes) are hidden.
+#[derive(Debug)]
+struct SessionView(Session);
+
+impl Object for SessionView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str().filter(|k| !k.starts_with('_'))?;
+        self.0.get_value(key).map(Value::from_serialize)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let keys = self.0.keys().into_iter().filter(|k| !k.starts_with('_'));
+        Enumerator::Values(keys.map(Value::from).collect())
+    }
 }
