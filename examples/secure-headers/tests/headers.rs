@@ -342,7 +342,6 @@ fn the_extension_reports_what_it_registered() {
             "startup hooks: 1",
             "tower layers: 1",
             "template global `csp_nonce`",
-            "template context processor `#1 (secure-headers)`",
         ]
     );
 }
