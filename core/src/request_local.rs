@@ -367,7 +367,11 @@ impl<T: Send + Sync + 'static> RequestLocal<T> {
 /// Runs the after-response steps of the values this request made, later declarations first
 /// (a value declared later, such as login's user, may write to the session declared
 /// earlier, which then saves). Each step is bounded and panic-contained.
-pub(crate) async fn run_after_steps(meta: RequestMeta, mut res: Response, completed: bool) -> Response {
+pub(crate) async fn run_after_steps(
+    meta: RequestMeta,
+    mut res: Response,
+    completed: bool,
+) -> Response {
     let Some(table) = meta.locals.0.get() else {
         return res;
     };
@@ -378,21 +382,29 @@ pub(crate) async fn run_after_steps(meta: RequestMeta, mut res: Response, comple
             continue;
         };
         let outcome = ResponseOutcome { completed };
-        let step = std::panic::catch_unwind(AssertUnwindSafe(|| finish(value.clone(), res, outcome)));
+        let step =
+            std::panic::catch_unwind(AssertUnwindSafe(|| finish(value.clone(), res, outcome)));
         let failure = match step {
-            Ok(fut) => match tokio::time::timeout(bound, AssertUnwindSafe(fut).catch_unwind()).await {
-                Ok(Ok(r)) => {
-                    res = r;
-                    continue;
-                }
-                Ok(Err(panic)) => HttpError::panic(&*panic, "an after-response step").into_response(),
-                Err(_) => {
-                    tracing::error!(target: "flagon::request", value = def.type_name, origin = %def.origin, ?bound, "an after-response step timed out");
-                    HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "The request took too long.")
+            Ok(fut) => {
+                match tokio::time::timeout(bound, AssertUnwindSafe(fut).catch_unwind()).await {
+                    Ok(Ok(r)) => {
+                        res = r;
+                        continue;
+                    }
+                    Ok(Err(panic)) => {
+                        HttpError::panic(&*panic, "an after-response step").into_response()
+                    }
+                    Err(_) => {
+                        tracing::error!(target: "flagon::request", value = def.type_name, origin = %def.origin, ?bound, "an after-response step timed out");
+                        HttpError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "The request took too long.",
+                        )
                         .with_kind(ErrorKind::Timeout)
                         .into_response()
+                    }
                 }
-            },
+            }
             Err(panic) => HttpError::panic(&*panic, "an after-response step").into_response(),
         };
         res = failure;
@@ -459,10 +471,13 @@ impl Setup<'_> {
         Fut: Future<Output = Response> + Send + 'static,
     {
         let origin = self.origin();
-        let finish: FinishFn = Arc::new(move |value: AnyArc, res, outcome| match value.downcast::<T>() {
-            Ok(v) => Box::pin(step(v, res, outcome)),
-            Err(_) => Box::pin(std::future::ready(res)),
-        });
+        let finish: FinishFn =
+            Arc::new(
+                move |value: AnyArc, res, outcome| match value.downcast::<T>() {
+                    Ok(v) => Box::pin(step(v, res, outcome)),
+                    Err(_) => Box::pin(std::future::ready(res)),
+                },
+            );
         let slot = self.slot::<LocalsSlot>();
         let defs = Arc::make_mut(&mut slot.defs);
         let problem = match defs.get_mut(key.index) {

@@ -229,9 +229,11 @@ impl Future for AppFuture {
             // The request made values with after-response steps (a session to save): run
             // them (store I/O) before the response leaves.
             let completed = !crate::http_error::incomplete(&res);
-            let mut saving: BoxFuture<Response> = Box::pin(
-                crate::request_local::run_after_steps(meta.clone(), res, completed),
-            );
+            let mut saving: BoxFuture<Response> = Box::pin(crate::request_local::run_after_steps(
+                meta.clone(),
+                res,
+                completed,
+            ));
             let res = match saving.as_mut().poll(cx) {
                 Poll::Ready(res) => res,
                 Poll::Pending => {

@@ -47,7 +47,8 @@ fn app(counts: Arc<Counts>) -> App {
                         format!("visited={}; Path=/", visit.path).parse().unwrap(),
                     );
                     if !outcome.completed {
-                        res.headers_mut().insert("x-incomplete", "1".parse().unwrap());
+                        res.headers_mut()
+                            .insert("x-incomplete", "1".parse().unwrap());
                     }
                     res
                 }
@@ -94,11 +95,19 @@ async fn the_value_is_made_once_per_request_and_its_step_runs_once() {
     let res = client.get("/twice").send().await;
     assert_eq!(res.text(), "same=true");
     assert_eq!(res.header("x-asked"), Some("2"));
-    assert_eq!(client.cookie("visited").as_deref(), Some("/twice"), "a step sets cookies");
+    assert_eq!(
+        client.cookie("visited").as_deref(),
+        Some("/twice"),
+        "a step sets cookies"
+    );
     assert_eq!(counts.inits.load(Ordering::SeqCst), 1);
     assert_eq!(counts.steps.load(Ordering::SeqCst), 1);
     client.get("/twice").send().await;
-    assert_eq!(counts.inits.load(Ordering::SeqCst), 2, "a new request, a new value");
+    assert_eq!(
+        counts.inits.load(Ordering::SeqCst),
+        2,
+        "a new request, a new value"
+    );
     assert_eq!(counts.steps.load(Ordering::SeqCst), 2);
 }
 
@@ -168,9 +177,15 @@ async fn a_panicking_step_is_a_500_for_that_request_only() {
     let client = TestClient::new(&app);
     let res = client.get("/use").send().await;
     assert_eq!(res.status(), 500, "{}", res.text());
-    assert!(res.header("x-request-id").is_some(), "still passes the core layer");
+    assert!(
+        res.header("x-request-id").is_some(),
+        "still passes the core layer"
+    );
     let res = client.get("/hello").send().await;
-    assert_eq!((res.status().as_u16(), res.text()), (200, "hello".to_owned()));
+    assert_eq!(
+        (res.status().as_u16(), res.text()),
+        (200, "hello".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -233,7 +248,10 @@ async fn an_async_init_is_awaited_once_even_when_two_loads_race() {
     // `get` does not run an async init; after the load it returns the value.
     assert_eq!(res.text(), "false true true");
     assert_eq!(loads.load(Ordering::SeqCst), 1, "the async part runs once");
-    assert!(inits.load(Ordering::SeqCst) <= 2, "the synchronous part may run per caller");
+    assert!(
+        inits.load(Ordering::SeqCst) <= 2,
+        "the synchronous part may run per caller"
+    );
     TestClient::new(&app).get("/load").send().await;
     assert_eq!(loads.load(Ordering::SeqCst), 2, "once per request");
 }

@@ -97,7 +97,9 @@ fn app(dir: &Path, store: Arc<CountingStore>, rounds: Arc<Rounds>) -> App {
         .config(testing_config_toml(&toml))
         .configure(move |s| {
             let store = store.clone();
-            s.session_store("counting", move |_| Ok(store.clone() as Arc<dyn SessionStore>));
+            s.session_store("counting", move |_| {
+                Ok(store.clone() as Arc<dyn SessionStore>)
+            });
             let rounds = rounds.clone();
             s.context_processor(move |_| {
                 rounds.0.fetch_add(1, Ordering::SeqCst);
@@ -128,13 +130,21 @@ fn fixture() -> Fixture {
         "flashes.html",
         "{% for m in get_flashed_messages() %}[{{ m }}]{% endfor %}",
     );
-    write(dir.path(), "base.html", "<b>{{ session.user }}</b>{% block body %}{% endblock %}");
+    write(
+        dir.path(),
+        "base.html",
+        "<b>{{ session.user }}</b>{% block body %}{% endblock %}",
+    );
     write(
         dir.path(),
         "child.html",
         "{% extends \"base.html\" %}{% block body %}child{% endblock %}",
     );
-    write(dir.path(), "form.html", "<input value=\"{{ csrf_token() }}\">");
+    write(
+        dir.path(),
+        "form.html",
+        "<input value=\"{{ csrf_token() }}\">",
+    );
     let store = CountingStore::new();
     let rounds = Arc::new(Rounds(AtomicUsize::new(0)));
     let app = app(dir.path(), store.clone(), rounds.clone());
@@ -154,7 +164,11 @@ async fn a_template_that_does_not_use_the_session_does_not_load_it() {
     let after_login = f.store.calls();
     let res = client.get("/render/plain.html").send().await;
     assert_eq!(res.text(), "plain /render/plain.html");
-    assert_eq!(f.store.calls(), after_login, "no store call for a page without session");
+    assert_eq!(
+        f.store.calls(),
+        after_login,
+        "no store call for a page without session"
+    );
     assert!(res.header("vary").is_none(), "and no Vary: Cookie");
     // The CSRF token needs no session either.
     let res = client.get("/render/form.html").send().await;
@@ -255,7 +269,10 @@ impl Extension for Greeter {
 async fn a_request_aware_function_sees_the_request_and_its_values() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "hi.html", "{{ greet('hi') }} / {{ visitor }}");
-    let toml = format!("[templates]\ndir = {:?}\n", dir.path().display().to_string());
+    let toml = format!(
+        "[templates]\ndir = {:?}\n",
+        dir.path().display().to_string()
+    );
     let app = App::builder()
         .config(testing_config_toml(&toml))
         .register(Greeter { function: "greet" })

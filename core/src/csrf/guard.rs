@@ -3,8 +3,8 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use http::header::CONTENT_TYPE;
 use http::StatusCode;
+use http::header::CONTENT_TYPE;
 use http_body_util::{BodyExt, Limited};
 
 use super::{CsrfError, CsrfRuntime};
@@ -28,7 +28,11 @@ impl CsrfRuntime {
 
     /// Checks an unsafe request; returns it (its body restored) or the refusal. Needs no
     /// session and no store: the token is checked against the browser's signed cookie.
-    pub(crate) async fn check(&self, meta: &RequestMeta, req: Request) -> Result<Request, Response> {
+    pub(crate) async fn check(
+        &self,
+        meta: &RequestMeta,
+        req: Request,
+    ) -> Result<Request, Response> {
         if self.cfg.check_origin
             && self
                 .origins

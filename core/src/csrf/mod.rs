@@ -226,8 +226,10 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
             )
         })
     });
-    let proxies: Option<Vec<std::net::IpAddr>> =
-        s.settings().value("server.trusted_proxies").unwrap_or_default();
+    let proxies: Option<Vec<std::net::IpAddr>> = s
+        .settings()
+        .value("server.trusted_proxies")
+        .unwrap_or_default();
     let slot = s.slot::<CsrfSlot>();
     slot.proxies = proxies.unwrap_or_default();
     slot.shared.key = Some(key);
@@ -322,7 +324,10 @@ pub(crate) fn finish(reg: &mut Registry, secret: &[u8]) {
 
 /// Whether a route in blueprint `bp` (dotted path) is inside blueprint `name`.
 fn in_blueprint(bp: &str, name: &str) -> bool {
-    bp == name || bp.strip_prefix(name).is_some_and(|rest| rest.starts_with('.'))
+    bp == name
+        || bp
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('.'))
 }
 
 pub(crate) struct CsrfRuntime {

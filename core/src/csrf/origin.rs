@@ -56,9 +56,19 @@ impl OriginCheck {
             .or(uri.authority().map(|a| a.as_str()))?;
         let from_proxy = peer.is_some_and(|p| self.proxies.contains(&p.ip()));
         let forwarded = from_proxy
-            .then(|| headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()))
+            .then(|| {
+                headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+            })
             .flatten()
-            .map(|p| p.split(',').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|p| {
+                p.split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .filter(|p| p == "http" || p == "https");
         let scheme = forwarded
             .or_else(|| uri.scheme_str().map(str::to_ascii_lowercase))
@@ -75,7 +85,9 @@ impl OriginCheck {
     ) -> bool {
         let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
         let normalised = origin.and_then(normalise);
-        let trusted = normalised.as_ref().is_some_and(|o| self.trusted.contains(o));
+        let trusted = normalised
+            .as_ref()
+            .is_some_and(|o| self.trusted.contains(o));
         if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             return !matches!(site, "same-origin" | "none") && !trusted;
         }
@@ -116,7 +128,10 @@ mod tests {
 
     #[test]
     fn origins_normalise_default_ports() {
-        assert_eq!(normalise("https://X.example:443/").as_deref(), Some("https://x.example"));
+        assert_eq!(
+            normalise("https://X.example:443/").as_deref(),
+            Some("https://x.example")
+        );
         assert_eq!(normalise("http://x:80").as_deref(), Some("http://x"));
         assert_eq!(normalise("http://x:8080").as_deref(), Some("http://x:8080"));
         assert_eq!(normalise("null"), None);
@@ -128,11 +143,20 @@ mod tests {
         let c = check();
         let uri = Uri::from_static("/submit");
         let h = headers(&[("host", "app.example"), ("origin", "https://app.example")]);
-        assert!(c.cross_origin(&h, &uri, None), "plain http serves http://app.example");
+        assert!(
+            c.cross_origin(&h, &uri, None),
+            "plain http serves http://app.example"
+        );
         let h = headers(&[("host", "app.example"), ("origin", "http://app.example")]);
         assert!(!c.cross_origin(&h, &uri, None));
-        let h = headers(&[("host", "app.example:443"), ("origin", "https://app.example")]);
-        assert!(c.cross_origin(&h, &uri, None), "port 443 over http is not https");
+        let h = headers(&[
+            ("host", "app.example:443"),
+            ("origin", "https://app.example"),
+        ]);
+        assert!(
+            c.cross_origin(&h, &uri, None),
+            "port 443 over http is not https"
+        );
     }
 
     #[test]
@@ -159,7 +183,10 @@ mod tests {
         assert!(!c.cross_origin(&h, &uri, None));
         let h = headers(&[("host", "internal:5000"), ("origin", "http://app.example")]);
         assert!(c.cross_origin(&h, &uri, None));
-        let h = headers(&[("origin", "https://partner.example"), ("sec-fetch-site", "cross-site")]);
+        let h = headers(&[
+            ("origin", "https://partner.example"),
+            ("sec-fetch-site", "cross-site"),
+        ]);
         assert!(!c.cross_origin(&h, &uri, None));
     }
 }

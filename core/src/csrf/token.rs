@@ -35,7 +35,10 @@ impl Tokens {
         let (cookie_name, attributes) = if plain_http {
             ("csrf".to_owned(), "; Path=/; HttpOnly; SameSite=Lax")
         } else {
-            ("__Host-csrf".to_owned(), "; Path=/; HttpOnly; SameSite=Lax; Secure")
+            (
+                "__Host-csrf".to_owned(),
+                "; Path=/; HttpOnly; SameSite=Lax; Secure",
+            )
         };
         Tokens {
             key: SigningKey::derive(secret, "flagon.csrf"),
@@ -116,7 +119,10 @@ impl Tokens {
         let Some(secret) = secret else {
             return Err(CsrfError::OtherSession);
         };
-        if !self.key.verify(&[b"browser", &secret, &nonce], &browser_tag) {
+        if !self
+            .key
+            .verify(&[b"browser", &secret, &nonce], &browser_tag)
+        {
             return Err(CsrfError::OtherSession);
         }
         Ok(())
@@ -222,7 +228,14 @@ mod tests {
         let forged = format!("__Host-csrf={}{}", hex(&secret), hex(&[0u8; 16]));
         h.insert(COOKIE, HeaderValue::from_str(&forged).unwrap());
         assert_eq!(t.browser_secret(&h), None);
-        h.insert(COOKIE, HeaderValue::from_str(&format!("{pair}; {pair}")).unwrap());
-        assert_eq!(t.browser_secret(&h), None, "a duplicated cookie counts as none");
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{pair}; {pair}")).unwrap(),
+        );
+        assert_eq!(
+            t.browser_secret(&h),
+            None,
+            "a duplicated cookie counts as none"
+        );
     }
 }

@@ -94,7 +94,9 @@ pub(crate) struct SessionKey(pub(crate) Option<RequestLocal<RequestSession>>);
 #[non_exhaustive]
 pub enum SessionRejection {
     /// The request did not pass through a Flagon app with sessions set up.
-    #[error("no session on this request: it did not pass through a Flagon app with sessions set up")]
+    #[error(
+        "no session on this request: it did not pass through a Flagon app with sessions set up"
+    )]
     NotSetUp,
     /// The store failed and `session.on_store_error = "unavailable"`.
     #[error("sessions are temporarily unavailable; try again shortly")]
@@ -107,7 +109,9 @@ pub enum SessionRejection {
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
-            SessionRejection::NotSetUp => crate::HttpError::internal(self.to_string()).into_response(),
+            SessionRejection::NotSetUp => {
+                crate::HttpError::internal(self.to_string()).into_response()
+            }
             SessionRejection::Unavailable { retry_after } => {
                 let mut res = crate::HttpError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

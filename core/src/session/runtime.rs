@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use http::header::{RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use super::Session;
 use super::clock::Clock;
 use super::config::{OnStoreError, SessionConfig};
 use super::cookie::{CookieCodec, Found};
 use super::store::{Id, Record, SessionStore, StoreError};
-use super::Session;
 use crate::http_error::HttpError;
 
 /// A reaction to a session's identity changing ([`Session::rotate_id`], [`Session::delete`]).

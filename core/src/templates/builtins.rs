@@ -20,7 +20,9 @@ pub(crate) struct Globals {
 
 impl std::fmt::Debug for Globals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Globals").field("req", &self.req).finish_non_exhaustive()
+        f.debug_struct("Globals")
+            .field("req", &self.req)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,7 +47,11 @@ impl Object for Globals {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut names = vec![Value::from("request")];
-        names.extend(self.request_globals.iter().map(|(n, _)| Value::from(n.as_str())));
+        names.extend(
+            self.request_globals
+                .iter()
+                .map(|(n, _)| Value::from(n.as_str())),
+        );
         Enumerator::Values(names)
     }
 }
