@@ -67,6 +67,13 @@ type FinishFn = Arc<dyn Fn(AnyArc, Response, ResponseOutcome) -> BoxFuture<Respo
 
 /// The key of a request-scoped value of type `T`, returned by [`Setup::request_local`]
 /// or [`Setup::request_local_async`]. `Copy`: keep it in your extension's closures or state.
+///
+/// The value is made on first use in a request (at most once), shared as an `Arc<T>` for
+/// the rest of that request, and dropped with it; [`Setup::after_response`] adds a step run
+/// after the response for requests that made it. A request that uses no value pays
+/// nothing; the first value a request makes allocates its slot table (one small
+/// allocation), each value one `Arc`. See the [guide](crate::guide#request-scoped-values)
+/// for an example. Core's sessions, flash and CSRF are built this way.
 pub struct RequestLocal<T> {
     index: usize,
     _value: PhantomData<fn() -> T>,
@@ -244,6 +251,7 @@ struct LocalDef {
     finish: Option<FinishFn>,
     origin: Origin,
     type_name: &'static str,
+    type_id: std::any::TypeId,
 }
 
 /// The values declared during setup, in declaration order.
@@ -313,6 +321,9 @@ impl<T: Send + Sync + 'static> RequestLocal<T> {
         let head = scope.request_head()?;
         let table = head.meta.locals.table(&head.meta.app)?;
         let (cell, def) = (table.cells.get(self.index)?, table.defs.get(self.index)?);
+        if def.type_id != std::any::TypeId::of::<T>() {
+            return None;
+        }
         let value = match (cell, &*def.init) {
             (Cell::Sync(c), Init::Sync(init)) => c.get_or_init(|| init(&head)).clone(),
             (c, _) => c.get()?.clone(),
@@ -337,6 +348,9 @@ impl<T: Send + Sync + 'static> RequestLocal<T> {
         let prepared = scope.request_head().and_then(|head| {
             let table = head.meta.locals.table(&head.meta.app)?;
             let (cell, def) = (table.cells.get(index)?, table.defs.get(index)?);
+            if def.type_id != std::any::TypeId::of::<T>() {
+                return None;
+            }
             let ready = match (cell, &*def.init) {
                 (Cell::Sync(c), Init::Sync(init)) => Some(c.get_or_init(|| init(&head)).clone()),
                 (c, _) => c.get().cloned(),
@@ -452,6 +466,7 @@ impl Setup<'_> {
             finish: None,
             origin,
             type_name: std::any::type_name::<T>(),
+            type_id: std::any::TypeId::of::<T>(),
         });
         RequestLocal {
             index: defs.len() - 1,

@@ -316,3 +316,40 @@ fn only_the_declaring_extension_may_add_one_step() {
     assert!(err.contains("declared by extension `owner`"), "{err}");
     assert!(err.contains("extension `meddler`"), "{err}");
 }
+
+#[tokio::test]
+async fn after_hooks_reach_the_values_the_request_made() {
+    let app = App::builder()
+        .config(testing_config())
+        .configure(|s| {
+            let key: RequestLocal<String> =
+                s.request_local(|head| head.uri().map(|u| u.path().to_owned()).unwrap_or_default());
+            s.route(
+                Route::get("/made", move |parts: Parts| async move {
+                    key.get(&parts).map(|v| v.len()).unwrap_or(0).to_string()
+                })
+                .name("made"),
+            );
+            s.route(Route::get("/not-made", || async { "no" }).name("not_made"));
+            s.after_request(move |ctx, mut res| async move {
+                let seen = key.get_if_made(&ctx).map(|v| v.to_string());
+                res.headers_mut().insert(
+                    "x-seen",
+                    seen.unwrap_or_else(|| "-".into()).parse().unwrap(),
+                );
+                res
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    assert_eq!(
+        client.get("/made").send().await.header("x-seen"),
+        Some("/made")
+    );
+    assert_eq!(
+        client.get("/not-made").send().await.header("x-seen"),
+        Some("-")
+    );
+}

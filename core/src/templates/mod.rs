@@ -95,7 +95,7 @@ pub(crate) struct TemplatesRuntime {
 }
 
 /// What context processors and request-aware template functions see of the request being
-/// rendered for. A [`RequestScope`]: request-scoped values are reached through it (see
+/// rendered for. A [`RequestScope`](crate::RequestScope): request-scoped values are reached through it (see
 /// [`RenderRequest::load`]).
 pub struct RenderRequest {
     method: Method,
