@@ -83,7 +83,7 @@ async fn index(session: Session, tpl: Templates) -> Result<Html<String>, HttpErr
     tpl.render("index.html", context! { visits }).await
 }
 
-/// `GET /form`: a form carrying the session's CSRF token.
+/// `GET /form`: a form carrying the visitor's CSRF token.
 async fn form(tpl: Templates) -> Result<Html<String>, HttpError> {
     tpl.render("form.html", context! {}).await
 }
