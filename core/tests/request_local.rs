@@ -353,3 +353,49 @@ async fn after_hooks_reach_the_values_the_request_made() {
         Some("-")
     );
 }
+
+/// Remembers the request's session and writes to it after the response, as login's
+/// remember-me would.
+struct Remember;
+
+impl Extension for Remember {
+    fn name(&self) -> &'static str {
+        "remember"
+    }
+
+    fn init_app(&self, s: &mut Setup<'_>) -> Result<(), SetupError> {
+        let key: RequestLocal<std::sync::Mutex<Option<flagon::session::Session>>> =
+            s.request_local(|_| std::sync::Mutex::new(None));
+        // Declared after core's sessions, so it runs before the session is saved.
+        s.after_response(key, |cell, res, outcome| {
+            if let (true, Some(session)) = (outcome.completed, cell.lock().unwrap().take()) {
+                let _ = session.insert("remembered", true);
+            }
+            std::future::ready(res)
+        });
+        s.route(
+            Route::get("/remember", move |parts: Parts| async move {
+                let session = flagon::session::Session::load(&parts).await.unwrap();
+                session.insert("user", "ada").unwrap();
+                *key.get(&parts).unwrap().lock().unwrap() = Some(session);
+                "ok"
+            })
+            .name("remember"),
+        );
+        s.route(
+            Route::get("/check", |session: flagon::session::Session| async move {
+                format!("{:?}", session.get::<bool>("remembered"))
+            })
+            .name("check"),
+        );
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_later_declared_step_runs_before_the_session_saves() {
+    let app = flagon::testing::app_with(Remember);
+    let client = TestClient::new(&app);
+    assert_eq!(client.get("/remember").send().await.text(), "ok");
+    assert_eq!(client.get("/check").send().await.text(), "Some(true)");
+}
