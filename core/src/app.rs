@@ -211,6 +211,7 @@ impl AppBuilder {
             health: std::mem::take(&mut reg.health),
             effective: std::mem::take(&mut reg.effective),
             registries: std::mem::take(&mut reg.registries),
+            locals: reg.slots.take().unwrap_or_default(),
             keys: reg
                 .slots
                 .get::<crate::crypto::KeyRing>()
@@ -445,6 +446,8 @@ pub(crate) struct AppShared {
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,
     pub(crate) registries: RegistryStore,
+    /// The request-scoped values extensions declared.
+    pub(crate) locals: crate::request_local::LocalsSlot,
     /// What every purpose key is derived from.
     pub(crate) keys: crate::crypto::KeyRing,
     /// Whether the test kit ran this app's startup and shutdown hooks.

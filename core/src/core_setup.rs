@@ -63,6 +63,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
 pub(crate) fn init_web(s: &mut Setup<'_>) -> Result<(), SetupError> {
     crate::csrf::init(s)?;
     crate::session::setup::init(s)?;
+    crate::flash::init(s)?;
     crate::templates::setup::init(s)?;
     Ok(())
 }

@@ -14,10 +14,21 @@
 //!     Ok(Redirect::to("/"))
 //! }
 //! ```
+//!
+//! Flash is built on sessions' public API only: pending messages live under a reserved
+//! session key ([`FLASH_KEY`]), and the messages taken out in a request are a
+//! request-scoped value ([`crate::RequestLocal`]), so every read in that request sees them.
 
+use std::sync::Mutex;
+
+use minijinja::value::{Kwargs, from_args};
+use minijinja::{Error, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::error::SetupError;
+use crate::request_local::{RequestLocal, RequestScope};
 use crate::session::{Session, SessionError};
+use crate::setup::Setup;
 
 /// The session key holding pending messages.
 pub const FLASH_KEY: &str = "_flashes";
@@ -56,18 +67,52 @@ impl Session {
     /// Takes the pending messages out of the session. Within one request every call
     /// returns the same messages (Flask's behaviour); the next request sees none.
     pub fn flashed_messages(&self) -> Vec<FlashMessage> {
-        let mut st = self.0.lock();
-        if let Some(taken) = &st.flashes_taken {
-            return taken.clone();
-        }
-        let taken: Vec<FlashMessage> = match st.data.remove(FLASH_KEY) {
-            Some(v) => {
-                st.note(FLASH_KEY, None);
-                serde_json::from_value(v).unwrap_or_default()
-            }
+        let taken = self
+            .request_head()
+            .and_then(|h| h.app().state::<FlashKey>().and_then(|k| k.0))
+            .and_then(|key| key.get(self));
+        let take = || match self.remove(FLASH_KEY) {
+            Some(v) => serde_json::from_value(v).unwrap_or_default(),
             None => Vec::new(),
         };
-        st.flashes_taken = Some(taken.clone());
-        taken
+        let Some(taken) = taken else {
+            return take();
+        };
+        let mut taken = taken.lock().unwrap_or_else(|e| e.into_inner());
+        taken.get_or_insert_with(take).clone()
     }
+}
+
+/// The messages taken out during this request.
+type Taken = Mutex<Option<Vec<FlashMessage>>>;
+
+/// Where the app keeps flash's request-local key.
+#[derive(Clone, Copy, Default)]
+struct FlashKey(Option<RequestLocal<Taken>>);
+
+/// Declares the per-request "taken" list and `get_flashed_messages()` for templates.
+pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
+    let key: RequestLocal<Taken> = s.request_local(|_| Mutex::new(None));
+    s.provide(FlashKey(Some(key)));
+    s.template_request_function("get_flashed_messages", |req, args| {
+        let (opts,): (Kwargs,) = from_args(args)?;
+        let with_categories: Option<bool> = opts.get("with_categories")?;
+        let filter: Option<Vec<String>> = opts.get("category_filter")?;
+        opts.assert_all_used()?;
+        // Outside a request (mail, commands) there is no session and so nothing flashed.
+        let messages = match Session::for_render(req)? {
+            Some(session) => session.flashed_messages(),
+            None => Vec::new(),
+        };
+        let kept = messages
+            .into_iter()
+            .filter(|m| filter.as_ref().is_none_or(|f| f.contains(&m.category)));
+        Ok::<Value, Error>(if with_categories.unwrap_or(false) {
+            kept.map(|m| Value::from(vec![Value::from(m.category), Value::from(m.message)]))
+                .collect()
+        } else {
+            kept.map(|m| Value::from(m.message)).collect()
+        })
+    });
+    Ok(())
 }

@@ -426,6 +426,17 @@ struct ContextInner {
     meta: Option<RequestMeta>,
 }
 
+// After and teardown hooks and error handlers reach request-scoped values through it.
+crate::request_local::request_scope!(RequestContext, |c| {
+    let meta = c.0.meta.as_ref()?;
+    Some(crate::request_local::RequestHead::new(
+        meta,
+        &c.0.method,
+        &c.0.uri,
+        &c.0.headers,
+    ))
+});
+
 impl RequestContext {
     fn new(req: &Request, chain: &Chain, g: G) -> Self {
         RequestContext(Arc::new(ContextInner {

@@ -67,6 +67,7 @@
 //! | `templates.auto_reload` | on in development | reload changed templates without a restart |
 //! | `csrf.enabled` | `true` | token and origin checks on unsafe methods ([`csrf`]) |
 //! | `csrf.trusted_origins` | `[]` | other origins allowed to post |
+//! | `csrf.public_origin` | none | the app's origin as users reach it, for the origin check |
 //!
 //! The full key lists are on [`session::SessionConfig`], [`templates::TemplatesConfig`] and
 //! [`csrf::CsrfConfig`].
@@ -74,7 +75,8 @@
 //! # Sessions, flash messages, templates, CSRF
 //!
 //! Every app has server-side [`session`]s (lazily loaded; a route that does not touch the
-//! session pays no store call and sets no cookie), [`flash`]ed messages, minijinja
+//! session pays no store call and sets no cookie, and a template loads it only if it uses
+//! it), [`flash`]ed messages, minijinja
 //! [`templates`] that extensions extend with filters, functions, globals, tests and context
 //! processors, and [`csrf`] protection for forms and scripts.
 //!
@@ -133,6 +135,7 @@ mod http_error;
 mod registries;
 mod registry;
 mod request;
+mod request_local;
 mod route;
 mod router;
 pub mod serve;
@@ -158,6 +161,7 @@ pub use hooks::{BoxFuture, ErrorContext, G, RequestContext};
 pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
 pub use registries::{Entries, Entry, RegistryKind};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};
+pub use request_local::{RequestHead, RequestLocal, RequestScope, ResponseOutcome};
 pub use route::{Blueprint, Route, proceed, respond};
 pub use router::{MountInfo, RouteInfo, RouteTable, UrlError, UrlParams};
 pub use service::{AppService, X_REQUEST_ID};

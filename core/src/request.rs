@@ -13,8 +13,9 @@ use crate::AppHandle;
 use crate::http_error::HttpError;
 
 /// Attached by core to every request: the app, the request id, the peer address and the
-/// request's lazy session. Shared (one allocation) between the request and the core layer,
-/// which persists the session after the response.
+/// request's table of request-scoped values ([`crate::RequestLocal`]). Shared (one
+/// allocation) between the request and the core layer, which runs the values'
+/// after-response steps.
 #[derive(Clone)]
 pub(crate) struct RequestMeta(Arc<MetaInner>);
 
@@ -24,9 +25,8 @@ pub(crate) struct MetaInner {
     /// The `Accept` header, for choosing the format of a default error page.
     pub(crate) accept: Option<HeaderValue>,
     pub(crate) peer: Option<SocketAddr>,
-    /// Present when sessions are set up; the handle is made on first use, and nothing is
-    /// read or stored before that.
-    pub(crate) session: Option<std::sync::OnceLock<crate::session::RequestSession>>,
+    /// Request-scoped values, allocated when the request first uses one.
+    pub(crate) locals: crate::request_local::Locals,
     /// Who answered (0 until recorded). Recorded only while someone subscribes to
     /// `RequestFinished`.
     pub(crate) answered: std::sync::atomic::AtomicU8,
@@ -35,16 +35,6 @@ pub(crate) struct MetaInner {
 }
 
 impl MetaInner {
-    /// The request's session handle, made on first use (`None` without sessions).
-    pub(crate) fn session(&self) -> Option<&crate::session::RequestSession> {
-        let slot = self.session.as_ref()?;
-        if let Some(s) = slot.get() {
-            return Some(s);
-        }
-        let rt = self.app.state::<crate::session::SessionRuntime>()?;
-        Some(slot.get_or_init(|| crate::session::RequestSession::new(rt)))
-    }
-
     /// Records who answered, unless someone already did.
     pub(crate) fn mark_answered(&self, by: crate::signals::AnsweredBy) {
         let _ = self
@@ -55,11 +45,6 @@ impl MetaInner {
     /// Who answered, if recorded.
     pub(crate) fn answered(&self) -> Option<crate::signals::AnsweredBy> {
         crate::signals::AnsweredBy::from_u8(self.answered.load(Ordering::Relaxed))
-    }
-
-    /// The session handle if this request made one.
-    pub(crate) fn session_if_made(&self) -> Option<&crate::session::RequestSession> {
-        self.session.as_ref()?.get()
     }
 }
 

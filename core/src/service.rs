@@ -30,7 +30,6 @@ use crate::error::BoxError;
 use crate::hooks::BoxFuture;
 use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
-use crate::session::SessionRuntime;
 use crate::signals::{AnsweredBy, RequestFinished, RequestStarted};
 use crate::{App, AppHandle};
 
@@ -48,8 +47,6 @@ pub struct AppService {
     body_limit: usize,
     emit_started: bool,
     emit_finished: bool,
-    /// Whether sessions are set up (the handle itself is made on first use).
-    sessions: bool,
 }
 
 impl App {
@@ -64,7 +61,6 @@ impl App {
             body_limit: self.handle.0.server.body_limit,
             emit_started: self.handle.0.signals.has::<RequestStarted>(),
             emit_finished: self.handle.0.signals.has::<RequestFinished>(),
-            sessions: self.handle.state::<SessionRuntime>().is_some(),
         }
     }
 }
@@ -121,7 +117,7 @@ where
             id,
             accept,
             peer: self.peer,
-            session: self.sessions.then(std::sync::OnceLock::new),
+            locals: Default::default(),
             answered: std::sync::atomic::AtomicU8::new(0),
             route: std::sync::OnceLock::new(),
         });
@@ -178,7 +174,8 @@ pub struct AppFuture {
     timeout: Duration,
     /// The timeout passed and the handler was told to answer with the 503.
     handler_cut: bool,
-    /// Persisting a session that the request used (store I/O), after the response is ready.
+    /// The after-response steps of the request-scoped values the request made (a session
+    /// save, a cookie), run once the response is ready.
     saving: Option<BoxFuture<Response>>,
     finish: Option<Finish>,
 }
@@ -250,17 +247,20 @@ impl Future for AppFuture {
                 .as_mut()
                 .reset(tokio::time::Instant::now() + crate::timeout::AFTER_STEPS_GRACE);
         };
-        let session = this.finish.as_ref().and_then(|f| f.meta.session_if_made());
-        if session.is_some_and(|s| s.was_used()) {
-            // The request used its session: persist it (store I/O) before the response leaves.
-            let meta = this.finish.as_ref().map(|f| f.meta.clone());
+        if let Some(meta) = this
+            .finish
+            .as_ref()
+            .map(|f| &f.meta)
+            .filter(|m| m.locals.has_after_steps())
+        {
+            // The request made values with after-response steps (a session to save): run
+            // them (store I/O) before the response leaves.
             let completed = !crate::http_error::incomplete(&res);
-            let mut saving: BoxFuture<Response> = Box::pin(async move {
-                match meta.as_ref().and_then(|m| m.session_if_made()) {
-                    Some(s) => s.finish(res, completed).await,
-                    None => res,
-                }
-            });
+            let mut saving: BoxFuture<Response> = Box::pin(crate::request_local::run_after_steps(
+                meta.clone(),
+                res,
+                completed,
+            ));
             let res = match saving.as_mut().poll(cx) {
                 Poll::Ready(res) => res,
                 Poll::Pending => {

@@ -2,9 +2,14 @@
 //! tokens, rotation, and form bodies reaching the handler intact.
 #![allow(clippy::result_large_err)] // `configure` closures return SetupError
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use axum::Form;
 use flagon::csrf::CsrfToken;
-use flagon::session::Session;
+use flagon::session::{
+    Changes, Id, MemoryStore, Record, Session, SessionStore, StoreFuture, Updated,
+};
 use flagon::testing::{TestClient, TestResponse, testing_config_toml};
 use flagon::{App, Blueprint, Route};
 use serde::Deserialize;
@@ -221,10 +226,58 @@ async fn rotating_the_token_retires_old_ones() {
 }
 
 #[tokio::test]
-async fn safe_methods_are_not_checked() {
-    let app = app();
+async fn safe_methods_are_not_checked_on_a_route_that_also_takes_post() {
+    let app = App::builder()
+        .settings(testing_config_toml(""))
+        .route(
+            Route::get("/form", || async { "the form" })
+                .and_post(submit)
+                .name("form"),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let client = TestClient::new(&app);
-    assert_eq!(client.get("/token").send().await.status(), 200);
+    let res = client.get("/form").send().await;
+    assert_eq!(
+        (res.status().as_u16(), res.text()),
+        (200, "the form".to_owned())
+    );
+    // The same route checks its POST: the guard is there, and lets the GET through.
+    let res = client.post("/form").form(&[("text", "x")]).send().await;
+    assert_refused(&res, "missing");
+}
+
+#[tokio::test]
+async fn a_blueprint_exemption_goes_by_membership_not_by_name() {
+    let api_bp = Blueprint::new("api")
+        .url_prefix("/api")
+        .route(Route::post("/items", api).name("items"))
+        .blueprint(
+            Blueprint::new("v2")
+                .url_prefix("/v2")
+                .route(Route::post("/items", api).name("items")),
+        );
+    let app = App::builder()
+        .settings(testing_config_toml(""))
+        .blueprint(api_bp)
+        // Not in the blueprint, though its name starts with `api.`.
+        .route(Route::post("/transfer", api).name("api.transfer"))
+        .route(Route::post("/apix", api).name("apix.items"))
+        .configure(|s| {
+            s.csrf_exempt_blueprint("api");
+            Ok(())
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    assert_eq!(client.post("/api/items").send().await.status(), 200);
+    assert_eq!(
+        client.post("/api/v2/items").send().await.status(),
+        200,
+        "child blueprints too"
+    );
+    assert_refused(&client.post("/transfer").send().await, "missing");
+    assert_refused(&client.post("/apix").send().await, "missing");
 }
 
 #[test]
@@ -345,4 +398,206 @@ async fn null_malformed_and_same_site_origins_are_refused() {
     assert_refused(&send("sec-fetch-site", "same-site").await, "another origin");
     assert_eq!(send("sec-fetch-site", "same-origin").await.status(), 200);
     assert_eq!(send("origin", "http://example.com").await.status(), 200);
+}
+
+/// A memory store that counts calls, to see that anonymous forms cost no store record.
+struct CountingStore {
+    inner: MemoryStore,
+    calls: AtomicUsize,
+}
+
+impl CountingStore {
+    fn count<'a, T: Send + 'a>(&'a self, fut: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        fut
+    }
+}
+
+impl SessionStore for CountingStore {
+    fn create<'a>(&'a self, record: &'a mut Record) -> StoreFuture<'a, ()> {
+        self.count(self.inner.create(record))
+    }
+    fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
+        self.count(self.inner.update(id, changes))
+    }
+    fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
+        self.count(self.inner.load(id))
+    }
+    fn delete<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, ()> {
+        self.count(self.inner.delete(id))
+    }
+}
+
+async fn fill(session: Session) -> Result<&'static str, flagon::HttpError> {
+    session.insert("visits", 1u64)?;
+    Ok("filled")
+}
+
+#[tokio::test]
+async fn an_anonymous_form_costs_no_store_record_and_survives_eviction() {
+    let store = Arc::new(CountingStore {
+        inner: MemoryStore::new(8),
+        calls: AtomicUsize::new(0),
+    });
+    let s = store.clone();
+    let app = App::builder()
+        .settings(testing_config_toml("[session]\nstore = \"counting\"\n"))
+        .route(Route::get("/token", token))
+        .route(Route::post("/submit", submit))
+        .route(Route::get("/fill", fill))
+        .configure(move |setup| {
+            let s = s.clone();
+            setup.session_store("counting", move |_| Ok(s.clone() as Arc<dyn SessionStore>));
+            Ok(())
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let visitor = TestClient::new(&app);
+    let res = visitor.get("/token").send().await;
+    let token = res.text();
+    let cookies: Vec<&str> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].starts_with("__Host-csrf="), "{cookies:?}");
+    assert!(cookies[0].contains("HttpOnly") && cookies[0].contains("Secure"));
+    assert_eq!(res.header("vary"), Some("Cookie"));
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        0,
+        "no store call for the form"
+    );
+    // Other visitors fill the store far past its capacity, evicting what it held.
+    for _ in 0..40 {
+        TestClient::new(&app).get("/fill").send().await;
+    }
+    let res = visitor
+        .post("/submit")
+        .form(&[("text", "still here"), ("csrf_token", token.as_str())])
+        .send()
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text());
+    assert_eq!(res.text(), "saved still here");
+}
+
+async fn sign_in(session: Session) -> Result<&'static str, flagon::HttpError> {
+    session.insert("user", "ada")?;
+    session.rotate_id();
+    Ok("signed in")
+}
+
+async fn sign_out(session: Session) -> &'static str {
+    session.delete();
+    "signed out"
+}
+
+#[tokio::test]
+async fn tokens_of_a_signed_in_session_are_refused_after_rotation_and_logout() {
+    let app = App::builder()
+        .settings(testing_config_toml(""))
+        .route(Route::get("/token", token))
+        .route(Route::post("/submit", submit))
+        .route(Route::get("/sign-in", sign_in))
+        .route(Route::get("/sign-out", sign_out))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    client.get("/sign-in").send().await;
+    let signed_in = client.get("/token").send().await.text();
+    assert_eq!(post_form(&client, Some(&signed_in)).await.status(), 200);
+    // Signing in again (another user, say) rotates the id.
+    assert_eq!(client.get("/sign-in").send().await.text(), "signed in");
+    assert_refused(
+        &post_form(&client, Some(&signed_in)).await,
+        "does not belong",
+    );
+    let fresh = client.get("/token").send().await.text();
+    assert_eq!(post_form(&client, Some(&fresh)).await.status(), 200);
+    client.get("/sign-out").send().await;
+    assert_refused(&post_form(&client, Some(&fresh)).await, "does not belong");
+}
+
+#[tokio::test]
+async fn the_origin_check_compares_the_scheme_too() {
+    let toml = "[server]\ntrusted_proxies = [\"10.0.0.1\"]\n";
+    let app = App::builder()
+        .settings(testing_config_toml(toml))
+        .route(Route::get("/token", token))
+        .route(Route::post("/submit", submit))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (client, token) = client_with_token(&app).await;
+    let post = |origin: &'static str, proto: Option<&'static str>, peer: &'static str| {
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            let mut req = client
+                .post("/submit")
+                .peer(peer.parse().unwrap())
+                .header("host", "app.example")
+                .header("origin", origin);
+            if let Some(p) = proto {
+                req = req.header("x-forwarded-proto", p);
+            }
+            req.form(&[("text", "x"), ("csrf_token", token.as_str())])
+                .send()
+                .await
+        }
+    };
+    // The server speaks plain http: an https page posting to it is another origin...
+    assert_refused(
+        &post("https://app.example", None, "10.0.0.9:1").await,
+        "another origin",
+    );
+    assert_eq!(
+        post("http://app.example", None, "10.0.0.9:1")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post("http://app.example:80", None, "10.0.0.9:1")
+            .await
+            .status(),
+        200
+    );
+    // ...unless a trusted proxy says the request came over https.
+    assert_eq!(
+        post("https://app.example", Some("https"), "10.0.0.1:1")
+            .await
+            .status(),
+        200
+    );
+    assert_refused(
+        &post("https://app.example", Some("https"), "10.0.0.9:1").await,
+        "another origin",
+    );
+    assert_refused(
+        &post("http://app.example", Some("https"), "10.0.0.1:1").await,
+        "another origin",
+    );
+}
+
+#[tokio::test]
+async fn a_configured_public_origin_is_the_apps_own() {
+    let toml = "[csrf]\npublic_origin = \"https://app.example\"\n";
+    let app = App::builder()
+        .settings(testing_config_toml(toml))
+        .route(Route::get("/token", token))
+        .route(Route::post("/submit", submit))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (client, token) = client_with_token(&app).await;
+    for (origin, status) in [("https://app.example", 200), ("http://app.example", 403)] {
+        let res = client
+            .post("/submit")
+            .header("host", "10.1.2.3:5000")
+            .header("origin", origin)
+            .form(&[("text", "x"), ("csrf_token", token.as_str())])
+            .send()
+            .await;
+        assert_eq!(res.status(), status, "{origin}: {}", res.text());
+    }
 }

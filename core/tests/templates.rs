@@ -73,6 +73,7 @@ async fn render(
         &name,
         context! { title => "explicit", html => "<b>bold</b>" },
     )
+    .await
 }
 
 fn app(dir: &Path, builder: AppBuilder) -> App {
@@ -206,7 +207,10 @@ async fn context_processors_read_the_session() {
         .settings(config_for(dir.path()))
         .configure(|s| {
             s.context_processor(|req| {
-                let user: Option<String> = req.session().and_then(|s| s.get("user"));
+                let user: Option<String> = Session::for_render(req)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.get("user"));
                 context! { user => user.unwrap_or_else(|| "anonymous".into()) }
             });
             s.route(Route::get("/login", login).name("login"));
@@ -411,6 +415,7 @@ async fn templates_render_outside_a_request_for_mail_and_commands() {
     let tpl = Templates::for_app(app.handle()).unwrap();
     let text = tpl
         .render_string("mail.txt", context! { name => "Ada" })
+        .await
         .unwrap();
     assert_eq!(text, "Hi /render/a Ada");
 }
@@ -452,10 +457,10 @@ async fn a_blueprints_templates_are_found_after_the_apps() {
     write(bp_dir.path(), "page.html", "page from the blueprint");
     write(app_dir.path(), "page.html", "page from the app");
     async fn admin(tpl: Templates) -> Result<Html<String>, HttpError> {
-        tpl.render("admin.html", ())
+        tpl.render("admin.html", ()).await
     }
     async fn page(tpl: Templates) -> Result<Html<String>, HttpError> {
-        tpl.render("page.html", ())
+        tpl.render("page.html", ()).await
     }
     let bp = flagon::Blueprint::new("admin")
         .url_prefix("/admin")

@@ -34,8 +34,16 @@
 //!   ([`SessionStore::update`]): concurrent requests of one visitor keep each other's
 //!   changes. A session over `session.max_record_bytes` is not saved (logged; the previous
 //!   state stays, and the response goes out).
-//! * Keys starting with `_` are Flagon's own (`_flashes`, `_csrf_secret`); templates do
-//!   not see them.
+//! * Keys starting with `_` are reserved for Flagon and extensions (`_flashes`); templates
+//!   do not see them.
+//! * The session knows none of its consumers: code that must react when the session's
+//!   identity changes (CSRF renews its secret) registers
+//!   [`Setup::on_session_rotate`](crate::Setup::on_session_rotate).
+//!
+//! Sessions are built on the public request-scoped values ([`crate::RequestLocal`]): the
+//! loaded session is an async request-local whose init loads the record and whose
+//! after-response step saves it and sets the cookie. Templates reach it the same way, so a
+//! render loads the session only if the template (or a context processor) uses it.
 //!
 //! Stores are chosen by name (`[session] store = "memory"`); extensions add more with
 //! [`Setup::session_store`](crate::Setup::session_store). See [`SessionConfig`] for the
@@ -50,8 +58,11 @@ mod runtime;
 pub(crate) mod setup;
 mod store;
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,29 +76,62 @@ pub use store::{
     Updated, encoded_size,
 };
 
-pub(crate) use runtime::{Loaded, RequestSession, SessionRuntime};
+pub(crate) use runtime::{Loaded, RequestSession, add_vary_cookie};
 
-use crate::http_error::HttpError;
 use crate::request::RequestMeta;
+use crate::request_local::{RequestHead, RequestLocal, RequestScope, request_scope};
+use crate::templates::RenderRequest;
 
 /// The request's session, loaded. An axum extractor; cheap to clone (clones share state).
 ///
 /// Values are serde JSON: anything `Serialize` goes in, anything `Deserialize` comes out.
 /// Changes are saved after the handler returns.
 #[derive(Clone)]
-pub struct Session(pub(crate) SessionRef);
+pub struct Session {
+    inner: Arc<RequestSession>,
+    meta: RequestMeta,
+}
 
-/// The request's session handle, reached through the request's core metadata.
-#[derive(Clone)]
-pub(crate) struct SessionRef(RequestMeta);
+request_scope!(Session, |s| Some(RequestHead::meta_only(&s.meta)));
 
-impl std::ops::Deref for SessionRef {
-    type Target = RequestSession;
+/// Where the app keeps its session key (set when sessions are set up).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SessionKey(pub(crate) Option<RequestLocal<RequestSession>>);
 
-    fn deref(&self) -> &RequestSession {
-        self.0
-            .session()
-            .expect("a SessionRef is only made for a request with sessions set up")
+/// Why a [`Session`] could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The request did not pass through a Flagon app with sessions set up.
+    #[error(
+        "no session on this request: it did not pass through a Flagon app with sessions set up"
+    )]
+    NotSetUp,
+    /// The store failed and `session.on_store_error = "unavailable"`.
+    #[error("sessions are temporarily unavailable; try again shortly")]
+    Unavailable {
+        /// Seconds for `Retry-After`.
+        retry_after: u64,
+    },
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        match self {
+            SessionRejection::NotSetUp => {
+                crate::HttpError::internal(self.to_string()).into_response()
+            }
+            SessionRejection::Unavailable { retry_after } => {
+                let mut res = crate::HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sessions are temporarily unavailable; try again shortly.",
+                )
+                .into_response();
+                res.headers_mut()
+                    .insert(http::header::RETRY_AFTER, retry_after.max(1).into());
+                res
+            }
+        }
     }
 }
 
@@ -116,53 +160,71 @@ pub enum SessionError {
 
 impl Session {
     /// The session of a request that passed through a Flagon app, loaded (for
-    /// `before_request` hooks). Errs with the response to send when the store is
-    /// unavailable (`on_store_error = "unavailable"`) or sessions are not set up.
+    /// `before_request` hooks). The future borrows nothing from `req`.
+    /// Errs with the response to send (see [`SessionRejection`]).
     pub fn from_request(
         req: &Request,
     ) -> impl std::future::Future<Output = Result<Session, Response>> + Send + 'static {
-        Session::from_parts(req.extensions(), req.headers())
+        let loading = Session::load(req);
+        async move { loading.await.map_err(IntoResponse::into_response) }
     }
 
-    pub(crate) fn from_parts(
-        ext: &http::Extensions,
-        headers: &http::HeaderMap,
-    ) -> impl std::future::Future<Output = Result<Session, Response>> + Send + 'static {
-        let handle = ext
-            .get::<RequestMeta>()
-            .filter(|m| m.session.is_some())
-            .cloned()
-            .map(SessionRef);
-        let cookie = handle.as_ref().and_then(|h| h.cookie(headers));
-        Session::load(handle, cookie)
+    /// The session of any [`RequestScope`] (request parts, a request, a render), loaded.
+    pub fn load<S: RequestScope>(
+        scope: &S,
+    ) -> impl std::future::Future<Output = Result<Session, SessionRejection>> + Send + use<S> {
+        let head = scope.request_head();
+        let meta = head.as_ref().map(|h| h.meta().clone());
+        let key = head.as_ref().and_then(|h| key_of(h.app()));
+        let loading = key.map(|k| k.load(scope));
+        async move {
+            let (Some(meta), Some(loading)) = (meta, loading) else {
+                return Err(SessionRejection::NotSetUp);
+            };
+            let inner = loading.await.ok_or(SessionRejection::NotSetUp)?;
+            Session::checked(inner, meta)
+        }
     }
 
-    async fn load(
-        handle: Option<SessionRef>,
-        cookie: Option<cookie::Found>,
-    ) -> Result<Session, Response> {
-        let Some(handle) = handle else {
-            return Err(HttpError::internal(
-                "no session on this request: it did not pass through a Flagon app with sessions set up",
-            )
-            .into_response());
+    /// The session for a template function or context processor: `Ok(None)` outside a
+    /// request; an error asking the render to load the session first when it is not loaded
+    /// yet (the render then loads it and runs again; see [`RenderRequest::load`]).
+    pub fn for_render(req: &RenderRequest) -> Result<Option<Session>, minijinja::Error> {
+        let Some(head) = req.request_head() else {
+            return Ok(None);
         };
-        match handle.load(cookie).await {
-            Loaded::Ok => Ok(Session(handle)),
-            Loaded::Unavailable => Err(handle.rt.unavailable()),
+        let Some(key) = key_of(head.app()) else {
+            return Ok(None);
+        };
+        let Some(inner) = req.load(key)? else {
+            return Ok(None);
+        };
+        match Session::checked(inner, head.meta().clone()) {
+            Ok(s) => Ok(Some(s)),
+            // A failed store shows templates an empty session; the handler decides on 503s.
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn checked(inner: Arc<RequestSession>, meta: RequestMeta) -> Result<Session, SessionRejection> {
+        match inner.loaded {
+            Loaded::Ok => Ok(Session { inner, meta }),
+            Loaded::Unavailable => Err(SessionRejection::Unavailable {
+                retry_after: inner.retry_after_secs(),
+            }),
         }
     }
 
     /// The value under `key`, if present and of type `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let st = self.0.lock();
+        let st = self.inner.lock();
         let v = st.data.get(key)?;
         T::deserialize(v).ok()
     }
 
     /// The raw JSON value under `key`.
     pub fn get_value(&self, key: &str) -> Option<serde_json::Value> {
-        self.0.lock().data.get(key).cloned()
+        self.inner.lock().data.get(key).cloned()
     }
 
     /// Stores `value` under `key`.
@@ -171,7 +233,7 @@ impl Session {
             key: key.to_owned(),
             source,
         })?;
-        let mut st = self.0.lock();
+        let mut st = self.inner.lock();
         st.note(key, Some(v.clone()));
         st.data.insert(key.to_owned(), v);
         Ok(())
@@ -179,7 +241,7 @@ impl Session {
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
-        let mut st = self.0.lock();
+        let mut st = self.inner.lock();
         let old = st.data.remove(key);
         if old.is_some() {
             st.note(key, None);
@@ -189,22 +251,22 @@ impl Session {
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0.lock().data.contains_key(key)
+        self.inner.lock().data.contains_key(key)
     }
 
     /// Whether the session holds no values.
     pub fn is_empty(&self) -> bool {
-        self.0.lock().data.is_empty()
+        self.inner.lock().data.is_empty()
     }
 
     /// The keys present.
     pub fn keys(&self) -> Vec<String> {
-        self.0.lock().data.keys().cloned().collect()
+        self.inner.lock().data.keys().cloned().collect()
     }
 
     /// Removes every value (the record is deleted when the response is sent).
     pub fn clear(&self) {
-        let mut st = self.0.lock();
+        let mut st = self.inner.lock();
         st.modified |= !st.data.is_empty();
         st.cleared = true;
         st.changed.clear();
@@ -214,36 +276,46 @@ impl Session {
     /// Whether this session has no stored record yet (first visit, expired or refused
     /// cookie).
     pub fn is_new(&self) -> bool {
-        self.0.lock().stored.is_none()
+        self.inner.lock().stored.is_none()
     }
 
     /// Moves the data to a fresh id and deletes the old record when the response is sent
     /// (anti-fixation: call it on login, re-login and user switch). The new record starts
-    /// a new absolute lifetime, and the session's CSRF secret is replaced, so a token handed
-    /// out before the switch is refused after it.
+    /// a new absolute lifetime. Listeners registered with
+    /// [`Setup::on_session_rotate`](crate::Setup::on_session_rotate) run (CSRF renews its
+    /// secret, so a token handed out before the switch is refused after it).
     pub fn rotate_id(&self) {
-        let mut st = self.0.lock();
-        st.data.remove(crate::csrf::SECRET_KEY);
-        st.rotate = true;
-        st.modified = true;
+        {
+            let mut st = self.inner.lock();
+            st.rotate = true;
+            st.modified = true;
+        }
+        self.inner.notify_rotation(self);
     }
 
     /// Deletes the session (logout): the record is deleted and the cookie removed. Values
     /// inserted afterwards in the same request start a new session with a fresh id.
     pub fn delete(&self) {
-        let mut st = self.0.lock();
+        let mut st = self.inner.lock();
         st.data.clear();
         st.cleared = true;
         st.changed.clear();
         st.deleted = true;
         st.modified = true;
+        drop(st);
+        self.inner.notify_rotation(self);
     }
 }
 
+/// The app's session key, if sessions are set up.
+fn key_of(app: &crate::AppHandle) -> Option<RequestLocal<RequestSession>> {
+    app.state::<SessionKey>().and_then(|k| k.0)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = Response;
+    type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Session::from_parts(&parts.extensions, &parts.headers).await
+        Session::load(parts).await
     }
 }

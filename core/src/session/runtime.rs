@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tokio::sync::OnceCell;
 
+use super::Session;
 use super::clock::Clock;
 use super::config::{OnStoreError, SessionConfig};
 use super::cookie::{CookieCodec, Found};
 use super::store::{Changes, Id, Record, SessionStore, StoreError, encoded_size};
 use crate::http_error::HttpError;
+
+/// A reaction to a session's identity changing ([`Session::rotate_id`], [`Session::delete`]).
+pub(crate) type RotateFn = Arc<dyn Fn(&Session) + Send + Sync>;
 
 /// Everything sessions need, built once with the app.
 pub(crate) struct SessionRuntime {
@@ -20,6 +23,7 @@ pub(crate) struct SessionRuntime {
     pub(crate) config: SessionConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) codec: CookieCodec,
+    pub(crate) on_rotate: Vec<RotateFn>,
 }
 
 impl SessionRuntime {
@@ -59,6 +63,46 @@ impl SessionRuntime {
         created_at.saturating_add(self.config.absolute_timeout.as_secs())
     }
 
+    /// Loads the record the cookie names into `st` (expired or unknown: left empty).
+    async fn load_into(&self, st: &mut State, cookie: Found) -> Loaded {
+        st.had_cookie = cookie != Found::Absent;
+        let id = match cookie {
+            Found::Absent => return Loaded::Ok,
+            Found::Invalid(why) => {
+                tracing::debug!(target: "flagon::session", reason = why, "ignoring an unusable session cookie");
+                return Loaded::Ok;
+            }
+            Found::Valid(id) => id,
+        };
+        match self.call("load", self.store.load(&id)).await {
+            Ok(Some(record)) => {
+                let now = self.clock.unix_now();
+                let expired = record.id != id
+                    || record.expires_at <= now
+                    || self.absolute_deadline(record.created_at) <= now;
+                if expired {
+                    let _ = self.call("delete", self.store.delete(&id)).await;
+                    return Loaded::Ok;
+                }
+                st.stored = Some(Stored {
+                    id,
+                    created_at: record.created_at,
+                    expires_at: record.expires_at,
+                });
+                st.data = record.data;
+                Loaded::Ok
+            }
+            Ok(None) => Loaded::Ok,
+            Err(_) => {
+                st.load_failed = true;
+                match self.config.on_store_error {
+                    OnStoreError::Empty => Loaded::Ok,
+                    OnStoreError::Unavailable => Loaded::Unavailable,
+                }
+            }
+        }
+    }
+
     /// The 503 a failed store gives in `unavailable` mode.
     pub(crate) fn unavailable(&self) -> Response {
         let mut res = HttpError::new(
@@ -84,8 +128,6 @@ pub(crate) struct State {
     pub(crate) deleted: bool,
     /// Whether the request carried a session cookie (even an unusable one).
     pub(crate) had_cookie: bool,
-    /// Flashed messages taken out during this request (shown once, read many times).
-    pub(crate) flashes_taken: Option<Vec<crate::flash::FlashMessage>>,
     /// The store failed to load the session: it is empty for this request and never
     /// persisted, so a store blip cannot replace the user's cookie with a new session.
     pub(crate) load_failed: bool,
@@ -122,96 +164,57 @@ pub(crate) enum Loaded {
     Unavailable,
 }
 
-/// One request's session handle, made by core's request layer. Nothing happens until the
-/// session is first used.
+/// One request's session, loaded on first use (the value of sessions' request-local).
 pub(crate) struct RequestSession {
-    pub(crate) rt: Arc<SessionRuntime>,
-    pub(crate) loaded: OnceCell<Loaded>,
+    /// `None` only if the app was built without a session runtime (never after a
+    /// successful build); the session is then empty and never saved.
+    pub(crate) rt: Option<Arc<SessionRuntime>>,
+    pub(crate) loaded: Loaded,
     pub(crate) state: Mutex<State>,
 }
 
 impl RequestSession {
-    pub(crate) fn new(rt: Arc<SessionRuntime>) -> Self {
-        RequestSession {
-            rt,
-            loaded: OnceCell::new(),
-            state: Mutex::new(State::default()),
-        }
-    }
-
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What the request's `Cookie` headers hold for the session; `None` once loaded (the
-    /// cookie is read only for the first load).
-    pub(crate) fn cookie(&self, headers: &HeaderMap) -> Option<Found> {
-        (!self.loaded.initialized()).then(|| self.rt.codec.find(headers))
-    }
-
-    /// Loads the session once from the cookie found by [`RequestSession::cookie`]; later
-    /// calls return the first outcome.
-    pub(crate) async fn load(&self, cookie: Option<Found>) -> Loaded {
-        let cookie = cookie.unwrap_or(Found::Absent);
-        *self.loaded.get_or_init(|| self.load_inner(cookie)).await
-    }
-
-    async fn load_inner(&self, cookie: Found) -> Loaded {
-        self.lock().had_cookie = cookie != Found::Absent;
-        let id = match cookie {
-            Found::Absent => return Loaded::Ok,
-            Found::Invalid(why) => {
-                tracing::debug!(target: "flagon::session", reason = why, "ignoring an unusable session cookie");
-                return Loaded::Ok;
-            }
-            Found::Valid(id) => id,
+    /// Loads the session from what the request's `Cookie` headers hold.
+    pub(crate) async fn load(rt: Option<Arc<SessionRuntime>>, cookie: Found) -> RequestSession {
+        let mut state = State::default();
+        let loaded = match &rt {
+            Some(rt) => rt.load_into(&mut state, cookie).await,
+            None => Loaded::Ok,
         };
-        match self.rt.call("load", self.rt.store.load(&id)).await {
-            Ok(Some(record)) => {
-                let now = self.rt.clock.unix_now();
-                let expired = record.id != id
-                    || record.expires_at <= now
-                    || self.rt.absolute_deadline(record.created_at) <= now;
-                if expired {
-                    let _ = self.rt.call("delete", self.rt.store.delete(&id)).await;
-                    return Loaded::Ok;
-                }
-                let mut st = self.lock();
-                st.stored = Some(Stored {
-                    id,
-                    created_at: record.created_at,
-                    expires_at: record.expires_at,
-                });
-                st.data = record.data;
-                Loaded::Ok
-            }
-            Ok(None) => Loaded::Ok,
-            Err(_) => {
-                self.lock().load_failed = true;
-                match self.rt.config.on_store_error {
-                    OnStoreError::Empty => Loaded::Ok,
-                    OnStoreError::Unavailable => Loaded::Unavailable,
-                }
-            }
+        RequestSession {
+            rt,
+            loaded,
+            state: Mutex::new(state),
         }
     }
 
-    /// Whether the session was used, so that [`RequestSession::finish`] has work to do.
-    pub(crate) fn was_used(&self) -> bool {
-        self.loaded.initialized()
+    /// Tells the rotation listeners that `session`'s identity changed.
+    pub(crate) fn notify_rotation(&self, session: &Session) {
+        for f in self.rt.iter().flat_map(|rt| rt.on_rotate.iter()) {
+            f(session);
+        }
+    }
+
+    pub(crate) fn retry_after_secs(&self) -> u64 {
+        self.rt
+            .as_ref()
+            .map_or(1, |rt| rt.config.retry_after.as_secs())
     }
 
     /// Persists the session after the handler ran and sets the cookie headers. A request
     /// that did not complete (`completed` false: a panic or a timeout) persists nothing.
     pub(crate) async fn finish(&self, mut res: Response, completed: bool) -> Response {
-        match self.loaded.get() {
-            None => return res,
-            Some(Loaded::Unavailable) => {
-                add_vary_cookie(res.headers_mut());
-                private(res.headers_mut());
-                return res;
-            }
-            Some(Loaded::Ok) => {}
+        let Some(rt) = &self.rt else {
+            return res;
+        };
+        if self.loaded == Loaded::Unavailable {
+            add_vary_cookie(res.headers_mut());
+            private(res.headers_mut());
+            return res;
         }
         // The response depends on who asked: caches key on the cookie, shared ones keep none.
         add_vary_cookie(res.headers_mut());
@@ -232,7 +235,6 @@ impl RequestSession {
                 changed,
             )
         };
-        let rt = &self.rt;
         // Every store call of this save shares one `store_timeout`.
         let deadline = tokio::time::Instant::now() + rt.config.store_timeout;
         let now = rt.clock.unix_now();

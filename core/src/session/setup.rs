@@ -1,13 +1,17 @@
 //! Sessions at setup: the `[session]` section, the store registry, and building the runtime.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use minijinja::Value;
+use minijinja::value::{Enumerator, Object};
 
 use super::clock::{Clock, SystemClock};
 use super::config::SessionConfig;
-use super::cookie::CookieCodec;
+use super::cookie::{CookieCodec, Found};
 use super::memory::MemoryStore;
-use super::runtime::SessionRuntime;
+use super::runtime::{RequestSession, RotateFn, SessionRuntime};
 use super::store::{SessionStore, StoreContext, StoreFactory};
+use super::{Session, SessionKey};
 use crate::config::{ConfigError, Profile};
 use crate::error::{BoxError, SetupError};
 use crate::finish::Finish;
@@ -29,6 +33,14 @@ struct SessionClock;
 impl crate::RegistryKind for SessionClock {
     type Entry = Arc<dyn Clock>;
     const KIND: &'static str = "session clock";
+}
+
+/// What setup gathers for sessions from everyone: the rotation listeners, and the cell the
+/// finish step fills with the runtime (the session request-local's init reads it).
+#[derive(Default)]
+pub(crate) struct SessionSlot {
+    on_rotate: Vec<RotateFn>,
+    runtime: Arc<OnceLock<Arc<SessionRuntime>>>,
 }
 
 impl Setup<'_> {
@@ -53,6 +65,19 @@ impl Setup<'_> {
         self.add_to::<SessionStores>(name, Arc::new(factory))
     }
 
+    /// Runs `f` whenever a request's session changes identity: [`Session::rotate_id`]
+    /// (login) and [`Session::delete`] (logout). Consumers that bind something to the
+    /// session react here (CSRF renews its secret, so older tokens stop verifying), so that
+    /// sessions need not know them. `f` gets the session, which is a
+    /// [`RequestScope`](crate::RequestScope) for reaching request-scoped values.
+    pub fn on_session_rotate<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&Session) + Send + Sync + 'static,
+    {
+        self.slot::<SessionSlot>().on_rotate.push(Arc::new(f));
+        self
+    }
+
     /// Replaces the clock sessions and the memory store read (tests use
     /// [`ManualClock`](crate::session::ManualClock) to step over timeouts).
     pub fn session_clock(&mut self, clock: impl Clock) -> &mut Self {
@@ -67,7 +92,32 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     if let Err((key, message)) = cfg.validate(s.profile() == Profile::Development) {
         return Err(s.config_error(key, message));
     }
-    s.on_finish(move |f| finish(f, cfg));
+    let cell = s.slot::<SessionSlot>().runtime.clone();
+    s.on_finish(move |f| finish(f, cfg, &cell));
+    // The loaded session is a request-scoped value: loaded on first use, saved after the
+    // response by its after-response step.
+    let runtime = s.slot::<SessionSlot>().runtime.clone();
+    let key = s.request_local_async(move |head| {
+        let rt = runtime.get().cloned();
+        let cookie = match (&rt, head.headers()) {
+            (Some(rt), Some(headers)) => rt.codec.find(headers),
+            _ => Found::Absent,
+        };
+        RequestSession::load(rt, cookie)
+    });
+    s.after_response(
+        key,
+        |session: Arc<RequestSession>, res, outcome| async move {
+            session.finish(res, outcome.completed).await
+        },
+    );
+    s.provide(SessionKey(Some(key)));
+    s.template_request_global("session", |req| {
+        Ok(match Session::for_render(req)? {
+            Some(session) => Value::from_object(SessionView(session)),
+            None => Value::UNDEFINED,
+        })
+    });
     s.session_store("memory", |ctx| {
         let cfg = ctx.session_config();
         let store = MemoryStore::with_clock(cfg.capacity, ctx.clock())
@@ -79,7 +129,11 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
 }
 
 /// Builds the selected store once every extension has registered.
-fn finish(f: &mut Finish<'_>, cfg: SessionConfig) -> Result<(), SetupError> {
+fn finish(
+    f: &mut Finish<'_>,
+    cfg: SessionConfig,
+    cell: &OnceLock<Arc<SessionRuntime>>,
+) -> Result<(), SetupError> {
     let config = f.settings();
     let stores = f.registry::<SessionStores>();
     let error = |message: String| {
@@ -115,11 +169,34 @@ fn finish(f: &mut Finish<'_>, cfg: SessionConfig) -> Result<(), SetupError> {
     })?;
     let key = f.derive_key("flagon.session.cookie");
     let codec = CookieCodec::new(&key, &cfg);
-    f.provide(SessionRuntime {
+    let on_rotate = f
+        .take_slot::<SessionSlot>()
+        .map(|s| s.on_rotate)
+        .unwrap_or_default();
+    let rt = Arc::new(SessionRuntime {
         store,
         config: cfg,
         clock,
         codec,
+        on_rotate,
     });
+    let _ = cell.set(rt);
     Ok(())
+}
+
+/// `session` in templates: the session's values, read-only. Keys starting with `_`
+/// (reserved, such as pending flashes) are hidden.
+#[derive(Debug)]
+struct SessionView(Session);
+
+impl Object for SessionView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str().filter(|k| !k.starts_with('_'))?;
+        self.0.get_value(key).map(Value::from_serialize)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let keys = self.0.keys().into_iter().filter(|k| !k.starts_with('_'));
+        Enumerator::Values(keys.map(Value::from).collect())
+    }
 }

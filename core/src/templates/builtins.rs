@@ -1,35 +1,30 @@
-//! What every template gets from core: `url_for`, `get_flashed_messages`, `csrf_token`,
-//! and the `request` and `session` objects.
+//! What templates themselves give every template: `url_for` and the `request` object, plus
+//! the carrier that lets request-aware functions and globals find the render's request.
 
 use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr};
-use minijinja::{Environment, Error, ErrorKind, State, Value};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, from_args};
+use minijinja::{Error, ErrorKind, State, Value};
 
-use super::RenderRequest;
-use crate::session::Session;
+use super::{RenderRequest, RequestGlobalFn};
 
-/// Global names core claims (clashes with them are build errors).
-pub(crate) const NAMES: [&str; 5] = [
-    "url_for",
-    "get_flashed_messages",
-    "csrf_token",
-    "request",
-    "session",
-];
-
-/// The context key under which a render's request travels to the built-in functions.
+/// The context key under which a render's request travels to request-aware functions.
 const CARRIER: &str = "__flagon_request";
 
-pub(crate) fn register(env: &mut Environment<'static>) {
-    env.add_function("url_for", url_for);
-    env.add_function("get_flashed_messages", get_flashed_messages);
-    env.add_function("csrf_token", csrf_token);
+/// The lowest layer of every render context: `request`, the request-aware globals, and the
+/// carrier.
+pub(crate) struct Globals {
+    pub(crate) req: Arc<RenderRequest>,
+    pub(crate) request_globals: Arc<[(String, RequestGlobalFn)]>,
 }
 
-/// The lowest layer of every render context: `request`, `session`, and the carrier.
-#[derive(Debug)]
-pub(crate) struct Globals(pub(crate) Arc<RenderRequest>);
+impl std::fmt::Debug for Globals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Globals")
+            .field("req", &self.req)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Object for Globals {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -37,26 +32,35 @@ impl Object for Globals {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "request" => Some(Value::from_object(RequestView(self.0.clone()))),
-            "session" => self
-                .0
-                .session()
-                .map(|s| Value::from_object(SessionView(s.clone()))),
+        let key = key.as_str()?;
+        match key {
+            "request" => Some(Value::from_object(RequestView(self.req.clone()))),
             CARRIER => Some(Value::from_dyn_object(self.clone())),
-            _ => None,
+            _ => {
+                let (_, f) = self.request_globals.iter().find(|(n, _)| n == key)?;
+                // An error (a value still loading) shows as undefined in this round; the
+                // render runs again once the value is loaded.
+                f(&self.req).ok()
+            }
         }
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["request", "session"])
+        let mut names = vec![Value::from("request")];
+        names.extend(
+            self.request_globals
+                .iter()
+                .map(|(n, _)| Value::from(n.as_str())),
+        );
+        Enumerator::Values(names)
     }
 }
 
-fn request_of(state: &State) -> Result<Arc<RenderRequest>, Error> {
+/// The request a render is for, as request-aware functions see it.
+pub(crate) fn request_of(state: &State) -> Result<Arc<RenderRequest>, Error> {
     state
         .lookup(CARRIER)
-        .and_then(|v| v.downcast_object_ref::<Globals>().map(|g| g.0.clone()))
+        .and_then(|v| v.downcast_object_ref::<Globals>().map(|g| g.req.clone()))
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidOperation,
@@ -65,18 +69,9 @@ fn request_of(state: &State) -> Result<Arc<RenderRequest>, Error> {
         })
 }
 
-fn session_of(state: &State) -> Result<Session, Error> {
-    request_of(state)?.session().cloned().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            "sessions are not available for this render",
-        )
-    })
-}
-
 /// `url_for(endpoint, **params)`: path parameters filled in, the rest as a query string.
-fn url_for(state: &State, endpoint: &str, params: Kwargs) -> Result<String, Error> {
-    let req = request_of(state)?;
+pub(crate) fn url_for(req: &RenderRequest, args: &[Value]) -> Result<String, Error> {
+    let (endpoint, params): (&str, Kwargs) = from_args(args)?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for key in params.args() {
         let v: Value = params.get(key)?;
@@ -87,38 +82,9 @@ fn url_for(state: &State, endpoint: &str, params: Kwargs) -> Result<String, Erro
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
 }
 
-/// `get_flashed_messages(with_categories=false, category_filter=[])`.
-fn get_flashed_messages(state: &State, opts: Kwargs) -> Result<Value, Error> {
-    let with_categories: Option<bool> = opts.get("with_categories")?;
-    let filter: Option<Vec<String>> = opts.get("category_filter")?;
-    opts.assert_all_used()?;
-    // Outside a request (mail, commands) there is no session and so nothing flashed.
-    let messages = match request_of(state)?.session() {
-        Some(session) => session.flashed_messages(),
-        None => Vec::new(),
-    };
-    let kept = messages
-        .into_iter()
-        .filter(|m| filter.as_ref().is_none_or(|f| f.contains(&m.category)));
-    Ok(if with_categories.unwrap_or(false) {
-        kept.map(|m| Value::from(vec![Value::from(m.category), Value::from(m.message)]))
-            .collect()
-    } else {
-        kept.map(|m| Value::from(m.message)).collect()
-    })
-}
-
-/// `csrf_token()`: the session's CSRF token for a hidden `csrf_token` form field.
-fn csrf_token(state: &State) -> Result<String, Error> {
-    let req = request_of(state)?;
-    let session = session_of(state)?;
-    crate::csrf::token(req.app(), &session)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "CSRF protection is not set up"))
-}
-
 /// `request`: `path`, `query_string`, `method`, `url`, `args` (the parsed query).
 #[derive(Debug)]
-struct RequestView(Arc<RenderRequest>);
+pub(crate) struct RequestView(pub(crate) Arc<RenderRequest>);
 
 /// Most query parameters exposed as `request.args`.
 const MAX_ARGS: usize = 64;
@@ -145,22 +111,5 @@ impl Object for RequestView {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Str(&["path", "query_string", "method", "url", "args"])
-    }
-}
-
-/// `session`: the session's values, read-only. Keys starting with `_` (Flagon's own, such
-/// as the CSRF secret and pending flashes) are hidden.
-#[derive(Debug)]
-struct SessionView(Session);
-
-impl Object for SessionView {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str().filter(|k| !k.starts_with('_'))?;
-        self.0.get_value(key).map(Value::from_serialize)
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let keys = self.0.keys().into_iter().filter(|k| !k.starts_with('_'));
-        Enumerator::Values(keys.map(Value::from).collect())
     }
 }

@@ -12,13 +12,30 @@
 //! use axum::response::Html;
 //!
 //! async fn index(tpl: Templates) -> Result<Html<String>, HttpError> {
-//!     tpl.render("index.html", context! { title => "Home" })
+//!     tpl.render("index.html", context! { title => "Home" }).await
 //! }
 //! ```
 //!
-//! Built into every template: `url_for(endpoint, **params)`,
-//! `get_flashed_messages(with_categories=false, category_filter=[])`, `csrf_token()`,
-//! `request` (`path`, `query_string`, `method`, `url`, `args`) and `session`.
+//! Built into every template: `url_for(endpoint, **params)` and `request` (`path`,
+//! `query_string`, `method`, `url`, `args`), from templates; `session` and
+//! `get_flashed_messages(with_categories=false, category_filter=[])` from sessions and
+//! flash; `csrf_token()` from CSRF. Those owners register them with the same public API an
+//! extension uses: [`Setup::template_request_function`](crate::Setup::template_request_function)
+//! and [`Setup::template_request_global`](crate::Setup::template_request_global), whose
+//! functions see the request being rendered for ([`RenderRequest`]).
+//!
+//! # Lazy request values, and why `render` is async
+//!
+//! The `Templates` extractor loads nothing: a render reaches the session (or any
+//! request-scoped value, [`crate::RequestLocal`]) only when the template or a context
+//! processor asks for it, through [`RenderRequest::load`]. A template that never mentions
+//! `session` or `get_flashed_messages` costs no store call and adds no `Vary: Cookie`.
+//! minijinja calls functions synchronously, so `load` first tries the value's init without
+//! waiting: a request without a session cookie, or the in-memory store, completes at once
+//! and the render goes on. When the init has to wait (a Redis or SQL store), the render
+//! stops, `render` awaits the load, and renders again: the one extra render is the price
+//! of a network store on a page whose handler did not already take the `Session`.
+//! Context processors run again in that case, so keep them free of side effects.
 //!
 //! * Autoescape is on for `.html`, `.htm` and `.xml` templates.
 //! * The app's directories are searched first, so an app overrides an extension's template
@@ -34,7 +51,8 @@ mod builtins;
 pub(crate) mod setup;
 
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::response::{Html, IntoResponse, Response};
@@ -45,16 +63,23 @@ use minijinja::value::merge_maps;
 use minijinja_autoreload::AutoReloader;
 use serde::Serialize;
 
-pub use minijinja::{Value, context};
+pub use minijinja::value::from_args;
+pub use minijinja::{Error, Value, context};
 pub use setup::TemplatesConfig;
 
 use crate::AppHandle;
-use crate::hooks::G;
+use crate::hooks::{BoxFuture, G};
 use crate::http_error::HttpError;
 use crate::request::RequestMeta;
-use crate::session::Session;
+use crate::request_local::{RequestHead, RequestLocal, request_scope};
 
 pub(crate) type ProcessorFn = Arc<dyn Fn(&RenderRequest) -> Value + Send + Sync>;
+/// A global computed per render from the request (`session`).
+pub(crate) type RequestGlobalFn =
+    Arc<dyn Fn(&RenderRequest) -> Result<Value, minijinja::Error> + Send + Sync>;
+
+/// Most times a render is repeated to load request values it asked for.
+const MAX_ROUNDS: usize = 4;
 
 pub(crate) enum EnvSource {
     Fixed(Environment<'static>),
@@ -65,19 +90,30 @@ pub(crate) enum EnvSource {
 pub(crate) struct TemplatesRuntime {
     pub(crate) source: EnvSource,
     pub(crate) processors: Arc<[ProcessorFn]>,
+    pub(crate) request_globals: Arc<[(String, RequestGlobalFn)]>,
     pub(crate) debug: bool,
 }
 
-/// What a context processor sees of the request being rendered for.
+/// What context processors and request-aware template functions see of the request being
+/// rendered for. A [`RequestScope`](crate::RequestScope): request-scoped values are reached through it (see
+/// [`RenderRequest::load`]).
 pub struct RenderRequest {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    session: Option<Session>,
+    /// The request's core metadata; `None` when rendering outside a request.
+    meta: Option<RequestMeta>,
     /// The request's `g` when hooks made one; an empty one is made on first use.
     g: std::sync::OnceLock<G>,
     app: AppHandle,
+    /// Loads this render asked for that did not complete at once.
+    pending: Mutex<Vec<BoxFuture<()>>>,
 }
+
+request_scope!(RenderRequest, |r| {
+    let meta = r.meta.as_ref()?;
+    Some(RequestHead::new(meta, &r.method, &r.uri, &r.headers))
+});
 
 impl fmt::Debug for RenderRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,9 +150,45 @@ impl RenderRequest {
         &self.headers
     }
 
-    /// The request's session (loaded), when sessions are set up.
-    pub fn session(&self) -> Option<&Session> {
-        self.session.as_ref()
+    /// The request-scoped value `key` for a template function or context processor:
+    /// `Ok(None)` outside a request. A value not made yet is made now when its init
+    /// completes without waiting; otherwise this returns an error that stops the render,
+    /// and [`Templates::render`] awaits the load and renders again (where this returns the
+    /// value). Pass the error on with `?`; a context processor may ignore it (its values are
+    /// recomputed in the next round).
+    pub fn load<T: Send + Sync + 'static>(
+        &self,
+        key: RequestLocal<T>,
+    ) -> Result<Option<Arc<T>>, minijinja::Error> {
+        if self.meta.is_none() {
+            return Ok(None);
+        }
+        if let Some(v) = key.get(self) {
+            return Ok(Some(v));
+        }
+        let mut loading = Box::pin(key.load(self));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        if let std::task::Poll::Ready(v) = loading.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::pin(async move {
+                let _ = loading.await;
+            }));
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!(
+                "the request value `{}` is loading; the render runs again once it is loaded",
+                std::any::type_name::<T>()
+            ),
+        ))
+    }
+
+    fn take_pending(&self) -> Vec<BoxFuture<()>> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The request's `g`.
@@ -146,9 +218,10 @@ impl Templates {
             method: Method::GET,
             uri: Uri::from_static("/"),
             headers: HeaderMap::new(),
-            session: None,
+            meta: None,
             g: std::sync::OnceLock::new(),
             app: app.clone(),
+            pending: Mutex::new(Vec::new()),
         };
         Some(Templates {
             rt,
@@ -157,30 +230,67 @@ impl Templates {
     }
 
     /// Renders template `name` with `ctx` (anything `Serialize`, usually
-    /// [`context!`]) merged over the context processors' values and the built-ins.
-    pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<Html<String>, HttpError> {
-        self.render_string(name, ctx).map(Html)
+    /// [`context!`]) merged over the context processors' values and the built-ins. Async
+    /// because a template may ask for a request value that must be loaded first (the
+    /// session from a network store; see the [module docs](self)).
+    pub fn render(
+        &self,
+        name: &str,
+        ctx: impl Serialize,
+    ) -> impl Future<Output = Result<Html<String>, HttpError>> + Send + '_ {
+        let rendering = self.render_string(name, ctx);
+        async move { rendering.await.map(Html) }
     }
 
     /// Like [`Templates::render`], returning the text.
-    pub fn render_string(&self, name: &str, ctx: impl Serialize) -> Result<String, HttpError> {
+    pub fn render_string(
+        &self,
+        name: &str,
+        ctx: impl Serialize,
+    ) -> impl Future<Output = Result<String, HttpError>> + Send + '_ {
+        let ctx = Value::from_serialize(ctx);
+        let name = name.to_owned();
+        async move {
+            for _ in 0..MAX_ROUNDS {
+                let result = self.render_once(&name, ctx.clone());
+                let pending = self.req.take_pending();
+                if pending.is_empty() {
+                    return result.map_err(|e| self.error(&name, e));
+                }
+                for load in pending {
+                    load.await;
+                }
+            }
+            Err(self.error(
+                &name,
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "request values the template asked for could not be loaded",
+                ),
+            ))
+        }
+    }
+
+    fn render_once(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
         // Later layers win: built-ins, then processors in registration order, then the
         // explicit context.
         let mut layers = Vec::with_capacity(self.rt.processors.len() + 2);
-        layers.push(Value::from_object(builtins::Globals(self.req.clone())));
+        layers.push(Value::from_object(builtins::Globals {
+            req: self.req.clone(),
+            request_globals: self.rt.request_globals.clone(),
+        }));
         for p in self.rt.processors.iter() {
             layers.push(p(&self.req));
         }
-        layers.push(Value::from_serialize(ctx));
+        layers.push(ctx);
         let ctx = merge_maps(layers);
-        let result = match &self.rt.source {
+        match &self.rt.source {
             EnvSource::Fixed(env) => render_in(env, name, ctx),
             EnvSource::Reloading(reloader) => match reloader.acquire_env() {
                 Ok(env) => render_in(&env, name, ctx),
                 Err(e) => Err(e),
             },
-        };
-        result.map_err(|e| self.error(name, e))
+        }
     }
 
     fn error(&self, name: &str, e: minijinja::Error) -> HttpError {
@@ -216,22 +326,34 @@ fn render_in(
     })
 }
 
+/// Why the [`Templates`] extractor could not be had (both are server errors).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplatesRejection {
+    /// The request did not pass through a Flagon app.
+    #[error("request did not pass through a Flagon app")]
+    NotAFlagonRequest,
+    /// The app was built without templates.
+    #[error("templates are not set up")]
+    NotSetUp,
+}
+
+impl IntoResponse for TemplatesRejection {
+    fn into_response(self) -> Response {
+        HttpError::internal(self.to_string()).into_response()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Templates {
-    type Rejection = Response;
+    type Rejection = TemplatesRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let Some(meta) = parts.extensions.get::<RequestMeta>() else {
-            return Err(
-                HttpError::internal("request did not pass through a Flagon app").into_response(),
-            );
+            return Err(TemplatesRejection::NotAFlagonRequest);
         };
         let app = meta.app.clone();
         let Some(rt) = app.state::<TemplatesRuntime>() else {
-            return Err(HttpError::internal("templates are not set up").into_response());
-        };
-        let session = match meta.session {
-            Some(_) => Some(Session::from_parts(&parts.extensions, &parts.headers).await?),
-            None => None,
+            return Err(TemplatesRejection::NotSetUp);
         };
         // Only a `g` that hooks or extractors already made: making one costs an allocation
         // that most renders never use.
@@ -243,9 +365,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Templates {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
-            session,
+            meta: Some(meta.clone()),
             g,
             app,
+            pending: Mutex::new(Vec::new()),
         };
         Ok(Templates {
             rt,

@@ -11,7 +11,7 @@ use minijinja_autoreload::AutoReloader;
 use serde::{Deserialize, Serialize};
 
 use super::builtins;
-use super::{EnvSource, ProcessorFn, RenderRequest, TemplatesRuntime};
+use super::{EnvSource, ProcessorFn, RenderRequest, RequestGlobalFn, TemplatesRuntime};
 use crate::config::Profile;
 use crate::error::SetupError;
 use crate::finish::Finish;
@@ -53,6 +53,7 @@ pub(crate) struct TemplateSlot {
     dirs: Vec<(PathBuf, bool)>,
     registrations: Vec<RegisterFn>,
     processors: Vec<ProcessorFn>,
+    request_globals: Vec<(String, RequestGlobalFn)>,
 }
 
 impl Setup<'_> {
@@ -100,6 +101,57 @@ impl Setup<'_> {
         self.claim_name("template global", name);
         let (name, f) = (name.to_owned(), Value::from_function(f));
         self.replay(move |env| env.add_global(name.clone(), f.clone()));
+        self
+    }
+
+    /// Adds a template function that sees the request being rendered for
+    /// (`{{ name(args) }}`): i18n's `_()`, login's `current_user()`, secure-headers'
+    /// `csp_nonce()`. `f` gets the [`RenderRequest`] (and through it the request's `g` and
+    /// request-scoped values, [`RenderRequest::load`]) and the call's arguments, which
+    /// [`from_args`](minijinja::value::from_args) turns into typed values. Registered once
+    /// for the environment (no per-render closure) and clash-checked with every other
+    /// template function and global. Outside a request (`Templates::for_app`) `f` sees a
+    /// `GET /` request without headers or request values.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// use flagon::templates::{Value, from_args};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.template_request_function("shout_path", |req, args| {
+    ///     let (suffix,): (Option<String>,) = from_args(args)?;
+    ///     Ok(format!("{}{}", req.path().to_uppercase(), suffix.unwrap_or_default()))
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn template_request_function<F, R>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(&RenderRequest, &[Value]) -> Result<R, minijinja::Error> + Send + Sync + 'static,
+        R: Into<Value>,
+    {
+        self.claim_name("template global", name);
+        let (name, f) = (name.to_owned(), Arc::new(f));
+        self.replay(move |env| {
+            let f = f.clone();
+            env.add_function(name.clone(), move |state: &State, args: Rest<Value>| {
+                let req = builtins::request_of(state)?;
+                f(&req, &args).map(Into::into)
+            });
+        });
+        self
+    }
+
+    /// Adds a template global computed from the request when a template first looks it up
+    /// in a render (`{{ name.attr }}`): core's `session` is one. Clash-checked like every
+    /// global. An error from `f` (a request value still loading, see
+    /// [`RenderRequest::load`]) shows the name as undefined in that round.
+    pub fn template_request_global<F>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(&RenderRequest) -> Result<Value, minijinja::Error> + Send + Sync + 'static,
+    {
+        self.claim_name("template global", name);
+        self.templates()
+            .request_globals
+            .push((name.to_owned(), Arc::new(f)));
         self
     }
 
@@ -186,9 +238,8 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     let cfg: TemplatesConfig = s.config("templates")?;
     s.template_dir(cfg.dir.clone());
     s.templates().config = Some(cfg);
-    for name in builtins::NAMES {
-        s.claim_name("template global", name);
-    }
+    s.template_request_function("url_for", builtins::url_for);
+    s.claim_name("template global", "request");
     s.on_finish(|f| {
         finish(f);
         Ok(())
@@ -223,6 +274,7 @@ fn finish(f: &mut Finish<'_>) {
     f.provide(TemplatesRuntime {
         source,
         processors: slot.processors.into(),
+        request_globals: slot.request_globals.into(),
         debug: development,
     });
 }
@@ -270,7 +322,6 @@ fn build_env(dirs: &[PathBuf], regs: &[RegisterFn]) -> Environment<'static> {
         }
         Ok(None)
     });
-    builtins::register(&mut env);
     for r in regs {
         r(&mut env);
     }

@@ -41,6 +41,7 @@ async fn page(session: Session, tpl: Templates) -> Result<Html<String>, HttpErro
         "page.html",
         context! { title => "Dashboard", user, visits, items => ITEMS },
     )
+    .await
 }
 
 async fn login(session: Session) -> Result<&'static str, HttpError> {

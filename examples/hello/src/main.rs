@@ -80,12 +80,12 @@ async fn hello(
 async fn index(session: Session, tpl: Templates) -> Result<Html<String>, HttpError> {
     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
     session.insert("visits", visits)?;
-    tpl.render("index.html", context! { visits })
+    tpl.render("index.html", context! { visits }).await
 }
 
-/// `GET /form`: a form carrying the session's CSRF token.
+/// `GET /form`: a form carrying the visitor's CSRF token.
 async fn form(tpl: Templates) -> Result<Html<String>, HttpError> {
-    tpl.render("form.html", context! {})
+    tpl.render("form.html", context! {}).await
 }
 
 #[derive(Deserialize)]

@@ -114,7 +114,6 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use flagon::templates::{Value, context};
 use flagon::{Extension, Setup, SetupError};
 
 pub use config::{DEFAULT_CSP, PolicyOverride, SecureHeadersConfig};
@@ -256,14 +255,11 @@ impl Extension for SecureHeaders {
             }
         });
 
-        // `csp_nonce()` in templates. Template functions are app-wide, so the per-request
-        // value comes through a context processor that hands each render a callable reading
-        // the request's `g`. The name is claimed like any template global: another
-        // `csp_nonce` fails the build, naming both.
-        app.claim_name("template global", "csp_nonce");
-        app.context_processor(|req| {
-            let nonce = CspNonce::template_value(req.g());
-            context! { csp_nonce => Value::from_function(move || nonce.clone()) }
+        // `csp_nonce()` in templates: a request-aware template function, registered once
+        // and clash-checked like any template global (another `csp_nonce` fails the build,
+        // naming both). It reads the nonce the layer put in the request's `g`.
+        app.template_request_function("csp_nonce", |req, _args| {
+            Ok::<_, flagon::templates::Error>(CspNonce::template_value(req.g()))
         });
         Ok(())
     }

@@ -362,7 +362,6 @@ fn the_extension_reports_what_it_registered() {
             "tower layers: 1",
             "finish steps: 1",
             "template global `csp_nonce`",
-            "template context processor `#1 (secure-headers)`",
         ]
     );
 }

@@ -9,7 +9,7 @@ use flagon::{App, HttpError, Route, Setup, SetupError};
 use flagon_secure_headers::SecureHeaders;
 
 async fn page(tpl: Templates) -> Result<Html<String>, HttpError> {
-    tpl.render("page.html", ())
+    tpl.render("page.html", ()).await
 }
 
 fn app(toml: &str) -> App {
