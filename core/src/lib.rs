@@ -115,6 +115,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod config;
 mod connection;
+mod cookies;
 mod core_setup;
 mod crypto;
 pub mod csrf;

@@ -601,3 +601,36 @@ async fn a_configured_public_origin_is_the_apps_own() {
         assert_eq!(res.status(), status, "{origin}: {}", res.text());
     }
 }
+
+#[tokio::test]
+async fn a_foreign_non_ascii_cookie_does_not_hide_the_csrf_cookie() {
+    use http_body_util::BodyExt;
+
+    let app = app();
+    let (client, token) = client_with_token(&app).await;
+    let secret = client
+        .cookie("__Host-csrf")
+        .expect("the browser's CSRF cookie");
+    // What a browser sends once a parent domain planted `lang=français` (UTF-8 bytes).
+    let header = format!("lang=fran\u{e7}ais; __Host-csrf={secret}");
+    let body = format!("text=hello&csrf_token={token}");
+    let req = http::Request::post("/submit")
+        .header(http::header::HOST, "localhost")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(header.as_bytes()).unwrap(),
+        )
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(app.service(), req)
+        .await
+        .unwrap_or_else(|e| match e {});
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(&body[..], b"saved hello");
+}

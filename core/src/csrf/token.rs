@@ -50,23 +50,11 @@ impl Tokens {
     /// The browser secret the request's cookie holds, if it is one this app signed. A
     /// duplicated cookie counts as none.
     pub(crate) fn browser_secret(&self, headers: &HeaderMap) -> Option<[u8; 16]> {
-        let mut found: Option<&str> = None;
-        for header in headers.get_all(COOKIE) {
-            let Ok(text) = header.to_str() else { continue };
-            for pair in text.split(';') {
-                let Some((name, value)) = pair.trim().split_once('=') else {
-                    continue;
-                };
-                if name.trim() != self.cookie_name {
-                    continue;
-                }
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(value.trim());
-            }
-        }
-        let v = found?.as_bytes();
+        let crate::cookies::Lookup::One(v) =
+            crate::cookies::lookup(headers, self.cookie_name.as_bytes())
+        else {
+            return None;
+        };
         if v.len() != COOKIE_HEX_LEN {
             return None;
         }

@@ -86,28 +86,13 @@ impl CookieCodec {
         self.key.verify(&id, &tag).then_some(Id(id))
     }
 
-    /// Looks for the session cookie in every `Cookie` header. Pairs are read one by one, as
-    /// bytes: a foreign cookie holding non-ASCII bytes (`lang=français`, planted on a parent
-    /// domain) is skipped alone and does not hide the session cookie next to it.
+    /// Looks for the session cookie in every `Cookie` header ([`crate::cookies::lookup`]: a
+    /// foreign non-ASCII cookie is skipped alone; a duplicated session cookie is refused).
     pub(crate) fn find(&self, headers: &HeaderMap) -> Found {
-        let mut found: Option<&[u8]> = None;
-        for header in headers.get_all(COOKIE) {
-            for pair in header.as_bytes().split(|&b| b == b';') {
-                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                    continue;
-                };
-                let (name, value) = (pair[..eq].trim_ascii(), &pair[eq + 1..]);
-                if name != self.name.as_bytes() {
-                    continue;
-                }
-                if found.is_some() {
-                    return Found::Invalid("duplicated");
-                }
-                found = Some(value.trim_ascii());
-            }
-        }
-        let Some(v) = found else {
-            return Found::Absent;
+        let v = match crate::cookies::lookup(headers, self.name.as_bytes()) {
+            crate::cookies::Lookup::Absent => return Found::Absent,
+            crate::cookies::Lookup::Duplicated => return Found::Invalid("duplicated"),
+            crate::cookies::Lookup::One(v) => v,
         };
         if v.len() > MAX_VALUE_LEN {
             return Found::Invalid("oversized");
