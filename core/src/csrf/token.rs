@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::header::{CACHE_CONTROL, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 
 use super::CsrfError;
@@ -187,6 +187,8 @@ impl Browser {
 
 #[cfg(test)]
 mod tests {
+    use http::header::COOKIE;
+
     use super::*;
 
     fn key(secret: &[u8]) -> crate::DerivedKey {

@@ -6,7 +6,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
 use super::config::SessionConfig;
@@ -134,6 +133,8 @@ impl CookieCodec {
 
 #[cfg(test)]
 mod tests {
+    use http::header::COOKIE;
+
     use super::*;
 
     fn codec() -> CookieCodec {
