@@ -43,6 +43,9 @@ use crate::config::{Config, Profile};
 use crate::{App, Extension};
 
 mod jar;
+mod logs;
+
+pub use logs::LogCapture;
 
 /// A config for tests: the `testing` profile, no file, no environment.
 pub fn testing_config() -> Config {

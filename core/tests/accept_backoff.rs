@@ -5,26 +5,12 @@
 //! and installs a thread-local log subscriber.
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flagon::testing::testing_config_toml;
 use flagon::{App, Route};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn set_nofile(soft: &str) -> bool {
     Command::new("prlimit")
@@ -53,14 +39,7 @@ async fn accept_failures_back_off_and_serving_resumes() {
         eprintln!("skipped: no /proc/self/limits");
         return;
     };
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = flagon::testing::LogCapture::start(tracing::Level::INFO);
 
     let app = App::builder()
         .settings(testing_config_toml(
@@ -129,7 +108,7 @@ async fn accept_failures_back_off_and_serving_resumes() {
     tx.send(()).unwrap();
     server.await.unwrap();
 
-    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let log = logs.text();
     let failures = log.matches("accept failed").count();
     assert!(failures >= 1, "the server ran out of descriptors: {log}");
     assert!(

@@ -4,8 +4,6 @@
 //! per-callsite interest process-wide, so requests served concurrently by other tests on
 //! threads without a subscriber can cache "nobody listens" and hide the line.
 
-use std::sync::{Arc, Mutex};
-
 use flagon::testing::{TestClient, testing_config};
 use flagon::{App, RequestId, Route};
 
@@ -21,36 +19,16 @@ fn app() -> App {
         .unwrap()
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn one_structured_log_line_per_request() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = flagon::testing::LogCapture::start(tracing::Level::INFO);
     let res = TestClient::new(&app())
         .get("/id")
         .header("x-request-id", "abc-1")
         .send()
         .await;
     assert_eq!(res.status(), 200);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("flagon::request"))

@@ -134,29 +134,9 @@ async fn two_workers_of_one_name_fail_the_build() {
     assert!(err.to_string().contains("worker `sweeper`"), "{err}");
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_failing_or_panicking_worker_is_logged_and_restarted_with_backoff() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = flagon::testing::LogCapture::start(tracing::Level::INFO);
 
     let starts = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let seen = starts.clone();
@@ -202,7 +182,7 @@ async fn a_failing_or_panicking_worker_is_logged_and_restarted_with_backoff() {
         second_pause >= Duration::from_millis(190),
         "backoff doubles: {second_pause:?}"
     );
-    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let log = logs.text();
     assert!(
         log.contains("worker failed: the queue is unreachable; restarting"),
         "{log}"
