@@ -14,7 +14,7 @@ use clap::{Arg, ArgMatches, Command};
 
 use crate::config::{REDACTED, is_secret_key, redact_url};
 use crate::error::BoxError;
-use crate::hooks::BoxFuture;
+use crate::future::BoxFuture;
 use crate::{App, AppHandle};
 
 pub(crate) type CommandFn =

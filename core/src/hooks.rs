@@ -13,7 +13,6 @@
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRequestParts, Request};
@@ -24,12 +23,10 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 
 use crate::AppHandle;
 use crate::error::{BoxError, Origin};
+use crate::future::BoxFuture;
 use crate::http_error::{ErrorMarker, Failed, HttpError, render_default, wants_json};
 use crate::request::RequestMeta;
 use crate::signals::AnsweredBy;
-
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 pub(crate) type BeforeFn =
     Arc<dyn Fn(Request) -> BoxFuture<ControlFlow<Response, Request>> + Send + Sync>;

@@ -126,6 +126,7 @@ pub mod extract;
 mod facts;
 mod finish;
 pub mod flash;
+mod future;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
 pub mod health;
@@ -157,7 +158,8 @@ pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
 pub use facts::{Identity, Locale};
 pub use finish::{BlueprintInfo, Finish};
-pub use hooks::{BoxFuture, ErrorContext, G, RequestContext};
+pub use future::BoxFuture;
+pub use hooks::{ErrorContext, G, RequestContext};
 pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
 pub use registries::{Entries, Entry, RegistryKind};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};

@@ -11,7 +11,8 @@ use http::Method;
 use crate::AppHandle;
 use crate::cli::CommandFn;
 use crate::error::{BoxError, Origin, SetupError};
-use crate::hooks::{BoxFuture, HookSet};
+use crate::future::BoxFuture;
+use crate::hooks::HookSet;
 use crate::signals::SignalsBuilder;
 use crate::state::StateMap;
 
