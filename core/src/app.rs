@@ -11,10 +11,11 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::config::{Config, ConfigError, Profile, ServerConfig};
+use crate::error::{APP, CORE};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
 use crate::registries::{Entries, RegistryKind, RegistryStore};
-use crate::registry::{APP, CORE, CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
+use crate::registry::{CommandEntry, HealthCheck, LifecycleFn, Registry, ShutdownFn};
 use crate::route::valid_name;
 use crate::router::{RouteTable, assemble};
 use crate::setup::Setup;

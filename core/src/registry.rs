@@ -10,16 +10,12 @@ use http::Method;
 
 use crate::AppHandle;
 use crate::cli::CommandFn;
+use crate::error::{APP, CORE};
 use crate::error::{BoxError, Origin, SetupError};
 use crate::future::BoxFuture;
 use crate::hooks::HookSet;
 use crate::signals::SignalsBuilder;
 use crate::state::StateMap;
-
-/// The owner name of registrations made on the app builder itself.
-pub(crate) const APP: &str = "app";
-/// The owner name of core's own registrations.
-pub(crate) const CORE: &str = "flagon";
 
 pub(crate) type LifecycleFn =
     Arc<dyn Fn(AppHandle) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;

@@ -86,6 +86,13 @@ pub enum UrlError {
     },
 }
 
+/// `?` on `url_for`: a 500, its cause logged.
+impl From<UrlError> for HttpError {
+    fn from(e: UrlError) -> Self {
+        HttpError::internal(e)
+    }
+}
+
 /// Parameters for `url_for`: `()`, arrays, slices or vectors of pairs, or maps.
 pub trait UrlParams {
     /// The parameters as text pairs.
