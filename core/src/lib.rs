@@ -129,6 +129,7 @@ pub mod flash;
 mod future;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
+mod handle;
 pub mod health;
 mod hooks;
 mod host;
@@ -150,7 +151,7 @@ pub mod testing;
 mod timeout;
 mod worker;
 
-pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
+pub use app::{App, AppBuilder, ExtensionInfo};
 pub use client_ip::{ClientIp, ClientScheme};
 pub use crypto::DerivedKey;
 pub use decorator::{Decorator, Next};
@@ -159,6 +160,7 @@ pub use extension::{Arrival, Extension};
 pub use facts::{Identity, Locale};
 pub use finish::{BlueprintInfo, Finish};
 pub use future::BoxFuture;
+pub use handle::AppHandle;
 pub use hooks::{ErrorContext, G, RequestContext};
 pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
 pub use registries::{Entries, Entry, RegistryKind};
