@@ -24,7 +24,8 @@ use crate::error::{Origin, SetupError};
 use crate::hooks::before_fn;
 use crate::registries::{Entries, RegistryKind};
 use crate::registry::{Registry, RouteGuard};
-use crate::router::{RouteInfo, RouteTable};
+use crate::route::RouteInfo;
+use crate::router::RouteTable;
 
 /// A finish step, as registered.
 pub(crate) type FinishFn = Box<dyn FnOnce(&mut Finish<'_>) -> Result<(), SetupError> + Send>;

@@ -24,23 +24,7 @@ use crate::hooks::Chain;
 use crate::http_error::HttpError;
 use crate::registry::Registry;
 use crate::request::RequestMeta;
-
-/// One recorded route.
-#[derive(Clone, Debug)]
-pub struct RouteInfo {
-    /// Methods it answers (`GET` implies `HEAD`).
-    pub methods: Vec<Method>,
-    /// The full path in axum syntax.
-    pub path: String,
-    /// The qualified endpoint name.
-    pub endpoint: String,
-    /// Who registered it.
-    pub origin: Origin,
-    /// The dotted name of the blueprint it belongs to.
-    pub blueprint: Option<Arc<str>>,
-    /// Its decorators, outermost first.
-    pub decorators: Vec<crate::Decorator>,
-}
+use crate::route::RouteInfo;
 
 /// A router or service mounted under a prefix ([`Setup::mount`](crate::Setup::mount)).
 #[derive(Clone, Debug)]
