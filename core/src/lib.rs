@@ -127,6 +127,7 @@ mod facts;
 mod finish;
 pub mod flash;
 mod future;
+mod g;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
 mod handle;
@@ -160,8 +161,9 @@ pub use extension::{Arrival, Extension};
 pub use facts::{Identity, Locale};
 pub use finish::{BlueprintInfo, Finish};
 pub use future::BoxFuture;
+pub use g::G;
 pub use handle::AppHandle;
-pub use hooks::{ErrorContext, G, RequestContext};
+pub use hooks::{ErrorContext, RequestContext};
 pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
 pub use registries::{Entries, Entry, RegistryKind};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};

@@ -69,7 +69,7 @@ pub use setup::TemplatesConfig;
 
 use crate::AppHandle;
 use crate::future::BoxFuture;
-use crate::hooks::G;
+use crate::g::G;
 use crate::http_error::HttpError;
 use crate::request::RequestMeta;
 use crate::request_local::{RequestHead, RequestLocal, request_scope};
