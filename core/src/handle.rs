@@ -48,7 +48,15 @@ pub(crate) struct AppShared {
     /// What every purpose key is derived from.
     pub(crate) keys: crate::crypto::KeyRing,
     /// Whether the test kit ran this app's startup and shutdown hooks.
-    pub(crate) test_lifecycle: crate::testing::TestLifecycle,
+    pub(crate) test_lifecycle: TestLifecycle,
+}
+
+/// Whether the startup and shutdown hooks of one app have run under the test kit
+/// ([`testing`](crate::testing)): once per app, however many clients drive it.
+#[derive(Default)]
+pub(crate) struct TestLifecycle {
+    pub(crate) started: tokio::sync::OnceCell<()>,
+    pub(crate) stopped: tokio::sync::OnceCell<()>,
 }
 
 /// A cheap handle on a built app: state, settings, signals, `url_for`. Handlers get it as an

@@ -120,14 +120,6 @@ fn build_or_panic(builder: crate::AppBuilder) -> App {
     builder.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Whether the startup and shutdown hooks of one app have run under the test kit: once per
-/// app, however many clients drive it.
-#[derive(Default)]
-pub(crate) struct TestLifecycle {
-    started: tokio::sync::OnceCell<()>,
-    stopped: tokio::sync::OnceCell<()>,
-}
-
 /// An in-process HTTP client for an app, with a cookie jar.
 ///
 /// The jar follows a browser's rules: a cookie goes only to the paths its `Path` allows and,
