@@ -113,6 +113,7 @@
 mod app;
 pub mod cli;
 pub mod client_ip;
+mod command;
 pub mod config;
 mod connection;
 mod core_setup;

@@ -9,7 +9,7 @@ use axum::routing::MethodRouter;
 use http::Method;
 
 use crate::AppHandle;
-use crate::cli::CommandFn;
+use crate::command::CommandFn;
 use crate::error::{APP, CORE};
 use crate::error::{BoxError, Origin, SetupError};
 use crate::future::BoxFuture;
@@ -165,7 +165,7 @@ impl Registry {
         }
 
         let core = Origin::new(CORE);
-        let mut commands: HashMap<String, &Origin> = crate::cli::BUILTINS
+        let mut commands: HashMap<String, &Origin> = crate::command::BUILTINS
             .iter()
             .map(|b| ((*b).to_owned(), &core))
             .collect();

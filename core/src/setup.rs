@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::AppHandle;
-use crate::cli::CommandContext;
+use crate::command::CommandContext;
 use crate::config::{Config, Profile};
 use crate::decorator::Decorator;
 use crate::error::{BoxError, Origin, SetupError};

@@ -38,7 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
-use crate::cli::Output;
+use crate::command::Output;
 use crate::config::{Config, Profile};
 use crate::{App, Extension};
 
