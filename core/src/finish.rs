@@ -92,7 +92,7 @@ impl Finish<'_> {
     /// The key for `purpose` derived from the app's secret key, the same as
     /// [`Setup::derive_key`](crate::Setup::derive_key) and [`AppHandle::derive_key`](crate::AppHandle::derive_key) give.
     pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
-        crate::crypto::derive_key(&self.reg.slots, purpose)
+        crate::registries::derive_key(&self.reg.slots, purpose)
     }
 
     /// The final route table: every route's methods, path, endpoint, blueprint, decorators

@@ -464,7 +464,7 @@ impl<'a> Setup<'a> {
     /// # Ok(()) }
     /// ```
     pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
-        crate::crypto::derive_key(&self.reg.slots, purpose)
+        crate::registries::derive_key(&self.reg.slots, purpose)
     }
 
     /// A typed value of the calling subsystem's own, kept through setup and read back in its
