@@ -374,8 +374,6 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     out
 }
 
-/// Colour on a terminal unless `NO_COLOR` is set to anything but the empty string.
-
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLAGON_LOG")

@@ -144,6 +144,7 @@ pub(crate) fn program_name() -> String {
         .unwrap_or_else(|| "app".into())
 }
 
+/// Colour on a terminal unless `NO_COLOR` is set to anything but the empty string.
 fn colour_for(terminal: bool) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
