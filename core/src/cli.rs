@@ -7,136 +7,16 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::io::{self, Write};
 
 use clap::{Arg, ArgMatches, Command};
 
+use crate::App;
+use crate::command::{fresh_secret_key, program_name};
 use crate::config::{REDACTED, is_secret_key, redact_url};
 use crate::error::BoxError;
-use crate::hooks::BoxFuture;
-use crate::{App, AppHandle};
 
-pub(crate) type CommandFn =
-    Arc<dyn Fn(CommandContext) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
-
-/// Where a command writes: the process's stdout/stderr, or a buffer (in tests).
-#[derive(Clone)]
-pub struct Output(Sink);
-
-#[derive(Clone)]
-enum Sink {
-    Stdout,
-    Stderr,
-    Buffer(Arc<Mutex<Vec<u8>>>),
-}
-
-impl Output {
-    /// The process's standard output.
-    pub fn stdout() -> Self {
-        Output(Sink::Stdout)
-    }
-
-    /// The process's standard error.
-    pub fn stderr() -> Self {
-        Output(Sink::Stderr)
-    }
-
-    /// An in-memory buffer; read it back with [`Output::contents`].
-    pub fn buffer() -> Self {
-        Output(Sink::Buffer(Arc::default()))
-    }
-
-    /// Whether to colour what is written here: only on a terminal, and not when `NO_COLOR`
-    /// is set (<https://no-color.org>). Pipes, files and buffers get plain text.
-    pub fn colour(&self) -> bool {
-        match &self.0 {
-            Sink::Stdout => colour_for(io::stdout().is_terminal()),
-            Sink::Stderr => colour_for(io::stderr().is_terminal()),
-            Sink::Buffer(_) => false,
-        }
-    }
-
-    /// What was written to a buffer (empty for stdout/stderr).
-    pub fn contents(&self) -> String {
-        match &self.0 {
-            Sink::Buffer(b) => {
-                String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-            }
-            _ => String::new(),
-        }
-    }
-}
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &self.0 {
-            Sink::Stdout => io::stdout().write(buf),
-            Sink::Stderr => io::stderr().write(buf),
-            Sink::Buffer(b) => {
-                b.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(buf);
-                Ok(buf.len())
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match &self.0 {
-            Sink::Stdout => io::stdout().flush(),
-            Sink::Stderr => io::stderr().flush(),
-            Sink::Buffer(_) => Ok(()),
-        }
-    }
-}
-
-/// What an extension's command receives.
-pub struct CommandContext {
-    app: AppHandle,
-    matches: ArgMatches,
-    out: Output,
-    err: Output,
-}
-
-impl CommandContext {
-    /// The initialised app.
-    pub fn app(&self) -> &AppHandle {
-        &self.app
-    }
-
-    /// The parsed arguments of this command.
-    pub fn matches(&self) -> &ArgMatches {
-        &self.matches
-    }
-
-    /// Standard output (captured in tests).
-    pub fn out(&self) -> Output {
-        self.out.clone()
-    }
-
-    /// Standard error (captured in tests).
-    pub fn err(&self) -> Output {
-        self.err.clone()
-    }
-}
-
-/// The commands core provides; extensions cannot take these names.
-pub(crate) const BUILTINS: &[&str] = &["serve", "routes", "extensions", "config", "secret-key"];
-
-/// A fresh `secret_key`: 32 bytes from the CSPRNG, as 64 hex characters.
-pub(crate) fn fresh_secret_key() -> String {
-    let bytes: [u8; 32] = rand::random();
-    crate::crypto::hex(&bytes)
-}
-
-/// How to get a good key, for the errors that refuse one.
-pub(crate) fn secret_key_hint() -> String {
-    format!(
-        "generate one with `{} secret-key` (run outside production) or `openssl rand -hex 32`",
-        program_name()
-    )
-}
+pub use crate::command::{CommandContext, Output};
 
 fn root_command(app: &App) -> Command {
     let mut cmd = Command::new(program_name())
@@ -184,17 +64,6 @@ fn root_command(app: &App) -> Command {
         cmd = cmd.subcommand(c.command.clone());
     }
     cmd
-}
-
-fn program_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|p| {
-            std::path::Path::new(&p)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "app".into())
 }
 
 impl App {
@@ -503,11 +372,6 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         line(r.iter().map(String::as_str).collect(), &mut out);
     }
     out
-}
-
-/// Colour on a terminal unless `NO_COLOR` is set to anything but the empty string.
-fn colour_for(terminal: bool) -> bool {
-    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn init_logging() {

@@ -22,7 +22,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
                 format!(
                     "too short for production: use at least {MIN_SECRET_LEN} random characters; \
                      {}",
-                    crate::cli::secret_key_hint()
+                    crate::command::secret_key_hint()
                 ),
             ));
         }
@@ -31,7 +31,7 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
                 "secret_key",
                 format!(
                     "too easy to guess for production ({why}); {}",
-                    crate::cli::secret_key_hint()
+                    crate::command::secret_key_hint()
                 ),
             ));
         }
@@ -43,11 +43,11 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(ServerConfig, bool), SetupError
                 format!(
                     "required in production: set FLAGON_SECRET_KEY or secret_key in flagon.toml \
                      (at least {MIN_SECRET_LEN} random characters); {}",
-                    crate::cli::secret_key_hint()
+                    crate::command::secret_key_hint()
                 ),
             )));
         }
-        (None, _) => Secret::new(crate::cli::fresh_secret_key()),
+        (None, _) => Secret::new(crate::command::fresh_secret_key()),
     };
     s.reg
         .slots

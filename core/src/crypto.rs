@@ -51,14 +51,6 @@ impl KeyRing {
     }
 }
 
-/// The key for `purpose` from the key ring in `slots` (core puts it there first).
-pub(crate) fn derive_key(slots: &crate::registries::SlotStore, purpose: &str) -> DerivedKey {
-    slots
-        .get::<KeyRing>()
-        .expect("core sets up the key ring before anything else registers")
-        .derive(purpose)
-}
-
 /// An HMAC-SHA256 signing key for one purpose, so that a signature made for sessions never
 /// verifies as a CSRF token and the reverse. It keeps the HMAC state with the key already
 /// absorbed, so each signature costs two hash blocks, not four.

@@ -21,7 +21,7 @@ use axum::response::Response;
 use axum::routing::MethodRouter;
 use tower::ServiceExt;
 
-use crate::hooks::BoxFuture;
+use crate::future::BoxFuture;
 use crate::request::RequestMeta;
 use crate::signals::AnsweredBy;
 

@@ -7,6 +7,11 @@ use crate::config::ConfigError;
 /// A boxed error, the currency of user callbacks (hooks, commands, health checks).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The owner name of registrations made on the app builder itself.
+pub(crate) const APP: &str = "app";
+/// The owner name of core's own registrations.
+pub(crate) const CORE: &str = "flagon";
+
 /// Who registered something: the app itself, core, or an extension, optionally inside a
 /// blueprint. Printed in clash messages, `routes` and `extensions`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,8 +41,8 @@ impl Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.owner {
-            crate::registry::APP => f.write_str("the app")?,
-            crate::registry::CORE => f.write_str("flagon core")?,
+            APP => f.write_str("the app")?,
+            CORE => f.write_str("flagon core")?,
             name => write!(f, "extension `{name}`")?,
         }
         if let Some(bp) = &self.blueprint {

@@ -24,7 +24,8 @@ use crate::error::{Origin, SetupError};
 use crate::hooks::before_fn;
 use crate::registries::{Entries, RegistryKind};
 use crate::registry::{Registry, RouteGuard};
-use crate::router::{RouteInfo, RouteTable};
+use crate::route::RouteInfo;
+use crate::router::RouteTable;
 
 /// A finish step, as registered.
 pub(crate) type FinishFn = Box<dyn FnOnce(&mut Finish<'_>) -> Result<(), SetupError> + Send>;
@@ -91,7 +92,7 @@ impl Finish<'_> {
     /// The key for `purpose` derived from the app's secret key, the same as
     /// [`Setup::derive_key`](crate::Setup::derive_key) and [`AppHandle::derive_key`](crate::AppHandle::derive_key) give.
     pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
-        crate::crypto::derive_key(&self.reg.slots, purpose)
+        crate::registries::derive_key(&self.reg.slots, purpose)
     }
 
     /// The final route table: every route's methods, path, endpoint, blueprint, decorators

@@ -13,23 +13,20 @@
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
-use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 use crate::AppHandle;
 use crate::error::{BoxError, Origin};
+use crate::future::BoxFuture;
+use crate::g::G;
 use crate::http_error::{ErrorMarker, Failed, HttpError, render_default, wants_json};
 use crate::request::RequestMeta;
 use crate::signals::AnsweredBy;
-
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 pub(crate) type BeforeFn =
     Arc<dyn Fn(Request) -> BoxFuture<ControlFlow<Response, Request>> + Send + Sync>;
@@ -352,63 +349,6 @@ impl Drop for TeardownGuard {
                 run_teardown(&chain.teardown[next..], &ctx, Some(e)).await;
             });
         }
-    }
-}
-
-/// Flask's `g`: a per-request typed map shared by hooks and the handler.
-///
-/// ```
-/// use flagon::G;
-/// #[derive(Clone)]
-/// struct StartedAt(u64);
-/// async fn handler(g: G) -> String {
-///     let started = g.get::<StartedAt>().map(|s| s.0).unwrap_or(0);
-///     format!("started at {started}")
-/// }
-/// ```
-#[derive(Clone, Default)]
-pub struct G(Arc<Mutex<http::Extensions>>);
-
-impl G {
-    /// Stores a value, returning the previous one of the same type.
-    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
-        self.lock().insert(value)
-    }
-
-    /// A clone of the stored value of type `T`.
-    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.lock().get::<T>().cloned()
-    }
-
-    /// Removes and returns the stored value of type `T`.
-    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.lock().remove::<T>()
-    }
-
-    /// The request's `g`, created on first use.
-    pub fn of(req: &mut Request) -> G {
-        G::of_extensions(req.extensions_mut())
-    }
-
-    fn of_extensions(ext: &mut http::Extensions) -> G {
-        if let Some(g) = ext.get::<G>() {
-            return g.clone();
-        }
-        let g = G::default();
-        ext.insert(g.clone());
-        g
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, http::Extensions> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for G {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(G::of_extensions(&mut parts.extensions))
     }
 }
 

@@ -280,10 +280,6 @@ macro_rules! internal_from {
 }
 
 internal_from! {
-    /// `?` on a session write: a 500, its cause logged.
-    crate::session::SessionError;
-    /// `?` on `url_for`: a 500, its cause logged.
-    crate::router::UrlError;
     /// `?` on JSON (de)serialisation in a handler: a 500, its cause logged.
     serde_json::Error;
 }

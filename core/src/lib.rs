@@ -113,6 +113,7 @@
 mod app;
 pub mod cli;
 pub mod client_ip;
+mod command;
 pub mod config;
 mod connection;
 mod cookies;
@@ -127,8 +128,11 @@ pub mod extract;
 mod facts;
 mod finish;
 pub mod flash;
+mod future;
+mod g;
 #[doc = include_str!("../docs/writing-extensions.md")]
 pub mod guide {}
+mod handle;
 pub mod health;
 mod hooks;
 mod host;
@@ -150,7 +154,7 @@ pub mod testing;
 mod timeout;
 mod worker;
 
-pub use app::{App, AppBuilder, AppHandle, ExtensionInfo};
+pub use app::{App, AppBuilder, ExtensionInfo};
 pub use client_ip::{ClientIp, ClientScheme};
 pub use crypto::DerivedKey;
 pub use decorator::{Decorator, Next};
@@ -158,13 +162,16 @@ pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
 pub use facts::{Identity, Locale};
 pub use finish::{BlueprintInfo, Finish};
-pub use hooks::{BoxFuture, ErrorContext, G, RequestContext};
+pub use future::BoxFuture;
+pub use g::G;
+pub use handle::AppHandle;
+pub use hooks::{ErrorContext, RequestContext};
 pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
 pub use registries::{Entries, Entry, RegistryKind};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};
 pub use request_local::{RequestHead, RequestLocal, RequestScope, ResponseOutcome};
-pub use route::{Blueprint, Route, proceed, respond};
-pub use router::{MountInfo, RouteInfo, RouteTable, UrlError, UrlParams};
+pub use route::{Blueprint, Route, RouteInfo, proceed, respond};
+pub use router::{MountInfo, RouteTable, UrlError, UrlParams};
 pub use service::{AppService, X_REQUEST_ID};
 pub use setup::Setup;
 pub use worker::WorkerContext;

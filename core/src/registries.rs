@@ -195,6 +195,14 @@ impl SlotStore {
     }
 }
 
+/// The key for `purpose` from the key ring in `slots` (core puts it there first).
+pub(crate) fn derive_key(slots: &SlotStore, purpose: &str) -> crate::DerivedKey {
+    slots
+        .get::<crate::crypto::KeyRing>()
+        .expect("core sets up the key ring before anything else registers")
+        .derive(purpose)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

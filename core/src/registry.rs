@@ -9,16 +9,13 @@ use axum::routing::MethodRouter;
 use http::Method;
 
 use crate::AppHandle;
-use crate::cli::CommandFn;
+use crate::command::CommandFn;
+use crate::error::{APP, CORE};
 use crate::error::{BoxError, Origin, SetupError};
-use crate::hooks::{BoxFuture, HookSet};
+use crate::future::BoxFuture;
+use crate::hooks::HookSet;
 use crate::signals::SignalsBuilder;
 use crate::state::StateMap;
-
-/// The owner name of registrations made on the app builder itself.
-pub(crate) const APP: &str = "app";
-/// The owner name of core's own registrations.
-pub(crate) const CORE: &str = "flagon";
 
 pub(crate) type LifecycleFn =
     Arc<dyn Fn(AppHandle) -> BoxFuture<Result<(), BoxError>> + Send + Sync>;
@@ -168,7 +165,7 @@ impl Registry {
         }
 
         let core = Origin::new(CORE);
-        let mut commands: HashMap<String, &Origin> = crate::cli::BUILTINS
+        let mut commands: HashMap<String, &Origin> = crate::command::BUILTINS
             .iter()
             .map(|b| ((*b).to_owned(), &core))
             .collect();

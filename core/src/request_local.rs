@@ -55,7 +55,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 
 use crate::AppHandle;
 use crate::error::{Origin, SetupError};
-use crate::hooks::BoxFuture;
+use crate::future::BoxFuture;
 use crate::http_error::{ErrorKind, HttpError};
 use crate::request::{RequestId, RequestMeta};
 use crate::setup::Setup;

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::handler::Handler;
@@ -19,6 +20,23 @@ use crate::hooks::{
     ErrorContext, HookSet, RequestContext, after_fn, before_fn, error_handler_fn, teardown_fn,
 };
 use crate::http_error::HttpError;
+
+/// One recorded route.
+#[derive(Clone, Debug)]
+pub struct RouteInfo {
+    /// Methods it answers (`GET` implies `HEAD`).
+    pub methods: Vec<Method>,
+    /// The full path in axum syntax.
+    pub path: String,
+    /// The qualified endpoint name.
+    pub endpoint: String,
+    /// Who registered it.
+    pub origin: Origin,
+    /// The dotted name of the blueprint it belongs to.
+    pub blueprint: Option<Arc<str>>,
+    /// Its decorators, outermost first.
+    pub decorators: Vec<Decorator>,
+}
 
 /// One route: methods, a path in axum syntax (`/users/{id}`, `/files/{*rest}`), a handler per
 /// method, and an endpoint name.

@@ -19,27 +19,12 @@ use tower_service::Service;
 use crate::config::ServerConfig;
 use crate::decorator::DecoratorFn;
 use crate::error::{Origin, SetupError};
-use crate::hooks::{BoxFuture, Chain};
+use crate::future::BoxFuture;
+use crate::hooks::Chain;
 use crate::http_error::HttpError;
 use crate::registry::Registry;
 use crate::request::RequestMeta;
-
-/// One recorded route.
-#[derive(Clone, Debug)]
-pub struct RouteInfo {
-    /// Methods it answers (`GET` implies `HEAD`).
-    pub methods: Vec<Method>,
-    /// The full path in axum syntax.
-    pub path: String,
-    /// The qualified endpoint name.
-    pub endpoint: String,
-    /// Who registered it.
-    pub origin: Origin,
-    /// The dotted name of the blueprint it belongs to.
-    pub blueprint: Option<Arc<str>>,
-    /// Its decorators, outermost first.
-    pub decorators: Vec<crate::Decorator>,
-}
+use crate::route::RouteInfo;
 
 /// A router or service mounted under a prefix ([`Setup::mount`](crate::Setup::mount)).
 #[derive(Clone, Debug)]
@@ -83,6 +68,13 @@ pub enum UrlError {
         /// The route's path.
         path: String,
     },
+}
+
+/// `?` on `url_for`: a 500, its cause logged.
+impl From<UrlError> for HttpError {
+    fn from(e: UrlError) -> Self {
+        HttpError::internal(e)
+    }
 }
 
 /// Parameters for `url_for`: `()`, arrays, slices or vectors of pairs, or maps.

@@ -27,7 +27,7 @@ use tower_service::Service;
 
 use crate::connection::{Activity, InFlight};
 use crate::error::BoxError;
-use crate::hooks::BoxFuture;
+use crate::future::BoxFuture;
 use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
 use crate::signals::{AnsweredBy, RequestFinished, RequestStarted};

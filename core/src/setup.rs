@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::AppHandle;
-use crate::cli::CommandContext;
+use crate::command::CommandContext;
 use crate::config::{Config, Profile};
 use crate::decorator::Decorator;
 use crate::error::{BoxError, Origin, SetupError};
@@ -464,7 +464,7 @@ impl<'a> Setup<'a> {
     /// # Ok(()) }
     /// ```
     pub fn derive_key(&self, purpose: &str) -> crate::DerivedKey {
-        crate::crypto::derive_key(&self.reg.slots, purpose)
+        crate::registries::derive_key(&self.reg.slots, purpose)
     }
 
     /// A typed value of the calling subsystem's own, kept through setup and read back in its

@@ -18,7 +18,7 @@ use futures_util::FutureExt;
 use http::{Method, StatusCode};
 
 use crate::error::Origin;
-use crate::hooks::BoxFuture;
+use crate::future::BoxFuture;
 
 type SyncSub = Arc<dyn Fn(&(dyn Any + Send + Sync)) + Send + Sync>;
 type AsyncSub = Arc<dyn Fn(Arc<dyn Any + Send + Sync>) -> BoxFuture<()> + Send + Sync>;

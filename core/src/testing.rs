@@ -38,7 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
-use crate::cli::Output;
+use crate::command::Output;
 use crate::config::{Config, Profile};
 use crate::{App, Extension};
 
@@ -121,14 +121,6 @@ pub fn app_with_config(extension: impl Extension, toml: &str) -> App {
 
 fn build_or_panic(builder: crate::AppBuilder) -> App {
     builder.build().unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Whether the startup and shutdown hooks of one app have run under the test kit: once per
-/// app, however many clients drive it.
-#[derive(Default)]
-pub(crate) struct TestLifecycle {
-    started: tokio::sync::OnceCell<()>,
-    stopped: tokio::sync::OnceCell<()>,
 }
 
 /// An in-process HTTP client for an app, with a cookie jar.

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::error::{BoxError, Origin};
-use crate::hooks::BoxFuture;
+use crate::future::BoxFuture;
 use crate::{AppHandle, Setup};
 
 /// The first restart delay of a failed worker.

@@ -158,6 +158,13 @@ pub enum SessionError {
     },
 }
 
+/// `?` on a session write: a 500, its cause logged.
+impl From<SessionError> for crate::HttpError {
+    fn from(e: SessionError) -> Self {
+        crate::HttpError::internal(e)
+    }
+}
+
 impl Session {
     /// The session of a request that passed through a Flagon app, loaded (for
     /// `before_request` hooks). The future borrows nothing from `req`.

@@ -68,7 +68,8 @@ pub use minijinja::{Error, Value, context};
 pub use setup::TemplatesConfig;
 
 use crate::AppHandle;
-use crate::hooks::{BoxFuture, G};
+use crate::future::BoxFuture;
+use crate::g::G;
 use crate::http_error::HttpError;
 use crate::request::RequestMeta;
 use crate::request_local::{RequestHead, RequestLocal, request_scope};

@@ -14,8 +14,8 @@ use super::builtins;
 use super::{EnvSource, ProcessorFn, RenderRequest, RequestGlobalFn, TemplatesRuntime};
 use crate::config::Profile;
 use crate::error::SetupError;
+use crate::error::{APP, CORE};
 use crate::finish::Finish;
-use crate::registry::{APP, CORE};
 use crate::setup::Setup;
 
 /// Core's `[templates]` section.
