@@ -58,6 +58,8 @@ pub struct BlueprintInfo<'a> {
     pub prefix: &'a str,
     /// Who registered it.
     pub origin: &'a Origin,
+    /// The template directories it brings ([`Blueprint::template_dir`](crate::Blueprint::template_dir)).
+    pub template_dirs: &'a [std::path::PathBuf],
 }
 
 impl Finish<'_> {
@@ -107,6 +109,7 @@ impl Finish<'_> {
             name: &b.name,
             prefix: &b.prefix,
             origin: &b.origin,
+            template_dirs: &b.template_dirs,
         })
     }
 

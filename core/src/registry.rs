@@ -51,6 +51,8 @@ pub(crate) struct BlueprintEntry {
     pub(crate) prefix: String,
     pub(crate) origin: Origin,
     pub(crate) hooks: HookSet,
+    /// Template directories the blueprint brings (read by templates' finish step).
+    pub(crate) template_dirs: Vec<std::path::PathBuf>,
 }
 
 pub(crate) struct CommandEntry {

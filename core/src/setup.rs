@@ -206,10 +206,8 @@ impl<'a> Setup<'a> {
             prefix: prefix.clone(),
             origin: origin.clone(),
             hooks,
+            template_dirs: bp.template_dirs,
         });
-        for dir in bp.template_dirs {
-            crate::templates::setup::add_dir(self, dir, false);
-        }
         let mut inner_scopes = scopes.to_vec();
         inner_scopes.push(index);
         let decorators: Vec<Decorator> = parent_decorators

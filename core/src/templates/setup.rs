@@ -211,7 +211,7 @@ impl Setup<'_> {
     /// overrides an extension's template by writing a file of the same name.
     pub fn template_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         let app_owned = self.name() == APP || self.name() == CORE;
-        add_dir(self, dir.into(), app_owned);
+        self.templates().dirs.push((dir.into(), app_owned));
         self
     }
 
@@ -225,12 +225,6 @@ impl Setup<'_> {
         self.replay(f);
         self
     }
-}
-
-/// Adds a template directory; `app_owned` ones are searched first. Blueprints' directories
-/// are never app-owned, like Flask's blueprint `template_folder`.
-pub(crate) fn add_dir(s: &mut Setup<'_>, dir: PathBuf, app_owned: bool) {
-    s.templates().dirs.push((dir, app_owned));
 }
 
 /// Reads `[templates]` and claims the built-in names.
@@ -256,9 +250,20 @@ fn finish(f: &mut Finish<'_>) {
     let Some(cfg) = slot.config.take() else {
         return;
     };
-    // App-owned directories first, each group in registration order.
+    // App-owned directories first, then extensions', each group in registration order;
+    // blueprints' directories (never app-owned, like Flask's blueprint `template_folder`)
+    // last, in the order the blueprints were registered.
     slot.dirs.sort_by_key(|(_, app_owned)| !app_owned);
-    let dirs: Arc<[PathBuf]> = slot.dirs.iter().map(|(d, _)| d.clone()).collect();
+    let blueprint_dirs: Vec<PathBuf> = f
+        .blueprints()
+        .flat_map(|b| b.template_dirs.iter().cloned())
+        .collect();
+    let dirs: Arc<[PathBuf]> = slot
+        .dirs
+        .iter()
+        .map(|(d, _)| d.clone())
+        .chain(blueprint_dirs)
+        .collect();
     let regs: Arc<[RegisterFn]> = slot.registrations.into();
     let development = profile == Profile::Development;
     let source = if cfg.auto_reload.unwrap_or(development) {
