@@ -124,11 +124,17 @@ impl Shard {
 
     /// Moves `id` to the young end of its queue, or of the main queue when `promote`.
     fn stamp(&mut self, id: Id, promote: bool) {
-        self.tick += 1;
-        let tick = self.tick;
         let Some(entry) = self.records.get_mut(&id) else {
             return;
         };
+        // Already the youngest record (the last stamped or inserted) and staying in its
+        // queue, as on a visitor's consecutive requests: moving it would change no order,
+        // so the two queue updates are skipped.
+        if entry.tick == self.tick && (entry.main || !promote) {
+            return;
+        }
+        self.tick += 1;
+        let tick = self.tick;
         let (old_tick, was_main, w) = (entry.tick, entry.main, entry.weight);
         entry.tick = tick;
         entry.main |= promote;
@@ -328,17 +334,18 @@ impl SessionStore for MemoryStore {
         Box::pin(async move {
             let now = self.clock.unix_now();
             let mut shard = self.shard(id);
-            let expired = match shard.records.get(id) {
+            let record = match shard.records.get(id) {
                 None => return Ok(None),
-                Some(e) => e.record.expires_at <= now,
+                Some(e) if e.record.expires_at <= now => None,
+                Some(e) => Some(e.record.clone()),
             };
-            if expired {
+            let Some(record) = record else {
                 shard.remove(id);
                 return Ok(None);
-            }
+            };
             // Loaded again: the visitor came back, so the record leaves probation.
             shard.stamp(*id, true);
-            Ok(shard.records.get(id).map(|e| e.record.clone()))
+            Ok(Some(record))
         })
     }
 
