@@ -99,7 +99,13 @@ where
             .activity
             .as_ref()
             .map(|a| InFlight::start(a.clone(), req.body().size_hint().exact()));
-        let mut req: Request = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+        let mut req: Request = if req.body().is_end_stream() {
+            // Nothing to read (most GETs): an empty body is not allocated, where the bounded
+            // wrapper is boxed.
+            req.map(|_| Body::empty())
+        } else {
+            req.map(|b| Body::new(http_body_util::Limited::new(b, limit)))
+        };
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;
         let read = crate::host::CoreHeaders::read(req.headers());
