@@ -2,6 +2,7 @@
 //! one-shot sessions cannot push out the sessions of returning visitors.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::clock::{Clock, SystemClock};
@@ -77,7 +78,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    records: HashMap<Id, Entry>,
+    records: HashMap<Id, Entry, BuildHasherDefault<IdHasher>>,
     /// Records not loaded since they were created, oldest first.
     probation: BTreeMap<u64, Id>,
     /// Records loaded again, least recently used first.
@@ -89,6 +90,27 @@ struct Shard {
     probation_weight: usize,
     capacity: usize,
     max_bytes: usize,
+}
+
+/// Hashes a session id by folding its bytes. An id is 128 bits from a CSPRNG, and only ids
+/// the server made reach the store (a cookie's id is checked against its MAC first), so
+/// its bits are already a uniform hash no client can steer: SipHash would cost a couple of
+/// hundred instructions per lookup and add no protection.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(23) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Estimated bytes `record` takes in memory.
