@@ -44,9 +44,9 @@ impl SessionRuntime {
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let bound = self.config.store_timeout;
-        let res = match tokio::time::timeout_at(deadline, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Timeout(bound)),
+        let res = match crate::timeout::ready_or_by(deadline, fut).await {
+            Some(r) => r,
+            None => Err(StoreError::Timeout(bound)),
         };
         if let Err(e) = &res {
             tracing::warn!(target: "flagon::session", operation = what, error = %e, "session store call failed");
