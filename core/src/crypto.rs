@@ -137,22 +137,33 @@ pub(crate) fn unhex(text: &[u8], out: &mut [u8]) -> bool {
     if text.len() != out.len() * 2 {
         return false;
     }
-    fn val(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
+    // Cookies and tokens are decoded on every request: one table load per digit.
+    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let (h, l) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        if (h | l) > 0x0f {
+            return false;
         }
-    }
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        match (val(pair[0]), val(pair[1])) {
-            (Some(h), Some(l)) => out[i] = (h << 4) | l,
-            _ => return false,
-        }
+        *o = (h << 4) | l;
     }
     true
 }
+
+/// The value of each hex digit (either case); 0xff for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// 16 bytes from the operating system's CSPRNG (through `rand`'s thread-local generator,
 /// a ChaCha CSPRNG seeded and periodically reseeded from the OS).
@@ -174,6 +185,15 @@ mod tests {
         assert_eq!(out, b);
         assert!(!unhex(b"0001abf", &mut out));
         assert!(!unhex(b"0001abfg", &mut out));
+        for b in 0..=255u8 {
+            let mut one = [0u8; 1];
+            let digit = (b as char).to_digit(16);
+            assert_eq!(unhex(&[b, b'0'], &mut one), digit.is_some(), "{b}");
+            assert_eq!(unhex(&[b'0', b], &mut one), digit.is_some(), "{b}");
+            if let Some(d) = digit {
+                assert_eq!(one[0], d as u8);
+            }
+        }
     }
 
     #[test]

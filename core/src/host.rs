@@ -3,24 +3,79 @@
 //!
 //! HTTP/2 and HTTP/3 requests carry the authority in the URI (`:authority`) and need no
 //! `Host`; HTTP/1.0 ones may omit it. Two `Host` lines or an invalid one are refused in every
-//! version. The check costs one header lookup.
+//! version. The `Host` lines are found in the one pass core makes over a request's headers
+//! ([`CoreHeaders`]), and checked with a byte-class table.
 
-use http::header::HOST;
-use http::{HeaderMap, Version};
+use http::header::{ACCEPT, HOST};
+use http::{HeaderMap, HeaderValue, Version};
+
+use crate::service::X_REQUEST_ID;
+
+/// The `Host` lines of a request.
+#[derive(Clone, Copy)]
+pub(crate) enum Hosts<'a> {
+    None,
+    One(&'a HeaderValue),
+    Many,
+}
+
+/// The headers core reads from every request, found in one pass over the header list.
+pub(crate) struct CoreHeaders<'a> {
+    pub(crate) hosts: Hosts<'a>,
+    pub(crate) request_id: Option<&'a HeaderValue>,
+    pub(crate) accept: Option<&'a HeaderValue>,
+}
+
+impl<'a> CoreHeaders<'a> {
+    /// Requests carry few headers, so one scan comparing names (standard names compare as
+    /// one byte) beats three hashed lookups; long header lists use the map's index.
+    pub(crate) fn read(headers: &'a HeaderMap) -> Self {
+        if headers.len() > 16 {
+            let mut hosts = headers.get_all(HOST).iter();
+            return CoreHeaders {
+                hosts: match (hosts.next(), hosts.next()) {
+                    (None, _) => Hosts::None,
+                    (Some(h), None) => Hosts::One(h),
+                    (Some(_), Some(_)) => Hosts::Many,
+                },
+                request_id: headers.get(X_REQUEST_ID),
+                accept: headers.get(ACCEPT),
+            };
+        }
+        let mut found = CoreHeaders {
+            hosts: Hosts::None,
+            request_id: None,
+            accept: None,
+        };
+        for (name, value) in headers {
+            if *name == HOST {
+                found.hosts = match found.hosts {
+                    Hosts::None => Hosts::One(value),
+                    _ => Hosts::Many,
+                };
+            } else if *name == ACCEPT {
+                // The first value, as `HeaderMap::get` gives.
+                found.accept.get_or_insert(value);
+            } else if *name == X_REQUEST_ID {
+                found.request_id.get_or_insert(value);
+            }
+        }
+        found
+    }
+}
 
 /// Why a request's `Host` is refused, as the message of its 400.
-pub(crate) fn problem(version: Version, headers: &HeaderMap) -> Option<&'static str> {
-    let mut hosts = headers.get_all(HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (None, _) if version == Version::HTTP_11 => {
+pub(crate) fn problem(version: Version, hosts: Hosts<'_>) -> Option<&'static str> {
+    match hosts {
+        Hosts::None if version == Version::HTTP_11 => {
             Some("The request has no Host header (required in HTTP/1.1).")
         }
-        (None, _) => None,
-        (Some(_), Some(_)) => Some("The request has more than one Host header."),
-        (Some(host), None) if !valid(host.as_bytes()) => {
+        Hosts::None => None,
+        Hosts::Many => Some("The request has more than one Host header."),
+        Hosts::One(host) if !valid(host.as_bytes()) => {
             Some("The request's Host header is not a valid host name.")
         }
-        (Some(_), None) => None,
+        Hosts::One(_) => None,
     }
 }
 
@@ -29,50 +84,74 @@ pub(crate) fn problem(version: Version, headers: &HeaderMap) -> Option<&'static 
 /// (a target without authority). Anything that could end the authority (`/ ? # @ \`),
 /// whitespace and controls are refused.
 fn valid(host: &[u8]) -> bool {
-    let (name, port) = if host.first() == Some(&b'[') {
-        let Some(end) = host.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        let literal = &host[1..end];
-        if literal.is_empty() || !literal.iter().all(|&b| b == b':' || name_char(b)) {
-            return false;
+    let mut bytes = host.iter();
+    if host.first() == Some(&b'[') {
+        bytes.next();
+        let mut empty = true;
+        loop {
+            match bytes.next() {
+                Some(b']') if !empty => break,
+                Some(&b) if CLASS[b as usize] & LITERAL != 0 => empty = false,
+                _ => return false,
+            }
         }
-        match &host[end + 1..] {
-            [] => return true,
-            [b':', port @ ..] => (&b""[..], port),
-            _ => return false,
+        match bytes.next() {
+            None => return true,
+            Some(b':') => {}
+            Some(_) => return false,
         }
     } else {
-        match host.iter().position(|&b| b == b':') {
-            Some(colon) => (&host[..colon], &host[colon + 1..]),
-            None => (host, &b""[..]),
+        // One pass: name bytes up to the first `:` (not a name byte), then the port.
+        loop {
+            match bytes.next() {
+                None => return true,
+                Some(b':') => break,
+                Some(&b) if CLASS[b as usize] & NAME != 0 => {}
+                Some(_) => return false,
+            }
         }
-    };
-    name.iter().all(|&b| name_char(b)) && port.iter().all(u8::is_ascii_digit)
+    }
+    bytes.all(u8::is_ascii_digit)
 }
 
-/// RFC 3986 `unreserved / sub-delims / "%"`: the bytes of a registered name.
-fn name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'%'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-        )
-}
+/// A byte of a registered name: RFC 3986 `unreserved / sub-delims / "%"`.
+const NAME: u8 = 1;
+/// A byte of an IP literal between brackets: a name byte or `:`.
+const LITERAL: u8 = 2;
+
+/// The class of every byte, so checking a host costs one load per byte.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+        {
+            t[b] = NAME | LITERAL;
+        }
+        b += 1;
+    }
+    t[b':' as usize] = LITERAL;
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -85,7 +164,7 @@ mod tests {
         for h in hosts {
             headers.append(HOST, HeaderValue::from_static(h));
         }
-        problem(version, &headers)
+        problem(version, CoreHeaders::read(&headers).hosts)
     }
 
     #[test]
@@ -124,6 +203,29 @@ mod tests {
             "example.com?",
         ] {
             assert!(check(Version::HTTP_11, &[host]).is_some(), "{host}");
+        }
+    }
+
+    #[test]
+    fn long_header_lists_are_read_through_the_index() {
+        for extra in [0, 20] {
+            let mut headers = HeaderMap::new();
+            for i in 0..extra {
+                headers.append(
+                    http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            headers.append(ACCEPT, HeaderValue::from_static("text/html"));
+            headers.append(ACCEPT, HeaderValue::from_static("application/json"));
+            headers.append(X_REQUEST_ID, HeaderValue::from_static("abc"));
+            headers.append(HOST, HeaderValue::from_static("a.example"));
+            let read = CoreHeaders::read(&headers);
+            assert_eq!(read.accept.unwrap(), "text/html");
+            assert_eq!(read.request_id.unwrap(), "abc");
+            assert!(matches!(read.hosts, Hosts::One(h) if h == "a.example"));
+            headers.append(HOST, HeaderValue::from_static("b.example"));
+            assert!(matches!(CoreHeaders::read(&headers).hosts, Hosts::Many));
         }
     }
 }

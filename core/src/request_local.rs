@@ -404,15 +404,17 @@ pub(crate) async fn run_after_steps(
             std::panic::catch_unwind(AssertUnwindSafe(|| finish(value.clone(), res, outcome)));
         let failure = match step {
             Ok(fut) => {
-                match tokio::time::timeout(bound, AssertUnwindSafe(fut).catch_unwind()).await {
-                    Ok(Ok(r)) => {
+                let deadline = tokio::time::Instant::now() + bound;
+                let bounded = AssertUnwindSafe(fut).catch_unwind();
+                match crate::timeout::ready_or_by(deadline, bounded).await {
+                    Some(Ok(r)) => {
                         res = r;
                         continue;
                     }
-                    Ok(Err(panic)) => {
+                    Some(Err(panic)) => {
                         HttpError::panic(&*panic, "an after-response step").into_response()
                     }
-                    Err(_) => {
+                    None => {
                         tracing::error!(target: "flagon::request", value = def.type_name, origin = %def.origin, ?bound, "an after-response step timed out");
                         HttpError::new(
                             StatusCode::SERVICE_UNAVAILABLE,

@@ -22,9 +22,10 @@
 //!   wheel insert and removal. Measured in isolation (a million boxed `sleep_until`s polled
 //!   once and dropped, on a two-worker runtime, release build) that is 115–145 ns per
 //!   request, against about 9 ns for the sweeper's stamps (two release stores and an atomic
-//!   increment and decrement) plus a `memchr` over each read; the commit that introduced the
-//!   sweeper measured hyper's timer at about 20% of `/hello` requests per second under wrk,
-//!   where the timer wheel is also shared between the runtime's threads.
+//!   increment and decrement) plus a word-at-a-time newline scan of each read; the commit
+//!   that introduced the sweeper measured hyper's timer at about 20% of `/hello` requests
+//!   per second under wrk, where the timer wheel is also shared between the runtime's
+//!   threads.
 //! - meaning: hyper's timer starts when the previous response is done, so it also bounds the
 //!   idle time between requests: it cannot give a 10 s header deadline with a 75 s keep-alive.
 //!   HTTP/2 has no idle timeout in hyper at all (its keep-alive is PING-based liveness, which

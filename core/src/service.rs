@@ -21,8 +21,7 @@ use axum::routing::future::RouteFuture;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{CatchUnwind, Either, Ready, ready};
-use http::header::ACCEPT;
-use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use http::{HeaderName, Method, StatusCode, Uri};
 use tower_service::Service;
 
 use crate::connection::{Activity, InFlight};
@@ -100,11 +99,22 @@ where
             .activity
             .as_ref()
             .map(|a| InFlight::start(a.clone(), req.body().size_hint().exact()));
-        let mut req: Request = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+        let mut req: Request = if req.body().is_end_stream() {
+            // Nothing to read (most GETs): an empty body is not allocated, where the bounded
+            // wrapper is boxed.
+            req.map(|_| Body::empty())
+        } else {
+            req.map(|b| Body::new(http_body_util::Limited::new(b, limit)))
+        };
         let logged = tracing::enabled!(target: "flagon::request", tracing::Level::INFO);
         let timed = logged || self.emit_finished;
-        let id = client_request_id(req.headers()).unwrap_or_else(RequestId::generate);
-        let accept = req.headers().get(ACCEPT).cloned();
+        let read = crate::host::CoreHeaders::read(req.headers());
+        let host_problem = crate::host::problem(req.version(), read.hosts);
+        let id = read
+            .request_id
+            .and_then(RequestId::from_client)
+            .unwrap_or_else(RequestId::generate);
+        let accept = read.accept.cloned();
         let summary = (timed || self.emit_started).then(|| {
             Box::new(Summary {
                 method: req.method().clone(),
@@ -129,7 +139,7 @@ where
                 request_id: meta.id.to_string(),
             });
         }
-        let routed = match crate::host::problem(req.version(), req.headers()) {
+        let routed = match host_problem {
             None => Either::Left(self.router.call(req)),
             Some(problem) => {
                 Either::Right(ready(Ok(HttpError::bad_request(problem).into_response())))
@@ -150,20 +160,6 @@ where
             }),
         }
     }
-}
-
-/// The client's well-formed `X-Request-Id`. Requests carry few headers, so a scan beats
-/// hashing the name; long header lists use the map's index.
-fn client_request_id(headers: &HeaderMap) -> Option<RequestId> {
-    let value = if headers.len() <= 16 {
-        headers
-            .iter()
-            .find(|(name, _)| **name == X_REQUEST_ID)
-            .map(|(_, v)| v)
-    } else {
-        headers.get(X_REQUEST_ID)
-    };
-    value.and_then(RequestId::from_client)
 }
 
 /// The future of one request through [`AppService`].

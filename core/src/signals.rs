@@ -7,7 +7,6 @@
 //! lookup. A panicking subscriber is logged and does not affect the others.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -19,6 +18,7 @@ use http::{Method, StatusCode};
 
 use crate::error::Origin;
 use crate::future::BoxFuture;
+use crate::state::TypeMap;
 
 type SyncSub = Arc<dyn Fn(&(dyn Any + Send + Sync)) + Send + Sync>;
 type AsyncSub = Arc<dyn Fn(Arc<dyn Any + Send + Sync>) -> BoxFuture<()> + Send + Sync>;
@@ -33,7 +33,7 @@ pub(crate) struct Subscribers {
 /// Subscriptions gathered during setup.
 #[derive(Default)]
 pub(crate) struct SignalsBuilder {
-    pub(crate) subs: HashMap<TypeId, Subscribers>,
+    pub(crate) subs: TypeMap<Subscribers>,
 }
 
 impl SignalsBuilder {
@@ -80,7 +80,7 @@ impl SignalsBuilder {
 
 /// The app's frozen signal table.
 #[derive(Clone, Default)]
-pub struct Signals(Arc<HashMap<TypeId, Subscribers>>);
+pub struct Signals(Arc<TypeMap<Subscribers>>);
 
 impl Signals {
     /// Whether anyone subscribed to `E` (emitters can skip building the event).

@@ -35,6 +35,21 @@ pub(crate) fn timeout_response() -> Response {
     .into_response()
 }
 
+/// `fut` bounded by `deadline` (`None` once it passes), arming no timer for a future that is
+/// ready on its first poll (a memory store call, most after-response steps): tokio's timer
+/// entry costs more to make and drop than such a call. Like `tokio::time::timeout_at`, a
+/// ready future wins over a deadline that has passed.
+pub(crate) async fn ready_or_by<F: Future>(
+    deadline: tokio::time::Instant,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    if let Poll::Ready(out) = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        return Some(out);
+    }
+    tokio::time::timeout_at(deadline, fut).await.ok()
+}
+
 std::thread_local! {
     /// Set only while core's request future re-polls a timed-out request, so the handler
     /// polled inside that poll gives way. A flag scoped to one synchronous poll (like

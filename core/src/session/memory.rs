@@ -2,6 +2,7 @@
 //! one-shot sessions cannot push out the sessions of returning visitors.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::clock::{Clock, SystemClock};
@@ -77,7 +78,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    records: HashMap<Id, Entry>,
+    records: HashMap<Id, Entry, BuildHasherDefault<IdHasher>>,
     /// Records not loaded since they were created, oldest first.
     probation: BTreeMap<u64, Id>,
     /// Records loaded again, least recently used first.
@@ -89,6 +90,27 @@ struct Shard {
     probation_weight: usize,
     capacity: usize,
     max_bytes: usize,
+}
+
+/// Hashes a session id by folding its bytes. An id is 128 bits from a CSPRNG, and only ids
+/// the server made reach the store (a cookie's id is checked against its MAC first), so
+/// its bits are already a uniform hash no client can steer: SipHash would cost a couple of
+/// hundred instructions per lookup and add no protection.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(23) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Estimated bytes `record` takes in memory.
@@ -124,11 +146,17 @@ impl Shard {
 
     /// Moves `id` to the young end of its queue, or of the main queue when `promote`.
     fn stamp(&mut self, id: Id, promote: bool) {
-        self.tick += 1;
-        let tick = self.tick;
         let Some(entry) = self.records.get_mut(&id) else {
             return;
         };
+        // Already the youngest record (the last stamped or inserted) and staying in its
+        // queue, as on a visitor's consecutive requests: moving it would change no order,
+        // so the two queue updates are skipped.
+        if entry.tick == self.tick && (entry.main || !promote) {
+            return;
+        }
+        self.tick += 1;
+        let tick = self.tick;
         let (old_tick, was_main, w) = (entry.tick, entry.main, entry.weight);
         entry.tick = tick;
         entry.main |= promote;
@@ -328,17 +356,18 @@ impl SessionStore for MemoryStore {
         Box::pin(async move {
             let now = self.clock.unix_now();
             let mut shard = self.shard(id);
-            let expired = match shard.records.get(id) {
+            let record = match shard.records.get(id) {
                 None => return Ok(None),
-                Some(e) => e.record.expires_at <= now,
+                Some(e) if e.record.expires_at <= now => None,
+                Some(e) => Some(e.record.clone()),
             };
-            if expired {
+            let Some(record) = record else {
                 shard.remove(id);
                 return Ok(None);
-            }
+            };
             // Loaded again: the visitor came back, so the record leaves probation.
             shard.stamp(*id, true);
-            Ok(shard.records.get(id).map(|e| e.record.clone()))
+            Ok(Some(record))
         })
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, VARY};
+use http::header::{CACHE_CONTROL, Entry, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::Session;
@@ -44,9 +44,9 @@ impl SessionRuntime {
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let bound = self.config.store_timeout;
-        let res = match tokio::time::timeout_at(deadline, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Timeout(bound)),
+        let res = match crate::timeout::ready_or_by(deadline, fut).await {
+            Some(r) => r,
+            None => Err(StoreError::Timeout(bound)),
         };
         if let Err(e) = &res {
             tracing::warn!(target: "flagon::session", operation = what, error = %e, "session store call failed");
@@ -321,15 +321,24 @@ impl RequestSession {
 }
 
 /// Adds `Vary: Cookie` unless the response already varies on cookies (or on everything).
+/// (The entry API: one hashed lookup whether or not the header is there.)
 pub(crate) fn add_vary_cookie(headers: &mut HeaderMap) {
-    let present = headers.get_all(VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*")
-        })
-    });
-    if !present {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    let cookie = HeaderValue::from_static("Cookie");
+    match headers.entry(VARY) {
+        Entry::Vacant(e) => {
+            e.insert(cookie);
+        }
+        Entry::Occupied(mut e) => {
+            let present = e.iter().any(|v| {
+                v.to_str().is_ok_and(|s| {
+                    s.split(',')
+                        .any(|p| p.trim().eq_ignore_ascii_case("cookie") || p.trim() == "*")
+                })
+            });
+            if !present {
+                e.append(cookie);
+            }
+        }
     }
 }
 
@@ -338,8 +347,16 @@ pub(crate) fn add_vary_cookie(headers: &mut HeaderMap) {
 /// replacing `public` and `s-maxage` and keeping the other directives (`max-age=60` becomes
 /// `private, max-age=60`).
 fn private(headers: &mut HeaderMap) {
+    // The usual response has no `Cache-Control`: one hashed lookup inserts it.
+    let mut entry = match headers.entry(CACHE_CONTROL) {
+        Entry::Vacant(e) => {
+            e.insert(HeaderValue::from_static("private"));
+            return;
+        }
+        Entry::Occupied(e) => e,
+    };
     let mut kept = Vec::new();
-    for value in headers.get_all(CACHE_CONTROL) {
+    for value in entry.iter() {
         let Ok(text) = value.to_str() else { continue };
         for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
             let name = directive.split('=').next().unwrap_or("").trim();
@@ -357,7 +374,8 @@ fn private(headers: &mut HeaderMap) {
         HeaderValue::from_str(&format!("private, {}", kept.join(", ")))
             .unwrap_or(HeaderValue::from_static("private"))
     };
-    headers.insert(CACHE_CONTROL, value);
+    // Replaces every `Cache-Control` line, as `HeaderMap::insert` does.
+    entry.insert(value);
 }
 
 /// Whether `data` is over `session.max_record_bytes` (logged when it is).
