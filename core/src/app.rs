@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::error::{APP, CORE};
 use crate::error::{BuildError, Origin, SetupError};
 use crate::extension::{Arrival, Extension};
@@ -324,9 +324,8 @@ fn unknown_sections(config: &Config, reg: &Registry) -> Vec<SetupError> {
             let mut known: Vec<&str> = claimed.clone();
             known.sort_unstable();
             known.dedup();
-            errors.push(SetupError::Config(ConfigError::new(
-                key.clone(),
-                config.source_of(&key),
+            errors.push(SetupError::Config(config.error(
+                &key,
                 format!(
                     "no registered extension reads this section (known sections: {})",
                     known.join(", ")

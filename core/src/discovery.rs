@@ -37,7 +37,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::error::SetupError;
 use crate::extension::{Arrival, Extension};
 
@@ -173,9 +173,8 @@ pub(crate) fn resolve(
             } else {
                 format!("linked: {}", known.join(", "))
             };
-            errors.push(SetupError::Config(ConfigError::new(
+            errors.push(SetupError::Config(config.error(
                 "extensions.disabled",
-                config.source_of("extensions.disabled"),
                 format!("no discoverable extension is named `{name}` ({known})"),
             )));
         }
@@ -228,9 +227,8 @@ pub(crate) fn resolve(
     for (ext, _) in exts.iter() {
         for req in ext.requires() {
             if outcome.disabled.contains(req) && !exts.iter().any(|(e, _)| e.name() == *req) {
-                errors.push(SetupError::Config(ConfigError::new(
+                errors.push(SetupError::Config(config.error(
                     "extensions.disabled",
-                    config.source_of("extensions.disabled"),
                     format!(
                         "`{req}` is disabled, but extension `{}` requires it; \
                          enable `{req}` or disable `{}` too",

@@ -84,11 +84,7 @@ impl Finish<'_> {
 
     /// A config error for `key`, with the value's source (as [`Setup::config_error`](crate::Setup::config_error)).
     pub fn config_error(&self, key: &str, message: impl Into<String>) -> SetupError {
-        SetupError::Config(crate::config::ConfigError::new(
-            key,
-            self.config.source_of(key),
-            message,
-        ))
+        SetupError::Config(self.config.error(key, message))
     }
 
     /// The key for `purpose` derived from the app's secret key, the same as

@@ -93,11 +93,7 @@ impl<'a> Setup<'a> {
 
     /// A config error for `key` in this extension's settings, with the value's source.
     pub fn config_error(&self, key: &str, message: impl Into<String>) -> SetupError {
-        SetupError::Config(crate::config::ConfigError::new(
-            key,
-            self.config.source_of(key),
-            message,
-        ))
+        SetupError::Config(self.config.error(key, message))
     }
 
     /// Registers a route.

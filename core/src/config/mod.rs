@@ -339,9 +339,8 @@ impl Config {
         let present = match figment.find_value(name) {
             Ok(Value::Dict(..)) => true,
             Ok(other) => {
-                return Err(vec![ConfigError::new(
+                return Err(vec![self.error(
                     name,
-                    self.source_of(name),
                     format!("expected a table, found {}", describe(&other)),
                 )]);
             }
@@ -401,6 +400,12 @@ impl Config {
             .extract::<Dict>()
             .map(|d| d.into_keys().collect())
             .unwrap_or_default()
+    }
+
+    /// An error about the value at dotted `key`, naming where that value came from (its
+    /// [`source_of`](Config::source_of)): what every setting's validation reports.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(key, self.source_of(key), message)
     }
 
     /// Where the value at dotted `key` came from: `flagon.toml line 3`,

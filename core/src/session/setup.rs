@@ -12,7 +12,7 @@ use super::memory::MemoryStore;
 use super::runtime::{RequestSession, RotateFn, SessionRuntime};
 use super::store::{SessionStore, StoreContext, StoreFactory};
 use super::{Session, SessionKey};
-use crate::config::{ConfigError, Profile};
+use crate::config::Profile;
 use crate::error::{BoxError, SetupError};
 use crate::finish::Finish;
 use crate::setup::Setup;
@@ -136,13 +136,7 @@ fn finish(
 ) -> Result<(), SetupError> {
     let config = f.settings();
     let stores = f.registry::<SessionStores>();
-    let error = |message: String| {
-        SetupError::Config(ConfigError::new(
-            "session.store",
-            config.source_of("session.store"),
-            message,
-        ))
-    };
+    let error = |message: String| SetupError::Config(config.error("session.store", message));
     let Some(factory) = stores.get(&cfg.store) else {
         let names: Vec<&str> = stores.names().collect();
         return Err(error(format!(
