@@ -2,12 +2,17 @@
 //!
 //! Work in progress: this crate is being built up module by module.
 
+// `migrations!` expands to paths through `::flagon_db`; this makes them resolve inside the
+// crate too.
+extern crate self as flagon_db;
+
 mod backend;
 mod config;
 mod db;
 mod error;
 mod fetch;
 mod health;
+pub mod migrate;
 mod pool;
 mod stats;
 mod tx;
@@ -17,6 +22,8 @@ pub use config::{BindConfig, DEFAULT_URL, DbConfig};
 pub use db::{Db, DbExtension};
 pub use error::{Error, RETRY_AFTER_SECS};
 pub use fetch::{OrNotFound, first_or_404, get_or_404};
+pub use flagon_db_macros::migrations;
+pub use migrate::{MigrateError, MigrationSet, Migrations, Migrator, Target};
 pub use sqlx;
 pub use stats::{PoolStats, QueriesRecorded, RequestStats, TxOutcome};
 pub use tx::{Tx, TxConn};

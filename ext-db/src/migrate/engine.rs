@@ -1,0 +1,745 @@
+//! Running the plan: the tracking table, status, upgrade and downgrade.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
+
+use super::error::MigrateError;
+use super::lock;
+use super::plan::{Migrator, OwnerPlan, PlannedStep, Target};
+use super::set::SqlFile;
+use crate::Backend;
+
+/// The table recording applied migrations.
+pub const TABLE: &str = "flagon_migrations";
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS flagon_migrations (
+    owner VARCHAR(100) NOT NULL,
+    version BIGINT NOT NULL,
+    name VARCHAR(255) NOT NULL,
+    checksum VARCHAR(64) NOT NULL,
+    applied_at BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    PRIMARY KEY (owner, version)
+)";
+
+/// One row of the tracking table: a migration applied to this database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedRecord {
+    /// The set's owner.
+    pub owner: String,
+    /// The version.
+    pub version: i64,
+    /// The migration's name as applied (`0001_create_users`).
+    pub name: String,
+    /// SHA-256 of the up file as applied, hex.
+    pub checksum: String,
+    /// When it was applied, in milliseconds since the Unix epoch (UTC).
+    pub applied_at_ms: i64,
+    /// How long its SQL took, in milliseconds.
+    pub duration_ms: i64,
+}
+
+/// Where one migration stands on this database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MigrationState {
+    /// Not applied.
+    Pending,
+    /// Applied, and its up file is the one applied.
+    Applied(AppliedRecord),
+    /// Applied, but its up file has changed since (the checksum differs).
+    Changed(AppliedRecord),
+}
+
+/// One migration in [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// The version.
+    pub version: i64,
+    /// The name (`0001_create_users`).
+    pub name: String,
+    /// The up file this backend runs.
+    pub file: String,
+    /// Whether it has a down file.
+    pub reversible: bool,
+    /// Applied, changed or pending.
+    pub state: MigrationState,
+}
+
+/// One owner's migrations in [`Status`], by version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerStatus {
+    /// The owner (`app`, `login`, …).
+    pub owner: String,
+    /// Its migrations, ascending.
+    pub migrations: Vec<MigrationStatus>,
+}
+
+/// What `db status` shows: every owner's applied and pending migrations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The backend.
+    pub backend: Backend,
+    /// Owners in plan order.
+    pub owners: Vec<OwnerStatus>,
+    /// Rows of the tracking table this binary has no migration for (a removed file or an
+    /// unregistered extension).
+    pub unknown: Vec<AppliedRecord>,
+}
+
+impl Status {
+    /// How many migrations are pending.
+    pub fn pending(&self) -> usize {
+        self.count(|s| matches!(s, MigrationState::Pending))
+    }
+
+    /// How many applied migrations' up files have changed since.
+    pub fn changed(&self) -> usize {
+        self.count(|s| matches!(s, MigrationState::Changed(_)))
+    }
+
+    /// No pending migration and no changed file: what `db check` requires.
+    pub fn is_up_to_date(&self) -> bool {
+        self.pending() == 0 && self.changed() == 0
+    }
+
+    fn count(&self, f: impl Fn(&MigrationState) -> bool) -> usize {
+        self.owners
+            .iter()
+            .flat_map(|o| &o.migrations)
+            .filter(|m| f(&m.state))
+            .count()
+    }
+}
+
+/// Which way a migration runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Its up file: `upgrade`.
+    Up,
+    /// Its down file: `downgrade`.
+    Down,
+}
+
+/// One migration run (or about to run) by `upgrade` or `downgrade`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The set's owner.
+    pub owner: String,
+    /// The version.
+    pub version: i64,
+    /// The name (`0001_create_users`).
+    pub name: String,
+    /// The file run.
+    pub file: String,
+    /// Up or down.
+    pub direction: Direction,
+}
+
+/// What `upgrade_with` and `downgrade_with` report as they go.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// Another process holds the migration lock: waiting for it (once).
+    Waiting,
+    /// The lock is held and this many migrations will run.
+    Planned(usize),
+    /// One starts.
+    Started(&'a Step),
+    /// One finished, its SQL having taken this long.
+    Finished(&'a Step, Duration),
+}
+
+/// What `upgrade` or `downgrade` did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The migrations run, in order, each with how long its SQL took.
+    pub steps: Vec<(Step, Duration)>,
+    /// Whether another process held the lock when we asked for it.
+    pub waited: bool,
+    /// Applied migrations whose up files changed since (upgrade only; they are not re-run).
+    pub changed: Vec<String>,
+}
+
+impl Migrator {
+    /// Every owner's applied and pending migrations. Takes no lock and creates nothing: a
+    /// database never migrated shows everything pending.
+    pub async fn status(&self, pool: &AnyPool) -> Result<Status, MigrateError> {
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(MigrateError::db("connecting"))?;
+        let applied = if table_exists(&mut conn, self.backend).await? {
+            read_applied(&mut conn).await?
+        } else {
+            Vec::new()
+        };
+        Ok(self.status_of(applied))
+    }
+
+    /// The tracking table's rows, in the order applied (empty when there is no table).
+    pub async fn history(&self, pool: &AnyPool) -> Result<Vec<AppliedRecord>, MigrateError> {
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(MigrateError::db("connecting"))?;
+        if !table_exists(&mut conn, self.backend).await? {
+            return Ok(Vec::new());
+        }
+        let mut rows = read_applied(&mut conn).await?;
+        let position = self.positions();
+        rows.sort_by_key(|r| {
+            (
+                r.applied_at_ms,
+                position.get(&(r.owner.as_str(), r.version)).copied(),
+            )
+        });
+        Ok(rows)
+    }
+
+    /// Applies the pending migrations `target` selects (see [`Target`]), each in its own
+    /// transaction where the backend allows, holding the migration lock.
+    pub async fn upgrade(&self, pool: &AnyPool, target: &Target) -> Result<Report, MigrateError> {
+        self.upgrade_with(pool, target, &mut |_| {}).await
+    }
+
+    /// [`Migrator::upgrade`], telling `progress` what happens.
+    pub async fn upgrade_with(
+        &self,
+        pool: &AnyPool,
+        target: &Target,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Report, MigrateError> {
+        self.locked(pool, progress, Work::Upgrade(target)).await
+    }
+
+    /// Reverts the applied migrations `target` selects (see [`Target`]: by default the most
+    /// recently applied one), newest first, with their down files.
+    pub async fn downgrade(&self, pool: &AnyPool, target: &Target) -> Result<Report, MigrateError> {
+        self.downgrade_with(pool, target, &mut |_| {}).await
+    }
+
+    /// [`Migrator::downgrade`], telling `progress` what happens.
+    pub async fn downgrade_with(
+        &self,
+        pool: &AnyPool,
+        target: &Target,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    ) -> Result<Report, MigrateError> {
+        self.locked(pool, progress, Work::Downgrade(target)).await
+    }
+
+    /// Runs `work` on a connection of its own holding the migration lock, with the tracking
+    /// table in place. The connection is detached from the pool and closed afterwards, so a
+    /// lock can never go back to the pool with it.
+    async fn locked(
+        &self,
+        pool: &AnyPool,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+        work: Work<'_>,
+    ) -> Result<Report, MigrateError> {
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(MigrateError::db("connecting"))?
+            .detach();
+        let mut report = Report::default();
+        let mut waited = false;
+        let mut on_wait = || {
+            waited = true;
+            progress(Progress::Waiting);
+        };
+        let held = lock::acquire(&mut conn, self.backend, self.lock_timeout, &mut on_wait).await;
+        report.waited = waited;
+        let held = match held {
+            Ok(held) => held,
+            Err(e) => {
+                let _ = conn.close().await;
+                return Err(e);
+            }
+        };
+        let mut result = sqlx::raw_sql(CREATE_TABLE)
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(MigrateError::db("creating the flagon_migrations table"));
+        if result.is_ok() {
+            result = match work {
+                Work::Upgrade(t) => self.run_upgrade(&mut conn, t, progress, &mut report).await,
+                Work::Downgrade(t) => {
+                    self.run_downgrade(&mut conn, t, progress, &mut report)
+                        .await
+                }
+            };
+        }
+        let released = held.release(&mut conn, self.backend).await;
+        let _ = conn.close().await;
+        result?;
+        released?;
+        Ok(report)
+    }
+
+    async fn run_upgrade(
+        &self,
+        conn: &mut AnyConnection,
+        target: &Target,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+        report: &mut Report,
+    ) -> Result<(), MigrateError> {
+        let applied = read_applied(conn).await?;
+        let applied: HashMap<(&str, i64), &AppliedRecord> = applied
+            .iter()
+            .map(|r| ((r.owner.as_str(), r.version), r))
+            .collect();
+        let (owners, limit): (Vec<&OwnerPlan>, Option<(&str, i64)>) = match target {
+            Target::Default => (self.owners.iter().collect(), None),
+            Target::Owner(o) => {
+                self.known_owner(o)?;
+                (self.with_requirements(o), None)
+            }
+            Target::Version(o, v) => {
+                let plan = self.known_owner(o)?;
+                if *v != 0 && !plan.steps.iter().any(|s| s.version == *v) {
+                    return Err(no_version(plan, *v));
+                }
+                (self.with_requirements(o), Some((o.as_str(), *v)))
+            }
+        };
+        let mut todo = Vec::new();
+        for plan in owners {
+            for step in &plan.steps {
+                if let Some((o, v)) = limit
+                    && plan.owner == o
+                    && step.version > v
+                {
+                    continue;
+                }
+                match applied.get(&(plan.owner.as_str(), step.version)) {
+                    Some(rec) if rec.checksum != step.checksum => {
+                        report.changed.push(format!("{} {}", plan.owner, step.name));
+                    }
+                    Some(_) => {}
+                    None => todo.push((plan, step)),
+                }
+            }
+        }
+        progress(Progress::Planned(todo.len()));
+        for (plan, step) in todo {
+            let info = Step {
+                owner: plan.owner.clone(),
+                version: step.version,
+                name: step.name.clone(),
+                file: step.up.path.clone(),
+                direction: Direction::Up,
+            };
+            progress(Progress::Started(&info));
+            let took = self.apply(conn, plan, step).await?;
+            progress(Progress::Finished(&info, took));
+            report.steps.push((info, took));
+        }
+        Ok(())
+    }
+
+    async fn run_downgrade(
+        &self,
+        conn: &mut AnyConnection,
+        target: &Target,
+        progress: &mut (dyn FnMut(Progress<'_>) + Send),
+        report: &mut Report,
+    ) -> Result<(), MigrateError> {
+        let applied = read_applied(conn).await?;
+        let positions = self.positions();
+        // Newest first: by time applied, then by plan position (ties within a millisecond).
+        let mut newest: Vec<&AppliedRecord> = applied.iter().collect();
+        newest.sort_by_key(|r| {
+            std::cmp::Reverse((
+                r.applied_at_ms,
+                positions.get(&(r.owner.as_str(), r.version)).copied(),
+            ))
+        });
+        let chosen: Vec<&AppliedRecord> = match target {
+            Target::Default => newest.first().copied().into_iter().collect(),
+            Target::Owner(o) => {
+                self.known_owner(o)?;
+                let mut mine: Vec<_> = applied.iter().filter(|r| &r.owner == o).collect();
+                mine.sort_by_key(|r| std::cmp::Reverse(r.version));
+                mine.into_iter().take(1).collect()
+            }
+            Target::Version(o, v) => {
+                let plan = self.known_owner(o)?;
+                if *v != 0 && !plan.steps.iter().any(|s| s.version == *v) {
+                    return Err(no_version(plan, *v));
+                }
+                let mut mine: Vec<_> = applied
+                    .iter()
+                    .filter(|r| &r.owner == o && r.version > *v)
+                    .collect();
+                mine.sort_by_key(|r| std::cmp::Reverse(r.version));
+                mine
+            }
+        };
+        // Check everything before reverting anything.
+        let mut todo = Vec::with_capacity(chosen.len());
+        for rec in &chosen {
+            let plan = self.known_owner(&rec.owner)?;
+            let Some(step) = plan.steps.iter().find(|s| s.version == rec.version) else {
+                return Err(MigrateError::Target(format!(
+                    "cannot downgrade {} {}: it is applied but this binary has no migration for it",
+                    rec.owner, rec.name
+                )));
+            };
+            let Some(down) = &step.down else {
+                return Err(MigrateError::Irreversible {
+                    owner: plan.owner.clone(),
+                    name: step.name.clone(),
+                    file: step.down_path.clone(),
+                });
+            };
+            todo.push((plan, step, down));
+        }
+        for plan in todo.iter().map(|t| t.0) {
+            let left = applied
+                .iter()
+                .filter(|r| r.owner == plan.owner)
+                .filter(|r| {
+                    !chosen
+                        .iter()
+                        .any(|c| c.owner == r.owner && c.version == r.version)
+                })
+                .count();
+            if left > 0 {
+                continue;
+            }
+            for dependent in &self.owners {
+                let requires_it = dependent.requires.contains(&plan.owner);
+                let has_applied = applied.iter().any(|r| r.owner == dependent.owner);
+                if requires_it && has_applied {
+                    return Err(MigrateError::Required {
+                        owner: plan.owner.clone(),
+                        dependent: dependent.owner.clone(),
+                    });
+                }
+            }
+        }
+        progress(Progress::Planned(todo.len()));
+        for (plan, step, down) in todo {
+            let info = Step {
+                owner: plan.owner.clone(),
+                version: step.version,
+                name: step.name.clone(),
+                file: down.path.clone(),
+                direction: Direction::Down,
+            };
+            progress(Progress::Started(&info));
+            let took = self.revert(conn, plan, step, down).await?;
+            progress(Progress::Finished(&info, took));
+            report.steps.push((info, took));
+        }
+        Ok(())
+    }
+
+    /// Runs `step`'s up file and records it, in one transaction where the backend has
+    /// transactional DDL.
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        plan: &OwnerPlan,
+        step: &PlannedStep,
+    ) -> Result<Duration, MigrateError> {
+        let record = |took: Duration| Record::Insert {
+            owner: &plan.owner,
+            version: step.version,
+            name: &step.name,
+            checksum: &step.checksum,
+            duration_ms: took.as_millis().min(i64::MAX as u128) as i64,
+        };
+        self.run_file(conn, plan, step, &step.up, record).await
+    }
+
+    /// Runs `step`'s down file and deletes its record, in one transaction where the backend
+    /// has transactional DDL.
+    async fn revert(
+        &self,
+        conn: &mut AnyConnection,
+        plan: &OwnerPlan,
+        step: &PlannedStep,
+        down: &SqlFile,
+    ) -> Result<Duration, MigrateError> {
+        let record = |_took: Duration| Record::Delete {
+            owner: &plan.owner,
+            version: step.version,
+        };
+        self.run_file(conn, plan, step, down, record).await
+    }
+
+    async fn run_file<'r>(
+        &self,
+        conn: &mut AnyConnection,
+        plan: &OwnerPlan,
+        step: &PlannedStep,
+        file: &SqlFile,
+        record: impl FnOnce(Duration) -> Record<'r>,
+    ) -> Result<Duration, MigrateError> {
+        let failed = |source| MigrateError::Failed {
+            owner: plan.owner.clone(),
+            name: step.name.clone(),
+            file: file.path.clone(),
+            source,
+        };
+        let transactional = self.backend != Backend::MySql && !no_transaction(&file.sql);
+        let blank = is_blank(&file.sql);
+        let sql = sqlx::raw_sql(AssertSqlSafe(file.sql.clone()));
+        if !transactional {
+            // MySQL/MariaDB commit DDL implicitly, so a transaction would promise what it
+            // cannot keep: run the file, then record it only once it has succeeded.
+            let start = Instant::now();
+            if !blank {
+                sql.execute(&mut *conn).await.map_err(failed)?;
+            }
+            let took = start.elapsed();
+            record(took)
+                .run(conn, self.backend)
+                .await
+                .map_err(MigrateError::db("recording the migration"))?;
+            return Ok(took);
+        }
+        let mut tx = match self.backend {
+            // Take the write lock at once rather than failing to upgrade a read lock later.
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+            _ => conn.begin().await,
+        }
+        .map_err(MigrateError::db("beginning a transaction"))?;
+        let start = Instant::now();
+        if !blank && let Err(e) = sql.execute(&mut *tx).await {
+            let _ = tx.rollback().await;
+            return Err(failed(e));
+        }
+        let took = start.elapsed();
+        if let Err(e) = record(took).run(&mut tx, self.backend).await {
+            let _ = tx.rollback().await;
+            return Err(MigrateError::db("recording the migration")(e));
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok(took)
+    }
+
+    fn status_of(&self, applied: Vec<AppliedRecord>) -> Status {
+        let mut by_key: HashMap<(String, i64), AppliedRecord> = applied
+            .into_iter()
+            .map(|r| ((r.owner.clone(), r.version), r))
+            .collect();
+        let owners = self
+            .owners
+            .iter()
+            .map(|plan| OwnerStatus {
+                owner: plan.owner.clone(),
+                migrations: plan
+                    .steps
+                    .iter()
+                    .map(|step| {
+                        let state = match by_key.remove(&(plan.owner.clone(), step.version)) {
+                            None => MigrationState::Pending,
+                            Some(r) if r.checksum == step.checksum => MigrationState::Applied(r),
+                            Some(r) => MigrationState::Changed(r),
+                        };
+                        MigrationStatus {
+                            version: step.version,
+                            name: step.name.clone(),
+                            file: step.up.path.clone(),
+                            reversible: step.down.is_some(),
+                            state,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut unknown: Vec<AppliedRecord> = by_key.into_values().collect();
+        unknown.sort_by(|a, b| (&a.owner, a.version).cmp(&(&b.owner, b.version)));
+        Status {
+            backend: self.backend,
+            owners,
+            unknown,
+        }
+    }
+
+    /// Each known migration's position in the plan.
+    fn positions(&self) -> HashMap<(&str, i64), usize> {
+        self.owners
+            .iter()
+            .flat_map(|o| o.steps.iter().map(move |s| (o.owner.as_str(), s.version)))
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect()
+    }
+}
+
+enum Work<'a> {
+    Upgrade(&'a Target),
+    Downgrade(&'a Target),
+}
+
+enum Record<'a> {
+    Insert {
+        owner: &'a str,
+        version: i64,
+        name: &'a str,
+        checksum: &'a str,
+        duration_ms: i64,
+    },
+    Delete {
+        owner: &'a str,
+        version: i64,
+    },
+}
+
+impl Record<'_> {
+    async fn run(self, conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+        match self {
+            Record::Insert {
+                owner,
+                version,
+                name,
+                checksum,
+                duration_ms,
+            } => {
+                let sql = backend.sql(
+                    "INSERT INTO flagon_migrations \
+                     (owner, version, name, checksum, applied_at, duration_ms) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                );
+                sqlx::query(AssertSqlSafe(sql.into_owned()))
+                    .bind(owner)
+                    .bind(version)
+                    .bind(name)
+                    .bind(checksum)
+                    .bind(now_ms())
+                    .bind(duration_ms)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Record::Delete { owner, version } => {
+                let sql =
+                    backend.sql("DELETE FROM flagon_migrations WHERE owner = ? AND version = ?");
+                sqlx::query(AssertSqlSafe(sql.into_owned()))
+                    .bind(owner)
+                    .bind(version)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn no_version(plan: &OwnerPlan, v: i64) -> MigrateError {
+    let versions: Vec<String> = plan.steps.iter().map(|s| s.version.to_string()).collect();
+    MigrateError::Target(format!(
+        "`{}` has no migration {v} (its versions: {})",
+        plan.owner,
+        if versions.is_empty() {
+            "none".to_owned()
+        } else {
+            versions.join(", ")
+        }
+    ))
+}
+
+async fn table_exists(conn: &mut AnyConnection, backend: Backend) -> Result<bool, MigrateError> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'flagon_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'flagon_migrations'"
+        }
+        Backend::MySql => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name = 'flagon_migrations'"
+        }
+    };
+    let n: i64 = sqlx::query(sql)
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(MigrateError::db("looking for the flagon_migrations table"))?;
+    Ok(n > 0)
+}
+
+async fn read_applied(conn: &mut AnyConnection) -> Result<Vec<AppliedRecord>, MigrateError> {
+    let rows = sqlx::query(
+        "SELECT owner, version, name, checksum, applied_at, duration_ms FROM flagon_migrations",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(MigrateError::db("reading the flagon_migrations table"))?;
+    rows.iter()
+        .map(|row| {
+            Ok(AppliedRecord {
+                owner: row.try_get(0)?,
+                version: row.try_get(1)?,
+                name: row.try_get(2)?,
+                checksum: row.try_get(3)?,
+                applied_at_ms: row.try_get(4)?,
+                duration_ms: row.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(MigrateError::db("reading the flagon_migrations table"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
+/// Whether the file opts out of the transaction with a first line `-- no-transaction`
+/// (PostgreSQL's `CREATE INDEX CONCURRENTLY` needs that).
+fn no_transaction(sql: &str) -> bool {
+    sql.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| l == "-- no-transaction")
+}
+
+/// Whether `sql` holds nothing but whitespace and comments (MySQL rejects an empty query).
+pub(crate) fn is_blank(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if rest.is_empty() {
+            return true;
+        }
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            return false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_sql_is_comments_and_whitespace_only() {
+        assert!(is_blank(""));
+        assert!(is_blank("  -- a comment\n/* and\nanother */\n"));
+        assert!(!is_blank("-- c\nSELECT 1"));
+        assert!(!is_blank("/* c */ SELECT 1"));
+    }
+
+    #[test]
+    fn the_no_transaction_directive_is_the_first_line() {
+        assert!(no_transaction(
+            "\n-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"
+        ));
+        assert!(!no_transaction(
+            "CREATE TABLE t (a INT);\n-- no-transaction"
+        ));
+    }
+}
