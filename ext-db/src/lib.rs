@@ -6,6 +6,7 @@ mod backend;
 mod keyset;
 mod order_by;
 mod paginate;
+mod session_store;
 
 pub use backend::{Backend, redact_url};
 pub use keyset::{CursorKey, Keyset, KeysetPage, KeysetRequest};
@@ -14,4 +15,5 @@ pub use paginate::{
     DEFAULT_MAX_PER_PAGE, DEFAULT_PER_PAGE, IterPages, PageLink, PageLinks, PageRequest, Paginate,
     PaginateError, Pagination, Select, SqlValue, paginate,
 };
+pub use session_store::{SESSION_TABLE, SqlSessionStore, session_migration};
 pub use sqlx;
