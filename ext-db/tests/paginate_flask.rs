@@ -187,3 +187,88 @@ async fn a_page_serialises_with_its_computed_values_for_templates() {
         .unwrap();
     assert_eq!(out, "1 2 3 4 5 11-20 of 45");
 }
+
+/// Flask-SQLAlchemy's documented pagination widget, as a Flask app has it.
+const FLASK_WIDGET: &str = r#"{{ pagination.first }} - {{ pagination.last }} of {{ pagination.total }}
+{%- for page in pagination.iter_pages() %}
+  {%- if page %}
+    {%- if page != pagination.page %} <a href="{{ url_for('posts', page=page) }}">{{ page }}</a>
+    {%- else %} <strong>{{ page }}</strong>
+    {%- endif %}
+  {%- else %} <span class=ellipsis>…</span>
+  {%- endif %}
+{%- endfor %}
+{%- for item in pagination %} {{ item }}{% endfor %}
+{%- if pagination.has_next %} next={{ pagination.next_num }}{% endif %}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flask_templates_render_unchanged_and_any_connection_kind_pages() {
+    let db = TestDb::sqlite().await;
+    db.run_sql("CREATE TABLE item (id BIGINT PRIMARY KEY)")
+        .await;
+    let values: Vec<String> = (1..=200).map(|i| format!("({i})")).collect();
+    db.run_sql(&format!(
+        "INSERT INTO item (id) VALUES {}",
+        values.join(",")
+    ))
+    .await;
+    let select = Select::new("SELECT id FROM item ORDER BY id");
+    // In a transaction, on a plain connection, and on the pool: the same page.
+    let mut tx = db.pool.begin().await.unwrap();
+    let in_tx = paginate::<Item, _>(
+        &mut tx,
+        &select,
+        PageRequest::new(7, 10),
+        &Paginate::default(),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    let on_conn = paginate::<Item, _>(
+        &mut *conn,
+        &select,
+        PageRequest::new(7, 10),
+        &Paginate::default(),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let page = paginate::<Item, _>(
+        &db.pool,
+        &select,
+        PageRequest::new(7, 10),
+        &Paginate::default(),
+    )
+    .await
+    .unwrap()
+    .map(|item| item.id);
+    assert_eq!(in_tx.map(|i| i.id), page);
+    assert_eq!(on_conn.map(|i| i.id), page);
+
+    let mut env = flagon::minijinja::Environment::new();
+    // The app's `url_for` comes from core when rendering in a request; here, its shape.
+    env.add_function(
+        "url_for",
+        |endpoint: String, kwargs: flagon::minijinja::value::Kwargs| {
+            let page: u64 = kwargs.get("page")?;
+            Ok::<_, flagon::minijinja::Error>(format!("/{endpoint}?page={page}"))
+        },
+    );
+    let out = env
+        .render_str(
+            FLASK_WIDGET,
+            flagon::minijinja::context! { pagination => page.to_template_value() },
+        )
+        .unwrap();
+    let links: String = [1, 2, 0, 5, 6, 7, 8, 9, 10, 11, 0, 19, 20]
+        .iter()
+        .map(|&n| match n {
+            0 => " <span class=ellipsis>…</span>".to_owned(),
+            7 => " <strong>7</strong>".to_owned(),
+            n => format!(r#" <a href="/posts?page={n}">{n}</a>"#),
+        })
+        .collect();
+    let items: String = (61..=70).map(|i| format!(" {i}")).collect();
+    assert_eq!(out, format!("61 - 70 of 200{links}{items} next=8"));
+}
