@@ -270,7 +270,7 @@ impl Keyset {
             (None, None) => (None, false),
             (Some(_), Some(_)) => return Err(PaginateError::BadCursor),
         };
-        let mut sql = format!("SELECT * FROM ({}) flagon_keyset", select.sql());
+        let mut sql = format!("SELECT * FROM ({}\n) flagon_keyset", select.sql());
         let mut binds = select.binds().to_vec();
         if let Some(values) = &cursor {
             let (position, more) = self.position_sql(values, before);

@@ -145,10 +145,18 @@ pub struct Select {
 }
 
 impl Select {
-    /// A statement with nothing bound yet.
+    /// A statement with nothing bound yet. A trailing `;` (and whitespace) is dropped, since
+    /// the statement is extended and nested.
     pub fn new(sql: impl Into<Cow<'static, str>>) -> Select {
+        let mut sql = sql.into();
+        let trimmed = sql
+            .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+            .len();
+        if trimmed < sql.len() {
+            sql.to_mut().truncate(trimmed);
+        }
         Select {
-            sql: sql.into(),
+            sql,
             binds: Vec::new(),
         }
     }
@@ -428,7 +436,8 @@ where
     let limit = i64::try_from(per_page).unwrap_or(i64::MAX);
     let items = match offset {
         Some(offset) => {
-            let sql = format!("{} LIMIT ? OFFSET ?", select.sql());
+            // On a line of its own, so a trailing `-- comment` in the statement cannot swallow it.
+            let sql = format!("{}\nLIMIT ? OFFSET ?", select.sql());
             let mut binds = select.binds().to_vec();
             binds.extend([SqlValue::Int(limit), SqlValue::Int(offset)]);
             let rows = fetch_rows(conn, &sql, &binds).await?;
@@ -442,7 +451,7 @@ where
         return Err(PaginateError::OutOfRange { page });
     }
     let total = if opts.count {
-        let sql = format!("SELECT COUNT(*) FROM ({}) flagon_page", select.sql());
+        let sql = format!("SELECT COUNT(*) FROM ({}\n) flagon_page", select.sql());
         let rows = fetch_rows(conn, &sql, select.binds()).await?;
         let n: i64 = match rows.first() {
             Some(row) => sqlx::Row::try_get(row, 0)?,
