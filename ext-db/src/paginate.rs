@@ -1,33 +1,4 @@
-//! Flask-SQLAlchemy's `paginate`: a page of rows by `LIMIT`/`OFFSET`, the total by `COUNT`,
-//! and a [`Pagination`] value that templates render page links from.
-//!
-//! ```no_run
-//! use flagon::HttpError;
-//! use flagon_db::sqlx::{AnyPool, FromRow};
-//! use flagon_db::{PageRequest, Paginate, Select, paginate};
-//!
-//! #[derive(FromRow, serde::Serialize)]
-//! struct Post {
-//!     id: i64,
-//!     title: String,
-//! }
-//!
-//! // `GET /posts?page=3&per_page=10`
-//! async fn posts(pool: &AnyPool, page: PageRequest) -> Result<String, HttpError> {
-//!     let select = Select::new("SELECT id, title FROM post WHERE author = ? ORDER BY id").bind(7);
-//!     let posts = paginate::<Post, _>(pool, &select, page, &Paginate::default()).await?;
-//!     Ok(format!("page {} of {}: {} posts", posts.page, posts.pages(), posts.items.len()))
-//! }
-//! ```
-//!
-//! The semantics are Flask-SQLAlchemy 3.1's, with one deliberate difference: a `page` or
-//! `per_page` in the query string that is not a whole number of at least 1 is a **400** naming
-//! the parameter (Flask answers 404). A page past the end is a 404 when
-//! [`Paginate::error_out`] is on (the default), as in Flask.
-//!
-//! The statement is run twice: `… LIMIT ? OFFSET ?` for the items, and
-//! `SELECT COUNT(*) FROM (…)` for the total (skipped with [`Paginate::count`]` = false`, for
-//! big tables). Give it an `ORDER BY`, or pages are in no particular order.
+//! Flask-SQLAlchemy's `paginate` (see [`paginate()`] and [`Pagination`]).
 
 use std::borrow::Cow;
 
@@ -416,6 +387,34 @@ impl IntoResponse for PaginateError {
 /// `error_out`; [`PaginateError::InvalidPage`] (400) for a page or page size below 1 under
 /// `error_out` (a [`PageRequest`] from a query string never has one);
 /// [`PaginateError::Database`] (500).
+///
+/// ```no_run
+/// use flagon::HttpError;
+/// use flagon_db::sqlx::{AnyPool, FromRow};
+/// use flagon_db::{PageRequest, Paginate, Select, paginate};
+///
+/// #[derive(FromRow, serde::Serialize)]
+/// struct Post {
+///     id: i64,
+///     title: String,
+/// }
+///
+/// // `GET /posts?page=3&per_page=10`
+/// async fn posts(pool: &AnyPool, page: PageRequest) -> Result<String, HttpError> {
+///     let select = Select::new("SELECT id, title FROM post WHERE author = ? ORDER BY id").bind(7);
+///     let posts = paginate::<Post, _>(pool, &select, page, &Paginate::default()).await?;
+///     Ok(format!("page {} of {}: {} posts", posts.page, posts.pages(), posts.items.len()))
+/// }
+/// ```
+///
+/// The semantics are Flask-SQLAlchemy 3.1's, with one deliberate difference: a `page` or
+/// `per_page` in the query string that is not a whole number of at least 1 is a **400** naming
+/// the parameter (Flask answers 404). A page past the end is a 404 when
+/// [`Paginate::error_out`] is on (the default), as in Flask.
+///
+/// The statement is run twice: `… LIMIT ? OFFSET ?` for the items, and
+/// `SELECT COUNT(*) FROM (…)` for the total (skipped with [`Paginate::count`]` = false`, for
+/// big tables). Give it an `ORDER BY`, or pages are in no particular order.
 pub async fn paginate<'c, T, A>(
     db: A,
     select: &Select,
