@@ -255,6 +255,8 @@ impl SqlSessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
+        // Columns the table's own types cannot be read as are a backend fault; only data that
+        // does not decode as a record is an undecodable record.
         let read = |row: &AnyRow| -> Result<(String, i64, i64, i64), sqlx::Error> {
             Ok((
                 row.try_get(0)?,
@@ -263,12 +265,8 @@ impl SqlSessionStore {
                 row.try_get(3)?,
             ))
         };
-        let decoded = read(&row)
-            .ok()
-            .and_then(|(text, created, expires, version)| {
-                Some((decode(&text)?, created, expires, version))
-            });
-        let Some((data, created_at, expires_at, version)) = decoded else {
+        let (text, created_at, expires_at, version) = read(&row).map_err(backend_error)?;
+        let Some(data) = decode(&text) else {
             tracing::warn!(session = ?id, "an undecodable session record was deleted");
             self.delete_row(id).await?;
             return Ok(None);
