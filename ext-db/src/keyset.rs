@@ -1,39 +1,4 @@
-//! Keyset pagination for large tables: pages after or before an opaque, signed cursor
-//! instead of an `OFFSET`, so a page costs the same deep in the table as at its start, and
-//! rows inserted or deleted meanwhile never shift a page (no row is shown twice or skipped).
-//!
-//! A [`Keyset`] names the columns a listing is ordered by; the last must be unique (the
-//! primary key), so the order is total. A cursor holds the key values of one row, signed
-//! with a [`CursorKey`] (HMAC-SHA256) together with the listing's name and columns: a client
-//! can pass it back but not forge, alter or reuse it on another listing.
-//!
-//! ```no_run
-//! use flagon::HttpError;
-//! use flagon_db::sqlx::{AnyPool, FromRow};
-//! use flagon_db::{CursorKey, Keyset, KeysetRequest, Select};
-//!
-//! #[derive(FromRow, serde::Serialize)]
-//! struct Post {
-//!     id: i64,
-//!     score: i64,
-//!     title: String,
-//! }
-//!
-//! // `GET /posts?after=…` (the cursor key comes from `derive_key("flagon-db.cursor")`)
-//! async fn posts(pool: &AnyPool, key: &CursorKey, req: KeysetRequest) -> Result<String, HttpError> {
-//!     let listing = Keyset::new("posts").desc("score").asc("id");
-//!     let select = Select::new("SELECT id, score, title FROM post WHERE draft = ?").bind(false);
-//!     let page = listing.page::<Post, _>(pool, &select, &req, key).await?;
-//!     Ok(format!("{} posts; next: {:?}", page.items.len(), page.next))
-//! }
-//! ```
-//!
-//! The statement runs wrapped: `SELECT * FROM (select) AS flagon_keyset WHERE … ORDER BY …
-//! LIMIT per_page + 1`, with the position written out as `a > ? OR (a = ? AND b > ?)` (the
-//! form every backend accepts, mixed directions included). So the key columns are named as
-//! the statement's *output* columns (aliases), and the statement has no `ORDER BY` or
-//! `LIMIT` of its own. Key columns must not be NULL. An index on the key columns makes each
-//! page an index range scan.
+//! Keyset pagination: pages after or before a signed cursor (see [`Keyset`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -81,6 +46,44 @@ impl std::fmt::Debug for CursorKey {
 }
 
 /// A listing paged by keyset: its name and the columns it is ordered by, the last unique.
+///
+/// Keyset pagination serves large tables: pages come after or before an opaque, signed
+/// cursor instead of an `OFFSET`, so a page costs the same deep in the table as at its
+/// start, and rows inserted or deleted meanwhile never shift a page (no row is shown twice
+/// or skipped).
+///
+/// A [`Keyset`] names the columns a listing is ordered by; the last must be unique (the
+/// primary key), so the order is total. A cursor holds the key values of one row, signed
+/// with a [`CursorKey`] (HMAC-SHA256) together with the listing's name and columns: a client
+/// can pass it back but not forge, alter or reuse it on another listing.
+///
+/// ```no_run
+/// use flagon::HttpError;
+/// use flagon_db::sqlx::{AnyPool, FromRow};
+/// use flagon_db::{CursorKey, Keyset, KeysetRequest, Select};
+///
+/// #[derive(FromRow, serde::Serialize)]
+/// struct Post {
+///     id: i64,
+///     score: i64,
+///     title: String,
+/// }
+///
+/// // `GET /posts?after=…` (the cursor key comes from `derive_key("flagon-db.cursor")`)
+/// async fn posts(pool: &AnyPool, key: &CursorKey, req: KeysetRequest) -> Result<String, HttpError> {
+///     let listing = Keyset::new("posts").desc("score").asc("id");
+///     let select = Select::new("SELECT id, score, title FROM post WHERE draft = ?").bind(false);
+///     let page = listing.page::<Post, _>(pool, &select, &req, key).await?;
+///     Ok(format!("{} posts; next: {:?}", page.items.len(), page.next))
+/// }
+/// ```
+///
+/// The statement runs wrapped: `SELECT * FROM (select) AS flagon_keyset WHERE … ORDER BY …
+/// LIMIT per_page + 1`, with the position written out as `a > ? OR (a = ? AND b > ?)` (the
+/// form every backend accepts, mixed directions included). So the key columns are named as
+/// the statement's *output* columns (aliases), and the statement has no `ORDER BY` or
+/// `LIMIT` of its own. Key columns must not be NULL. An index on the key columns makes each
+/// page an index range scan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keyset {
     name: &'static str,
@@ -270,7 +273,7 @@ impl Keyset {
             (None, None) => (None, false),
             (Some(_), Some(_)) => return Err(PaginateError::BadCursor),
         };
-        let mut sql = format!("SELECT * FROM ({}) flagon_keyset", select.sql());
+        let mut sql = format!("SELECT * FROM ({}\n) flagon_keyset", select.sql());
         let mut binds = select.binds().to_vec();
         if let Some(values) = &cursor {
             let (position, more) = self.position_sql(values, before);

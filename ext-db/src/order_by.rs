@@ -1,40 +1,4 @@
-//! A typed sort allowlist: `?sort=title` or `?sort=-created,title` against an enum of the
-//! columns a listing may be sorted by. Anything else is a 400; the client's text never reaches
-//! the SQL, which is built only from the `&'static str`s the enum maps to.
-//!
-//! ```
-//! use flagon_db::{OrderBy, SortColumn};
-//!
-//! #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-//! enum PostSort {
-//!     Title,
-//!     Created,
-//! }
-//!
-//! impl SortColumn for PostSort {
-//!     const ALL: &'static [Self] = &[PostSort::Title, PostSort::Created];
-//!     fn name(self) -> &'static str {
-//!         match self {
-//!             PostSort::Title => "title",
-//!             PostSort::Created => "created",
-//!         }
-//!     }
-//!     fn sql(self) -> &'static str {
-//!         match self {
-//!             PostSort::Title => "post.title",
-//!             PostSort::Created => "post.created_at",
-//!         }
-//!     }
-//! }
-//!
-//! let order = OrderBy::<PostSort>::from_query("sort=-created,title").unwrap();
-//! assert_eq!(order.clause(), "ORDER BY post.created_at DESC, post.title ASC");
-//! assert_eq!(OrderBy::<PostSort>::from_query("sort=name;DROP TABLE x--").unwrap_err().status(), 400);
-//!
-//! // As an axum extractor: `async fn posts(order: OrderBy<PostSort>) -> …`
-//! let sql = format!("SELECT id, title FROM post {}", order.clause());
-//! # let _ = sql;
-//! ```
+//! A typed sort allowlist (see [`OrderBy`]).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -133,7 +97,43 @@ impl<T> Sort<T> {
 /// for descending (`-created,title`). An empty or absent parameter gives
 /// [`T::default_order`](SortColumn::default_order). Anything else (an unknown name, SQL,
 /// whitespace, a column named twice, the parameter given twice, a value over 256 bytes) is a
-/// 400 [`HttpError`] listing the allowed names; the rejected text is not echoed.
+/// 400 [`HttpError`] listing the allowed names; the rejected text is not echoed. The
+/// client's text never reaches the SQL, which is built only from the `&'static str`s the
+/// enum maps to.
+///
+/// ```
+/// use flagon_db::{OrderBy, SortColumn};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// enum PostSort {
+///     Title,
+///     Created,
+/// }
+///
+/// impl SortColumn for PostSort {
+///     const ALL: &'static [Self] = &[PostSort::Title, PostSort::Created];
+///     fn name(self) -> &'static str {
+///         match self {
+///             PostSort::Title => "title",
+///             PostSort::Created => "created",
+///         }
+///     }
+///     fn sql(self) -> &'static str {
+///         match self {
+///             PostSort::Title => "post.title",
+///             PostSort::Created => "post.created_at",
+///         }
+///     }
+/// }
+///
+/// let order = OrderBy::<PostSort>::from_query("sort=-created,title").unwrap();
+/// assert_eq!(order.clause(), "ORDER BY post.created_at DESC, post.title ASC");
+/// assert_eq!(OrderBy::<PostSort>::from_query("sort=name;DROP TABLE x--").unwrap_err().status(), 400);
+///
+/// // As an axum extractor: `async fn posts(order: OrderBy<PostSort>) -> …`
+/// let sql = format!("SELECT id, title FROM post {}", order.clause());
+/// # let _ = sql;
+/// ```
 pub struct OrderBy<T> {
     sorts: Vec<Sort<T>>,
     _t: PhantomData<fn() -> T>,

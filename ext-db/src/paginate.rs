@@ -1,174 +1,19 @@
-//! Flask-SQLAlchemy's `paginate`: a page of rows by `LIMIT`/`OFFSET`, the total by `COUNT`,
-//! and a [`Pagination`] value that templates render page links from.
-//!
-//! ```no_run
-//! use flagon::HttpError;
-//! use flagon_db::sqlx::{AnyPool, FromRow};
-//! use flagon_db::{PageRequest, Paginate, Select, paginate};
-//!
-//! #[derive(FromRow, serde::Serialize)]
-//! struct Post {
-//!     id: i64,
-//!     title: String,
-//! }
-//!
-//! // `GET /posts?page=3&per_page=10`
-//! async fn posts(pool: &AnyPool, page: PageRequest) -> Result<String, HttpError> {
-//!     let select = Select::new("SELECT id, title FROM post WHERE author = ? ORDER BY id").bind(7);
-//!     let posts = paginate::<Post, _>(pool, &select, page, &Paginate::default()).await?;
-//!     Ok(format!("page {} of {}: {} posts", posts.page, posts.pages(), posts.items.len()))
-//! }
-//! ```
-//!
-//! The semantics are Flask-SQLAlchemy 3.1's, with one deliberate difference: a `page` or
-//! `per_page` in the query string that is not a whole number of at least 1 is a **400** naming
-//! the parameter (Flask answers 404). A page past the end is a 404 when
-//! [`Paginate::error_out`] is on (the default), as in Flask.
-//!
-//! The statement is run twice: `… LIMIT ? OFFSET ?` for the items, and
-//! `SELECT COUNT(*) FROM (…)` for the total (skipped with [`Paginate::count`]` = false`, for
-//! big tables). Give it an `ORDER BY`, or pages are in no particular order.
+//! Flask-SQLAlchemy's `paginate` (see [`paginate()`] and [`Pagination`]).
 
-use std::borrow::Cow;
+mod select;
+mod template;
 
 use flagon::HttpError;
 use flagon::axum::extract::FromRequestParts;
 use flagon::axum::response::{IntoResponse, Response};
 use flagon::http::request::Parts;
-use flagon::minijinja;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AssertSqlSafe, FromRow};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, FromRow};
 
-use crate::Backend;
-
-/// A value bound to a `?` of a [`Select`], or kept in a keyset cursor: the types every
-/// backend of sqlx's `Any` driver carries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum SqlValue {
-    /// A boolean.
-    Bool(bool),
-    /// An integer (bound as `BIGINT`).
-    Int(i64),
-    /// A floating-point number (bound as `DOUBLE`).
-    Float(f64),
-    /// Text.
-    Text(String),
-    /// Bytes.
-    Bytes(Vec<u8>),
-}
-
-macro_rules! sql_value_from {
-    ($($t:ty => $variant:ident($conv:expr)),* $(,)?) => {
-        $(impl From<$t> for SqlValue {
-            fn from(v: $t) -> Self {
-                SqlValue::$variant($conv(v))
-            }
-        })*
-    };
-}
-
-sql_value_from! {
-    bool => Bool(|v| v),
-    i16 => Int(i64::from),
-    i32 => Int(i64::from),
-    i64 => Int(|v| v),
-    u16 => Int(i64::from),
-    u32 => Int(i64::from),
-    f32 => Float(f64::from),
-    f64 => Float(|v| v),
-    String => Text(|v| v),
-    &str => Text(str::to_owned),
-    Vec<u8> => Bytes(|v| v),
-    &[u8] => Bytes(<[u8]>::to_vec),
-}
-
-/// Binds `values` to `query`, in order.
-pub(crate) fn bind_all<'q>(
-    mut query: Query<'q, Any, AnyArguments>,
-    values: &'q [SqlValue],
-) -> Query<'q, Any, AnyArguments> {
-    for v in values {
-        query = match v {
-            SqlValue::Bool(b) => query.bind(*b),
-            SqlValue::Int(i) => query.bind(*i),
-            SqlValue::Float(f) => query.bind(*f),
-            SqlValue::Text(s) => query.bind(s.as_str()),
-            SqlValue::Bytes(b) => query.bind(b.as_slice()),
-        };
-    }
-    query
-}
-
-/// The backend behind a connection of sqlx's `Any` driver.
-pub(crate) fn backend_of(conn: &AnyConnection) -> Backend {
-    match conn.backend_name() {
-        "PostgreSQL" => Backend::Postgres,
-        "MySQL" => Backend::MySql,
-        _ => Backend::Sqlite,
-    }
-}
-
-/// Runs `sql` (with `?` placeholders) with `binds` and returns the rows.
-pub(crate) async fn fetch_rows(
-    conn: &mut AnyConnection,
-    sql: &str,
-    binds: &[SqlValue],
-) -> Result<Vec<AnyRow>, sqlx::Error> {
-    let sql = backend_of(conn).sql(sql).into_owned();
-    bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
-        .fetch_all(&mut *conn)
-        .await
-}
-
-/// A `SELECT` statement with `?` placeholders and the values bound to them, in order: what
-/// [`paginate`] and [`Keyset::page`](crate::Keyset::page) run. Write `?` on every backend;
-/// it becomes `$1, $2, …` on PostgreSQL ([`Backend::sql`]).
-///
-/// The text is SQL you write: never build it from request input (bind that instead, and
-/// order by an [`OrderBy`](crate::OrderBy)).
-///
-/// ```
-/// use flagon_db::Select;
-/// let select = Select::new("SELECT id, title FROM post WHERE author = ? AND draft = ?")
-///     .bind(7)
-///     .bind(false);
-/// assert_eq!(select.binds().len(), 2);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct Select {
-    sql: Cow<'static, str>,
-    binds: Vec<SqlValue>,
-}
-
-impl Select {
-    /// A statement with nothing bound yet.
-    pub fn new(sql: impl Into<Cow<'static, str>>) -> Select {
-        Select {
-            sql: sql.into(),
-            binds: Vec::new(),
-        }
-    }
-
-    /// Binds the next `?`.
-    pub fn bind(mut self, value: impl Into<SqlValue>) -> Select {
-        self.binds.push(value.into());
-        self
-    }
-
-    /// The statement's text, with `?` placeholders.
-    pub fn sql(&self) -> &str {
-        &self.sql
-    }
-
-    /// The bound values, in order.
-    pub fn binds(&self) -> &[SqlValue] {
-        &self.binds
-    }
-}
+pub(crate) use select::fetch_rows;
+pub use select::{Select, SqlValue};
 
 /// Default of [`Paginate::per_page`]: 20, as in Flask-SQLAlchemy.
 pub const DEFAULT_PER_PAGE: u64 = 20;
@@ -408,6 +253,34 @@ impl IntoResponse for PaginateError {
 /// `error_out`; [`PaginateError::InvalidPage`] (400) for a page or page size below 1 under
 /// `error_out` (a [`PageRequest`] from a query string never has one);
 /// [`PaginateError::Database`] (500).
+///
+/// ```no_run
+/// use flagon::HttpError;
+/// use flagon_db::sqlx::{AnyPool, FromRow};
+/// use flagon_db::{PageRequest, Paginate, Select, paginate};
+///
+/// #[derive(FromRow, serde::Serialize)]
+/// struct Post {
+///     id: i64,
+///     title: String,
+/// }
+///
+/// // `GET /posts?page=3&per_page=10`
+/// async fn posts(pool: &AnyPool, page: PageRequest) -> Result<String, HttpError> {
+///     let select = Select::new("SELECT id, title FROM post WHERE author = ? ORDER BY id").bind(7);
+///     let posts = paginate::<Post, _>(pool, &select, page, &Paginate::default()).await?;
+///     Ok(format!("page {} of {}: {} posts", posts.page, posts.pages(), posts.items.len()))
+/// }
+/// ```
+///
+/// The semantics are Flask-SQLAlchemy 3.1's, with one deliberate difference: a `page` or
+/// `per_page` in the query string that is not a whole number of at least 1 is a **400** naming
+/// the parameter (Flask answers 404). A page past the end is a 404 when
+/// [`Paginate::error_out`] is on (the default), as in Flask.
+///
+/// The statement is run twice: `… LIMIT ? OFFSET ?` for the items, and
+/// `SELECT COUNT(*) FROM (…)` for the total (skipped with [`Paginate::count`]` = false`, for
+/// big tables). Give it an `ORDER BY`, or pages are in no particular order.
 pub async fn paginate<'c, T, A>(
     db: A,
     select: &Select,
@@ -428,7 +301,8 @@ where
     let limit = i64::try_from(per_page).unwrap_or(i64::MAX);
     let items = match offset {
         Some(offset) => {
-            let sql = format!("{} LIMIT ? OFFSET ?", select.sql());
+            // On a line of its own, so a trailing `-- comment` in the statement cannot swallow it.
+            let sql = format!("{}\nLIMIT ? OFFSET ?", select.sql());
             let mut binds = select.binds().to_vec();
             binds.extend([SqlValue::Int(limit), SqlValue::Int(offset)]);
             let rows = fetch_rows(conn, &sql, &binds).await?;
@@ -442,7 +316,7 @@ where
         return Err(PaginateError::OutOfRange { page });
     }
     let total = if opts.count {
-        let sql = format!("SELECT COUNT(*) FROM ({}) flagon_page", select.sql());
+        let sql = format!("SELECT COUNT(*) FROM ({}\n) flagon_page", select.sql());
         let rows = fetch_rows(conn, &sql, select.binds()).await?;
         let n: i64 = match rows.first() {
             Some(row) => sqlx::Row::try_get(row, 0)?,
@@ -665,86 +539,6 @@ impl<T: Serialize> Serialize for Pagination<T> {
         st.serialize_field("next_num", &self.next_num())?;
         st.serialize_field("page_numbers", &self.iter_pages(IterPages::default()))?;
         st.end()
-    }
-}
-
-impl<T: Serialize> Pagination<T> {
-    /// The page as a template value that behaves like Flask-SQLAlchemy's `Pagination` in
-    /// Jinja: its attributes (`page`, `pages`, `has_next`, `next_num`, `items`, …, as
-    /// [serialised](Pagination#impl-Serialize-for-Pagination<T>)), the method
-    /// `iter_pages(left_edge=2, left_current=2, right_current=4, right_edge=2)`, and
-    /// iteration over the items, so Flask's pagination macros render unchanged.
-    ///
-    /// ```
-    /// use flagon::minijinja::{Environment, context};
-    /// use flagon_db::Pagination;
-    /// let p = Pagination { page: 7, per_page: 1, max_per_page: None, total: Some(20), items: vec!["g"] };
-    /// let tmpl = "{% for n in p.iter_pages(right_current=1) %}{{ n or '…' }} {% endfor %}\
-    ///             {% for item in p %}[{{ item }}]{% endfor %}";
-    /// let out = Environment::new().render_str(tmpl, context! { p => p.to_template_value() }).unwrap();
-    /// assert_eq!(out, "1 2 … 5 6 7 8 … 19 20 [g]");
-    /// ```
-    pub fn to_template_value(&self) -> minijinja::Value {
-        minijinja::Value::from_object(PaginationObject {
-            fields: minijinja::Value::from_serialize(self),
-            items: minijinja::Value::from_serialize(&self.items),
-            page: self.page,
-            pages: self.pages(),
-        })
-    }
-}
-
-/// [`Pagination::to_template_value`]'s object.
-#[derive(Debug)]
-struct PaginationObject {
-    fields: minijinja::Value,
-    items: minijinja::Value,
-    page: u64,
-    pages: u64,
-}
-
-impl minijinja::value::Object for PaginationObject {
-    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
-        minijinja::value::ObjectRepr::Iterable
-    }
-
-    fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
-        self.fields.get_item(key).ok().filter(|v| !v.is_undefined())
-    }
-
-    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
-        let items: Vec<minijinja::Value> = self
-            .items
-            .try_iter()
-            .map(Iterator::collect)
-            .unwrap_or_default();
-        minijinja::value::Enumerator::Values(items)
-    }
-
-    fn call_method(
-        self: &std::sync::Arc<Self>,
-        _state: &minijinja::State<'_, '_>,
-        method: &str,
-        args: &[minijinja::Value],
-    ) -> Result<minijinja::Value, minijinja::Error> {
-        if method != "iter_pages" {
-            return Err(minijinja::Error::from(minijinja::ErrorKind::UnknownMethod));
-        }
-        let (kwargs,): (minijinja::value::Kwargs,) = minijinja::value::from_args(args)?;
-        let d = IterPages::default();
-        let arg = |name: &str, default: u64| -> Result<u64, minijinja::Error> {
-            Ok(kwargs.get::<Option<u64>>(name)?.unwrap_or(default))
-        };
-        let args = IterPages {
-            left_edge: arg("left_edge", d.left_edge)?,
-            left_current: arg("left_current", d.left_current)?,
-            right_current: arg("right_current", d.right_current)?,
-            right_edge: arg("right_edge", d.right_edge)?,
-        };
-        kwargs.assert_all_used()?;
-        Ok(minijinja::Value::from_serialize(iter_pages(
-            self.page, self.pages, args,
-        )))
     }
 }
 

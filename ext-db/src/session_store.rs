@@ -1,44 +1,4 @@
-//! Core's sessions kept in the SQL database (`[session] store = "db"`): a [`SessionStore`]
-//! on SQLite, PostgreSQL and MySQL/MariaDB through sqlx's `Any` driver.
-//!
-//! One row per session in `flagon_sessions` (the table is created by the migrations in
-//! `migrations/session/<backend>/`, see [`session_migration`]): the id as 32 hex digits, the
-//! values as versioned JSON text, `created_at` and `expires_at` in Unix seconds, and a
-//! `version` that every write bumps.
-//!
-//! * **Atomic updates by compare-and-set.** An update reads the live row and its version,
-//!   applies the request's [`Changes`], and writes back with
-//!   `UPDATE … WHERE id = ? AND version = ? AND expires_at > ?`; a write that lost a race
-//!   matches no row and is retried on the row as it is now. So concurrent updates keep each
-//!   other's keys, and an update never recreates a deleted or expired record. A touch (only
-//!   the expiry moves) is one `UPDATE`. The same statements work on every backend, take no
-//!   lock across statements, and never upgrade a SQLite read to a write inside a
-//!   transaction.
-//! * **Expiry.** Rows past `expires_at` are never returned, updated or counted as taken
-//!   ids' owners; [`SqlSessionStore::sweep`] deletes them in batches (run it from a
-//!   background worker: [`SqlSessionStore::sweep_until_stopped`]).
-//! * **Size.** A create or update whose data is over `session.max_record_bytes` (as
-//!   [`encoded_size`] counts it) fails with [`StoreError::TooLarge`] and writes nothing.
-//! * **Undecodable rows** (corrupted, or written by a future format) are a miss: logged,
-//!   deleted, and `load` returns `None`.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use flagon::{Setup, SetupError};
-//! use flagon_db::{Backend, SqlSessionStore};
-//! use flagon_db::sqlx::AnyPool;
-//!
-//! fn init(app: &mut Setup<'_>, pool: AnyPool) -> Result<(), SetupError> {
-//!     // `[session] store = "db"` picks it.
-//!     app.session_store("db", SqlSessionStore::factory(pool.clone(), Backend::Postgres));
-//!     let sweeper = SqlSessionStore::new(pool, Backend::Postgres);
-//!     app.worker("db.session_sweep", move |ctx| {
-//!         let sweeper = sweeper.clone();
-//!         async move { sweeper.sweep_until_stopped(ctx, std::time::Duration::from_secs(300)).await }
-//!     });
-//!     Ok(())
-//! }
-//! ```
+//! Core's sessions in the SQL database (see [`SqlSessionStore`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -114,7 +74,47 @@ fn secs(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
-/// Core's [`SessionStore`] on the SQL database. Cheap to clone (the pool is shared).
+/// Core's [`SessionStore`] on the SQL database (`[session] store = "db"`), on SQLite,
+/// PostgreSQL and MySQL/MariaDB through sqlx's `Any` driver. Cheap to clone (the pool is
+/// shared).
+///
+/// One row per session in `flagon_sessions` (the table is created by the migrations in
+/// `migrations/session/<backend>/`, see [`session_migration`]): the id as 32 hex digits, the
+/// values as versioned JSON text, `created_at` and `expires_at` in Unix seconds, and a
+/// `version` that every write bumps.
+///
+/// * **Atomic updates by compare-and-set.** An update reads the live row and its version,
+///   applies the request's [`Changes`], and writes back with
+///   `UPDATE … WHERE id = ? AND version = ? AND expires_at > ?`; a write that lost a race
+///   matches no row and is retried on the row as it is now. So concurrent updates keep each
+///   other's keys, and an update never recreates a deleted or expired record. A touch (only
+///   the expiry moves) is one `UPDATE`. The same statements work on every backend, take no
+///   lock across statements, and never upgrade a SQLite read to a write inside a
+///   transaction.
+/// * **Expiry.** Rows past `expires_at` are never returned or updated (the comparison is
+///   with the sessions' clock, not the server's); [`SqlSessionStore::sweep`] deletes them in batches (run it from a
+///   background worker: [`SqlSessionStore::sweep_until_stopped`]).
+/// * **Size.** A create or update whose data is over `session.max_record_bytes` (as
+///   [`encoded_size`] counts it) fails with [`StoreError::TooLarge`] and writes nothing.
+/// * **Undecodable rows** (corrupted, or written by a future format) are a miss: logged,
+///   deleted, and `load` returns `None`.
+///
+/// ```no_run
+/// use flagon::{Setup, SetupError};
+/// use flagon_db::{Backend, SqlSessionStore};
+/// use flagon_db::sqlx::AnyPool;
+///
+/// fn init(app: &mut Setup<'_>, pool: AnyPool) -> Result<(), SetupError> {
+///     // `[session] store = "db"` picks it.
+///     app.session_store("db", SqlSessionStore::factory(pool.clone(), Backend::Postgres));
+///     let sweeper = SqlSessionStore::new(pool, Backend::Postgres);
+///     app.worker("db.session_sweep", move |ctx| {
+///         let sweeper = sweeper.clone();
+///         async move { sweeper.sweep_until_stopped(ctx, std::time::Duration::from_secs(300)).await }
+///     });
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct SqlSessionStore {
     pool: AnyPool,
@@ -255,6 +255,8 @@ impl SqlSessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
+        // Columns the table's own types cannot be read as are a backend fault; only data that
+        // does not decode as a record is an undecodable record.
         let read = |row: &AnyRow| -> Result<(String, i64, i64, i64), sqlx::Error> {
             Ok((
                 row.try_get(0)?,
@@ -263,12 +265,8 @@ impl SqlSessionStore {
                 row.try_get(3)?,
             ))
         };
-        let decoded = read(&row)
-            .ok()
-            .and_then(|(text, created, expires, version)| {
-                Some((decode(&text)?, created, expires, version))
-            });
-        let Some((data, created_at, expires_at, version)) = decoded else {
+        let (text, created_at, expires_at, version) = read(&row).map_err(backend_error)?;
+        let Some(data) = decode(&text) else {
             tracing::warn!(session = ?id, "an undecodable session record was deleted");
             self.delete_row(id).await?;
             return Ok(None);

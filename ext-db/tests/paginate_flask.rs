@@ -272,3 +272,33 @@ async fn flask_templates_render_unchanged_and_any_connection_kind_pages() {
     let items: String = (61..=70).map(|i| format!(" {i}")).collect();
     assert_eq!(out, format!("61 - 70 of 200{links}{items} next=8"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_comment_or_semicolon_cannot_lift_the_limit() {
+    for db in TestDb::all("a_trailing_comment_or_semicolon_cannot_lift_the_limit").await {
+        db.run_sql("CREATE TABLE item (id BIGINT PRIMARY KEY)")
+            .await;
+        let values: Vec<String> = (1..=30).map(|i| format!("({i})")).collect();
+        db.run_sql(&format!(
+            "INSERT INTO item (id) VALUES {}",
+            values.join(",")
+        ))
+        .await;
+        for sql in [
+            "SELECT id FROM item ORDER BY id -- oldest first",
+            "SELECT id FROM item ORDER BY id; \n",
+        ] {
+            let page = paginate::<Item, _>(
+                &db.pool,
+                &Select::new(sql),
+                PageRequest::new(2, 10),
+                &Paginate::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: {sql}: {e}", db.backend));
+            let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
+            assert_eq!(ids, (11..=20).collect::<Vec<_>>(), "{}: {sql}", db.backend);
+            assert_eq!(page.total, Some(30));
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Keyset pages on SQLite, PostgreSQL and MariaDB: a walk through a listing with many ties
-//! (`score DESC, id ASC`) while rows are inserted between pages shows every original row
-//! exactly once, in order (where `OFFSET` pages show a row twice); walking back with the
+//! (`score DESC, id ASC`) while a concurrent writer inserts rows all over it, and more are
+//! inserted between pages, shows every original row exactly once, in order (where `OFFSET`
+//! pages show a row twice); walking back with the
 //! `prev` cursors gives the same pages; cursors are tamper-evident.
 
 mod paginate_common;
@@ -75,6 +76,25 @@ fn sorted(rows: &[Row]) -> bool {
 }
 
 async fn walk_with_inserts(db: &TestDb) {
+    // A writer inserting rows all over the listing for as long as the walk runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (pool, stop) = (db.pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut id = 10_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sql = format!(
+                    "INSERT INTO entry (id, score, title, visible) \
+                     VALUES ({id}, {}, 'concurrent {id}', true)",
+                    id % 10
+                );
+                pool.execute(AssertSqlSafe(sql)).await.unwrap();
+                id += 1;
+                tokio::task::yield_now().await;
+            }
+            id - 10_000
+        })
+    };
     let mut seen: Vec<Row> = Vec::new();
     let mut req = KeysetRequest {
         per_page: Some(PER_PAGE),
@@ -105,8 +125,15 @@ async fn walk_with_inserts(db: &TestDb) {
             Some(cursor) => req.after = Some(cursor),
             None => break,
         }
-        assert!(pages < 100, "the walk ends");
+        assert!(pages < 1000, "the walk ends");
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let concurrent = writer.await.unwrap();
+    assert!(
+        concurrent > 0,
+        "{}: rows went in during the walk",
+        db.backend
+    );
     assert!(
         sorted(&seen),
         "{}: the walk is in listing order",
