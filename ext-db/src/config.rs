@@ -94,7 +94,7 @@ pub struct BindConfig {
 
 /// One pool's settings once checked: what [`Db`](crate::Db) builds a pool from.
 #[derive(Clone, Debug)]
-pub struct PoolSettings {
+pub(crate) struct PoolSettings {
     /// The config key prefix (`db` or `db.binds.NAME`), for errors.
     pub key: String,
     /// The URL, with `mode=rwc` added for a SQLite file.
@@ -153,7 +153,7 @@ defaults!(BindConfig, None,);
 
 /// A problem with one key: the key's full path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyProblem {
+pub(crate) struct KeyProblem {
     /// The key, such as `db.url` or `db.binds.analytics.max_connections`.
     pub key: String,
     /// What is wrong with its value (never containing a password).
@@ -162,7 +162,7 @@ pub struct KeyProblem {
 
 impl DbConfig {
     /// The main pool's settings, checked.
-    pub fn main(&self) -> Result<PoolSettings, KeyProblem> {
+    pub(crate) fn main(&self) -> Result<PoolSettings, KeyProblem> {
         let url = self.url.clone().unwrap_or_else(|| DEFAULT_URL.to_owned());
         settings(
             "db",
@@ -183,7 +183,7 @@ impl DbConfig {
     }
 
     /// Each bind's settings, checked, by name.
-    pub fn binds(&self) -> Result<Vec<(String, PoolSettings)>, KeyProblem> {
+    pub(crate) fn binds(&self) -> Result<Vec<(String, PoolSettings)>, KeyProblem> {
         self.binds
             .iter()
             .map(|(name, b)| {

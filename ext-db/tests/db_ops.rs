@@ -448,3 +448,40 @@ async fn postgres_placeholders_are_rewritten_by_the_helpers() {
         .unwrap();
     assert_eq!(sum, 42);
 }
+
+#[tokio::test]
+async fn an_early_commit_ends_the_transaction_and_two_at_once_are_refused() {
+    let t = TestDb::sqlite();
+    let app = app(&t.url, "", |s| {
+        s.route(
+            Route::get("/early", |mut tx: Tx| async move {
+                tx.query("INSERT INTO note (id, body) VALUES (10, 'kept')")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, flagon_db::Error>((
+                    flagon::http::StatusCode::BAD_REQUEST,
+                    "committed before the 400",
+                ))
+            })
+            .name("early"),
+        );
+        s.route(Route::get("/twice", |_a: Tx, _b: Tx| async move { "unreachable" }).name("twice"));
+    });
+    let db = app.state::<Db>().unwrap();
+    notes_table(&db).await;
+    let client = TestClient::new(&app);
+    assert_eq!(client.get("/early").send().await.status(), 400);
+    let kept: i64 = db
+        .query_scalar("SELECT COUNT(*) FROM note WHERE id = 10")
+        .fetch_one(&*db)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept, 1,
+        "an explicit commit is not undone by the error status"
+    );
+    let res = client.get("/twice").send().await;
+    assert_eq!(res.status(), 500, "a second Tx while the first is held");
+    db_support::wait_for_baseline(&db).await;
+}
