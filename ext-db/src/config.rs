@@ -94,7 +94,7 @@ pub struct BindConfig {
 
 /// One pool's settings once checked: what [`Db`](crate::Db) builds a pool from.
 #[derive(Clone, Debug)]
-pub struct PoolSettings {
+pub(crate) struct PoolSettings {
     /// The config key prefix (`db` or `db.binds.NAME`), for errors.
     pub key: String,
     /// The URL, with `mode=rwc` added for a SQLite file.
@@ -153,7 +153,7 @@ defaults!(BindConfig, None,);
 
 /// A problem with one key: the key's full path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyProblem {
+pub(crate) struct KeyProblem {
     /// The key, such as `db.url` or `db.binds.analytics.max_connections`.
     pub key: String,
     /// What is wrong with its value (never containing a password).
@@ -162,7 +162,7 @@ pub struct KeyProblem {
 
 impl DbConfig {
     /// The main pool's settings, checked.
-    pub fn main(&self) -> Result<PoolSettings, KeyProblem> {
+    pub(crate) fn main(&self) -> Result<PoolSettings, KeyProblem> {
         let url = self.url.clone().unwrap_or_else(|| DEFAULT_URL.to_owned());
         settings(
             "db",
@@ -183,7 +183,7 @@ impl DbConfig {
     }
 
     /// Each bind's settings, checked, by name.
-    pub fn binds(&self) -> Result<Vec<(String, PoolSettings)>, KeyProblem> {
+    pub(crate) fn binds(&self) -> Result<Vec<(String, PoolSettings)>, KeyProblem> {
         self.binds
             .iter()
             .map(|(name, b)| {
@@ -301,15 +301,41 @@ fn settings(prefix: &str, url: &str, raw: Raw) -> Result<PoolSettings, KeyProble
     };
     if backend == Backend::Sqlite {
         sqlite_url(&mut s).map_err(|m| problem("url", m))?;
-    } else if let Err(e) = url.parse::<sqlx::any::AnyConnectOptions>() {
-        // The parse error quotes no part of the URL, but say only what kind it is.
-        let _ = e;
+    } else if let Err(e) = check_server_url(backend, url) {
         return Err(problem(
             "url",
-            format!("`{}` is not a valid URL", redact_url(url)),
+            format!("`{}` is not a valid {backend} URL: {e}", redact_url(url)),
         ));
     }
     Ok(s)
+}
+
+/// Parses a server URL the way its driver will, so a bad port or option stops the build
+/// rather than the first request. The driver's message is returned with any password masked.
+fn check_server_url(backend: Backend, url: &str) -> Result<(), String> {
+    let parsed: Result<(), sqlx::Error> = match backend {
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => url.parse::<sqlx::postgres::PgConnectOptions>().map(drop),
+        #[cfg(feature = "mysql")]
+        Backend::MySql => url.parse::<sqlx::mysql::MySqlConnectOptions>().map(drop),
+        _ => url.parse::<sqlx::any::AnyConnectOptions>().map(drop),
+    };
+    parsed.map_err(|e| mask_password(url, &e.to_string()))
+}
+
+/// `text` with the password of `url` (if any) replaced by `***`.
+fn mask_password(url: &str, text: &str) -> String {
+    let password = url
+        .split_once("://")
+        .map(|(_, rest)| &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())])
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, pw)| pw)
+        .filter(|pw| !pw.is_empty());
+    match password {
+        Some(pw) => text.replace(pw, "***"),
+        None => text.to_owned(),
+    }
 }
 
 /// Adds `mode=rwc` to a SQLite file URL (unless a mode is given), finds the file, and keeps an
@@ -332,7 +358,7 @@ fn sqlite_url(s: &mut PoolSettings) -> Result<(), String> {
         || query.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
     if memory {
         s.max_connections = 1;
-        s.min_connections = 1;
+        s.min_connections = 0;
         s.idle_timeout = None;
         s.max_lifetime = None;
         return Ok(());
@@ -390,6 +416,22 @@ mod tests {
         assert_eq!(p.key, "db.url");
         assert!(!p.message.contains("hunter2"), "{}", p.message);
         assert!(p.message.contains("app:***@db"), "{}", p.message);
+    }
+
+    #[test]
+    #[cfg(feature = "postgres")]
+    fn driver_messages_never_carry_the_password() {
+        assert_eq!(
+            mask_password("postgres://u:s3cret@h/d", "bad s3cret here"),
+            "bad *** here"
+        );
+        let cfg = DbConfig {
+            url: Some("postgres://u:s3cret@h/d?sslmode=sometimes".into()),
+            ..DbConfig::default()
+        };
+        let p = cfg.main().unwrap_err();
+        assert_eq!(p.key, "db.url");
+        assert!(!p.message.contains("s3cret"), "{}", p.message);
     }
 
     #[test]

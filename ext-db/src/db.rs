@@ -27,12 +27,26 @@ use crate::tx::{Slot, TxConn};
 pub(crate) struct PoolInner {
     /// `None` for the main database, else the bind's name.
     pub(crate) name: Option<String>,
-    pub(crate) pool: AnyPool,
+    /// Made on first use: sqlx starts the pool's maintenance task when it makes the pool,
+    /// which needs the runtime, and an app may be built outside one (`routes`, a sync test).
+    pool: OnceLock<AnyPool>,
+    options: sqlx::any::AnyConnectOptions,
     pub(crate) settings: PoolSettings,
     pub(crate) counters: PoolCounters,
 }
 
 impl PoolInner {
+    /// The pool, made now if this is its first use (inside the tokio runtime).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        self.pool
+            .get_or_init(|| crate::pool::build(&self.settings, self.options.clone()))
+    }
+
+    /// Closes the pool (made first if it never was, so that later uses see it closed).
+    async fn close(&self) {
+        self.pool().close().await;
+    }
+
     pub(crate) fn label(&self) -> &str {
         self.name.as_deref().unwrap_or("default")
     }
@@ -100,7 +114,7 @@ impl Db {
 
     /// The sqlx pool itself, for APIs that take one (statements run on it are not counted).
     pub fn pool(&self) -> &AnyPool {
-        &self.pool.pool
+        self.pool.pool()
     }
 
     /// The backend the URL names.
@@ -184,7 +198,7 @@ impl Db {
 
     /// The pool's size and counters since the app started.
     pub fn stats(&self) -> PoolStats {
-        self.pool.counters.snapshot(&self.pool.pool)
+        self.pool.counters.snapshot(self.pool.pool())
     }
 
     /// What the current request did so far (`None` outside a request).
@@ -216,7 +230,7 @@ impl Db {
 
 async fn close_all(shared: &Shared) {
     let pools = std::iter::once(&shared.main).chain(shared.binds.values());
-    futures_util::future::join_all(pools.map(|p| p.pool.close())).await;
+    futures_util::future::join_all(pools.map(|p| p.close())).await;
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Db {
@@ -297,7 +311,7 @@ impl<'c> Executor<'c> for &'c Db {
         }
         let timing = self.probe().start(&replay.sql);
         TimedStream {
-            inner: self.pool.pool.fetch_many(replay),
+            inner: self.pool.pool().fetch_many(replay),
             timing,
         }
         .boxed()
@@ -319,7 +333,7 @@ impl<'c> Executor<'c> for &'c Db {
             r.counters.connection();
         }
         let mut timing = self.probe().start(&replay.sql);
-        let pool = &self.pool.pool;
+        let pool = self.pool.pool();
         async move {
             let out = pool.fetch_optional(replay).await;
             if let Err(e) = &out {
@@ -339,14 +353,14 @@ impl<'c> Executor<'c> for &'c Db {
     where
         'c: 'e,
     {
-        self.pool.pool.prepare_with(sql, parameters)
+        self.pool.pool().prepare_with(sql, parameters)
     }
 
     fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
     where
         'c: 'e,
     {
-        self.pool.pool.describe(sql)
+        self.pool.pool().describe(sql)
     }
 }
 
@@ -384,7 +398,7 @@ impl Extension for DbExtension {
 
         let open = |app: &Setup<'_>, name: Option<String>, s: PoolSettings| {
             prepare_sqlite_dir(&s).map_err(|m| app.config_error(&format!("{}.url", s.key), m))?;
-            let pool = crate::pool::build(&s).map_err(|e| {
+            let options = crate::pool::options(&s).map_err(|e| {
                 let _ = e; // the error may quote the URL: say what is wrong without it
                 app.config_error(
                     &format!("{}.url", s.key),
@@ -393,7 +407,8 @@ impl Extension for DbExtension {
             })?;
             Ok::<_, SetupError>(Arc::new(PoolInner {
                 name,
-                pool,
+                pool: OnceLock::new(),
+                options,
                 settings: s,
                 counters: PoolCounters::default(),
             }))

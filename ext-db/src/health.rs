@@ -27,9 +27,11 @@ pub(crate) fn register(app: &mut Setup<'_>, pool: Arc<PoolInner>) {
 
 /// Takes a connection and pings it within `bound`; the detail shows the pool's counters.
 pub(crate) async fn check(pool: &PoolInner, bound: Duration) -> CheckOutcome {
+    // The counters as the app uses the pool, before the check takes a connection of its own.
+    let stats = pool.counters.snapshot(pool.pool());
     let started = Instant::now();
     let pinged = tokio::time::timeout(bound, async {
-        let mut conn = pool.pool.acquire().await?;
+        let mut conn = pool.pool().acquire().await?;
         conn.ping().await
     })
     .await;
@@ -43,7 +45,6 @@ pub(crate) async fn check(pool: &PoolInner, bound: Duration) -> CheckOutcome {
             bound.as_millis()
         )),
     };
-    let stats = pool.counters.snapshot(&pool.pool);
     outcome
         .detail("backend", pool.settings.backend.name())
         .detail("size", stats.size)

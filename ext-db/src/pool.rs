@@ -60,19 +60,23 @@ pub(crate) fn session_setup(s: &PoolSettings) -> Vec<String> {
     }
 }
 
-/// Builds the pool for `s`. Nothing connects yet: the first use opens a connection, so the
-/// app builds (and `routes` runs) without a database server.
-pub(crate) fn build(s: &PoolSettings) -> Result<AnyPool, sqlx::Error> {
-    install_drivers();
+/// The connect options for `s`'s URL.
+pub(crate) fn options(s: &PoolSettings) -> Result<AnyConnectOptions, sqlx::Error> {
     let options: AnyConnectOptions = s.url.parse::<AnyConnectOptions>()?;
     // Statements are logged by Flagon (with the route and the slow threshold), not by sqlx.
-    let options = options
+    Ok(options
         .log_statements(log::LevelFilter::Off)
-        .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(3600));
+        .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(3600)))
+}
+
+/// Builds the pool for `s`. Nothing connects yet: the first use opens a connection, so the
+/// app starts (and `routes` runs) without a database server. Must run inside the runtime.
+pub(crate) fn build(s: &PoolSettings, options: AnyConnectOptions) -> AnyPool {
+    install_drivers();
     let setup = session_setup(s);
     let backend = s.backend;
     let statement_timeout = s.statement_timeout;
-    let pool = AnyPoolOptions::new()
+    AnyPoolOptions::new()
         .max_connections(s.max_connections)
         .min_connections(s.min_connections)
         .acquire_timeout(s.acquire_timeout)
@@ -100,6 +104,5 @@ pub(crate) fn build(s: &PoolSettings) -> Result<AnyPool, sqlx::Error> {
                 Ok(())
             })
         })
-        .connect_lazy_with(options);
-    Ok(pool)
+        .connect_lazy_with(options)
 }

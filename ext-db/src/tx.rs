@@ -74,8 +74,8 @@ pub(crate) async fn begin(
     request: Option<Arc<RequestDb>>,
 ) -> Result<TxConn, Error> {
     let begun = match crate::pool::begin_statement(pool.settings.backend) {
-        Some(statement) => pool.pool.begin_with(statement).await,
-        None => pool.pool.begin().await,
+        Some(statement) => pool.pool().begin_with(statement).await,
+        None => pool.pool().begin().await,
     };
     if let Some(r) = &request {
         r.counters.connection();
