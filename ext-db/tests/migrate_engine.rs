@@ -854,3 +854,15 @@ async fn db_new_writes_the_next_numbered_pair() {
             .contains("is not a migration name")
     );
 }
+
+/// What `[db] auto_upgrade` runs at startup: everything pending, then nothing.
+#[tokio::test]
+async fn auto_upgrade_applies_what_is_pending() {
+    let db = open(Backend::Sqlite).await.unwrap();
+    let m = basic(db.backend);
+    let report = migrate::auto_upgrade(&db.pool, &m).await.unwrap();
+    assert_eq!(report.steps.len(), 3);
+    assert!(db.table_exists("posts").await);
+    let report = migrate::auto_upgrade(&db.pool, &m).await.unwrap();
+    assert!(report.steps.is_empty());
+}

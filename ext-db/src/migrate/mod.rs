@@ -77,6 +77,9 @@
 //! is never recorded, but the statements before the failing one stay applied. Keep one DDL
 //! statement per migration file on MySQL.
 //!
+//! **Order.** A pending version below an applied one (two branches merged) is applied too,
+//! in version order, and `status` shows it pending until then.
+//!
 //! **A failure** stops the run. The error names the owner, the migration, the file and the
 //! database's message; the migrations before it stay applied.
 //!
@@ -90,7 +93,13 @@
 //! `<database>.migrate-lock` beside the database. Each is polled until
 //! [`Migrator::lock_timeout`] (default one minute), then the command fails with
 //! [`MigrateError::LockTimeout`]. The lock is taken on a connection detached from the pool
-//! and closed afterwards, so a session lock never returns to the pool.
+//! and closed afterwards, so a session lock never returns to the pool. (PostgreSQL's advisory
+//! lock belongs to the session: behind PgBouncer in transaction mode, migrate through a
+//! direct connection.)
+//!
+//! **At startup.** [`auto_upgrade`] applies every pending migration and logs each one: what
+//! `[db] auto_upgrade = true` runs before the app serves. Several instances starting at once
+//! take turns on the lock like `db upgrade` does.
 
 mod cli;
 mod engine;
@@ -98,6 +107,7 @@ mod error;
 mod lock;
 mod plan;
 mod set;
+mod startup;
 
 pub use cli::{commands, run_cli};
 pub use engine::{
@@ -107,3 +117,4 @@ pub use engine::{
 pub use error::{DeclarationError, MigrateError};
 pub use plan::{APP_OWNER, DEFAULT_LOCK_TIMEOUT, Migrator, Target};
 pub use set::{MigrationSet, Migrations};
+pub use startup::auto_upgrade;
