@@ -866,3 +866,30 @@ async fn auto_upgrade_applies_what_is_pending() {
     let report = migrate::auto_upgrade(&db.pool, &m).await.unwrap();
     assert!(report.steps.is_empty());
 }
+
+/// An in-memory SQLite database lives in its one connection: migrating it must not throw
+/// that connection away.
+#[tokio::test]
+async fn an_in_memory_sqlite_database_keeps_its_migrations() {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let m = basic(Backend::Sqlite);
+    assert_eq!(
+        m.upgrade(&pool, &Target::Default)
+            .await
+            .unwrap()
+            .steps
+            .len(),
+        3
+    );
+    let status = m.status(&pool).await.unwrap();
+    assert_eq!(states(&status, "app"), ["applied"; 3]);
+    sqlx::query("INSERT INTO users (id, email) VALUES (1, 'a@example.com')")
+        .execute(&pool)
+        .await
+        .unwrap();
+}

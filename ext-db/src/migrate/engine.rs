@@ -230,8 +230,8 @@ impl Migrator {
     }
 
     /// Runs `work` on a connection of its own holding the migration lock, with the tracking
-    /// table in place. The connection is detached from the pool and closed afterwards, so a
-    /// lock can never go back to the pool with it.
+    /// table in place. On PostgreSQL and MySQL the connection is closed afterwards (also when
+    /// the future is dropped), so a lock can never go back to the pool with it.
     async fn locked(
         &self,
         pool: &AnyPool,
@@ -241,8 +241,14 @@ impl Migrator {
         let mut conn = pool
             .acquire()
             .await
-            .map_err(MigrateError::db("connecting"))?
-            .detach();
+            .map_err(MigrateError::db("connecting"))?;
+        // A server lock belongs to the session: never hand it back to the pool, even when
+        // this future is dropped halfway. SQLite's lock is a file handle dropped with us, and
+        // its connection goes back to the pool (an in-memory database lives in it).
+        let server = self.backend != Backend::Sqlite;
+        if server {
+            conn.close_on_drop();
+        }
         let mut report = Report::default();
         let mut waited = false;
         let mut on_wait = || {
@@ -254,12 +260,14 @@ impl Migrator {
         let held = match held {
             Ok(held) => held,
             Err(e) => {
-                let _ = conn.close().await;
+                if server {
+                    let _ = conn.close().await;
+                }
                 return Err(e);
             }
         };
         let mut result = sqlx::raw_sql(CREATE_TABLE)
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .await
             .map(|_| ())
             .map_err(MigrateError::db("creating the flagon_migrations table"));
@@ -273,7 +281,9 @@ impl Migrator {
             };
         }
         let released = held.release(&mut conn, self.backend).await;
-        let _ = conn.close().await;
+        if server {
+            let _ = conn.close().await;
+        }
         result?;
         released?;
         Ok(report)

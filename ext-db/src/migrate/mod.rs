@@ -92,8 +92,8 @@
 //! do. PostgreSQL: an advisory lock; MySQL/MariaDB: `GET_LOCK`; SQLite: a lock on the file
 //! `<database>.migrate-lock` beside the database. Each is polled until
 //! [`Migrator::lock_timeout`] (default one minute), then the command fails with
-//! [`MigrateError::LockTimeout`]. The lock is taken on a connection detached from the pool
-//! and closed afterwards, so a session lock never returns to the pool. (PostgreSQL's advisory
+//! [`MigrateError::LockTimeout`]. A server's lock is taken on a connection that is closed
+//! afterwards rather than returned to the pool, so a session lock never goes back to it. (PostgreSQL's advisory
 //! lock belongs to the session: behind PgBouncer in transaction mode, migrate through a
 //! direct connection.)
 //!
