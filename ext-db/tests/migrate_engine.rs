@@ -893,3 +893,75 @@ async fn an_in_memory_sqlite_database_keeps_its_migrations() {
         .await
         .unwrap();
 }
+
+/// The wiring the `Db` extension does, in miniature: the `db` commands registered on an app,
+/// sets read from the registry, and `db check`'s verdict as the process's exit status.
+struct DbCommands {
+    pool: AnyPool,
+}
+
+impl flagon::Extension for DbCommands {
+    fn name(&self) -> &'static str {
+        "db"
+    }
+
+    fn init_app(&self, app: &mut flagon::Setup<'_>) -> Result<(), flagon::SetupError> {
+        app.add_to::<flagon_db::Migrations>("app", migrations!("tests/fixtures/migrate/basic"));
+        let pool = self.pool.clone();
+        app.command(migrate::commands(), move |ctx| {
+            let pool = pool.clone();
+            async move {
+                let sets = ctx.app().registry::<flagon_db::Migrations>();
+                let migrator = Migrator::from_registry(sets, Backend::Sqlite)?;
+                let mut out = ctx.out();
+                let interactive = out.colour();
+                migrate::run_cli(
+                    ctx.matches(),
+                    &pool,
+                    &migrator,
+                    Path::new("migrations"),
+                    &mut out,
+                    interactive,
+                )
+                .await?;
+                Ok(())
+            }
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn db_check_sets_the_exit_status_of_the_app() {
+    let db = open(Backend::Sqlite).await.unwrap();
+    let app = flagon::App::builder()
+        .register(DbCommands {
+            pool: db.pool.clone(),
+        })
+        .build()
+        .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let app = &app;
+        async move {
+            let (out, err) = (flagon::cli::Output::buffer(), flagon::cli::Output::buffer());
+            let args = std::iter::once("app").chain(args.iter().copied());
+            let code = app.run_with(args, out.clone(), err.clone()).await;
+            (code, out.contents(), err.contents())
+        }
+    };
+    let (code, out, err) = run(&["db", "check"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("3 pending, 0 changed"), "{out}");
+    assert!(
+        err.contains("error: the database is not up to date: 3 pending migration(s)"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["db", "upgrade"]).await;
+    assert_eq!(code, 0);
+    assert!(out.ends_with("applied 3 migration(s)\n"), "{out}");
+    let (code, out, err) = run(&["db", "check"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run(&["db", "downgrade", "app:x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("`app:x` is not a target"), "{err}");
+}
