@@ -724,6 +724,39 @@ async fn two_upgrade_processes_apply_once(db: TestDb) {
     assert_eq!(db.count("concurrency_log").await, 1);
 }
 
+async fn comment_only_files_are_recorded_without_running(db: TestDb) {
+    // What `db new` writes before anyone fills it in; MySQL rejects an empty query.
+    let set = MigrationSet::from_files(
+        "migrations",
+        [
+            (
+                "0001_placeholder.up.sql",
+                "-- 0001_placeholder: the change\n",
+            ),
+            ("0001_placeholder.down.sql", "/* nothing */\n"),
+        ],
+    );
+    let m = Migrator::new([("app", &set)], db.backend).unwrap();
+    assert_eq!(
+        m.upgrade(&db.pool, &Target::Default)
+            .await
+            .unwrap()
+            .steps
+            .len(),
+        1
+    );
+    assert_eq!(db.count("flagon_migrations").await, 1);
+    assert_eq!(
+        m.downgrade(&db.pool, &Target::Default)
+            .await
+            .unwrap()
+            .steps
+            .len(),
+        1
+    );
+    assert_eq!(db.count("flagon_migrations").await, 0);
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -769,7 +802,45 @@ on_every_backend!(
     the_cli_reports_without_the_password,
     the_lock_has_a_deadline,
     two_upgrade_processes_apply_once,
+    comment_only_files_are_recorded_without_running,
 );
+
+/// `-- no-transaction` runs a file outside the transaction: PostgreSQL refuses
+/// `CREATE INDEX CONCURRENTLY` inside one.
+#[tokio::test]
+async fn postgres_no_transaction_files_run_outside_a_transaction() {
+    let Some(db) = open(Backend::Postgres).await else {
+        return;
+    };
+    let index = |directive: &str| {
+        MigrationSet::from_files(
+            "migrations",
+            [
+                ("0001_t.up.sql", "CREATE TABLE t (a INTEGER);".to_owned()),
+                (
+                    "0002_index.up.sql",
+                    format!("{directive}CREATE INDEX CONCURRENTLY t_a ON t (a);"),
+                ),
+            ],
+        )
+    };
+    let plain = index("");
+    let err = Migrator::new([("app", &plain)], db.backend)
+        .unwrap()
+        .upgrade(&db.pool, &Target::Default)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot run inside a transaction block"),
+        "{err}"
+    );
+    let outside = index("-- no-transaction\n");
+    let m = Migrator::new([("app", &outside)], db.backend).unwrap();
+    let report = m.upgrade(&db.pool, &Target::Default).await.unwrap();
+    assert_eq!(names(&report), ["app 0002_index"]);
+    assert!(m.status(&db.pool).await.unwrap().is_up_to_date());
+}
 
 /// `db new` numbers after the highest version on disk and embedded, and writes into each
 /// backend directory that exists (and the shared one unless all three do).

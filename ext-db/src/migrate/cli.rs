@@ -8,10 +8,11 @@ use clap::{Arg, ArgMatches, Command};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sqlx::AnyPool;
 
-use super::engine::{AppliedRecord, Direction, MigrationState, Progress, Report};
+use super::engine::{Direction, Progress, Report};
 use super::error::MigrateError;
 use super::plan::{APP_OWNER, Migrator, Target};
 use super::set::BACKEND_DIRS;
+use super::status::{AppliedRecord, MigrationState};
 
 /// The `db` command and its subcommands, for [`Setup::command`](flagon::Setup::command); run
 /// what it parses with [`run_cli`].

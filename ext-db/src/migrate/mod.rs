@@ -108,13 +108,12 @@ mod lock;
 mod plan;
 mod set;
 mod startup;
+mod status;
 
 pub use cli::{commands, run_cli};
-pub use engine::{
-    AppliedRecord, Direction, MigrationState, MigrationStatus, OwnerStatus, Progress, Report,
-    Status, Step, TABLE,
-};
+pub use engine::{Direction, Progress, Report, Step, TABLE};
 pub use error::{DeclarationError, MigrateError};
 pub use plan::{APP_OWNER, DEFAULT_LOCK_TIMEOUT, Migrator, Target};
 pub use set::{MigrationSet, Migrations};
 pub use startup::auto_upgrade;
+pub use status::{AppliedRecord, MigrationState, MigrationStatus, OwnerStatus, Status};
