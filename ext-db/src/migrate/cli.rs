@@ -59,7 +59,8 @@ pub fn commands() -> Command {
 /// Runs the `db` subcommand `matches` (the matches of the `db` command itself).
 ///
 /// `migrations_dir` is where `db new` writes the app's files; `interactive` (stdout is a
-/// terminal) turns on a progress bar when several migrations run. `db check` failing is
+/// terminal: from a Flagon command, `ctx.out().colour()`) turns on a progress bar when
+/// several migrations run; the lines are written to `out` either way. `db check` failing is
 /// [`MigrateError::CheckFailed`], so the app exits with status 1. Nothing written here
 /// contains a database URL.
 pub async fn run_cli(

@@ -55,6 +55,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Problems in a set's files are reported, each naming its file, when the app is built (the
+//! `Db` extension resolves every registered set for its backend) and by every `db` command.
+//! An extension can catch them in its own tests before anyone builds an app:
+//!
+//! ```
+//! // In a `#[test]` of the extension's crate:
+//! let set = flagon_db::migrations!("tests/fixtures/migrate/login");
+//! set.check("login").unwrap();
+//! // And complete for each backend the extension supports:
+//! for backend in [flagon_db::Backend::Sqlite, flagon_db::Backend::Postgres] {
+//!     flagon_db::Migrator::new([("login", &set)], backend).unwrap();
+//! }
+//! ```
+//!
 //! # Running them
 //!
 //! [`Migrator`] resolves every set for the backend in use and orders them: owners after the
