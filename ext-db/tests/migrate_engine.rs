@@ -724,6 +724,39 @@ async fn two_upgrade_processes_apply_once(db: TestDb) {
     assert_eq!(db.count("concurrency_log").await, 1);
 }
 
+async fn comment_only_files_are_recorded_without_running(db: TestDb) {
+    // What `db new` writes before anyone fills it in; MySQL rejects an empty query.
+    let set = MigrationSet::from_files(
+        "migrations",
+        [
+            (
+                "0001_placeholder.up.sql",
+                "-- 0001_placeholder: the change\n",
+            ),
+            ("0001_placeholder.down.sql", "/* nothing */\n"),
+        ],
+    );
+    let m = Migrator::new([("app", &set)], db.backend).unwrap();
+    assert_eq!(
+        m.upgrade(&db.pool, &Target::Default)
+            .await
+            .unwrap()
+            .steps
+            .len(),
+        1
+    );
+    assert_eq!(db.count("flagon_migrations").await, 1);
+    assert_eq!(
+        m.downgrade(&db.pool, &Target::Default)
+            .await
+            .unwrap()
+            .steps
+            .len(),
+        1
+    );
+    assert_eq!(db.count("flagon_migrations").await, 0);
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -769,7 +802,45 @@ on_every_backend!(
     the_cli_reports_without_the_password,
     the_lock_has_a_deadline,
     two_upgrade_processes_apply_once,
+    comment_only_files_are_recorded_without_running,
 );
+
+/// `-- no-transaction` runs a file outside the transaction: PostgreSQL refuses
+/// `CREATE INDEX CONCURRENTLY` inside one.
+#[tokio::test]
+async fn postgres_no_transaction_files_run_outside_a_transaction() {
+    let Some(db) = open(Backend::Postgres).await else {
+        return;
+    };
+    let index = |directive: &str| {
+        MigrationSet::from_files(
+            "migrations",
+            [
+                ("0001_t.up.sql", "CREATE TABLE t (a INTEGER);".to_owned()),
+                (
+                    "0002_index.up.sql",
+                    format!("{directive}CREATE INDEX CONCURRENTLY t_a ON t (a);"),
+                ),
+            ],
+        )
+    };
+    let plain = index("");
+    let err = Migrator::new([("app", &plain)], db.backend)
+        .unwrap()
+        .upgrade(&db.pool, &Target::Default)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot run inside a transaction block"),
+        "{err}"
+    );
+    let outside = index("-- no-transaction\n");
+    let m = Migrator::new([("app", &outside)], db.backend).unwrap();
+    let report = m.upgrade(&db.pool, &Target::Default).await.unwrap();
+    assert_eq!(names(&report), ["app 0002_index"]);
+    assert!(m.status(&db.pool).await.unwrap().is_up_to_date());
+}
 
 /// `db new` numbers after the highest version on disk and embedded, and writes into each
 /// backend directory that exists (and the shared one unless all three do).
@@ -853,4 +924,115 @@ async fn db_new_writes_the_next_numbered_pair() {
             .to_string()
             .contains("is not a migration name")
     );
+}
+
+/// What `[db] auto_upgrade` runs at startup: everything pending, then nothing.
+#[tokio::test]
+async fn auto_upgrade_applies_what_is_pending() {
+    let db = open(Backend::Sqlite).await.unwrap();
+    let m = basic(db.backend);
+    let report = migrate::auto_upgrade(&db.pool, &m).await.unwrap();
+    assert_eq!(report.steps.len(), 3);
+    assert!(db.table_exists("posts").await);
+    let report = migrate::auto_upgrade(&db.pool, &m).await.unwrap();
+    assert!(report.steps.is_empty());
+}
+
+/// An in-memory SQLite database lives in its one connection: migrating it must not throw
+/// that connection away.
+#[tokio::test]
+async fn an_in_memory_sqlite_database_keeps_its_migrations() {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let m = basic(Backend::Sqlite);
+    assert_eq!(
+        m.upgrade(&pool, &Target::Default)
+            .await
+            .unwrap()
+            .steps
+            .len(),
+        3
+    );
+    let status = m.status(&pool).await.unwrap();
+    assert_eq!(states(&status, "app"), ["applied"; 3]);
+    sqlx::query("INSERT INTO users (id, email) VALUES (1, 'a@example.com')")
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+/// The wiring the `Db` extension does, in miniature: the `db` commands registered on an app,
+/// sets read from the registry, and `db check`'s verdict as the process's exit status.
+struct DbCommands {
+    pool: AnyPool,
+}
+
+impl flagon::Extension for DbCommands {
+    fn name(&self) -> &'static str {
+        "db"
+    }
+
+    fn init_app(&self, app: &mut flagon::Setup<'_>) -> Result<(), flagon::SetupError> {
+        app.add_to::<flagon_db::Migrations>("app", migrations!("tests/fixtures/migrate/basic"));
+        let pool = self.pool.clone();
+        app.command(migrate::commands(), move |ctx| {
+            let pool = pool.clone();
+            async move {
+                let sets = ctx.app().registry::<flagon_db::Migrations>();
+                let migrator = Migrator::from_registry(sets, Backend::Sqlite)?;
+                let mut out = ctx.out();
+                let interactive = out.colour();
+                migrate::run_cli(
+                    ctx.matches(),
+                    &pool,
+                    &migrator,
+                    Path::new("migrations"),
+                    &mut out,
+                    interactive,
+                )
+                .await?;
+                Ok(())
+            }
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn db_check_sets_the_exit_status_of_the_app() {
+    let db = open(Backend::Sqlite).await.unwrap();
+    let app = flagon::App::builder()
+        .register(DbCommands {
+            pool: db.pool.clone(),
+        })
+        .build()
+        .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let app = &app;
+        async move {
+            let (out, err) = (flagon::cli::Output::buffer(), flagon::cli::Output::buffer());
+            let args = std::iter::once("app").chain(args.iter().copied());
+            let code = app.run_with(args, out.clone(), err.clone()).await;
+            (code, out.contents(), err.contents())
+        }
+    };
+    let (code, out, err) = run(&["db", "check"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("3 pending, 0 changed"), "{out}");
+    assert!(
+        err.contains("error: the database is not up to date: 3 pending migration(s)"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["db", "upgrade"]).await;
+    assert_eq!(code, 0);
+    assert!(out.ends_with("applied 3 migration(s)\n"), "{out}");
+    let (code, out, err) = run(&["db", "check"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run(&["db", "downgrade", "app:x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("`app:x` is not a target"), "{err}");
 }

@@ -8,10 +8,11 @@ use clap::{Arg, ArgMatches, Command};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sqlx::AnyPool;
 
-use super::engine::{AppliedRecord, Direction, MigrationState, Progress, Report};
+use super::engine::{Direction, Progress, Report};
 use super::error::MigrateError;
 use super::plan::{APP_OWNER, Migrator, Target};
 use super::set::BACKEND_DIRS;
+use super::status::{AppliedRecord, MigrationState};
 
 /// The `db` command and its subcommands, for [`Setup::command`](flagon::Setup::command); run
 /// what it parses with [`run_cli`].
@@ -58,7 +59,8 @@ pub fn commands() -> Command {
 /// Runs the `db` subcommand `matches` (the matches of the `db` command itself).
 ///
 /// `migrations_dir` is where `db new` writes the app's files; `interactive` (stdout is a
-/// terminal) turns on a progress bar when several migrations run. `db check` failing is
+/// terminal: from a Flagon command, `ctx.out().colour()`) turns on a progress bar when
+/// several migrations run; the lines are written to `out` either way. `db check` failing is
 /// [`MigrateError::CheckFailed`], so the app exits with status 1. Nothing written here
 /// contains a database URL.
 pub async fn run_cli(
@@ -218,11 +220,15 @@ impl<'a> Shown<'a> {
         }
     }
 
+    /// A line to `out`; with a bar showing, the bar steps aside while it is written.
     fn line(&mut self, text: &str) {
+        let out = &mut *self.out;
         match &self.bar {
-            Some(bar) => bar.println(text),
+            Some(bar) => bar.suspend(|| {
+                let _ = writeln!(out, "{text}");
+            }),
             None => {
-                let _ = writeln!(self.out, "{text}");
+                let _ = writeln!(out, "{text}");
             }
         }
     }
@@ -487,6 +493,31 @@ mod tests {
                 .files
                 .contains(&dir.path().join("0002_next.down.sql"))
         );
+    }
+
+    #[test]
+    fn a_bar_only_on_a_terminal_and_for_several_migrations() {
+        let step = super::super::Step {
+            owner: "app".into(),
+            version: 1,
+            name: "0001_a".into(),
+            file: "m/0001_a.up.sql".into(),
+            direction: Direction::Up,
+        };
+        for (interactive, planned, bar) in [(true, 3, true), (true, 1, false), (false, 3, false)] {
+            let mut out = Vec::new();
+            let mut shown = Shown::new(&mut out, interactive, Direction::Up);
+            shown.show(Progress::Planned(planned));
+            assert_eq!(shown.bar.is_some(), bar, "{interactive} {planned}");
+            shown.show(Progress::Started(&step));
+            shown.show(Progress::Finished(&step, Duration::from_millis(7)));
+            shown.finish();
+            // The lines are the same either way.
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "applied app 0001_a (7 ms)\n"
+            );
+        }
     }
 
     #[test]

@@ -52,8 +52,8 @@ pub enum MigrateError {
         /// The owners in the cycle, the first repeated at the end.
         cycle: Vec<String>,
     },
-    /// A command named an owner or version that does not exist, or a target that is not
-    /// `OWNER`, `OWNER:VERSION` or `VERSION`.
+    /// A command's argument is not usable: an owner or version that does not exist, a target
+    /// that is not `OWNER`, `OWNER:VERSION` or `VERSION`, a `db new` name with no letters.
     #[error("{0}")]
     Target(String),
     /// Another process held the migration lock past the deadline.

@@ -6,9 +6,9 @@
 //! | MySQL/MariaDB | `GET_LOCK('flagon_migrations.' + md5(database), 0)`, polled | the server, named after the database; held by the session |
 //! | SQLite | an exclusive `flock` on `<database file>.migrate-lock`, polled | the file; an in-memory database takes none |
 //!
-//! The server locks belong to the connection, which the migrator detaches from the pool and
-//! closes when done: if the process dies or the future is dropped, the server releases them
-//! with the connection. The lock file is left in place (deleting it would let a third process
+//! The server locks belong to the connection, which the migrator closes when done instead of
+//! returning it to the pool: if the process dies or the future is dropped, the server
+//! releases them with the connection. The lock file is left in place (deleting it would let a third process
 //! lock a different file than the second one waits on).
 
 use std::path::PathBuf;

@@ -55,6 +55,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Problems in a set's files are reported, each naming its file, when the app is built (the
+//! `Db` extension resolves every registered set for its backend) and by every `db` command.
+//! An extension can catch them in its own tests before anyone builds an app:
+//!
+//! ```
+//! // In a `#[test]` of the extension's crate:
+//! let set = flagon_db::migrations!("tests/fixtures/migrate/login");
+//! set.check("login").unwrap();
+//! // And complete for each backend the extension supports:
+//! for backend in [flagon_db::Backend::Sqlite, flagon_db::Backend::Postgres] {
+//!     flagon_db::Migrator::new([("login", &set)], backend).unwrap();
+//! }
+//! ```
+//!
 //! # Running them
 //!
 //! [`Migrator`] resolves every set for the backend in use and orders them: owners after the
@@ -77,6 +91,9 @@
 //! is never recorded, but the statements before the failing one stay applied. Keep one DDL
 //! statement per migration file on MySQL.
 //!
+//! **Order.** A pending version below an applied one (two branches merged) is applied too,
+//! in version order, and `status` shows it pending until then.
+//!
 //! **A failure** stops the run. The error names the owner, the migration, the file and the
 //! database's message; the migrations before it stay applied.
 //!
@@ -89,8 +106,14 @@
 //! do. PostgreSQL: an advisory lock; MySQL/MariaDB: `GET_LOCK`; SQLite: a lock on the file
 //! `<database>.migrate-lock` beside the database. Each is polled until
 //! [`Migrator::lock_timeout`] (default one minute), then the command fails with
-//! [`MigrateError::LockTimeout`]. The lock is taken on a connection detached from the pool
-//! and closed afterwards, so a session lock never returns to the pool.
+//! [`MigrateError::LockTimeout`]. A server's lock is taken on a connection that is closed
+//! afterwards rather than returned to the pool, so a session lock never goes back to it. (PostgreSQL's advisory
+//! lock belongs to the session: behind PgBouncer in transaction mode, migrate through a
+//! direct connection.)
+//!
+//! **At startup.** [`auto_upgrade`] applies every pending migration and logs each one: what
+//! `[db] auto_upgrade = true` runs before the app serves. Several instances starting at once
+//! take turns on the lock like `db upgrade` does.
 
 mod cli;
 mod engine;
@@ -98,12 +121,13 @@ mod error;
 mod lock;
 mod plan;
 mod set;
+mod startup;
+mod status;
 
 pub use cli::{commands, run_cli};
-pub use engine::{
-    AppliedRecord, Direction, MigrationState, MigrationStatus, OwnerStatus, Progress, Report,
-    Status, Step, TABLE,
-};
+pub use engine::{Direction, Progress, Report, Step, TABLE};
 pub use error::{DeclarationError, MigrateError};
 pub use plan::{APP_OWNER, DEFAULT_LOCK_TIMEOUT, Migrator, Target};
 pub use set::{MigrationSet, Migrations};
+pub use startup::auto_upgrade;
+pub use status::{AppliedRecord, MigrationState, MigrationStatus, OwnerStatus, Status};

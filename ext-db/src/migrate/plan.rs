@@ -63,9 +63,13 @@ impl Migrator {
         for (i, (owner, set)) in sets.iter().enumerate() {
             check_owner(owner, set)?;
             if index.insert(*owner, i).is_some() {
-                return Err(MigrateError::Target(format!(
-                    "two migration sets are named `{owner}`"
-                )));
+                return Err(MigrateError::Declaration {
+                    owner: (*owner).to_owned(),
+                    problems: vec![DeclarationError {
+                        file: set.label().to_owned(),
+                        problem: format!("a second migration set is named `{owner}`"),
+                    }],
+                });
             }
         }
         for (owner, set) in &sets {
