@@ -545,3 +545,33 @@ async fn a_tx_still_held_after_the_handler_is_rolled_back_and_never_a_success() 
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn a_server_down_answers_503_within_the_acquire_timeout() {
+    let t = TestDb::sqlite();
+    let closed = closed_port();
+    let app = App::builder()
+        .settings(testing_config_toml(&format!(
+            "[db]\nurl = \"{}\"\n[db.binds.down]\nurl = \"postgres://app:hunter2@127.0.0.1:{closed}/app\"\nacquire_timeout = \"500ms\"\n",
+            t.url
+        )))
+        .register(Db::extension())
+        .route(
+            Route::get("/down", |db: Db| async move {
+                let down = db.bind("down")?;
+                down.query("SELECT 1").execute(&down).await?;
+                Ok::<_, flagon_db::Error>("up")
+            })
+            .name("down"),
+        )
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let res = TestClient::new(&app).get("/down").send().await;
+    let took = started.elapsed();
+    println!("a request to a database that refuses connections answered in {took:?}");
+    assert_eq!(res.status(), 503, "{}", res.text());
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert!(!res.text().contains("hunter2") && !res.text().contains("127.0.0.1"));
+    assert!(took < Duration::from_millis(1200), "{took:?}");
+}
