@@ -21,7 +21,7 @@ use crate::stats::{
     PoolCounters, PoolStats, Probe, QueriesRecorded, RequestCounters, RequestStats, TimedStream,
     TxOutcome,
 };
-use crate::tx::{Slot, TxConn};
+use crate::tx::{Settled, Slot, TxConn};
 
 /// One pool: the main database or a bind.
 pub(crate) struct PoolInner {
@@ -477,8 +477,26 @@ async fn settle(req: Arc<RequestDb>, res: Response, outcome: ResponseOutcome) ->
         let mut res = res;
         let status = res.status();
         let keep = outcome.completed && (status.is_success() || status.is_redirection());
-        let open = req.slot.lock().unwrap_or_else(|e| e.into_inner()).finish();
+        let settled = req.slot.lock().unwrap_or_else(|e| e.into_inner()).finish();
         let mut tx_outcome = *req.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let open = match settled {
+            Settled::Open(tx) => Some(tx),
+            Settled::Nothing => None,
+            Settled::StillHeld => {
+                // It rolls back when the `Tx` is dropped. A success must not be sent for
+                // writes that will not be kept (a `Tx` moved into a task that outlives the
+                // handler); after a panic the response is a 500 already.
+                if keep {
+                    tracing::error!(target: "flagon_db", route = req.route(), "the request's Tx was still in use when the response was ready (moved into a task?): rolled back, answering 500");
+                    res = flagon::HttpError::internal(
+                        "the request's transaction was still in use after the handler returned",
+                    )
+                    .into_response();
+                }
+                tx_outcome = Some(TxOutcome::RolledBack);
+                None
+            }
+        };
         if let Some(tx) = open {
             if keep {
                 match tx.commit().await {

@@ -40,12 +40,24 @@ pub(crate) enum Slot {
     Finished,
 }
 
+/// What a request's slot held when its response was ready.
+pub(crate) enum Settled {
+    /// No open transaction.
+    Nothing,
+    /// An open transaction, to commit or roll back.
+    Open(TxConn),
+    /// A [`Tx`] was still alive: the handler panicked holding it (core keeps the panicked
+    /// future until the response is sent) or moved it into a task. It rolls back when dropped.
+    StillHeld,
+}
+
 impl Slot {
-    /// Marks the request finished and hands out its open transaction, if any.
-    pub(crate) fn finish(&mut self) -> Option<TxConn> {
+    /// Marks the request finished and hands out what it held.
+    pub(crate) fn finish(&mut self) -> Settled {
         match std::mem::replace(self, Slot::Finished) {
-            Slot::Idle(conn) => Some(conn),
-            _ => None,
+            Slot::Idle(conn) => Settled::Open(conn),
+            Slot::InUse => Settled::StillHeld,
+            Slot::Empty | Slot::Finished => Settled::Nothing,
         }
     }
 }
@@ -405,8 +417,8 @@ impl Drop for Tx {
         if matches!(*slot, Slot::InUse) {
             *slot = Slot::Idle(conn);
         } else {
+            // The request was settled without it (see `Settled::StillHeld`): roll back.
             drop(slot);
-            tracing::warn!(target: "flagon_db", "a Tx outlived its request: rolled back");
             drop(conn);
         }
     }

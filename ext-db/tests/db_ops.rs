@@ -485,3 +485,93 @@ async fn an_early_commit_ends_the_transaction_and_two_at_once_are_refused() {
     assert_eq!(res.status(), 500, "a second Tx while the first is held");
     db_support::wait_for_baseline(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_still_held_after_the_handler_is_rolled_back_and_never_a_success() {
+    let t = TestDb::sqlite();
+    let seen: Arc<Mutex<Vec<QueriesRecorded>>> = Arc::default();
+    let sink = seen.clone();
+    let app = App::builder()
+        .settings(testing_config_toml(&format!("[db]\nurl = \"{}\"\n", t.url)))
+        .register(Db::extension())
+        .configure(move |s| {
+            s.subscribe(move |e: &QueriesRecorded| sink.lock().unwrap().push(e.clone()));
+            s.route(
+                Route::get("/leak", |mut tx: Tx| async move {
+                    tx.query("INSERT INTO note (id, body) VALUES (20, 'lost')")
+                        .execute(&mut *tx)
+                        .await?;
+                    // A bug: the transaction outlives the handler.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        drop(tx);
+                    });
+                    Ok::<_, flagon_db::Error>("looks fine")
+                })
+                .name("leak"),
+            );
+            s.route(
+                Route::get("/panic", |mut tx: Tx| async move {
+                    tx.query("INSERT INTO note (id, body) VALUES (21, 'lost')")
+                        .execute(&mut *tx)
+                        .await?;
+                    if tx.backend() == flagon_db::Backend::Sqlite {
+                        panic!("boom");
+                    }
+                    Ok::<_, flagon_db::Error>("unreachable")
+                })
+                .name("panic"),
+            );
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let db = app.state::<Db>().unwrap();
+    notes_table(&db).await;
+    let client = TestClient::new(&app);
+    assert_eq!(client.get("/leak").send().await.status(), 500);
+    assert_eq!(client.get("/panic").send().await.status(), 500);
+    db_support::wait_for_baseline(&db).await;
+    let n: i64 = db
+        .query_scalar("SELECT COUNT(*) FROM note WHERE id >= 20")
+        .fetch_one(&*db)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "neither write was kept");
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter()
+            .all(|e| e.transaction == Some(TxOutcome::RolledBack)),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_down_answers_503_within_the_acquire_timeout() {
+    let t = TestDb::sqlite();
+    let closed = closed_port();
+    let app = App::builder()
+        .settings(testing_config_toml(&format!(
+            "[db]\nurl = \"{}\"\n[db.binds.down]\nurl = \"postgres://app:hunter2@127.0.0.1:{closed}/app\"\nacquire_timeout = \"500ms\"\n",
+            t.url
+        )))
+        .register(Db::extension())
+        .route(
+            Route::get("/down", |db: Db| async move {
+                let down = db.bind("down")?;
+                down.query("SELECT 1").execute(&down).await?;
+                Ok::<_, flagon_db::Error>("up")
+            })
+            .name("down"),
+        )
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let res = TestClient::new(&app).get("/down").send().await;
+    let took = started.elapsed();
+    println!("a request to a database that refuses connections answered in {took:?}");
+    assert_eq!(res.status(), 503, "{}", res.text());
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert!(!res.text().contains("hunter2") && !res.text().contains("127.0.0.1"));
+    assert!(took < Duration::from_millis(1200), "{took:?}");
+}

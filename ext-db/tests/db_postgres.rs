@@ -182,3 +182,64 @@ async fn pool_exhaustion_answers_503_within_the_acquire_timeout_then_recovers() 
     }
     assert_eq!(idle_in_transaction(&t.name).await, 0);
 }
+
+/// A client that closes its TCP connection mid-handler, against the app served for real: the
+/// transaction rolls back, no session stays idle in transaction, and stopping the server
+/// closes the pool after the requests drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_closing_its_connection_mid_handler_rolls_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let app = app(&t.url, "", tx_routes);
+    let db = app.state::<Db>().unwrap();
+    db_support::create_items(&db).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let app = app.clone();
+        async move {
+            app.serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(b"GET /hang/7 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // The handler has written and now waits, holding its transaction.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while idle_in_transaction(&t.name).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the handler never held a transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(sock);
+    assert_none_idle_in_transaction(&t.name, "the client closed its connection").await;
+    wait_for_baseline(&db).await;
+    assert!(!db_support::has_item(&db, 7).await, "rolled back");
+
+    // A normal request over TCP still commits.
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(b"GET /ok/8 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    sock.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(db_support::has_item(&db, 8).await);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    assert!(
+        db.pool().is_closed(),
+        "the pools close once serving stopped"
+    );
+}
