@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use crate::Backend;
+use crate::{Backend, Db};
 
 /// The table the store keeps sessions in.
 pub const SESSION_TABLE: &str = "flagon_sessions";
@@ -117,7 +117,7 @@ fn secs(t: u64) -> i64 {
 /// ```
 #[derive(Clone)]
 pub struct SqlSessionStore {
-    pool: AnyPool,
+    pool: PoolSource,
     backend: Backend,
     clock: Arc<dyn Clock>,
     max_record_bytes: usize,
@@ -137,8 +137,19 @@ impl SqlSessionStore {
     /// records over 16 KiB. The session table must exist ([`session_migration`]).
     pub fn new(pool: AnyPool, backend: Backend) -> SqlSessionStore {
         SqlSessionStore {
-            pool,
+            pool: PoolSource::Pool(pool),
             backend,
+            clock: Arc::new(SystemClock),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+
+    /// A store on the app's main database (what `[session] store = "db"` uses). The pool is
+    /// made on the store's first statement, so this is safe at build time, outside a runtime.
+    pub fn on(db: &Db) -> SqlSessionStore {
+        SqlSessionStore {
+            pool: PoolSource::Db(db.clone()),
+            backend: db.backend(),
             clock: Arc::new(SystemClock),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
@@ -168,6 +179,21 @@ impl SqlSessionStore {
     {
         move |ctx| {
             let store = SqlSessionStore::new(pool.clone(), backend)
+                .with_clock(ctx.clock())
+                .max_record_bytes(ctx.session_config().max_record_bytes);
+            Ok(Arc::new(store) as Arc<dyn SessionStore>)
+        }
+    }
+
+    /// [`SqlSessionStore::factory`] on the app's main database: registered by the `db`
+    /// extension as `[session] store = "db"`.
+    pub fn factory_on(
+        db: &Db,
+    ) -> impl Fn(&StoreContext<'_>) -> Result<Arc<dyn SessionStore>, BoxError> + Send + Sync + 'static
+    {
+        let db = db.clone();
+        move |ctx| {
+            let store = SqlSessionStore::on(&db)
                 .with_clock(ctx.clock())
                 .max_record_bytes(ctx.session_config().max_record_bytes);
             Ok(Arc::new(store) as Arc<dyn SessionStore>)
@@ -208,7 +234,7 @@ impl SqlSessionStore {
             let done = sqlx::query(self.sql(sql))
                 .bind(self.now())
                 .bind(SWEEP_BATCH)
-                .execute(&self.pool)
+                .execute(self.pool.get())
                 .await
                 .map_err(backend_error)?
                 .rows_affected();
@@ -249,7 +275,7 @@ impl SqlSessionStore {
         ))
         .bind(id.to_hex())
         .bind(self.now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool.get())
         .await
         .map_err(backend_error)?;
         let Some(row) = row else {
@@ -283,7 +309,7 @@ impl SqlSessionStore {
     async fn delete_row(&self, id: &Id) -> Result<(), StoreError> {
         sqlx::query(self.sql("DELETE FROM flagon_sessions WHERE id = ?"))
             .bind(id.to_hex())
-            .execute(&self.pool)
+            .execute(self.pool.get())
             .await
             .map_err(backend_error)?;
         Ok(())
@@ -301,7 +327,7 @@ impl SqlSessionStore {
             .bind(data.as_str())
             .bind(secs(record.created_at))
             .bind(secs(record.expires_at))
-            .execute(&self.pool)
+            .execute(self.pool.get())
             .await;
             match inserted {
                 Ok(_) => return Ok(()),
@@ -325,7 +351,7 @@ impl SqlSessionStore {
             .bind(secs(changes.expires_at))
             .bind(id.to_hex())
             .bind(self.now())
-            .execute(&self.pool)
+            .execute(self.pool.get())
             .await
             .map_err(backend_error)?;
             return Ok(if done.rows_affected() > 0 {
@@ -349,7 +375,7 @@ impl SqlSessionStore {
             .bind(id.to_hex())
             .bind(version)
             .bind(self.now())
-            .execute(&self.pool)
+            .execute(self.pool.get())
             .await
             .map_err(backend_error)?;
             if done.rows_affected() > 0 {
@@ -384,6 +410,23 @@ impl SessionStore for SqlSessionStore {
 
     fn delete<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, ()> {
         Box::pin(self.delete_row(id))
+    }
+}
+
+/// Where the store's connections come from: a pool it was given, or the app's [`Db`], whose
+/// pool is made on first use.
+#[derive(Clone)]
+enum PoolSource {
+    Pool(AnyPool),
+    Db(Db),
+}
+
+impl PoolSource {
+    fn get(&self) -> &AnyPool {
+        match self {
+            PoolSource::Pool(pool) => pool,
+            PoolSource::Db(db) => db.pool(),
+        }
     }
 }
 
