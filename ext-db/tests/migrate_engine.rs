@@ -805,6 +805,62 @@ on_every_backend!(
     comment_only_files_are_recorded_without_running,
 );
 
+#[tokio::test]
+async fn postgres_migrations_are_not_cut_by_a_statement_timeout() {
+    if let Some(db) = open(Backend::Postgres).await {
+        migrations_are_not_cut_by_a_statement_timeout(db).await;
+    }
+}
+
+#[tokio::test]
+async fn mysql_migrations_are_not_cut_by_a_statement_timeout() {
+    if let Some(db) = open(Backend::MySql).await {
+        migrations_are_not_cut_by_a_statement_timeout(db).await;
+    }
+}
+
+/// A pool whose connections cut statements short (`[db] statement_timeout`) does not cut a
+/// migration short: the slow migration here sleeps 1.5 s against a 300 ms limit. (SQLite
+/// has no statement timeout.)
+async fn migrations_are_not_cut_by_a_statement_timeout(db: TestDb) {
+    let limit = match db.backend {
+        Backend::Postgres => "SET statement_timeout = 300",
+        _ => "SET SESSION max_statement_time = 0.3",
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(2)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql(limit).execute(conn).await?;
+                Ok(())
+            })
+        })
+        .connect(&db.url)
+        .await
+        .unwrap();
+    // The limit is real on this pool.
+    let slow = match db.backend {
+        Backend::Postgres => "SELECT pg_sleep(1.5)",
+        _ => "SELECT SLEEP(1.5)",
+    };
+    let start = Instant::now();
+    let cut = sqlx::raw_sql(slow).execute(&pool).await;
+    assert!(
+        cut.is_err() || start.elapsed() < Duration::from_secs(1),
+        "{cut:?}"
+    );
+    let set = migrations!("tests/fixtures/migrate/concurrent");
+    let m = Migrator::new([("app", &set)], db.backend).unwrap();
+    let report = m.upgrade(&pool, &Target::Default).await.unwrap();
+    assert_eq!(report.steps.len(), 3);
+    assert!(
+        report.steps[1].1 >= Duration::from_millis(1400),
+        "{:?}",
+        report.steps[1]
+    );
+    pool.close().await;
+}
+
 /// `-- no-transaction` runs a file outside the transaction: PostgreSQL refuses
 /// `CREATE INDEX CONCURRENTLY` inside one.
 #[tokio::test]
