@@ -757,6 +757,37 @@ async fn comment_only_files_are_recorded_without_running(db: TestDb) {
     assert_eq!(db.count("flagon_migrations").await, 0);
 }
 
+async fn migrations_missing_from_the_binary_are_listed(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let old = three_owners(db.backend);
+    old.upgrade(&db.pool, &Target::Default).await.unwrap();
+    // A later binary without the `mail` extension.
+    let app = migrations!("tests/fixtures/migrate/basic");
+    let login = migrations!("tests/fixtures/migrate/login").requires(["app"]);
+    let m = Migrator::new([("app", &app), ("login", &login)], db.backend).unwrap();
+    let status = m.status(&db.pool).await.unwrap();
+    assert!(status.is_up_to_date());
+    let unknown: Vec<String> = status
+        .unknown
+        .iter()
+        .map(|r| format!("{} {}", r.owner, r.name))
+        .collect();
+    assert_eq!(unknown, ["mail 0001_create_outbox"]);
+    let (out, result) = db.cli(&m, dir.path(), &["status"]).await;
+    result.unwrap();
+    assert!(
+        out.contains("applied, but not in this binary\n  mail 0001_create_outbox\n"),
+        "{out}"
+    );
+    // The last one applied is mail's, which this binary cannot revert.
+    let err = m.downgrade(&db.pool, &Target::Default).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot downgrade mail 0001_create_outbox: it is applied but this binary has no \
+         migration for it"
+    );
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -803,6 +834,7 @@ on_every_backend!(
     the_lock_has_a_deadline,
     two_upgrade_processes_apply_once,
     comment_only_files_are_recorded_without_running,
+    migrations_missing_from_the_binary_are_listed,
 );
 
 #[tokio::test]

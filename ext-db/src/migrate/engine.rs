@@ -271,8 +271,10 @@ impl Migrator {
         // Check everything before reverting anything.
         let mut todo = Vec::with_capacity(chosen.len());
         for rec in &chosen {
-            let plan = self.known_owner(&rec.owner)?;
-            let Some(step) = plan.steps.iter().find(|s| s.version == rec.version) else {
+            let found = self
+                .owner(&rec.owner)
+                .and_then(|p| Some((p, p.steps.iter().find(|s| s.version == rec.version)?)));
+            let Some((plan, step)) = found else {
                 return Err(MigrateError::Target(format!(
                     "cannot downgrade {} {}: it is applied but this binary has no migration for it",
                     rec.owner, rec.name
