@@ -651,13 +651,22 @@ async fn child_upgrade() {
     let pool = connect(&url).await.unwrap();
     let set = migrations!("tests/fixtures/migrate/concurrent");
     let m = Migrator::new([("app", &set)], backend).unwrap();
+    let peers: usize =
+        std::env::var("FLAGON_MIGRATE_CHILD_PEERS").map_or(2, |p| p.parse().unwrap());
     std::fs::write(Path::new(&dir).join(format!("ready-{id}")), "").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&dir).unwrap().count() < 2 {
+    while std::fs::read_dir(&dir).unwrap().count() < peers {
         assert!(Instant::now() < deadline, "the other child never started");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let report = m.upgrade(&pool, &Target::Default).await.unwrap();
+    let report = m
+        .upgrade_with(&pool, &Target::Default, &mut |p| {
+            if let Progress::Started(step) = p {
+                println!("CHILD-STARTED {}", step.name);
+            }
+        })
+        .await
+        .unwrap();
     println!(
         "CHILD-RESULT applied={} waited={}",
         report.steps.len(),
@@ -788,6 +797,55 @@ async fn migrations_missing_from_the_binary_are_listed(db: TestDb) {
     );
 }
 
+/// A11: a process killed in the middle of a migration leaves it unrecorded (and, where DDL
+/// is transactional, undone), and its lock does not outlive it: the next upgrade applies it.
+async fn a_killed_upgrade_is_not_recorded_and_frees_the_lock(db: TestDb) {
+    use std::io::BufRead;
+    let barrier = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_upgrade",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FLAGON_MIGRATE_CHILD_URL", &db.url)
+        .env("FLAGON_MIGRATE_CHILD_DIR", barrier.path())
+        .env("FLAGON_MIGRATE_CHILD_ID", "0")
+        .env("FLAGON_MIGRATE_CHILD_PEERS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = tokio::task::spawn_blocking(move || {
+        // Kill it once the slow migration (0002) has begun.
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.unwrap().contains("CHILD-STARTED 0002_slow") {
+                std::thread::sleep(Duration::from_millis(200));
+                child.kill().unwrap();
+                return child.wait().unwrap();
+            }
+        }
+        let status = child.wait().unwrap();
+        panic!("the child finished ({status}) without starting 0002_slow");
+    })
+    .await
+    .unwrap();
+    assert!(!child.success());
+
+    let set = migrations!("tests/fixtures/migrate/concurrent");
+    let m = Migrator::new([("app", &set)], db.backend)
+        .unwrap()
+        .lock_timeout(Duration::from_secs(20));
+    let status = m.status(&db.pool).await.unwrap();
+    assert_eq!(states(&status, "app"), ["applied", "pending", "pending"]);
+    let report = m.upgrade(&db.pool, &Target::Default).await.unwrap();
+    assert_eq!(names(&report), ["app 0002_slow", "app 0003_log_once"]);
+    assert_eq!(db.count("concurrency_log").await, 1);
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -835,6 +893,7 @@ on_every_backend!(
     two_upgrade_processes_apply_once,
     comment_only_files_are_recorded_without_running,
     migrations_missing_from_the_binary_are_listed,
+    a_killed_upgrade_is_not_recorded_and_frees_the_lock,
 );
 
 #[tokio::test]
