@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use flagon_db::migrate::{self, MigrationState, Progress};
 use flagon_db::{Backend, MigrateError, MigrationSet, Migrator, Target, migrations};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 const MYSQL_ADMIN: &str = "mysql://root@127.0.0.1:3306/test";
@@ -79,17 +79,20 @@ async fn open(backend: Backend) -> Option<TestDb> {
             "mysql://root@127.0.0.1:3306",
         ),
     };
-    let admin_pool = match tokio::time::timeout(Duration::from_secs(5), connect(admin)).await {
-        Ok(Ok(p)) => p,
+    // One direct connection: a refused connection says so at once (a pool would wait out
+    // its acquire timeout and report only that).
+    let connected = tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(admin));
+    let mut admin_conn = match connected.await {
+        Ok(Ok(c)) => c,
         Ok(Err(e)) => return unreachable(what, e),
         Err(_) => return unreachable(what, "no answer within 5 s"),
     };
     let name = unique_name();
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin_pool)
+        .execute(&mut admin_conn)
         .await
         .unwrap();
-    admin_pool.close().await;
+    let _ = admin_conn.close().await;
     let url = format!("{base}/{name}");
     let pool = connect(&url).await.unwrap();
     Some(TestDb {
