@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use flagon_db::migrate::{self, MigrationState, Progress};
 use flagon_db::{Backend, MigrateError, MigrationSet, Migrator, Target, migrations};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 const MYSQL_ADMIN: &str = "mysql://root@127.0.0.1:3306/test";
@@ -79,17 +79,20 @@ async fn open(backend: Backend) -> Option<TestDb> {
             "mysql://root@127.0.0.1:3306",
         ),
     };
-    let admin_pool = match tokio::time::timeout(Duration::from_secs(5), connect(admin)).await {
-        Ok(Ok(p)) => p,
+    // One direct connection: a refused connection says so at once (a pool would wait out
+    // its acquire timeout and report only that).
+    let connected = tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(admin));
+    let mut admin_conn = match connected.await {
+        Ok(Ok(c)) => c,
         Ok(Err(e)) => return unreachable(what, e),
         Err(_) => return unreachable(what, "no answer within 5 s"),
     };
     let name = unique_name();
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin_pool)
+        .execute(&mut admin_conn)
         .await
         .unwrap();
-    admin_pool.close().await;
+    let _ = admin_conn.close().await;
     let url = format!("{base}/{name}");
     let pool = connect(&url).await.unwrap();
     Some(TestDb {
@@ -651,13 +654,22 @@ async fn child_upgrade() {
     let pool = connect(&url).await.unwrap();
     let set = migrations!("tests/fixtures/migrate/concurrent");
     let m = Migrator::new([("app", &set)], backend).unwrap();
+    let peers: usize =
+        std::env::var("FLAGON_MIGRATE_CHILD_PEERS").map_or(2, |p| p.parse().unwrap());
     std::fs::write(Path::new(&dir).join(format!("ready-{id}")), "").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&dir).unwrap().count() < 2 {
+    while std::fs::read_dir(&dir).unwrap().count() < peers {
         assert!(Instant::now() < deadline, "the other child never started");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let report = m.upgrade(&pool, &Target::Default).await.unwrap();
+    let report = m
+        .upgrade_with(&pool, &Target::Default, &mut |p| {
+            if let Progress::Started(step) = p {
+                println!("CHILD-STARTED {}", step.name);
+            }
+        })
+        .await
+        .unwrap();
     println!(
         "CHILD-RESULT applied={} waited={}",
         report.steps.len(),
@@ -757,6 +769,86 @@ async fn comment_only_files_are_recorded_without_running(db: TestDb) {
     assert_eq!(db.count("flagon_migrations").await, 0);
 }
 
+async fn migrations_missing_from_the_binary_are_listed(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let old = three_owners(db.backend);
+    old.upgrade(&db.pool, &Target::Default).await.unwrap();
+    // A later binary without the `mail` extension.
+    let app = migrations!("tests/fixtures/migrate/basic");
+    let login = migrations!("tests/fixtures/migrate/login").requires(["app"]);
+    let m = Migrator::new([("app", &app), ("login", &login)], db.backend).unwrap();
+    let status = m.status(&db.pool).await.unwrap();
+    assert!(status.is_up_to_date());
+    let unknown: Vec<String> = status
+        .unknown
+        .iter()
+        .map(|r| format!("{} {}", r.owner, r.name))
+        .collect();
+    assert_eq!(unknown, ["mail 0001_create_outbox"]);
+    let (out, result) = db.cli(&m, dir.path(), &["status"]).await;
+    result.unwrap();
+    assert!(
+        out.contains("applied, but not in this binary\n  mail 0001_create_outbox\n"),
+        "{out}"
+    );
+    // The last one applied is mail's, which this binary cannot revert.
+    let err = m.downgrade(&db.pool, &Target::Default).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot downgrade mail 0001_create_outbox: it is applied but this binary has no \
+         migration for it"
+    );
+}
+
+/// A11: a process killed in the middle of a migration leaves it unrecorded (and, where DDL
+/// is transactional, undone), and its lock does not outlive it: the next upgrade applies it.
+async fn a_killed_upgrade_is_not_recorded_and_frees_the_lock(db: TestDb) {
+    use std::io::BufRead;
+    let barrier = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_upgrade",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FLAGON_MIGRATE_CHILD_URL", &db.url)
+        .env("FLAGON_MIGRATE_CHILD_DIR", barrier.path())
+        .env("FLAGON_MIGRATE_CHILD_ID", "0")
+        .env("FLAGON_MIGRATE_CHILD_PEERS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = tokio::task::spawn_blocking(move || {
+        // Kill it once the slow migration (0002) has begun.
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.unwrap().contains("CHILD-STARTED 0002_slow") {
+                std::thread::sleep(Duration::from_millis(200));
+                child.kill().unwrap();
+                return child.wait().unwrap();
+            }
+        }
+        let status = child.wait().unwrap();
+        panic!("the child finished ({status}) without starting 0002_slow");
+    })
+    .await
+    .unwrap();
+    assert!(!child.success());
+
+    let set = migrations!("tests/fixtures/migrate/concurrent");
+    let m = Migrator::new([("app", &set)], db.backend)
+        .unwrap()
+        .lock_timeout(Duration::from_secs(20));
+    let status = m.status(&db.pool).await.unwrap();
+    assert_eq!(states(&status, "app"), ["applied", "pending", "pending"]);
+    let report = m.upgrade(&db.pool, &Target::Default).await.unwrap();
+    assert_eq!(names(&report), ["app 0002_slow", "app 0003_log_once"]);
+    assert_eq!(db.count("concurrency_log").await, 1);
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -803,7 +895,65 @@ on_every_backend!(
     the_lock_has_a_deadline,
     two_upgrade_processes_apply_once,
     comment_only_files_are_recorded_without_running,
+    migrations_missing_from_the_binary_are_listed,
+    a_killed_upgrade_is_not_recorded_and_frees_the_lock,
 );
+
+#[tokio::test]
+async fn postgres_migrations_are_not_cut_by_a_statement_timeout() {
+    if let Some(db) = open(Backend::Postgres).await {
+        migrations_are_not_cut_by_a_statement_timeout(db).await;
+    }
+}
+
+#[tokio::test]
+async fn mysql_migrations_are_not_cut_by_a_statement_timeout() {
+    if let Some(db) = open(Backend::MySql).await {
+        migrations_are_not_cut_by_a_statement_timeout(db).await;
+    }
+}
+
+/// A pool whose connections cut statements short (`[db] statement_timeout`) does not cut a
+/// migration short: the slow migration here sleeps 1.5 s against a 300 ms limit. (SQLite
+/// has no statement timeout.)
+async fn migrations_are_not_cut_by_a_statement_timeout(db: TestDb) {
+    let limit = match db.backend {
+        Backend::Postgres => "SET statement_timeout = 300",
+        _ => "SET SESSION max_statement_time = 0.3",
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(2)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql(limit).execute(conn).await?;
+                Ok(())
+            })
+        })
+        .connect(&db.url)
+        .await
+        .unwrap();
+    // The limit is real on this pool.
+    let slow = match db.backend {
+        Backend::Postgres => "SELECT pg_sleep(1.5)",
+        _ => "SELECT SLEEP(1.5)",
+    };
+    let start = Instant::now();
+    let cut = sqlx::raw_sql(slow).execute(&pool).await;
+    assert!(
+        cut.is_err() || start.elapsed() < Duration::from_secs(1),
+        "{cut:?}"
+    );
+    let set = migrations!("tests/fixtures/migrate/concurrent");
+    let m = Migrator::new([("app", &set)], db.backend).unwrap();
+    let report = m.upgrade(&pool, &Target::Default).await.unwrap();
+    assert_eq!(report.steps.len(), 3);
+    assert!(
+        report.steps[1].1 >= Duration::from_millis(1400),
+        "{:?}",
+        report.steps[1]
+    );
+    pool.close().await;
+}
 
 /// `-- no-transaction` runs a file outside the transaction: PostgreSQL refuses
 /// `CREATE INDEX CONCURRENTLY` inside one.

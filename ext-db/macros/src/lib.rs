@@ -76,10 +76,8 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) -> Result<
             .into_string()
             .map_err(|n| format!("{}: file name is not UTF-8", Path::new(&n).display()))?;
         let rel = format!("{prefix}{name}");
-        let kind = entry
-            .file_type()
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if kind.is_dir() {
+        // `Path::is_dir` follows symbolic links, so a linked directory is read too.
+        if path.is_dir() {
             collect(&path, &format!("{rel}/"), out)?;
         } else if name.ends_with(".sql") {
             out.push((rel, path_str(&path)?));
@@ -101,4 +99,47 @@ fn path_str(path: &Path) -> Result<String, String> {
     path.to_str()
         .map(str::to_owned)
         .ok_or_else(|| format!("{}: path is not UTF-8", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_is_named_with_where_it_was_looked_for() {
+        let err = expand("no-such-migrations", None).unwrap_err();
+        assert!(
+            err.starts_with("migration directory `no-such-migrations` not found: looked for /"),
+            "{err}"
+        );
+        assert!(err.contains("relative to the crate's Cargo.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_sql_file_below_the_directory_is_embedded_in_order() {
+        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+        let fixtures = Path::new(&dir).join("../tests/fixtures/migrate/layout");
+        let mut files = Vec::new();
+        collect(&fixtures, "", &mut files).unwrap();
+        files.sort();
+        let rel: Vec<&str> = files.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(
+            rel,
+            [
+                "0001_first.down.sql",
+                "0001_first.up.sql",
+                "0002_second.up.sql",
+                "postgres/0002_second.down.sql",
+                "postgres/0002_second.up.sql"
+            ]
+        );
+        let tokens = expand("../tests/fixtures/migrate/layout", None)
+            .unwrap()
+            .to_string();
+        assert!(
+            tokens.contains(":: flagon_db :: MigrationSet :: __embedded"),
+            "{tokens}"
+        );
+        assert_eq!(tokens.matches("include_str !").count(), 5, "{tokens}");
+    }
 }

@@ -126,6 +126,9 @@ impl Migrator {
         if server {
             conn.close_on_drop();
         }
+        if server {
+            clear_statement_timeout(&mut conn, self.backend).await;
+        }
         let mut report = Report::default();
         let mut waited = false;
         let mut on_wait = || {
@@ -268,8 +271,10 @@ impl Migrator {
         // Check everything before reverting anything.
         let mut todo = Vec::with_capacity(chosen.len());
         for rec in &chosen {
-            let plan = self.known_owner(&rec.owner)?;
-            let Some(step) = plan.steps.iter().find(|s| s.version == rec.version) else {
+            let found = self
+                .owner(&rec.owner)
+                .and_then(|p| Some((p, p.steps.iter().find(|s| s.version == rec.version)?)));
+            let Some((plan, step)) = found else {
                 return Err(MigrateError::Target(format!(
                     "cannot downgrade {} {}: it is applied but this binary has no migration for it",
                     rec.owner, rec.name
@@ -490,6 +495,24 @@ fn no_version(plan: &OwnerPlan, v: i64) -> MigrateError {
             versions.join(", ")
         }
     ))
+}
+
+/// Lifts a statement timeout the pool may set on its connections (`[db] statement_timeout`):
+/// building an index may rightly take longer. The connection is closed afterwards, so the
+/// setting goes nowhere else. A server without the variable (MariaDB has
+/// `max_statement_time`, MySQL `max_execution_time`) rejects it, which changes nothing.
+async fn clear_statement_timeout(conn: &mut AnyConnection, backend: Backend) {
+    let statements: &[&'static str] = match backend {
+        Backend::Postgres => &["SET statement_timeout = 0"],
+        Backend::MySql => &[
+            "SET SESSION max_statement_time = 0",
+            "SET SESSION max_execution_time = 0",
+        ],
+        Backend::Sqlite => &[],
+    };
+    for &sql in statements {
+        let _ = sqlx::raw_sql(sql).execute(&mut *conn).await;
+    }
 }
 
 fn now_ms() -> i64 {

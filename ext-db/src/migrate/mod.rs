@@ -42,7 +42,8 @@
 //! `Cargo.toml`) when that crate compiles: no `build.rs`, no dependency besides `flagon-db`.
 //! Cargo rebuilds the crate when an embedded file changes; a file *added* to the directory is
 //! picked up by the next build that recompiles the crate (`db new` touches an embedded file
-//! so that it does). Add the set to the [`Migrations`] registry in `init_app`, under your
+//! so that it does). The expansion names the crate `flagon_db`, so depend on it under that
+//! name. Add the set to the [`Migrations`] registry in `init_app`, under your
 //! extension's name, with the owners it needs applied first:
 //!
 //! ```
@@ -73,7 +74,9 @@
 //!
 //! [`Migrator`] resolves every set for the backend in use and orders them: owners after the
 //! owners they require (a missing one or a cycle is an error naming them), then versions
-//! ascending. The `db` commands ([`commands`], [`run_cli`]) drive it:
+//! ascending. Requirements are between whole sets: every pending migration of a required
+//! set runs before any of the set requiring it. The `db` commands ([`commands`],
+//! [`run_cli`]) drive it:
 //!
 //! | command | does |
 //! |---|---|
