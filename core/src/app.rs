@@ -207,6 +207,7 @@ impl AppBuilder {
             app_lines,
             commands: std::mem::take(&mut reg.commands),
             startup: std::mem::take(&mut reg.startup),
+            before_serving: std::mem::take(&mut reg.before_serving),
             shutdown: std::mem::take(&mut reg.shutdown),
             health: std::mem::take(&mut reg.health),
             effective: std::mem::take(&mut reg.effective),

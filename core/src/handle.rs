@@ -39,6 +39,7 @@ pub(crate) struct AppShared {
     pub(crate) app_lines: Vec<String>,
     pub(crate) commands: Vec<CommandEntry>,
     pub(crate) startup: Vec<(Origin, LifecycleFn)>,
+    pub(crate) before_serving: Vec<(Origin, LifecycleFn)>,
     pub(crate) shutdown: Vec<(Origin, ShutdownFn)>,
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) effective: BTreeMap<String, serde_json::Value>,

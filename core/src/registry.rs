@@ -88,6 +88,7 @@ pub(crate) struct Registry {
     pub(crate) state: StateMap,
     pub(crate) signals: SignalsBuilder,
     pub(crate) startup: Vec<(Origin, LifecycleFn)>,
+    pub(crate) before_serving: Vec<(Origin, LifecycleFn)>,
     pub(crate) shutdown: Vec<(Origin, ShutdownFn)>,
     pub(crate) health: Vec<HealthCheck>,
     pub(crate) layers: Vec<(Origin, LayerFn)>,
@@ -300,9 +301,13 @@ impl Registry {
             out.push(format!("state {n}"));
         }
         let startup = self.startup.iter().filter(|(o, _)| mine(o)).count();
+        let before_serving = self.before_serving.iter().filter(|(o, _)| mine(o)).count();
         let shutdown = self.shutdown.iter().filter(|(o, _)| mine(o)).count();
         if startup > 0 {
             out.push(format!("startup hooks: {startup}"));
+        }
+        if before_serving > 0 {
+            out.push(format!("before-serving hooks: {before_serving}"));
         }
         if shutdown > 0 {
             out.push(format!("shutdown hooks: {shutdown}"));

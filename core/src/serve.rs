@@ -95,7 +95,23 @@ impl App {
     /// leases) is closed again; those of the failing owner and of owners not started yet
     /// are not.
     pub async fn startup(&self) -> Result<(), ServeError> {
-        let hooks = &self.handle.0.startup;
+        self.run_lifecycle(&[&self.handle.0.startup]).await
+    }
+
+    /// Runs the startup hooks, then the before-serving hooks
+    /// ([`Setup::before_serving`](crate::Setup::before_serving)): what [`App::serve`] and the
+    /// test client do before the first request. Failures are handled as in
+    /// [`App::startup`].
+    pub async fn start_serving(&self) -> Result<(), ServeError> {
+        self.run_lifecycle(&[&self.handle.0.startup, &self.handle.0.before_serving])
+            .await
+    }
+
+    async fn run_lifecycle(
+        &self,
+        phases: &[&Vec<(crate::Origin, crate::registry::LifecycleFn)>],
+    ) -> Result<(), ServeError> {
+        let hooks: Vec<_> = phases.iter().flat_map(|p| p.iter()).collect();
         for (i, (origin, hook)) in hooks.iter().enumerate() {
             if let Err(source) = hook(self.handle.clone()).await {
                 let not_started: Vec<&str> = hooks[i..].iter().map(|(o, _)| o.owner).collect();
@@ -150,7 +166,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        self.startup().await?;
+        self.start_serving().await?;
         if self.handle.0.secret_generated
             && self.handle.profile() == crate::config::Profile::Development
         {

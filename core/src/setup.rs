@@ -353,6 +353,34 @@ impl<'a> Setup<'a> {
         self
     }
 
+    /// An async hook run when the app is about to serve, after every startup hook and before
+    /// the first connection is accepted (Quart's `before_serving`); not before CLI commands.
+    /// A failure aborts serving with its message, like a startup hook's. The test client
+    /// runs these too, before its first request. Use it for work that would surprise a
+    /// command: `[db] auto_upgrade` applies migrations here, so `db status` still shows them
+    /// pending.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.before_serving(|_app| async {
+    ///     // warm a cache, apply migrations, announce the instance …
+    ///     Ok(())
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn before_serving<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(AppHandle) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let o = self.origin();
+        self.reg
+            .before_serving
+            .push((o, Arc::new(move |a| Box::pin(f(a)))));
+        self
+    }
+
     /// An async hook run when the app stops, bounded by the shutdown deadline.
     pub fn on_shutdown<F, Fut>(&mut self, f: F) -> &mut Self
     where

@@ -190,7 +190,7 @@ impl TestClient {
             .0
             .test_lifecycle
             .started
-            .get_or_try_init(|| self.app.startup())
+            .get_or_try_init(|| self.app.start_serving())
             .await
             .map(|_| ())
     }

@@ -1,6 +1,7 @@
 //! The app's own CLI: `routes`, `extensions`, `config` and extension commands.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use flagon::clap::{Arg, Command};
 use flagon::testing::{run_cli, testing_config_toml};
@@ -191,6 +192,34 @@ async fn startup_failure_aborts_commands_with_its_message() {
         out.stderr,
         "error: startup hook of the app failed: database unreachable at 127.0.0.1:1\n"
     );
+}
+
+#[tokio::test]
+async fn commands_run_after_the_startup_hooks_but_not_the_before_serving_ones() {
+    let ran = Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
+    let (a, b, c) = (ran.clone(), ran.clone(), ran.clone());
+    let app = App::builder()
+        .settings(flagon::testing::testing_config())
+        .configure(move |s| {
+            s.on_startup(move |_| {
+                a.lock().unwrap().push("startup");
+                async { Ok(()) }
+            });
+            s.before_serving(move |_| {
+                b.lock().unwrap().push("before_serving");
+                async { Ok(()) }
+            });
+            s.command(Command::new("work"), move |_| {
+                c.lock().unwrap().push("work");
+                async { Ok(()) }
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let out = run_cli(&app, ["work"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(*ran.lock().unwrap(), ["startup", "work"]);
 }
 
 #[tokio::test]

@@ -151,6 +151,37 @@ async fn a_failing_startup_hook_aborts_serving_with_its_message() {
     );
 }
 
+#[tokio::test]
+async fn before_serving_hooks_run_after_the_startup_hooks_and_can_abort_serving() {
+    let ran = Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
+    let (a, b) = (ran.clone(), ran.clone());
+    let app = App::builder()
+        .settings(flagon::testing::testing_config())
+        .configure(move |s| {
+            s.before_serving(move |_| {
+                b.lock().unwrap().push("before_serving");
+                async { Err("migrations failed".into()) }
+            });
+            s.on_startup(move |_| {
+                a.lock().unwrap().push("startup");
+                async { Ok(()) }
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = app
+        .serve(listener, std::future::pending())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "startup hook of the app failed: migrations failed"
+    );
+    assert_eq!(*ran.lock().unwrap(), ["startup", "before_serving"]);
+}
+
 fn timeouts_app() -> App {
     App::builder()
         .settings(testing_config_toml(

@@ -161,6 +161,28 @@ async fn the_first_request_runs_the_startup_hooks_once_per_app() {
 }
 
 #[tokio::test]
+async fn the_first_request_also_runs_the_before_serving_hooks() {
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = ran.clone();
+    let app = App::builder()
+        .settings(flagon::testing::testing_config())
+        .configure(move |s| {
+            let seen = seen.clone();
+            s.before_serving(move |_| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Ok(()) }
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    client.get("/").send().await;
+    client.get("/").send().await;
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn shutdown_runs_the_shutdown_hooks_once_after_startup() {
     use std::sync::atomic::Ordering::SeqCst;
     let app = flagon::testing::app_with(Pooled);

@@ -54,6 +54,21 @@ pub struct DbConfig {
     pub health_timeout: Duration,
     /// Other databases by name (Flask's `SQLALCHEMY_BINDS`), reached with `db.bind(name)`.
     pub binds: BTreeMap<String, BindConfig>,
+    /// Apply pending migrations when the app starts serving, before the first request
+    /// (default off: run `db upgrade` as a deploy step; handy in development).
+    pub auto_upgrade: bool,
+    /// Where `db new` writes the app's next migration pair (default `migrations`, relative to
+    /// the working directory; the app embeds the same directory with
+    /// [`migrations!`](crate::migrations)).
+    pub migrations_dir: std::path::PathBuf,
+    /// How long `db upgrade`, `db downgrade` and `auto_upgrade` wait for another instance's
+    /// migration lock before failing (default 60 s).
+    #[serde(with = "humantime_serde")]
+    pub migrate_lock_timeout: Duration,
+    /// How often expired rows of the SQL session store are deleted, when `[session] store =
+    /// "db"` (default 5 min).
+    #[serde(with = "humantime_serde")]
+    pub session_sweep: Duration,
 }
 
 /// `[db.binds.NAME]`: another database, with the same pool options as `[db]` (each with the
@@ -148,7 +163,15 @@ macro_rules! defaults {
     };
 }
 
-defaults!(DbConfig, None, binds: BTreeMap::new());
+defaults!(
+    DbConfig,
+    None,
+    binds: BTreeMap::new(),
+    auto_upgrade: false,
+    migrations_dir: std::path::PathBuf::from("migrations"),
+    migrate_lock_timeout: crate::migrate::DEFAULT_LOCK_TIMEOUT,
+    session_sweep: Duration::from_secs(300),
+);
 defaults!(BindConfig, None,);
 
 /// A problem with one key: the key's full path and what is wrong.

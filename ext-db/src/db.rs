@@ -448,12 +448,64 @@ impl Extension for DbExtension {
             let shared = closing.clone();
             async move { close_all(&shared).await }
         });
+        crate::session_store::install(app, &db, cfg.session_sweep)?;
+        install_migrations(app, &db, &cfg);
         app.provide(db);
-
-        // Wiring point for the rest of the crate: migrations (`db upgrade`, `auto_upgrade`),
-        // pagination helpers and the SQL session store are registered here, from the pools
-        // built above (`shared.main.pool`, its backend in `settings.backend`).
         Ok(())
+    }
+}
+
+/// The `db` commands, the build-time check of every registered migration set, and
+/// `auto_upgrade`, all on the main database.
+fn install_migrations(app: &mut Setup<'_>, db: &Db, cfg: &DbConfig) {
+    let backend = db.backend();
+    let lock_timeout = cfg.migrate_lock_timeout;
+    let migrator = move |app: &AppHandle| {
+        crate::migrate::Migrator::from_registry(app.registry::<crate::Migrations>(), backend)
+            .map(|m| m.lock_timeout(lock_timeout))
+    };
+
+    let commands_db = db.clone();
+    let dir = cfg.migrations_dir.clone();
+    app.command(crate::migrate::commands(), move |ctx| {
+        let db = commands_db.clone();
+        let dir = dir.clone();
+        async move {
+            let migrator = migrator(ctx.app())?;
+            let mut out = ctx.out();
+            let interactive = out.colour();
+            crate::migrate::run_cli(
+                ctx.matches(),
+                db.pool(),
+                &migrator,
+                &dir,
+                &mut out,
+                interactive,
+            )
+            .await?;
+            Ok(())
+        }
+    });
+
+    // A set with a bad file, a missing requirement or a cycle fails `build()`, naming it.
+    app.on_finish(move |late| {
+        match crate::migrate::Migrator::from_registry(late.registry::<crate::Migrations>(), backend)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SetupError::init("db", e)),
+        }
+    });
+
+    if cfg.auto_upgrade {
+        let startup_db = db.clone();
+        app.before_serving(move |handle| {
+            let db = startup_db.clone();
+            async move {
+                let migrator = migrator(&handle)?;
+                crate::migrate::auto_upgrade(db.pool(), &migrator).await?;
+                Ok(())
+            }
+        });
     }
 }
 

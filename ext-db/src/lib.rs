@@ -171,7 +171,7 @@ pub use paginate::{
     DEFAULT_MAX_PER_PAGE, DEFAULT_PER_PAGE, IterPages, PageLink, PageLinks, PageRequest, Paginate,
     PaginateError, Pagination, Select, SqlValue, paginate,
 };
-pub use session_store::{SESSION_TABLE, SqlSessionStore, session_migration};
+pub use session_store::{SESSION_TABLE, SqlSessionStore, session_migration, session_migrations};
 pub use sqlx;
 pub use stats::{PoolStats, QueriesRecorded, RequestStats, TxOutcome};
 pub use tx::{Tx, TxConn};

@@ -18,6 +18,43 @@ use crate::{Backend, Db};
 /// The table the store keeps sessions in.
 pub const SESSION_TABLE: &str = "flagon_sessions";
 
+/// The migration set of the SQL session store (owner `session`): registered by the `db`
+/// extension when `[session] store = "db"`, so `db upgrade` (or `auto_upgrade`) creates the
+/// table.
+pub fn session_migrations() -> crate::MigrationSet {
+    crate::migrations!("migrations/session")
+}
+
+/// With `[session] store = "db"`: the store on the app's main database, its table's
+/// migrations and the sweep worker. The store is registered either way, so that the choice
+/// is core's sessions' to make and to check.
+pub(crate) fn install(
+    app: &mut flagon::Setup<'_>,
+    db: &Db,
+    sweep_every: Duration,
+) -> Result<(), flagon::SetupError> {
+    app.session_store("db", SqlSessionStore::factory_on(db));
+    // Core's sessions report a `store` that is not a string; here it only decides.
+    let chosen = app
+        .settings()
+        .value::<String>("session.store")
+        .ok()
+        .flatten();
+    if chosen.as_deref() != Some("db") {
+        return Ok(());
+    }
+    if sweep_every.is_zero() {
+        return Err(app.config_error("db.session_sweep", "must be longer than 0s"));
+    }
+    app.add_to::<crate::Migrations>("session", session_migrations());
+    let sweeper = SqlSessionStore::on(db);
+    app.worker("db.session_sweep", move |ctx| {
+        let sweeper = sweeper.clone();
+        async move { sweeper.sweep_until_stopped(ctx, sweep_every).await }
+    });
+    Ok(())
+}
+
 /// The format version written into each row's JSON.
 const FORMAT: u8 = 1;
 /// Default of the size limit: core's `session.max_record_bytes` default, 16 KiB.
@@ -31,7 +68,8 @@ const MAX_ATTEMPTS: u32 = 1000;
 const MAX_CREATE_ATTEMPTS: u32 = 8;
 
 /// The migration creating the session table on `backend`: `(up, down)` SQL, version 1,
-/// for the owner `db.session` (the files under `migrations/session/<backend>/`).
+/// for the owner `session` (the files under `migrations/session/<backend>/`, which
+/// [`session_migrations`] embeds).
 pub fn session_migration(backend: Backend) -> (&'static str, &'static str) {
     match backend {
         Backend::Sqlite => (
