@@ -1,143 +1,143 @@
-//! Flask-SQLAlchemy for Flagon, on sqlx: connection pools chosen by URL, one transaction per
-//! request, `get_or_404`, readiness and statement counts. No ORM: you write SQL.
+//! Flask-SQLAlchemy and Flask-Migrate for Flagon, on [sqlx]: connection pools chosen by
+//! URL, one transaction per request, migrations every extension can ship, pagination.
 //!
-//! Queries run on sqlx's `Any` driver, so one binary moves from the embedded SQLite file to
-//! PostgreSQL or MySQL/MariaDB by changing `[db] url` alone. Write `?` placeholders and build
-//! queries with [`Db::query`], [`Db::query_as`], [`Db::query_scalar`] (or the same methods on
-//! a [`Tx`]): they rewrite them as `$1, $2, …` for PostgreSQL ([`Backend::sql`]).
+//! An app starts on an embedded SQLite file with no service at all and moves to PostgreSQL
+//! or MySQL/MariaDB by changing `[db] url`: statements run on sqlx's `Any` driver, written
+//! with `?` placeholders that [`Db::query`] and [`TxConn::query`] rewrite as `$1, $2, …` for
+//! PostgreSQL. There is no ORM: rows come back through sqlx's own types (re-exported as
+//! [`flagon_db::sqlx`](sqlx)), into tuples or `#[derive(sqlx::FromRow)]` structs.
 //!
 //! ```
+//! use flagon::axum::extract::Path;
 //! use flagon::testing::{TestClient, testing_config_toml};
-//! use flagon::{App, AppHandle, Route};
-//! use flagon_db::{Db, Tx};
+//! use flagon::{App, Route};
+//! use flagon_db::{Db, MigrationSet, Tx, get_or_404};
 //!
-//! // One transaction per request: committed because the handler answers 200.
-//! async fn add(mut tx: Tx) -> Result<&'static str, flagon_db::Error> {
-//!     tx.query("INSERT INTO todo (title) VALUES (?)")
-//!         .bind("write the docs")
-//!         .execute(&mut *tx)
-//!         .await?;
-//!     Ok("added")
+//! /// `POST /add/{body}`: written in the request's transaction, committed after a 2xx.
+//! async fn add(mut tx: Tx, Path(body): Path<String>) -> Result<String, flagon_db::Error> {
+//!     let query = tx.query("INSERT INTO note (body) VALUES (?)").bind(body);
+//!     query.execute(&mut *tx).await?;
+//!     Ok("added".into())
 //! }
 //!
-//! // Plain statements on the pool.
-//! async fn count(db: Db) -> Result<String, flagon_db::Error> {
-//!     let n: i64 = db.query_scalar("SELECT COUNT(*) FROM todo").fetch_one(&db).await?;
-//!     Ok(n.to_string())
+//! /// `GET /notes/{id}`: a missing row is a 404 that the app's error handlers render.
+//! async fn show(db: Db, Path(id): Path<i64>) -> Result<String, flagon_db::Error> {
+//!     let query = db.query_as::<(String,)>("SELECT body FROM note WHERE id = ?").bind(id);
+//!     let (body,) = get_or_404(query, &db).await?;
+//!     Ok(body)
 //! }
 //!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # #[flagon::tokio::main(crate = "flagon::tokio")]
+//! # async fn main() {
 //! let app = App::builder()
-//!     .settings(testing_config_toml("[db]\nurl = \"sqlite::memory:\"\n"))
+//!     .settings(testing_config_toml("[db]\nurl = \"sqlite::memory:\"\nauto_upgrade = true"))
 //!     .register(Db::extension())
-//!     .configure(|s| {
-//!         // Outside requests the pool is app state (startup hooks, commands, workers).
-//!         s.on_startup(|app: AppHandle| async move {
-//!             let db = app.state::<Db>().expect("db is registered");
-//!             db.query("CREATE TABLE todo (id INTEGER PRIMARY KEY, title TEXT NOT NULL)")
-//!                 .execute(&*db)
-//!                 .await?;
-//!             Ok(())
-//!         });
+//!     .configure(|app| {
+//!         // In an app: `flagon_db::migrations!("migrations")`, embedding the directory.
+//!         let files = [("0001_notes.up.sql", "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)")];
+//!         app.add_to::<flagon_db::Migrations>("app", MigrationSet::from_files("migrations", files));
+//!         app.route(Route::post("/add/{body}", add).name("add"));
+//!         app.csrf_exempt("add"); // a script posts here, not a form
+//!         app.route(Route::get("/notes/{id}", show));
 //!         Ok(())
 //!     })
-//!     .route(Route::get("/add", add))
-//!     .route(Route::get("/count", count))
 //!     .build()
 //!     .unwrap();
 //! let client = TestClient::new(&app);
-//! assert_eq!(client.get("/add").send().await.text(), "added");
-//! assert_eq!(client.get("/count").send().await.text(), "1");
-//! # });
+//! assert_eq!(client.post("/add/hello").send().await.text(), "added");
+//! assert_eq!(client.get("/notes/1").send().await.text(), "hello");
+//! assert_eq!(client.get("/notes/2").send().await.status(), 404);
+//! # }
 //! ```
 //!
-//! # Handlers
+//! # In handlers, and everywhere else
 //!
-//! - [`Db`] is the pool: each statement run on `&db` takes a connection for itself.
-//! - [`Tx`] is the request's transaction, begun on first extraction and settled after the
-//!   response: **committed** on 2xx/3xx, **rolled back** on any other status, an `Err`, a
-//!   panic, a timeout or a dropped request (the client went away). Run statements on
-//!   `&mut *tx`. On SQLite it begins with `BEGIN IMMEDIATE`, so concurrent writers queue on
-//!   `busy_timeout` instead of failing with `database is locked`.
-//! - Rows: `#[derive(sqlx::FromRow)]` with [`Db::query_as`]. The derive names the crate
-//!   `sqlx`, so an app that uses it adds `sqlx = { version = "0.9", default-features = false }`
-//!   to its own `Cargo.toml` (the version flagon-db re-exports as [`sqlx`]).
-//! - [`get_or_404`], [`first_or_404`] and [`OrNotFound::or_404`]: a missing row is core's
-//!   [`HttpError`](flagon::HttpError) 404, so the app's error handlers and `Accept` decide the
-//!   page.
-//! - [`Db::bind`] reaches a database of `[db.binds.NAME]` (Flask's `SQLALCHEMY_BINDS`).
-//!
-//! # Outside requests
-//!
-//! `app.state::<Db>()` on an [`AppHandle`](flagon::AppHandle) (startup hooks, workers,
-//! `CommandContext::app()` in CLI commands), on a built [`App`](flagon::App), or on the
-//! [`Setup`](flagon::Setup) of an extension that `requires` `db`. Transactions there:
-//! [`Db::begin`]. The pool is made on first use, inside the runtime; nothing connects until
-//! then, so `routes` and `config` run without a database server.
+//! | you need | take | what it is |
+//! |---|---|---|
+//! | plain queries | [`Db`] (extractor) | the pool; each statement takes a connection for itself |
+//! | one transaction per request | [`Tx`] (extractor) | begun on first use (`BEGIN IMMEDIATE` on SQLite); committed when the response is 2xx/3xx, rolled back on any other status, an error, a panic or a dropped request |
+//! | a row or a 404 | [`get_or_404`], [`first_or_404`], [`OrNotFound::or_404`] | core's [`HttpError`](flagon::HttpError) 404, rendered by the app's error handlers by `Accept` |
+//! | a page of rows | [`PageRequest`] + [`paginate`] → [`Pagination`] | Flask-SQLAlchemy's `paginate`, `iter_pages` and all |
+//! | a page of a large table | [`KeysetRequest`] + [`Keyset`] | after/before a signed cursor |
+//! | a sort order from the query string | [`OrderBy`] over your [`SortColumn`] enum | anything else is a 400; nothing from the client reaches the SQL |
+//! | the pool in a command, a startup hook, a worker, another extension | `app.state::<Db>()` | on an [`AppHandle`](flagon::AppHandle), a [`Setup`](flagon::Setup) after `db`, or a built [`App`](flagon::App) |
 //!
 //! # Configuration
 //!
-//! `[db]` in `flagon.toml` (or `FLAGON_DB__KEY`); `[db.binds.NAME]` takes the same keys, each
-//! with the same default, and requires `url`. Durations are humantime (`"3s"`, `"250ms"`).
-//! Unknown keys and bad values stop the build, naming the key; a URL is never shown with its
-//! password.
+//! `[db]` in `flagon.toml` (or `FLAGON_DB__KEY`); every duration is humantime (`"3s"`). An
+//! unknown key, a bad value, a URL with an unknown scheme or for a backend whose cargo feature
+//! is off stops the build naming the key; a URL's password never appears in a message.
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `url` | `sqlite://instance/app.db` | `sqlite://path` (created with its directory), `sqlite::memory:` (one connection), `postgres://…`, `mysql://…` / `mariadb://…` |
-//! | `max_connections` | `10` | the most connections the pool opens |
-//! | `min_connections` | `0` | connections kept open when idle |
-//! | `acquire_timeout` | `3s` | wait for a free connection, then 503 + `Retry-After` |
-//! | `idle_timeout` | `10m` | close idle connections after this (`0s`: never) |
-//! | `max_lifetime` | `30m` | replace connections after this (`0s`: never) |
-//! | `statement_timeout` | `30s` | server-side limit per statement (`0s`: off): PostgreSQL `statement_timeout` (and `idle_in_transaction_session_timeout` at twice it), MySQL `max_execution_time`, MariaDB `max_statement_time`; none on SQLite |
-//! | `busy_timeout` | `5s` | SQLite: how long a statement waits for a lock |
-//! | `slow_query` | `500ms` | statements slower than this are logged at WARN (`0s`: off) |
-//! | `echo` | `false` | log every statement at INFO (Flask's `SQLALCHEMY_ECHO`); off in every profile, turn it on with `[development.db] echo = true` |
-//! | `health_timeout` | `2s` | how long the `/readyz` check waits for a connection and a ping |
+//! | `url` | `sqlite://instance/app.db` | `sqlite://PATH` (created on first use; `sqlite::memory:`), `postgres://…`, `mysql://…` / `mariadb://…` |
+//! | `max_connections` | 10 | the most connections the pool opens |
+//! | `min_connections` | 0 | connections kept open when idle |
+//! | `acquire_timeout` | 3s | a request waiting longer for a connection gets 503 + `Retry-After` |
+//! | `idle_timeout` | 10m | an idle connection is closed (`0s`: never) |
+//! | `max_lifetime` | 30m | a connection is replaced (`0s`: never) |
+//! | `statement_timeout` | 30s | PostgreSQL `statement_timeout`, MySQL `max_execution_time`, MariaDB `max_statement_time` (`0s`: off) |
+//! | `busy_timeout` | 5s | SQLite: how long a statement waits for another writer |
+//! | `slow_query` | 500ms | statements slower than this are logged at WARN with their text, never their values (`0s`: off) |
+//! | `echo` | false | log every statement (Flask's `SQLALCHEMY_ECHO`); set `[development.db] echo = true` |
+//! | `health_timeout` | 2s | the `/readyz` check's bound |
+//! | `auto_upgrade` | false | apply pending migrations before serving (never before a CLI command) |
+//! | `migrations_dir` | `migrations` | where `db new` writes the app's next pair |
+//! | `migrate_lock_timeout` | 60s | how long migrating waits for another instance's lock |
+//! | `session_sweep` | 5m | how often expired rows of the SQL session store go |
+//! | `binds.NAME.*` | | another database (Flask's `SQLALCHEMY_BINDS`) with the pool keys above and a required `url`, reached as `db.bind("NAME")` |
 //!
-//! SQLite connections are opened with `journal_mode=WAL`, `synchronous=NORMAL`,
-//! `busy_timeout` and `foreign_keys=ON`, and `mode=rwc` (created if missing). Server
-//! connections are tested before they are handed out (a restarted server's dead connections
-//! are replaced).
-//!
-//! # Operations
-//!
-//! - **Readiness**: a check per pool in `/readyz` (`db`, `db.NAME`) that takes a connection and
-//!   pings it within `health_timeout`; its detail shows `backend`, `size`, `idle`, `in_use`,
-//!   `max` and `ping_ms`.
-//! - **Slow statements**: WARN on target `flagon_db::slow` with the statement text (never the
-//!   bound values), `duration_ms`, `route` and `bind`. `echo` logs on `flagon_db::echo`.
-//! - **Per request** (Flask-SQLAlchemy's `record_queries`): [`Db::request_stats`] in the
-//!   handler; after the response, the [`QueriesRecorded`] signal (statements, connections,
-//!   time in the database, how the transaction ended) and a DEBUG line on
-//!   `flagon_db::request` with the request id. Only requests that used the database pay for it.
-//! - **Pool counters**: [`Db::stats`].
-//! - **Shutdown**: the pools close in the app's shutdown hooks, after requests and workers have
-//!   drained.
-//!
-//! # Errors
-//!
-//! Every fallible call returns [`Error`]. Returned from a handler (or converted to core's
-//! `HttpError` with `?`) it answers with a generic page and logs the details:
-//!
-//! | error | status |
-//! |---|---|
-//! | [`Error::Busy`]: no connection within `acquire_timeout` | 503, `Retry-After: 1` |
-//! | [`Error::Closed`]: the pool is closed (shutting down) | 503, `Retry-After: 1` |
-//! | [`Error::Database`]: any other sqlx error | 500 |
-//! | [`Error::UnknownBind`], [`Error::TxInUse`]: a bug in the app | 500 |
-//! | [`Error::Http`]: a 404 from `get_or_404`, or an `HttpError` passed through | its own |
+//! SQLite is opened the way a web app needs it: WAL, `synchronous=NORMAL`, `busy_timeout`,
+//! `foreign_keys=ON`, and write transactions begun with `BEGIN IMMEDIATE`, so concurrent
+//! writers wait for each other instead of failing with `database is locked`.
 //!
 //! # Features
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `sqlite` | yes | SQLite, bundled (no system library) |
-//! | `postgres` | no | PostgreSQL over rustls |
-//! | `mysql` | no | MySQL and MariaDB over rustls |
+//! | `sqlite` | on | SQLite, bundled (no system library) |
+//! | `postgres` | off | PostgreSQL over rustls |
+//! | `mysql` | off | MySQL and MariaDB over rustls (`mysql_native_password`, or TLS) |
 //!
-//! A URL whose backend's feature is off stops the build naming `db.url` and the feature.
+//! # Migrations
+//!
+//! Plain SQL files, one directory per backend where SQL differs, embedded at compile time by
+//! [`migrations!`] and registered with `app.add_to::<flagon_db::Migrations>(owner, set)`:
+//! the app's own set is owner `app`, each extension ships its own (`[session] store = "db"`
+//! adds the session table's as owner `session`). The CLI: `db upgrade [TARGET]`, `db
+//! downgrade [TARGET]`, `db status`, `db history`, `db new NAME`, `db check`. Two instances
+//! upgrading at once take turns on a lock; a failed migration is never recorded. Every set
+//! is checked when the app is built. See [`migrate`] for the file layout and the rules.
+//!
+//! # Sessions
+//!
+//! `[session] store = "db"` keeps core's server-side sessions in the table `flagon_sessions`
+//! ([`SqlSessionStore`]: atomic updates, expired rows swept by a background worker every
+//! `session_sweep`), created by its migration.
+//!
+//! # Operations
+//!
+//! - `/readyz` has a check per pool (`db`, `db.NAME`): a ping within `health_timeout`, with
+//!   the pool's size, idle and in-use connections in its detail.
+//! - Each request's statement and connection counts and time in the database are in
+//!   [`Db::request_stats`], in the [`QueriesRecorded`] signal and in a DEBUG line on
+//!   `flagon_db::request` (Flask-SQLAlchemy's `record_queries`).
+//! - Pools close when the app shuts down, after the requests in flight have drained.
+//!
+//! # Errors
+//!
+//! | error | status | body |
+//! |---|---|---|
+//! | [`Error::Busy`]: no connection within `acquire_timeout` | 503, `Retry-After: 1` | generic: no SQL, no URL |
+//! | [`Error::Closed`]: the app is shutting down | 503, `Retry-After: 1` | generic |
+//! | [`Error::Database`]: anything else from the database | 500 | generic; the details are logged |
+//! | [`Error::UnknownBind`], [`Error::TxInUse`]: bugs in the app | 500 | generic |
+//! | [`Error::Http`]: a 404 from [`get_or_404`] | its own | by the app's error handlers |
+//! | [`PaginateError`]: a bad `page`/`per_page`/cursor, a page past the end | 400 / 404 | a message naming the parameter |
+//! | [`MigrateError`]: a `db` command or `auto_upgrade` | exit status 1 | the owner, file and the database's message |
+//!
+//! A handler returning `Result<_, HttpError>` converts with `.map_err(flagon_db::Error::from)?`
+//! or returns `flagon_db::Error`, which is a response itself.
 
 // `migrations!` expands to paths through `::flagon_db`; this makes them resolve inside the
 // crate too.

@@ -134,9 +134,10 @@ fn a_migration_set_with_a_bad_file_fails_the_build_naming_it() {
             );
             Ok(())
         })
-        .build()
-        .err()
-        .expect("the build fails");
+        .build();
+    let Err(err) = err else {
+        panic!("the build fails")
+    };
     let msg = err.to_string();
     assert!(msg.contains("create_post.sql"), "{msg}");
 }
@@ -153,9 +154,10 @@ fn a_missing_requirement_fails_the_build() {
             s.add_to::<flagon_db::Migrations>("login", set);
             Ok(())
         })
-        .build()
-        .err()
-        .expect("the build fails");
+        .build();
+    let Err(err) = err else {
+        panic!("the build fails")
+    };
     let msg = err.to_string();
     assert!(msg.contains("users"), "{msg}");
 }

@@ -1,6 +1,6 @@
 //! The smallest complete Flagon app: an extension with a route, hooks, a context processor,
 //! a CLI command and a config section, plus a blueprint, a session visit counter, flashed
-//! messages, templates and a CSRF-protected form. Run `cargo run -p example-hello` and open
+//! messages, templates, a CSRF-protected form and notes kept in SQLite (`flagon-db`). Run `cargo run -p example-hello` and open
 //! http://127.0.0.1:5000/, or `cargo run -p example-hello -- routes`.
 
 use std::io::Write;
@@ -16,6 +16,7 @@ use flagon::config::{Config, ConfigError};
 use flagon::session::Session;
 use flagon::templates::{Templates, context};
 use flagon::{App, Blueprint, BuildError, Ext, Extension, HttpError, Route, Setup, SetupError};
+use flagon_db::{Db, Tx};
 use serde::{Deserialize, Serialize};
 
 /// `[greeter]` in flagon.toml.
@@ -76,11 +77,18 @@ async fn hello(
     format!("{}, {name}!", greeting.0)
 }
 
-/// `/`: a per-session visit counter and any flashed messages (shown by `base.html`).
-async fn index(session: Session, tpl: Templates) -> Result<Html<String>, HttpError> {
+/// `/`: a per-session visit counter, the latest notes and any flashed messages (shown by
+/// `base.html`).
+async fn index(session: Session, db: Db, tpl: Templates) -> Result<Html<String>, HttpError> {
     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
     session.insert("visits", visits)?;
-    tpl.render("index.html", context! { visits }).await
+    let notes: Vec<String> = db
+        .query_scalar("SELECT body FROM note ORDER BY id DESC LIMIT ?")
+        .bind(5_i64)
+        .fetch_all(&db)
+        .await
+        .map_err(flagon_db::Error::from)?;
+    tpl.render("index.html", context! { visits, notes }).await
 }
 
 /// `GET /form`: a form carrying the visitor's CSRF token.
@@ -93,12 +101,24 @@ struct Note {
     value: String,
 }
 
-/// `POST /form`: reached only with a valid CSRF token; flashes the value and redirects.
-async fn save_form(session: Session, Form(note): Form<Note>) -> Result<Redirect, HttpError> {
+/// `POST /form`: reached only with a valid CSRF token; saves the note in the request's
+/// transaction (committed with the redirect), flashes it and redirects.
+async fn save_form(
+    session: Session,
+    mut tx: Tx,
+    Form(note): Form<Note>,
+) -> Result<Redirect, HttpError> {
     let value = note.value.trim();
     if value.is_empty() || value.chars().count() > 200 {
         return Err(HttpError::bad_request("A note is 1 to 200 characters."));
     }
+    let insert = tx
+        .query("INSERT INTO note (body) VALUES (?)")
+        .bind(value.to_owned());
+    insert
+        .execute(&mut *tx)
+        .await
+        .map_err(flagon_db::Error::from)?;
     session.flash(format!("Saved: {value}"), "success")?;
     Ok(Redirect::to("/"))
 }
@@ -117,6 +137,7 @@ fn build(config: Config) -> Result<App, BuildError> {
         .settings(config)
         .discover()
         .register(Greeter)
+        .register(Db::extension())
         .route(Route::get("/", index))
         .route(Route::get("/form", form))
         .route(Route::post("/form", save_form))
@@ -124,6 +145,9 @@ fn build(config: Config) -> Result<App, BuildError> {
         .configure(|app| {
             // Found wherever `cargo run` is started from.
             app.template_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"));
+            // `db upgrade` (or `auto_upgrade`) creates the `note` table from these files,
+            // embedded in the binary.
+            app.add_to::<flagon_db::Migrations>("app", flagon_db::migrations!("migrations"));
             Ok(())
         })
         .build()
@@ -157,12 +181,14 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use flagon::testing::{TestClient, testing_config};
+    use flagon::testing::{TestClient, testing_config_toml};
 
     use super::*;
 
+    /// The example on a database of its own, migrated when the test client starts it.
     fn app() -> App {
-        build(testing_config()).unwrap_or_else(|e| panic!("{e}"))
+        let config = testing_config_toml("[db]\nurl = \"sqlite::memory:\"\nauto_upgrade = true\n");
+        build(config).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[tokio::test]
@@ -212,6 +238,10 @@ mod tests {
         assert_eq!(res.status(), 200);
         let body = res.text();
         assert!(body.contains("Saved: &lt;hi&gt;"), "{body}");
+        assert!(
+            body.contains("<li>&lt;hi&gt;</li>"),
+            "the note is listed: {body}"
+        );
         assert!(
             !client.get("/").send().await.text().contains("Saved:"),
             "shown once"
