@@ -5,7 +5,7 @@
 //! or MySQL/MariaDB by changing `[db] url`: statements run on sqlx's `Any` driver, written
 //! with `?` placeholders that [`Db::query`] and [`TxConn::query`] rewrite as `$1, $2, …` for
 //! PostgreSQL. There is no ORM: rows come back through sqlx's own types (re-exported as
-//! [`flagon_db::sqlx`](sqlx)), into tuples or `#[derive(sqlx::FromRow)]` structs.
+//! [`flagon_db::sqlx`]), into tuples or `#[derive(sqlx::FromRow)]` structs.
 //!
 //! ```
 //! use flagon::axum::extract::Path;
