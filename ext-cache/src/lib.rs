@@ -92,6 +92,16 @@
 //! the breaker opens and calls answer at once without Redis, one call probing every
 //! `breaker_cooldown` until Redis answers again. Redis may be down when the app starts.
 //!
+//! # View cache
+//!
+//! [`cached`] (and [`CachedView`] for what a page varies on: the [`flagon::Identity`],
+//! the [`flagon::Locale`], named request headers) is a route decorator storing whole
+//! responses of `GET`/`HEAD` routes in the default cache, keyed by a SHA-256 digest of the
+//! method, path, canonical query string and the declared varies. A hit calls no handler.
+//! Responses that set a cookie, are `private`/`no-store`, are not `200`, or read the
+//! session (`Vary: Cookie`) without varying on the identity are never stored, and a
+//! request with an identity bypasses a view that does not vary on it.
+//!
 //! # Features
 //!
 //! | feature | default | adds |
@@ -122,6 +132,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod throttle;
+mod view;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -132,6 +143,7 @@ use flagon::{Extension, Setup, SetupError, tracing};
 pub use config::{BackendKind, CacheConfig, MemoryConfig, RedisConfig};
 pub use error::CacheError;
 pub use handle::{CacheHandle, Caches, MemoryUsage, Ttl};
+pub use view::{CachedView, cached};
 
 use handle::{Backend, Expire, Inner};
 
