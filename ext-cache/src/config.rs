@@ -43,6 +43,9 @@ pub struct CacheConfig {
     /// The largest encoded value stored or decoded; a larger one is refused on write and is
     /// a miss (and deleted) on read.
     pub max_value_bytes: usize,
+    /// Make `/readyz` fail while the backend is unreachable. Off by default: the app
+    /// works without its cache, so an outage is reported in the check's detail only.
+    pub fail_readiness: bool,
     /// Do not warn when `backend = "null"` is chosen outside the testing profile.
     pub silence_null_warning: bool,
     /// Settings of the memory backend.
@@ -60,6 +63,7 @@ impl Default for CacheConfig {
             backend: BackendKind::Memory,
             default_ttl: Duration::from_secs(300),
             max_value_bytes: 1 << 20,
+            fail_readiness: false,
             silence_null_warning: false,
             memory: MemoryConfig::default(),
             redis: RedisConfig::default(),

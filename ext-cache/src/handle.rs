@@ -142,6 +142,16 @@ impl CacheHandle {
         }
     }
 
+    /// Whether the backend answers now: a `PING` for Redis (through the breaker, so an
+    /// open circuit is "no" without a call), always `true` for memory and null.
+    pub async fn reachable(&self) -> bool {
+        match &self.inner.backend {
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.ping().await.is_ok(),
+            _ => true,
+        }
+    }
+
     /// The memory backend's entries and weight; `None` for the other backends.
     pub fn memory_usage(&self) -> Option<MemoryUsage> {
         match &self.inner.backend {

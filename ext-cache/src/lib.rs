@@ -57,6 +57,7 @@
 //! | `backend` | `"memory"` | `"memory"`, `"redis"` (the `redis` feature) or `"null"` (stores nothing; warns outside the testing profile) |
 //! | `default_ttl` | `"5m"` | the lifetime [`Ttl::Default`] means; more than 0 |
 //! | `max_value_bytes` | `1048576` | the largest encoded value written or decoded |
+//! | `fail_readiness` | `false` | make `/readyz` fail while the backend is unreachable (otherwise the check passes and says `reachable: false`) |
 //! | `silence_null_warning` | `false` | no warning for `backend = "null"` outside testing |
 //! | `memory.max_entries` | `100000` | the most entries kept |
 //! | `memory.max_bytes` | `67108864` | the most bytes kept: keys, values and 96 bytes per entry; at least `max_value_bytes` |
@@ -250,6 +251,29 @@ fn check_prefixes(app: &Setup<'_>, cfg: &CacheConfig) -> Result<(), SetupError> 
     Ok(())
 }
 
+async fn readiness(handle: &CacheHandle, fail: bool) -> flagon::health::CheckOutcome {
+    use flagon::health::CheckOutcome;
+    let reachable = handle.reachable().await;
+    let mut out = if reachable || !fail {
+        CheckOutcome::healthy()
+    } else {
+        CheckOutcome::unhealthy(format!(
+            "the {} cache's backend is unreachable",
+            handle.name()
+        ))
+    };
+    out = out
+        .detail("backend", handle.backend().as_str())
+        .detail("reachable", reachable);
+    if handle.backend() == BackendKind::Redis {
+        out = out.detail("circuit_open", handle.circuit_open());
+    }
+    if let Some(u) = handle.memory_usage() {
+        out = out.detail("entries", u.entries).detail("bytes", u.bytes);
+    }
+    out
+}
+
 impl Extension for Cache {
     fn name(&self) -> &'static str {
         "cache"
@@ -279,6 +303,22 @@ impl Extension for Cache {
             named.insert(name.clone(), build_one(app, Some(name), c)?);
         }
         let caches = app.provide(Caches { default, named });
+
+        // One readiness check per cache: `cache`, `cache_NAME`.
+        let configs = std::iter::once(&cfg).chain(cfg.named.values());
+        for (handle, c) in caches.all().zip(configs) {
+            let check = if handle.name() == "default" {
+                "cache".to_owned()
+            } else {
+                format!("cache_{}", handle.name())
+            };
+            let (handle, fail) = (handle.clone(), c.fail_readiness);
+            let timeout = c.redis.command_timeout * 2;
+            app.health_check(&check, timeout, move |_app| {
+                let handle = handle.clone();
+                async move { readiness(&handle, fail).await }
+            });
+        }
 
         let memory: Vec<(CacheHandle, std::time::Duration)> = caches
             .all()

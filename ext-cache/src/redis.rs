@@ -190,6 +190,14 @@ impl RedisBackend {
         result
     }
 
+    /// `PING`, through the breaker and the timeout.
+    pub(crate) async fn ping(&self) -> Result<(), Fail> {
+        self.run("ping", |mut con| async move {
+            redis::cmd("PING").query_async::<()>(&mut con).await
+        })
+        .await
+    }
+
     pub(crate) fn circuit_open(&self) -> bool {
         self.breaker.is_open()
     }
