@@ -52,6 +52,9 @@ pub struct CacheConfig {
     pub memory: MemoryConfig,
     /// Settings of the Redis backend.
     pub redis: RedisConfig,
+    /// The key prefix of the Redis session store (`[session] store = "redis"`), which
+    /// uses this section's `redis` settings. Only read on the top-level section.
+    pub session_key_prefix: String,
     /// Further caches by name, each a full section of its own (`[cache.named.bulk]`).
     /// Only the top-level section may have them.
     pub named: BTreeMap<String, CacheConfig>,
@@ -67,6 +70,7 @@ impl Default for CacheConfig {
             silence_null_warning: false,
             memory: MemoryConfig::default(),
             redis: RedisConfig::default(),
+            session_key_prefix: "flagon:session:".to_owned(),
             named: BTreeMap::new(),
         }
     }

@@ -59,6 +59,7 @@
 //! | `max_value_bytes` | `1048576` | the largest encoded value written or decoded |
 //! | `fail_readiness` | `false` | make `/readyz` fail while the backend is unreachable (otherwise the check passes and says `reachable: false`) |
 //! | `silence_null_warning` | `false` | no warning for `backend = "null"` outside testing |
+//! | `session_key_prefix` | `"flagon:session:"` | with the `redis` feature, `[session] store = "redis"` keeps core's sessions in Redis under this prefix, on the `redis` settings below |
 //! | `memory.max_entries` | `100000` | the most entries kept |
 //! | `memory.max_bytes` | `67108864` | the most bytes kept: keys, values and 96 bytes per entry; at least `max_value_bytes` |
 //! | `memory.housekeeping_interval` | `"5s"` | how often expired entries are reclaimed while serving |
@@ -132,6 +133,8 @@ mod handle;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod session;
 mod throttle;
 mod view;
 
@@ -144,6 +147,8 @@ use flagon::{Extension, Setup, SetupError, tracing};
 pub use config::{BackendKind, CacheConfig, MemoryConfig, RedisConfig};
 pub use error::CacheError;
 pub use handle::{CacheHandle, Caches, MemoryUsage, Ttl};
+#[cfg(feature = "redis")]
+pub use session::RedisSessionStore;
 pub use view::{CachedView, cached};
 
 use handle::{Backend, Expire, Inner};
@@ -303,6 +308,28 @@ impl Extension for Cache {
             named.insert(name.clone(), build_one(app, Some(name), c)?);
         }
         let caches = app.provide(Caches { default, named });
+
+        #[cfg(feature = "redis")]
+        {
+            if cfg.session_key_prefix.is_empty() {
+                return Err(app.config_error("cache.session_key_prefix", "must not be empty"));
+            }
+            let cache_prefix = cfg.redis.prefix_for(None);
+            if cfg.backend == BackendKind::Redis
+                && (cache_prefix.starts_with(&cfg.session_key_prefix)
+                    || cfg.session_key_prefix.starts_with(&cache_prefix))
+            {
+                return Err(app.config_error(
+                    "cache.session_key_prefix",
+                    format!("overlaps the cache's key prefix `{cache_prefix}`, whose `clear` would remove sessions"),
+                ));
+            }
+            let (redis_cfg, prefix) = (cfg.redis.clone(), cfg.session_key_prefix.clone());
+            app.session_store("redis", move |_ctx| {
+                let backend = redis::RedisBackend::new(&redis_cfg, prefix.clone(), "sessions")?;
+                Ok(Arc::new(session::RedisSessionStore::new(backend)))
+            });
+        }
 
         // One readiness check per cache: `cache`, `cache_NAME`.
         let configs = std::iter::once(&cfg).chain(cfg.named.values());

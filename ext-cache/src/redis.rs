@@ -135,7 +135,7 @@ impl RedisBackend {
         }
     }
 
-    fn key(&self, key: &str) -> String {
+    pub(crate) fn key(&self, key: &str) -> String {
         let mut k = String::with_capacity(self.prefix.len() + key.len());
         k.push_str(&self.prefix);
         k.push_str(key);
@@ -154,7 +154,7 @@ impl RedisBackend {
     }
 
     /// Runs one call under the breaker and the timeout.
-    async fn run<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, Fail>
+    pub(crate) async fn run<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, Fail>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,

@@ -52,13 +52,22 @@ async fn thousand_callers_one_loader(c: &CacheHandle) {
 
 async fn an_error_reaches_every_waiter_and_is_not_cached(c: &CacheHandle) {
     let runs = Arc::new(AtomicUsize::new(0));
+    // An error is not cached, so a caller arriving after the load ended loads again: the
+    // load lasts until every caller has started, and then long enough for their first
+    // (cache) lookup, so that all 1000 overlap it even on a loaded machine.
+    let entered = Arc::new(AtomicUsize::new(0));
     let mut set = JoinSet::new();
     for _ in 0..1000 {
-        let (c, runs) = (c.clone(), runs.clone());
+        let (c, runs, entered) = (c.clone(), runs.clone(), entered.clone());
         set.spawn(async move {
+            entered.fetch_add(1, Ordering::SeqCst);
+            let all_in = entered.clone();
             c.get_or_set_with("failing", Ttl::Default, move || async move {
                 runs.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                while all_in.load(Ordering::SeqCst) < 1000 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 Err::<u32, _>(std::io::Error::other("database down"))
             })
             .await
@@ -81,28 +90,46 @@ async fn an_error_reaches_every_waiter_and_is_not_cached(c: &CacheHandle) {
 }
 
 async fn a_dropped_leader_strands_nobody(c: &CacheHandle) {
+    use std::sync::atomic::AtomicBool;
     let runs = Arc::new(AtomicUsize::new(0));
-    let load = |runs: Arc<AtomicUsize>| {
+    // The load runs until the test releases it, after the leader is gone.
+    let release = Arc::new(AtomicBool::new(false));
+    let load = |runs: Arc<AtomicUsize>, release: Arc<AtomicBool>| {
         move || async move {
             runs.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            while !release.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             Ok::<_, String>("loaded".to_owned())
         }
     };
     let leader = {
-        let (c, l) = (c.clone(), load(runs.clone()));
+        let (c, l) = (c.clone(), load(runs.clone(), release.clone()));
         tokio::spawn(async move { c.get_or_set_with("lead", Ttl::Default, l).await })
     };
-    tokio::time::sleep(Duration::from_millis(30)).await; // the leader's load is running
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    while runs.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await; // the leader's load is running
+    }
+    let entered = Arc::new(AtomicUsize::new(0));
     let mut set = JoinSet::new();
     for _ in 0..100 {
-        let (c, l) = (c.clone(), load(runs.clone()));
-        set.spawn(async move { c.get_or_set_with("lead", Ttl::Default, l).await });
+        let (c, l, entered) = (
+            c.clone(),
+            load(runs.clone(), release.clone()),
+            entered.clone(),
+        );
+        set.spawn(async move {
+            entered.fetch_add(1, Ordering::SeqCst);
+            c.get_or_set_with("lead", Ttl::Default, l).await
+        });
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    while entered.load(Ordering::SeqCst) < 100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // past their cache lookups
     leader.abort();
     assert!(leader.await.unwrap_err().is_cancelled());
+    release.store(true, Ordering::SeqCst);
     let all = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(r) = set.join_next().await {
             assert_eq!(r.unwrap().unwrap(), "loaded");
@@ -117,6 +144,13 @@ async fn a_dropped_leader_strands_nobody(c: &CacheHandle) {
     );
     assert_eq!(c.loads_in_flight(), 0);
 
+    let load = |runs: Arc<AtomicUsize>| {
+        move || async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<_, String>("loaded".to_owned())
+        }
+    };
     // Every caller dropped mid-load: the map does not keep the load, and the next caller
     // is answered.
     let (c2, l) = (c.clone(), load(runs.clone()));
