@@ -63,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) max_value_bytes: usize,
     pub(crate) flights: Flights,
     pub(crate) bad_entry_log: Throttle,
+    pub(crate) hits: std::sync::atomic::AtomicU64,
+    pub(crate) misses: std::sync::atomic::AtomicU64,
 }
 
 /// One cache: cheap to clone, shared by every clone.
@@ -180,6 +182,49 @@ impl CacheHandle {
         }
     }
 
+    fn count(&self, hit: bool) {
+        let c = if hit {
+            &self.inner.hits
+        } else {
+            &self.inner.misses
+        };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What this cache holds and how it has done since the app started (for `cache stats`).
+    pub async fn stats(&self) -> CacheStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut s = CacheStats {
+            hits: self.inner.hits.load(Relaxed),
+            misses: self.inner.misses.load(Relaxed),
+            entries: None,
+            bytes: None,
+            server: None,
+        };
+        match &self.inner.backend {
+            Backend::Memory(m) => {
+                m.housekeeping().await;
+                let (entries, bytes) = m.usage();
+                (s.entries, s.bytes) = (Some(entries), Some(bytes));
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => {
+                if let Ok((keys, server)) = r.stats().await {
+                    (s.entries, s.server) = (Some(keys), Some(server));
+                }
+            }
+            Backend::Null => {}
+        }
+        s
+    }
+
+    /// The entry under `key` as JSON, whatever type wrote it (for `cache get`): `None` when
+    /// absent, `Err` with the reason when it does not decode (the entry is left alone).
+    pub async fn inspect(&self, key: &str) -> Option<Result<flagon::serde_json::Value, String>> {
+        let bytes = self.raw_get_many(&[key]).await.pop().flatten()?;
+        Some(codec::decode(&bytes, self.inner.max_value_bytes).map_err(|e| e.to_string()))
+    }
+
     fn bad_entry(&self, key: &str, why: &dyn std::fmt::Display) {
         if let Some(held) = self.inner.bad_entry_log.allow() {
             tracing::warn!(
@@ -225,10 +270,18 @@ impl CacheHandle {
     /// The value under `key`, or `None` when it is absent, expired, of another type,
     /// corrupt, or the backend cannot be reached. An entry that does not decode is deleted.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let bytes = self.raw_get_many(&[key]).await.pop().flatten()?;
+        let got = self.raw_get_many(&[key]).await.pop().flatten();
+        let Some(bytes) = got else {
+            self.count(false);
+            return None;
+        };
         match self.decode(key, &bytes) {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                self.count(true);
+                Some(v)
+            }
             Err(_) => {
+                self.count(false);
                 self.delete(key).await;
                 None
             }
@@ -244,8 +297,9 @@ impl CacheHandle {
             .into_iter()
             .zip(keys)
             .map(|(b, k)| {
-                let b = b?;
-                self.decode(k, &b).map_err(|_| bad.push(*k)).ok()
+                let v = b.and_then(|b| self.decode(k, &b).map_err(|_| bad.push(*k)).ok());
+                self.count(v.is_some());
+                v
             })
             .collect();
         if !bad.is_empty() {
@@ -469,6 +523,31 @@ impl CacheHandle {
             tracing::warn!(cache = %self.inner.name, key, "loaded value not cached: {e}");
         }
         Ok(v)
+    }
+}
+
+/// [`CacheHandle::stats`]: hits and misses of `get`/`get_many` on this instance since it
+/// started, and what the backend holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads that found a value.
+    pub hits: u64,
+    /// Reads that found none (including undecodable entries and backend failures).
+    pub misses: u64,
+    /// Memory: live entries. Redis: keys under the prefix. `None` for null, or Redis down.
+    pub entries: Option<u64>,
+    /// Memory: their weight in bytes.
+    pub bytes: Option<u64>,
+    /// Redis: the server's version and memory use.
+    pub server: Option<String>,
+}
+
+impl CacheStats {
+    /// Hits over reads, `None` before the first read.
+    pub fn hit_rate(&self) -> Option<f64> {
+        let reads = self.hits + self.misses;
+        (reads > 0).then(|| self.hits as f64 / reads as f64)
     }
 }
 

@@ -104,6 +104,13 @@
 //! session (`Vary: Cookie`) without varying on the identity are never stored, and a
 //! request with an identity bypasses a view that does not vary on it.
 //!
+//! # CLI
+//!
+//! `cache clear --yes [--cache NAME]` removes the cache's entries (on Redis, only its
+//! prefix); `cache stats [--cache NAME]` prints entries, weight and hit rate (memory) or the
+//! key count under the prefix and the server's version and memory (Redis); `cache get KEY
+//! [--cache NAME]` prints an entry as JSON, for debugging.
+//!
 //! # Features
 //!
 //! | feature | default | adds |
@@ -125,6 +132,7 @@
 
 #[cfg(feature = "redis")]
 mod breaker;
+mod cli;
 mod codec;
 mod config;
 mod error;
@@ -146,7 +154,7 @@ use flagon::{Extension, Setup, SetupError, tracing};
 
 pub use config::{BackendKind, CacheConfig, MemoryConfig, RedisConfig};
 pub use error::CacheError;
-pub use handle::{CacheHandle, Caches, MemoryUsage, Ttl};
+pub use handle::{CacheHandle, CacheStats, Caches, MemoryUsage, Ttl};
 #[cfg(feature = "redis")]
 pub use session::RedisSessionStore;
 pub use view::{CachedView, cached};
@@ -224,6 +232,8 @@ fn build_one(
             max_value_bytes: cfg.max_value_bytes,
             flights: flight::Flights::default(),
             bad_entry_log: throttle::Throttle::new(std::time::Duration::from_secs(10)),
+            hits: Default::default(),
+            misses: Default::default(),
         }),
     })
 }
@@ -330,6 +340,8 @@ impl Extension for Cache {
                 Ok(Arc::new(session::RedisSessionStore::new(backend)))
             });
         }
+
+        cli::register(app);
 
         // One readiness check per cache: `cache`, `cache_NAME`.
         let configs = std::iter::once(&cfg).chain(cfg.named.values());

@@ -198,6 +198,50 @@ impl RedisBackend {
         .await
     }
 
+    /// Keys under the prefix (a full `SCAN`) and a line about the server.
+    pub(crate) async fn stats(&self) -> Result<(u64, String), Fail> {
+        let pattern = format!("{}*", glob_escape(&self.prefix));
+        let (mut cursor, mut keys) = (0u64, 0u64);
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, batch): (u64, Vec<Vec<u8>>) = self
+                .run("stats", |mut con| async move {
+                    scan.query_async(&mut con).await
+                })
+                .await?;
+            keys += batch.len() as u64;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let info: String = self
+            .run("stats", |mut con| async move {
+                redis::cmd("INFO").query_async(&mut con).await
+            })
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+                .unwrap_or("?")
+                .trim()
+                .to_owned()
+        };
+        Ok((
+            keys,
+            format!(
+                "redis {} used_memory={}",
+                field("redis_version"),
+                field("used_memory_human")
+            ),
+        ))
+    }
+
     pub(crate) fn circuit_open(&self) -> bool {
         self.breaker.is_open()
     }
