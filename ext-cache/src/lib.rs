@@ -104,6 +104,12 @@
 //! session (`Vary: Cookie`) without varying on the identity are never stored, and a
 //! request with an identity bypasses a view that does not vary on it.
 //!
+//! # Memoize
+//!
+//! [`CacheHandle::memoize`] gives a function's [`Memo`]: results cached by the arguments'
+//! digest in a versioned namespace, `forget(args)` for one result and `forget_all()` for
+//! all of them without scanning keys.
+//!
 //! # CLI
 //!
 //! `cache clear --yes [--cache NAME]` removes the cache's entries (on Redis, only its
@@ -138,6 +144,7 @@ mod config;
 mod error;
 mod flight;
 mod handle;
+mod memo;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -155,6 +162,7 @@ use flagon::{Extension, Setup, SetupError, tracing};
 pub use config::{BackendKind, CacheConfig, MemoryConfig, RedisConfig};
 pub use error::CacheError;
 pub use handle::{CacheHandle, CacheStats, Caches, MemoryUsage, Ttl};
+pub use memo::Memo;
 #[cfg(feature = "redis")]
 pub use session::RedisSessionStore;
 pub use view::{CachedView, cached};

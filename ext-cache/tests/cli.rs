@@ -18,16 +18,34 @@ async fn memory_caches() {
     let out = run_cli(&app, ["cache", "get", "user"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.trim(), r#"["ada",36]"#);
-    assert_eq!(run_cli(&app, ["cache", "get", "views"]).await.stdout.trim(), "3");
-    assert_eq!(run_cli(&app, ["cache", "get", "nope"]).await.stdout.trim(), "(no entry)");
+    assert_eq!(
+        run_cli(&app, ["cache", "get", "views"]).await.stdout.trim(),
+        "3"
+    );
+    assert_eq!(
+        run_cli(&app, ["cache", "get", "nope"]).await.stdout.trim(),
+        "(no entry)"
+    );
 
     let out = run_cli(&app, ["cache", "stats"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", out.stdout);
-    assert!(lines[0].starts_with("default (memory) entries=2 bytes="), "{}", lines[0]);
-    assert!(lines[0].contains("hits=1 misses=1 hit_rate=50.0%"), "{}", lines[0]);
-    assert!(lines[1].starts_with("bulk (memory) entries=0"), "{}", lines[1]);
+    assert!(
+        lines[0].starts_with("default (memory) entries=2 bytes="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("hits=1 misses=1 hit_rate=50.0%"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("bulk (memory) entries=0"),
+        "{}",
+        lines[1]
+    );
 
     let out = run_cli(&app, ["cache", "clear"]).await;
     assert_ne!(out.code, 0, "clear without --yes refuses");
@@ -40,7 +58,11 @@ async fn memory_caches() {
 
     let out = run_cli(&app, ["cache", "stats", "--cache", "nope"]).await;
     assert_ne!(out.code, 0);
-    assert!(out.stderr.contains("no cache named `nope`") && out.stderr.contains("bulk"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no cache named `nope`") && out.stderr.contains("bulk"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
@@ -51,13 +73,23 @@ async fn redis_cache() {
     let prefix = common::unique_prefix("cli");
     let app = common::app(&common::redis_toml(&prefix, ""));
     let c = Caches::of(app.handle()).unwrap().default().clone();
-    c.set_many(&[("a", 1u8), ("b", 2u8)], Ttl::Default).await.unwrap();
+    c.set_many(&[("a", 1u8), ("b", 2u8)], Ttl::Default)
+        .await
+        .unwrap();
     let out = run_cli(&app, ["cache", "stats"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.starts_with("default (redis) entries=2 "), "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("default (redis) entries=2 "),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("server=\"redis "), "{}", out.stdout);
     let mut raw = common::raw_redis();
-    redis::cmd("SET").arg(format!("{prefix}bad")).arg("garbage").exec(&mut raw).unwrap();
+    redis::cmd("SET")
+        .arg(format!("{prefix}bad"))
+        .arg("garbage")
+        .exec(&mut raw)
+        .unwrap();
     let out = run_cli(&app, ["cache", "get", "bad"]).await;
     assert!(out.stdout.starts_with("(undecodable:"), "{}", out.stdout);
     let out = run_cli(&app, ["cache", "clear", "--yes"]).await;
