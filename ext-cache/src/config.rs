@@ -105,7 +105,8 @@ impl Default for MemoryConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(crate = "flagon::serde", default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    /// `redis://[user:password@]host:port/db`. (TLS, `rediss://`, is not built in yet: such
+    /// a URL is a build error.)
     pub url: Secret,
     /// Prepended to every key. `clear` removes the keys under it and nothing else, so it
     /// must not be empty and no two caches may share one. Default: `flagon:cache:` for the

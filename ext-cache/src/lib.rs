@@ -63,7 +63,7 @@
 //! | `memory.max_entries` | `100000` | the most entries kept |
 //! | `memory.max_bytes` | `67108864` | the most bytes kept: keys, values and 96 bytes per entry; at least `max_value_bytes` |
 //! | `memory.housekeeping_interval` | `"5s"` | how often expired entries are reclaimed while serving |
-//! | `redis.url` | `"redis://127.0.0.1:6379"` | `redis://[user:pass@]host:port/db`, or `rediss://` for TLS; redacted by `config` |
+//! | `redis.url` | `"redis://127.0.0.1:6379"` | `redis://[user:pass@]host:port/db` (TLS `rediss://` is not built in yet); redacted by `config` |
 //! | `redis.key_prefix` | `"flagon:cache:"` (named: `"flagon:cache@NAME:"`) | prepended to every key; not empty; `clear` removes only the keys under it |
 //! | `redis.connect_timeout` | `"500ms"` | connection attempts |
 //! | `redis.command_timeout` | `"100ms"` | any one call; then it is a miss or a no-op |

@@ -76,3 +76,62 @@ fn an_app_starts_while_redis_is_down() {
         ));
     });
 }
+
+/// Captures what the build logs.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs_of_build(profile: flagon::config::Profile, toml: &str) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    flagon::tracing::subscriber::with_default(subscriber, || {
+        let settings = flagon::config::Config::builder()
+            .profile(profile)
+            .toml(toml)
+            .build()
+            .unwrap();
+        flagon::App::builder()
+            .settings(settings)
+            .register(flagon_cache::Cache::new())
+            .build()
+            .unwrap();
+    });
+    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn the_null_backend_warns_outside_testing_unless_silenced() {
+    use flagon::config::Profile;
+    let null = "[cache]\nbackend = \"null\"\n";
+    let dev = logs_of_build(Profile::Development, null);
+    assert!(dev.contains("caches nothing"), "{dev}");
+    let testing = logs_of_build(Profile::Testing, null);
+    assert!(!testing.contains("caches nothing"), "{testing}");
+    let silenced = logs_of_build(
+        Profile::Development,
+        "[cache]\nbackend = \"null\"\nsilence_null_warning = true\n",
+    );
+    assert!(!silenced.contains("caches nothing"), "{silenced}");
+}
+
+#[test]
+fn tls_urls_are_a_clear_build_error_for_now() {
+    let e = build_error(
+        "[cache]\nbackend = \"redis\"\n[cache.redis]\nurl = \"rediss://127.0.0.1:6380\"\n",
+    );
+    assert!(e.contains("cache.redis.url"), "{e}");
+}
