@@ -40,7 +40,8 @@
 //! Flask-Limiter). Every response of the route counts, whatever its status (401/403 too).
 //!
 //! Where limits apply:
-//! - `[limiter] default` on every route without a limit of its own, unless exempt;
+//! - `[limiter] default` on every route without a limit of its own, unless exempt; core's
+//!   own routes (`/healthz`, `/readyz`) are left alone, so probes are never refused;
 //! - `[limiter.routes] "endpoint" = "..."` replaces the default on that endpoint (an endpoint
 //!   that does not exist fails the build);
 //! - [`limit`] / [`Limit`] on a route or a blueprint (each route its own bucket), replacing
@@ -69,6 +70,13 @@
 //! [`HttpError`](flagon::HttpError) whose cause is [`LimiterError::Exceeded`], rendered by the
 //! app's 429 handler (which replaces the response, headers included) or core's default page.
 //! Every refusal emits [`RateLimited`].
+//!
+//! # Command line
+//!
+//! `app limiter limits [--endpoint E]` prints every route's effective limits and where each
+//! comes from (`default`, `limiter.routes`, a decorator, `limit exempt`). The in-process
+//! counters live in the serving process, so there is no `status` or `reset` command until
+//! the Redis backend exists.
 //!
 //! # Configuration
 //!
@@ -105,6 +113,7 @@
 //!   strings) fail `build()` naming the key.
 //! - A refused request carries [`LimiterError::Exceeded`] (429).
 
+mod cli;
 mod config;
 mod decorator;
 mod error;
@@ -116,6 +125,7 @@ mod runtime;
 mod store;
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -301,9 +311,27 @@ impl Extension for Limiter {
             }
         });
 
+        let rows: Arc<OnceLock<Vec<cli::Row>>> = Arc::default();
+        let table = rows.clone();
+        app.command(cli::command(), move |ctx| {
+            let table = table.clone();
+            async move {
+                match ctx.matches().subcommand() {
+                    Some(("limits", m)) => {
+                        let endpoint = m.get_one::<String>("endpoint").map(String::as_str);
+                        let rows = table.get().map(Vec::as_slice).unwrap_or_default();
+                        let text = cli::limits(rows, endpoint)?;
+                        ctx.out().write_all(text.as_bytes())?;
+                        Ok(())
+                    }
+                    other => Err(format!("unknown subcommand {other:?}").into()),
+                }
+            }
+        });
+
         let per_method = cfg.default_per_method;
         app.on_finish(move |late| {
-            finish(late, rt, default, configured, per_method);
+            let _ = rows.set(finish(late, rt, default, configured, per_method));
             Ok(())
         });
         Ok(())
@@ -319,8 +347,9 @@ fn finish(
     default: Option<Vec<Rate>>,
     mut configured: HashMap<String, Vec<Rate>>,
     per_method: bool,
-) {
+) -> Vec<cli::Row> {
     let default = default.map(|rates| rt.set(rates, per_method));
+    let mut rows = Vec::new();
     let mut shared: HashMap<String, (String, Arc<LimitSet>)> = HashMap::new();
     let mut guards = Vec::new();
     let mut errors = Vec::new();
@@ -365,12 +394,47 @@ fn finish(
                 }
             }
         }
-        let set = match configured.remove(&route.endpoint) {
+        let from_config = configured.remove(&route.endpoint);
+        let cfg_limited = from_config.is_some() && !exempt;
+        let set = match from_config {
             Some(rates) => Some(rt.set(rates, per_method)),
             None if own || exempt => None,
+            // Core's own routes (`/healthz`, `/readyz`): probes must not be refused.
+            None if route.origin.owner == "flagon" => None,
             None => default.clone(),
         };
         let set = if exempt { None } else { set };
+        let mut shown: Vec<String> = Vec::new();
+        if let Some(set) = &set {
+            let from = if cfg_limited {
+                "limiter.routes"
+            } else {
+                "default"
+            };
+            let rates: Vec<String> = set.rates.iter().map(Rate::to_string).collect();
+            shown.push(format!("{} ({from})", rates.join("; ")));
+        }
+        shown.extend(
+            route
+                .decorators
+                .iter()
+                .filter(|d| d.provider() == PROVIDER)
+                .map(|d| d.description().to_owned()),
+        );
+        if shown.is_empty() {
+            shown.push("none".to_owned());
+        }
+        rows.push(cli::Row {
+            path: route.path.clone(),
+            methods: route
+                .methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            endpoint: route.endpoint.clone(),
+            limits: shown.join(", "),
+        });
         if set.is_some() || own {
             let route_id = u32::try_from(i + 1).unwrap_or(u32::MAX);
             guards.push((route.endpoint.clone(), route_id, set));
@@ -403,6 +467,8 @@ fn finish(
             move |req| guard(tag.clone(), set.clone(), req),
         );
     }
+    rows.sort();
+    rows
 }
 
 const ONE: std::num::NonZeroU32 = std::num::NonZeroU32::MIN;

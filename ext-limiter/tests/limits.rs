@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flagon::axum::extract::Request;
 use flagon::http::StatusCode;
-use flagon::testing::{TestClient, testing_config_toml};
+use flagon::testing::{TestClient, run_cli, testing_config_toml};
 use flagon::{App, AppBuilder, Blueprint, Identity, Route, proceed};
 use flagon_limiter::{
     KeyedLimit, Limit, Limiter, LimiterError, LimiterState, ManualClock, RateLimited, exempt,
@@ -754,4 +754,43 @@ async fn success_headers_and_the_signal() {
     assert_eq!(c.get("/").peer(from).send().await.status(), 429);
     assert_eq!(c.get("/").peer(from).send().await.status(), 429);
     assert_eq!(refused.load(Ordering::SeqCst), 2);
+}
+
+// ---- CLI ----
+
+#[tokio::test]
+async fn limiter_limits_prints_every_routes_effective_limits() {
+    let app = builder("[limiter]\ndefault = \"2/minute\"\n[limiter.routes]\n\"configured\" = \"4/minute; 10/hour\"\n")
+        .register(Limiter::new())
+        .route(Route::get("/plain", ok).name("plain"))
+        .route(Route::get("/configured", ok).name("configured"))
+        .route(Route::get("/own", ok).name("own").with(Limit::new("1/minute").per_method().decorator()))
+        .route(Route::get("/free", ok).name("free").with(exempt()))
+        .build()
+        .unwrap();
+    let out = run_cli(&app, ["limiter", "limits"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let want = "\
+Rule         Methods  Endpoint    Limits
+/configured  GET      configured  4/minute; 10/hour (limiter.routes)
+/free        GET      free        limit exempt
+/healthz     GET      healthz     none
+/own         GET      own         limit 1/minute [per method]
+/plain       GET      plain       2/minute (default)
+/readyz      GET      readyz      none
+";
+    assert_eq!(out.stdout, want);
+
+    let out = run_cli(&app, ["limiter", "limits", "--endpoint", "own"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 2);
+    assert!(out.stdout.contains("limit 1/minute"));
+
+    let out = run_cli(&app, ["limiter", "limits", "--endpoint", "nope"]).await;
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("`nope` is not an endpoint"),
+        "{}",
+        out.stderr
+    );
 }
