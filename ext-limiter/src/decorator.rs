@@ -19,6 +19,7 @@ pub(crate) const PROVIDER: &str = "limiter";
 pub(crate) const EXEMPT: &str = "limit exempt";
 
 type CostFn = Arc<dyn Fn(&Request) -> u32 + Send + Sync>;
+type DeductFn = Arc<dyn Fn(&Response) -> bool + Send + Sync>;
 
 /// A route limit with options, turned into a [`Decorator`] by [`Limit::decorator`]
 /// (Flask-Limiter's `@limiter.limit(value, per_method=..., cost=...)`).
@@ -39,6 +40,7 @@ pub struct Limit {
     per_method: bool,
     cost: Option<CostFn>,
     fixed_cost: u32,
+    deduct_when: Option<DeductFn>,
 }
 
 impl Limit {
@@ -51,7 +53,17 @@ impl Limit {
             per_method: false,
             cost: None,
             fixed_cost: 1,
+            deduct_when: None,
         }
+    }
+
+    /// Counts only the responses `f` selects (failed logins: `|res| res.status() == 401`).
+    /// The check before the handler takes nothing; the response is counted after it, so
+    /// requests running at the same time can all pass before any is counted (as in
+    /// Flask-Limiter, this is not atomic).
+    pub fn deduct_when(mut self, f: impl Fn(&Response) -> bool + Send + Sync + 'static) -> Limit {
+        self.deduct_when = Some(Arc::new(f));
+        self
     }
 
     /// One bucket for every route carrying a limit of this scope name (Flask-Limiter's
@@ -94,6 +106,9 @@ impl Limit {
             opts.push("computed cost".to_owned());
         } else if self.fixed_cost != 1 {
             opts.push(format!("cost {}", self.fixed_cost));
+        }
+        if self.deduct_when.is_some() {
+            opts.push("deduct when".to_owned());
         }
         if !opts.is_empty() {
             d.push_str(&format!(" [{}]", opts.join(", ")));
@@ -203,6 +218,19 @@ impl Spec {
             }
         };
         let who = rt.who(&req);
+        if let Some(deduct) = &self.limit.deduct_when {
+            let method = req.method().clone();
+            if let Err(refusal) = set.decide(&method, route, who.clone(), cost, false) {
+                rt.refused(&req, &tag.endpoint, &who, &refusal);
+                return too_many(req.headers(), &set.rates, &refusal, rt.legacy);
+            }
+            let res = next.run(req).await;
+            if deduct(&res) {
+                // Counted now; its own outcome no longer matters to this response.
+                let _ = set.decide(&method, route, who, cost, true);
+            }
+            return res;
+        }
         match set.check(&req, route, who.clone(), cost) {
             Ok(passed) => {
                 let mut res = next.run(req).await;

@@ -46,7 +46,9 @@
 //!   that does not exist fails the build);
 //! - [`limit`] / [`Limit`] on a route or a blueprint (each route its own bucket), replacing
 //!   the default there; [`shared_limit`] gives every route of a scope one bucket;
-//! - [`exempt`] on a route or blueprint, and [`Limiter::exempt_when`] for a predicate.
+//! - [`exempt`] on a route or blueprint, and [`Limiter::exempt_when`] for a predicate;
+//! - per method, a cost (fixed or computed) and `deduct_when` (count only the responses a
+//!   predicate selects, e.g. failed logins) through [`Limit`].
 //!
 //! Keys: the client IP from core's [`ClientIp`](flagon::ClientIp) (the peer address, or the
 //! rightmost untrusted hop behind `server.trusted_proxies`; a forged `X-Forwarded-For`

@@ -152,10 +152,23 @@ impl LimitSet {
         who: Who,
         cost: NonZeroU32,
     ) -> Result<Passed, Refusal> {
+        self.decide(req.method(), route, who, cost, true)
+    }
+
+    /// As [`check`](Self::check), taking nothing when `take` is false (governor's decision
+    /// on a dry store).
+    pub(crate) fn decide(
+        &self,
+        method: &Method,
+        route: u32,
+        who: Who,
+        cost: NonZeroU32,
+        take: bool,
+    ) -> Result<Passed, Refusal> {
         let key = BucketKey {
             route,
             method: if self.per_method {
-                method_index(req.method())
+                method_index(method)
             } else {
                 0
             },
@@ -163,7 +176,12 @@ impl LimitSet {
         };
         let mut best: Option<Passed> = None;
         for b in &self.buckets {
-            match b.check(&key, cost) {
+            let decision = if take {
+                b.check(&key, cost)
+            } else {
+                b.peek(&key, cost)
+            };
+            match decision {
                 Decision::Allowed { remaining, reset } => {
                     if best.as_ref().is_none_or(|p| remaining < p.remaining) {
                         best = Some(Passed {

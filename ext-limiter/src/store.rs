@@ -115,22 +115,21 @@ impl KeyBudget {
     }
 }
 
-/// governor's `StateStore` with a cap on keys.
+/// The keys and cells one limit holds.
 #[derive(Debug)]
-pub(crate) struct BoundedStore {
+struct StoreInner {
     map: DashMap<BucketKey, InMemoryState>,
     overflow: InMemoryState,
     budget: Arc<KeyBudget>,
 }
 
-impl BoundedStore {
-    fn new(budget: Arc<KeyBudget>) -> BoundedStore {
-        BoundedStore {
-            map: DashMap::new(),
-            overflow: InMemoryState::default(),
-            budget,
-        }
-    }
+/// governor's `StateStore` with a cap on keys. A `dry` view of the same cells lets governor
+/// decide without recording anything (for `deduct_when`): it runs governor's decision on the
+/// current state and never writes or inserts.
+#[derive(Debug)]
+pub(crate) struct BoundedStore {
+    inner: Arc<StoreInner>,
+    dry: bool,
 }
 
 /// A cell's theoretical arrival time, read without changing it.
@@ -147,17 +146,26 @@ impl StateStore for BoundedStore {
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
-        if let Some(cell) = self.map.get(key) {
+        let s = &*self.inner;
+        if self.dry {
+            let prev = match s.map.get(key) {
+                Some(cell) => tat(&cell),
+                None if s.budget.used() >= s.budget.cap => tat(&s.overflow),
+                None => None,
+            };
+            return f(prev).map(|(t, _)| t);
+        }
+        if let Some(cell) = s.map.get(key) {
             return cell.measure_and_replace(&NotKeyed::NonKey, f);
         }
-        if !self.budget.try_take() {
-            self.budget.overflowed.fetch_add(1, Ordering::Relaxed);
-            return self.overflow.measure_and_replace(&NotKeyed::NonKey, f);
+        if !s.budget.try_take() {
+            s.budget.overflowed.fetch_add(1, Ordering::Relaxed);
+            return s.overflow.measure_and_replace(&NotKeyed::NonKey, f);
         }
-        match self.map.entry(key.clone()) {
+        match s.map.entry(key.clone()) {
             Entry::Occupied(cell) => {
                 // Another request inserted it meanwhile.
-                self.budget.give_back(1);
+                s.budget.give_back(1);
                 cell.get().measure_and_replace(&NotKeyed::NonKey, f)
             }
             Entry::Vacant(slot) => slot
@@ -169,25 +177,28 @@ impl StateStore for BoundedStore {
 
 impl ShrinkableKeyedStateStore<BucketKey> for BoundedStore {
     fn retain_recent(&self, drop_below: Nanos) {
+        if self.dry {
+            return;
+        }
         let mut dropped = 0;
-        self.map.retain(|_, cell| {
+        self.inner.map.retain(|_, cell| {
             let keep = tat(cell).is_some_and(|t| t > drop_below);
             dropped += usize::from(!keep);
             keep
         });
-        self.budget.give_back(dropped);
+        self.inner.budget.give_back(dropped);
     }
 
     fn shrink_to_fit(&self) {
-        self.map.shrink_to_fit();
+        self.inner.map.shrink_to_fit();
     }
 
     fn len(&self) -> usize {
-        self.map.len()
+        self.inner.map.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.inner.map.is_empty()
     }
 }
 
@@ -209,17 +220,32 @@ pub(crate) enum Decision {
 pub(crate) struct Bucket {
     rate: Rate,
     gov: Gov,
+    /// The same cells through a dry store: governor's decision, nothing recorded. Created
+    /// right after `gov`, so its start instant is the same up to the nanoseconds between.
+    dry: Gov,
 }
 
 impl Bucket {
     pub(crate) fn new(rate: Rate, clock: &LimiterClock, budget: &Arc<KeyBudget>) -> Bucket {
-        let gov: Gov = RateLimiter::<_, _, _, governor::middleware::NoOpMiddleware<Nanos>>::new(
-            rate.quota(),
-            BoundedStore::new(budget.clone()),
-            clock.clone(),
-        )
-        .with_middleware::<StateInformationMiddleware>();
-        Bucket { rate, gov }
+        let inner = Arc::new(StoreInner {
+            map: DashMap::new(),
+            overflow: InMemoryState::default(),
+            budget: budget.clone(),
+        });
+        let make = |dry: bool| -> Gov {
+            RateLimiter::<_, _, _, governor::middleware::NoOpMiddleware<Nanos>>::new(
+                rate.quota(),
+                BoundedStore {
+                    inner: inner.clone(),
+                    dry,
+                },
+                clock.clone(),
+            )
+            .with_middleware::<StateInformationMiddleware>()
+        };
+        let gov = make(false);
+        let dry = make(true);
+        Bucket { rate, gov, dry }
     }
 
     pub(crate) fn rate(&self) -> Rate {
@@ -228,11 +254,20 @@ impl Bucket {
 
     /// Checks (and on success, takes) `cost` cells for `key`.
     pub(crate) fn check(&self, key: &BucketKey, cost: NonZeroU32) -> Decision {
-        let interval = self.rate.interval();
-        let burst = self.rate.count();
+        Self::decide(&self.gov, self.rate, key, cost)
+    }
+
+    /// What [`check`](Self::check) would decide now, taking nothing.
+    pub(crate) fn peek(&self, key: &BucketKey, cost: NonZeroU32) -> Decision {
+        Self::decide(&self.dry, self.rate, key, cost)
+    }
+
+    fn decide(gov: &Gov, rate: Rate, key: &BucketKey, cost: NonZeroU32) -> Decision {
+        let interval = rate.interval();
+        let burst = rate.count();
         let outcome = match cost {
-            n if n.get() == 1 => self.gov.check_key(key).map_err(Some),
-            n => match self.gov.check_key_n(key, n) {
+            n if n.get() == 1 => gov.check_key(key).map_err(Some),
+            n => match gov.check_key_n(key, n) {
                 Ok(r) => r.map_err(Some),
                 // More than the burst: never admissible.
                 Err(_) => Err(None),
@@ -247,15 +282,15 @@ impl Bucket {
                 }
             }
             Err(Some(not_until)) => {
-                let wait = not_until.wait_time_from(self.gov.clock().now());
+                let wait = not_until.wait_time_from(gov.clock().now());
                 Decision::Denied {
                     wait,
                     reset: wait + interval * (burst - 1),
                 }
             }
             Err(None) => Decision::Denied {
-                wait: self.rate.period(),
-                reset: self.rate.period(),
+                wait: rate.period(),
+                reset: rate.period(),
             },
         }
     }

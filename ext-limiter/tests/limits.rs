@@ -283,6 +283,44 @@ async fn shared_scopes_per_method_and_cost() {
 }
 
 #[tokio::test]
+async fn deduct_when_counts_only_the_selected_responses() {
+    async fn login(req: Request) -> StatusCode {
+        if req.uri().query() == Some("bad") {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        }
+    }
+    let app = builder("[limiter]\n")
+        .register(Limiter::new())
+        .route(
+            Route::get("/login", login).name("login").with(
+                Limit::new("2/minute")
+                    .deduct_when(|res| res.status() == StatusCode::UNAUTHORIZED)
+                    .decorator(),
+            ),
+        )
+        .build()
+        .unwrap();
+    let c = TestClient::new(&app);
+    let ip = "192.0.2.30:1";
+    assert_eq!(
+        admitted(&c, "/login", ip, 6).await,
+        6,
+        "successes are not counted"
+    );
+    assert_eq!(status(&c, "/login?bad", ip).await, 401);
+    assert_eq!(status(&c, "/login?bad", ip).await, 401);
+    assert_eq!(
+        status(&c, "/login?bad", ip).await,
+        429,
+        "two failures spent the limit"
+    );
+    assert_eq!(status(&c, "/login", ip).await, 429);
+    assert_eq!(status(&c, "/login", "192.0.2.31:1").await, 200, "per key");
+}
+
+#[tokio::test]
 async fn disabled_limits_nothing() {
     let app = builder("[limiter]\nenabled = false\ndefault = \"1/minute\"\n")
         .register(Limiter::new())
