@@ -27,6 +27,9 @@ pub struct LimiterConfig {
     pub enabled: bool,
     /// Limits every route gets unless it has a limit of its own or is exempt.
     pub default: Option<String>,
+    /// Limits on the whole app: one bucket per key shared by every route (except exempt
+    /// ones and core's own), on top of each route's limits.
+    pub application: Option<String>,
     /// Whether default limits count each method separately.
     pub default_per_method: bool,
     /// Limits by endpoint, replacing the default for that endpoint.
@@ -55,6 +58,7 @@ impl Default for LimiterConfig {
         LimiterConfig {
             enabled: true,
             default: None,
+            application: None,
             default_per_method: false,
             routes: BTreeMap::new(),
             key: KeyKind::Ip,

@@ -88,6 +88,7 @@
 //! |---|---|---|
 //! | `enabled` | `true` | `false` limits nothing |
 //! | `default` | none | limits for every route without its own, e.g. `"200/minute"` |
+//! | `application` | none | limits on the whole app: one bucket per key over every route (not exempt ones, not core's) |
 //! | `default_per_method` | `false` | default and configured limits count each method apart |
 //! | `routes` | `{}` | `"endpoint" = "5/minute"`: replaces the default on that endpoint |
 //! | `key` | `"ip"` | `ip`, `user` (core's `Identity`, else IP) or `header` |
@@ -268,6 +269,10 @@ impl Extension for Limiter {
             Some(raw) => Some(parse_config(app, "limiter.default", raw)?),
             None => None,
         };
+        let application = match &cfg.application {
+            Some(raw) => Some(parse_config(app, "limiter.application", raw)?),
+            None => None,
+        };
         let mut configured = HashMap::new();
         for (endpoint, raw) in &cfg.routes {
             let key = format!("limiter.routes.\"{endpoint}\"");
@@ -333,7 +338,13 @@ impl Extension for Limiter {
 
         let per_method = cfg.default_per_method;
         app.on_finish(move |late| {
-            let _ = rows.set(finish(late, rt, default, configured, per_method));
+            let limits = Limits {
+                default,
+                application,
+                configured,
+                per_method,
+            };
+            let _ = rows.set(finish(late, rt, limits));
             Ok(())
         });
         Ok(())
@@ -343,14 +354,15 @@ impl Extension for Limiter {
 /// At build: checks every limiter decorator's limit string and `[limiter.routes]` against the
 /// real endpoints, builds the shared scopes, and puts the limiter's guard on every route it
 /// concerns.
-fn finish(
-    late: &mut flagon::Finish<'_>,
-    rt: Arc<Runtime>,
-    default: Option<Vec<Rate>>,
-    mut configured: HashMap<String, Vec<Rate>>,
-    per_method: bool,
-) -> Vec<cli::Row> {
+fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Vec<cli::Row> {
+    let Limits {
+        default,
+        application,
+        mut configured,
+        per_method,
+    } = limits;
     let default = default.map(|rates| rt.set(rates, per_method));
+    let application = application.map(|rates| rt.set(rates, false));
     let mut rows = Vec::new();
     let mut shared: HashMap<String, (String, Arc<LimitSet>)> = HashMap::new();
     let mut guards = Vec::new();
@@ -406,7 +418,14 @@ fn finish(
             None => default.clone(),
         };
         let set = if exempt { None } else { set };
+        let app_set = application
+            .clone()
+            .filter(|_| !exempt && route.origin.owner != "flagon");
         let mut shown: Vec<String> = Vec::new();
+        if let Some(set) = &app_set {
+            let rates: Vec<String> = set.rates.iter().map(Rate::to_string).collect();
+            shown.push(format!("{} (application)", rates.join("; ")));
+        }
         if let Some(set) = &set {
             let from = if cfg_limited {
                 "limiter.routes"
@@ -437,9 +456,9 @@ fn finish(
             endpoint: route.endpoint.clone(),
             limits: shown.join(", "),
         });
-        if set.is_some() || own {
+        if set.is_some() || own || app_set.is_some() {
             let route_id = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            guards.push((route.endpoint.clone(), route_id, set));
+            guards.push((route.endpoint.clone(), route_id, set, app_set));
         }
     }
 
@@ -458,7 +477,7 @@ fn finish(
         .shared
         .set(shared.into_iter().map(|(k, (_, set))| (k, set)).collect());
 
-    for (endpoint, route_id, set) in guards {
+    for (endpoint, route_id, set, app_set) in guards {
         let tag = RouteTag {
             route: route_id,
             endpoint: Arc::from(endpoint.as_str()),
@@ -466,11 +485,19 @@ fn finish(
         };
         late.guard(
             move |r| r.endpoint == endpoint,
-            move |req| guard(tag.clone(), set.clone(), req),
+            move |req| guard(tag.clone(), set.clone(), app_set.clone(), req),
         );
     }
     rows.sort();
     rows
+}
+
+/// The limits read from `[limiter]`, applied at finish.
+struct Limits {
+    default: Option<Vec<Rate>>,
+    application: Option<Vec<Rate>>,
+    configured: HashMap<String, Vec<Rate>>,
+    per_method: bool,
 }
 
 const ONE: std::num::NonZeroU32 = std::num::NonZeroU32::MIN;
@@ -478,20 +505,24 @@ const ONE: std::num::NonZeroU32 = std::num::NonZeroU32::MIN;
 async fn guard(
     tag: RouteTag,
     set: Option<Arc<LimitSet>>,
+    app_set: Option<Arc<LimitSet>>,
     mut req: Request,
 ) -> ControlFlow<flagon::axum::response::Response, Request> {
-    if let Some(set) = &set
-        && !tag.rt.exempt(&req)
-    {
+    if (set.is_some() || app_set.is_some()) && !tag.rt.exempt(&req) {
         let who = tag.rt.who(&req);
-        if let Err(refusal) = set.check(&req, tag.route, who.clone(), ONE) {
-            tag.rt.refused(&req, &tag.endpoint, &who, &refusal);
-            return ControlFlow::Break(response::too_many(
-                req.headers(),
-                &set.rates,
-                &refusal,
-                tag.rt.legacy,
-            ));
+        // The route's own limits, then the application's (route 0: one bucket per key).
+        let checks = [(set.as_ref(), tag.route), (app_set.as_ref(), 0)];
+        for (s, route) in checks {
+            let Some(s) = s else { continue };
+            if let Err(refusal) = s.check(&req, route, who.clone(), ONE) {
+                tag.rt.refused(&req, &tag.endpoint, &who, &refusal);
+                return ControlFlow::Break(response::too_many(
+                    req.headers(),
+                    &s.rates,
+                    &refusal,
+                    tag.rt.legacy,
+                ));
+            }
         }
     }
     req.extensions_mut().insert(tag);

@@ -321,6 +321,30 @@ async fn deduct_when_counts_only_the_selected_responses() {
 }
 
 #[tokio::test]
+async fn application_limits_share_one_bucket_over_every_route() {
+    let app = builder("[limiter]\napplication = \"3/minute\"\ndefault = \"10/minute\"\n")
+        .register(Limiter::new())
+        .route(Route::get("/a", ok).name("a"))
+        .route(Route::get("/b", ok).name("b").with(limit("10/minute")))
+        .route(Route::get("/free", ok).name("free").with(exempt()))
+        .build()
+        .unwrap();
+    let c = TestClient::new(&app);
+    let ip = "192.0.2.40:1";
+    assert_eq!(admitted(&c, "/a", ip, 2).await, 2);
+    assert_eq!(
+        admitted(&c, "/b", ip, 3).await,
+        1,
+        "the third request of the app"
+    );
+    assert_eq!(admitted(&c, "/a", ip, 1).await, 0);
+    assert_eq!(admitted(&c, "/free", ip, 5).await, 5, "exempt from it too");
+    assert_eq!(admitted(&c, "/a", "192.0.2.41:1", 3).await, 3, "per key");
+    let e = build_error("[limiter]\napplication = \"lots\"\n", vec![]);
+    assert!(e.contains("limiter.application"), "{e}");
+}
+
+#[tokio::test]
 async fn disabled_limits_nothing() {
     let app = builder("[limiter]\nenabled = false\ndefault = \"1/minute\"\n")
         .register(Limiter::new())
@@ -476,16 +500,21 @@ async fn behind_trusted_proxies_the_client_is_keyed_and_malformed_hops_fall_back
         );
         assert_eq!(via(format!("203.0.113.{i}")).await, 429);
     }
-    // Malformed chains: never a 500; they count against the proxy's own address.
+    // Malformed chains: never a 500; a malformed hop means the proxy's own address, which
+    // then has its own bucket. A long chain of valid hops keys on its rightmost one.
     let long = vec!["1.1.1.1"; 10_000].join(",");
     let mut statuses = Vec::new();
-    for xff in ["unknown".to_owned(), "1.1.1.1,,garbage".to_owned(), long] {
+    for xff in [
+        "unknown".to_owned(),
+        "1.1.1.1,,garbage".to_owned(),
+        "[fe80::1%eth0]".to_owned(),
+        long.clone(),
+        long,
+        "1.1.1.1".to_owned(),
+    ] {
         statuses.push(via(xff).await);
     }
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 429),
-        "{statuses:?}"
-    );
+    assert_eq!(statuses, [200, 200, 429, 200, 200, 429]);
 }
 
 #[tokio::test]
