@@ -10,7 +10,7 @@ use flagon::{Decorator, Next, tracing};
 
 use crate::error::LimitParseError;
 use crate::parse::{Rate, parse_limits};
-use crate::response::{success_headers, too_many};
+use crate::response::{LimitHeaders, success_headers, too_many};
 use crate::runtime::{LimitSet, RouteTag};
 
 /// The provider name decorators carry: the extension's name.
@@ -184,7 +184,7 @@ struct Spec {
 }
 
 impl Spec {
-    async fn run(&self, req: Request, next: Next) -> Response {
+    async fn run(&self, mut req: Request, next: Next) -> Response {
         let Some(tag) = req.extensions().get::<RouteTag>().cloned() else {
             // The limiter's finish step tags every route carrying its decorators.
             tracing::error!(target: "flagon_limiter", "a limit decorator ran on an untagged route");
@@ -222,7 +222,9 @@ impl Spec {
             let method = req.method().clone();
             if let Err(refusal) = set.decide(&method, route, who.clone(), cost, false) {
                 rt.refused(&req, &tag.endpoint, &who, &refusal);
-                return too_many(req.headers(), &set.rates, &refusal, rt.legacy);
+                let res = too_many(req.headers(), &set.rates, &refusal, rt.legacy);
+                flagon::G::of(&mut req).insert(LimitHeaders::of(res.headers()));
+                return res;
             }
             let res = next.run(req).await;
             if deduct(&res) {
@@ -241,7 +243,9 @@ impl Spec {
             }
             Err(refusal) => {
                 rt.refused(&req, &tag.endpoint, &who, &refusal);
-                too_many(req.headers(), &set.rates, &refusal, rt.legacy)
+                let res = too_many(req.headers(), &set.rates, &refusal, rt.legacy);
+                flagon::G::of(&mut req).insert(LimitHeaders::of(res.headers()));
+                res
             }
         }
     }

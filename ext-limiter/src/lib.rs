@@ -98,7 +98,7 @@
 //! | `max_keys` | `100000` | keys held in memory, over every limit (≥ 1) |
 //! | `sweep_interval` | `"60s"` | how often full buckets are forgotten |
 //! | `legacy_headers` | `false` | also send `X-RateLimit-*` on 429s |
-//! | `headers_on_success` | `false` | send `RateLimit`/`RateLimit-Policy` on admitted responses of decorated routes |
+//! | `headers_on_success` | `false` | send `RateLimit`/`RateLimit-Policy` on admitted responses of limited routes |
 //!
 //! # Features
 //!
@@ -318,6 +318,15 @@ impl Extension for Limiter {
             }
         });
 
+        // Restores the limiter's headers on a 429 an app's error handler replaced, and adds
+        // them to admitted responses of guard-limited routes (`headers_on_success`).
+        app.after_request(|ctx, mut res| async move {
+            if let Some(h) = ctx.g().get::<response::LimitHeaders>() {
+                h.restore(&mut res);
+            }
+            res
+        });
+
         let rows: Arc<OnceLock<Vec<cli::Row>>> = Arc::default();
         let table = rows.clone();
         app.command(cli::command(), move |ctx| {
@@ -514,14 +523,21 @@ async fn guard(
         let checks = [(set.as_ref(), tag.route), (app_set.as_ref(), 0)];
         for (s, route) in checks {
             let Some(s) = s else { continue };
-            if let Err(refusal) = s.check(&req, route, who.clone(), ONE) {
-                tag.rt.refused(&req, &tag.endpoint, &who, &refusal);
-                return ControlFlow::Break(response::too_many(
-                    req.headers(),
-                    &s.rates,
-                    &refusal,
-                    tag.rt.legacy,
-                ));
+            match s.check(&req, route, who.clone(), ONE) {
+                Err(refusal) => {
+                    tag.rt.refused(&req, &tag.endpoint, &who, &refusal);
+                    let res = response::too_many(req.headers(), &s.rates, &refusal, tag.rt.legacy);
+                    flagon::G::of(&mut req).insert(response::LimitHeaders::of(res.headers()));
+                    return ControlFlow::Break(res);
+                }
+                // The route's own limit is the one shown (the application's is shown when it
+                // is the only one).
+                Ok(passed) if tag.rt.on_success && (route != 0 || set.is_none()) => {
+                    let mut h = flagon::http::HeaderMap::new();
+                    response::success_headers(&mut h, &s.rates, &passed);
+                    flagon::G::of(&mut req).insert(response::LimitHeaders(h));
+                }
+                Ok(_) => {}
             }
         }
     }

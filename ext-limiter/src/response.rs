@@ -141,3 +141,40 @@ pub(crate) fn too_many(
     }
     res
 }
+
+/// The limiter's headers of a response, kept in the request's `g` so that the limiter's
+/// after hook can restore them on a response an app's 429 handler replaced, and add them to
+/// admitted responses of routes limited by a guard.
+#[derive(Clone, Debug)]
+pub(crate) struct LimitHeaders(pub(crate) HeaderMap);
+
+const OURS: [&str; 7] = [
+    "retry-after",
+    "cache-control",
+    "ratelimit",
+    "ratelimit-policy",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
+
+impl LimitHeaders {
+    pub(crate) fn of(headers: &HeaderMap) -> LimitHeaders {
+        let mut out = HeaderMap::new();
+        for name in OURS {
+            if let Some(v) = headers.get(name) {
+                out.insert(name, v.clone());
+            }
+        }
+        LimitHeaders(out)
+    }
+
+    /// Adds those `res` lacks.
+    pub(crate) fn restore(self, res: &mut Response) {
+        for (name, value) in self.0.iter() {
+            if !res.headers().contains_key(name) {
+                res.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+    }
+}

@@ -794,7 +794,7 @@ async fn the_apps_429_handler_renders_browser_refusals() {
 async fn success_headers_and_the_signal() {
     let refused = Arc::new(AtomicUsize::new(0));
     let seen = refused.clone();
-    let app = builder("[limiter]\nheaders_on_success = true\n")
+    let app = builder("[limiter]\nheaders_on_success = true\ndefault = \"3/hour\"\n")
         .register(Limiter::new())
         .configure(move |app| {
             let seen = seen.clone();
@@ -807,10 +807,17 @@ async fn success_headers_and_the_signal() {
             Ok(())
         })
         .route(Route::get("/", ok).name("index").with(limit("2/minute")))
+        .route(Route::get("/plain", ok).name("plain"))
         .build()
         .unwrap();
     let c = TestClient::new(&app);
     let from = peer("192.0.2.70:1");
+    let res = c.get("/plain").peer(from).send().await;
+    assert_eq!(
+        res.header("ratelimit-policy"),
+        Some("\"3/hour\";q=3;w=3600")
+    );
+    assert_eq!(res.header("ratelimit"), Some("\"3/hour\";r=2;t=1200"));
     let res = c.get("/").peer(from).send().await;
     assert_eq!(
         res.header("ratelimit-policy"),
