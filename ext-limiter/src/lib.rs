@@ -42,6 +42,8 @@
 //! Where limits apply:
 //! - `[limiter] default` on every route without a limit of its own, unless exempt; core's
 //!   own routes (`/healthz`, `/readyz`) are left alone, so probes are never refused;
+//! - `[limiter] application`: one bucket per key over every route (not exempt ones, not
+//!   core's), checked after the route's own limits;
 //! - `[limiter.routes] "endpoint" = "..."` replaces the default on that endpoint (an endpoint
 //!   that does not exist fails the build);
 //! - [`limit`] / [`Limit`] on a route or a blueprint (each route its own bucket), replacing
@@ -55,6 +57,9 @@
 //! from anyone else changes nothing), IPv6 grouped by /64; or the [`Identity`](flagon::Identity)
 //! a login extension set; or an API-key header; or a function ([`Limiter::key_fn`]). The
 //! latter three fall back to the IP. In-process requests without a peer share one bucket.
+//! Default, application and configured limits are checked in a route guard, which runs
+//! before the app's `before_request` hooks: an identity set by a before hook is seen by
+//! decorators only, one set by a guard (as a login extension should) by every limit.
 //!
 //! Memory: at most `max_keys` keys are held across every limit. A new key arriving when
 //! they are all taken is decided on one cell shared by every such key (strict, never
@@ -70,8 +75,8 @@
 //! and `Cache-Control: no-store`. An API client (`Accept` preferring JSON) gets an RFC 9457
 //! `application/problem+json` body of type `quota-exceeded`; others get an
 //! [`HttpError`](flagon::HttpError) whose cause is [`LimiterError::Exceeded`], rendered by the
-//! app's 429 handler (which replaces the response, headers included) or core's default page.
-//! Every refusal emits [`RateLimited`].
+//! app's 429 handler or core's default page; the limiter's after hook puts its headers back
+//! on a response the app's handler replaced. Every refusal emits [`RateLimited`].
 //!
 //! # Command line
 //!
