@@ -1,0 +1,270 @@
+//! Route decorators: `limit("5/minute")`, `shared_limit("uploads", "10/hour")`, `exempt()`.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
+
+use flagon::axum::extract::Request;
+use flagon::axum::response::{IntoResponse, Response};
+use flagon::http::StatusCode;
+use flagon::{Decorator, Next, tracing};
+
+use crate::error::LimitParseError;
+use crate::parse::{Rate, parse_limits};
+use crate::response::{LimitHeaders, success_headers, too_many};
+use crate::runtime::{LimitSet, RouteTag};
+
+/// The provider name decorators carry: the extension's name.
+pub(crate) const PROVIDER: &str = "limiter";
+/// The description of [`exempt`].
+pub(crate) const EXEMPT: &str = "limit exempt";
+
+type CostFn = Arc<dyn Fn(&Request) -> u32 + Send + Sync>;
+type DeductFn = Arc<dyn Fn(&Response) -> bool + Send + Sync>;
+
+/// A route limit with options, turned into a [`Decorator`] by [`Limit::decorator`]
+/// (Flask-Limiter's `@limiter.limit(value, per_method=..., cost=...)`).
+///
+/// ```
+/// use flagon::Route;
+/// use flagon_limiter::Limit;
+///
+/// async fn upload() -> &'static str { "stored" }
+/// let route = Route::post("/upload", upload)
+///     .with(Limit::new("10/hour").per_method().cost(2).decorator());
+/// ```
+#[derive(Clone)]
+#[must_use = "a limit does nothing until `.decorator()` is put on a route"]
+pub struct Limit {
+    raw: String,
+    scope: Option<String>,
+    per_method: bool,
+    cost: Option<CostFn>,
+    fixed_cost: u32,
+    deduct_when: Option<DeductFn>,
+}
+
+impl Limit {
+    /// A limit from a limit string (`"5/minute"`, `"100/day; 10/minute"`). A malformed
+    /// string fails the app's build, naming the route's endpoint.
+    pub fn new(limit: impl Into<String>) -> Limit {
+        Limit {
+            raw: limit.into(),
+            scope: None,
+            per_method: false,
+            cost: None,
+            fixed_cost: 1,
+            deduct_when: None,
+        }
+    }
+
+    /// Counts only the responses `f` selects (failed logins: `|res| res.status() == 401`).
+    /// The check before the handler takes nothing; the response is counted after it, so
+    /// requests running at the same time can all pass before any is counted (as in
+    /// Flask-Limiter, this is not atomic).
+    pub fn deduct_when(mut self, f: impl Fn(&Response) -> bool + Send + Sync + 'static) -> Limit {
+        self.deduct_when = Some(Arc::new(f));
+        self
+    }
+
+    /// One bucket for every route carrying a limit of this scope name (Flask-Limiter's
+    /// `shared_limit`). Every use of one scope must give the same limit string.
+    pub fn shared(mut self, scope: impl Into<String>) -> Limit {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Counts each HTTP method separately.
+    pub fn per_method(mut self) -> Limit {
+        self.per_method = true;
+        self
+    }
+
+    /// Each request takes `cost` (default 1); a cost of 0 counts nothing. A cost above a
+    /// limit's count is never admitted.
+    pub fn cost(mut self, cost: u32) -> Limit {
+        self.fixed_cost = cost;
+        self.cost = None;
+        self
+    }
+
+    /// The cost computed from each request (0 counts nothing).
+    pub fn cost_with(mut self, f: impl Fn(&Request) -> u32 + Send + Sync + 'static) -> Limit {
+        self.cost = Some(Arc::new(f));
+        self
+    }
+
+    fn description(&self) -> String {
+        let mut d = match &self.scope {
+            Some(scope) => format!("shared limit {scope}: {}", self.raw),
+            None => format!("limit {}", self.raw),
+        };
+        let mut opts = Vec::new();
+        if self.per_method {
+            opts.push("per method".to_owned());
+        }
+        if self.cost.is_some() {
+            opts.push("computed cost".to_owned());
+        } else if self.fixed_cost != 1 {
+            opts.push(format!("cost {}", self.fixed_cost));
+        }
+        if self.deduct_when.is_some() {
+            opts.push("deduct when".to_owned());
+        }
+        if !opts.is_empty() {
+            d.push_str(&format!(" [{}]", opts.join(", ")));
+        }
+        d
+    }
+
+    /// The decorator to put on a route or a blueprint.
+    pub fn decorator(self) -> Decorator {
+        let description = self.description();
+        let rates = parse_limits(&self.raw);
+        let spec = Arc::new(Spec {
+            limit: self,
+            rates,
+            own: OnceLock::new(),
+        });
+        Decorator::new(PROVIDER, description, move |req: Request, next: Next| {
+            let spec = spec.clone();
+            async move { spec.run(req, next).await }
+        })
+    }
+}
+
+/// `limit("5/minute")`: a route decorator limiting the route (or each route of a
+/// blueprint) to the given limits, per key. It replaces the default limits on that route.
+///
+/// ```
+/// use flagon::Route;
+/// async fn login() -> &'static str { "welcome" }
+/// let route = Route::post("/login", login).with(flagon_limiter::limit("5/minute"));
+/// ```
+pub fn limit(limit: impl Into<String>) -> Decorator {
+    Limit::new(limit).decorator()
+}
+
+/// `shared_limit("uploads", "10/hour")`: one bucket per key for every route that carries
+/// this scope.
+pub fn shared_limit(scope: impl Into<String>, limit: impl Into<String>) -> Decorator {
+    Limit::new(limit).shared(scope).decorator()
+}
+
+/// Exempts a route (or every route of a blueprint) from the default and configured limits.
+///
+/// ```
+/// use flagon::Route;
+/// async fn health() -> &'static str { "ok" }
+/// let route = Route::get("/ping", health).with(flagon_limiter::exempt());
+/// ```
+pub fn exempt() -> Decorator {
+    Decorator::new(PROVIDER, EXEMPT, |req: Request, next: Next| next.run(req))
+}
+
+/// Splits a limiter decorator's description into (scope, limit string); `None` for
+/// [`exempt`].
+pub(crate) fn read_description(d: &str) -> Option<(Option<&str>, &str)> {
+    if d == EXEMPT {
+        return None;
+    }
+    let cut = |s: &'_ str| -> usize { s.find(" [").unwrap_or(s.len()) };
+    if let Some(rest) = d.strip_prefix("shared limit ") {
+        let (scope, raw) = rest.split_once(": ")?;
+        Some((Some(scope), &raw[..cut(raw)]))
+    } else {
+        let raw = d.strip_prefix("limit ")?;
+        Some((None, &raw[..cut(raw)]))
+    }
+}
+
+struct Spec {
+    limit: Limit,
+    rates: Result<Vec<Rate>, LimitParseError>,
+    own: OnceLock<Arc<LimitSet>>,
+}
+
+impl Spec {
+    async fn run(&self, mut req: Request, next: Next) -> Response {
+        let Some(tag) = req.extensions().get::<RouteTag>().cloned() else {
+            // The limiter's finish step tags every route carrying its decorators.
+            tracing::error!(target: "flagon_limiter", "a limit decorator ran on an untagged route");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let rt = &tag.rt;
+        if rt.exempt(&req) {
+            return next.run(req).await;
+        }
+        let cost = match &self.limit.cost {
+            Some(f) => f(&req),
+            None => self.limit.fixed_cost,
+        };
+        let Some(cost) = NonZeroU32::new(cost) else {
+            return next.run(req).await;
+        };
+        let (set, route) = match &self.limit.scope {
+            Some(scope) => match rt.shared.get().and_then(|m| m.get(scope)) {
+                Some(set) => (set.clone(), 0),
+                None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            },
+            None => {
+                let Ok(rates) = &self.rates else {
+                    // The build refuses malformed limits; this is unreachable in a built app.
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                };
+                let set = self
+                    .own
+                    .get_or_init(|| rt.set(rates.clone(), self.limit.per_method));
+                (set.clone(), tag.route)
+            }
+        };
+        let who = rt.who(&req);
+        if let Some(deduct) = &self.limit.deduct_when {
+            let method = req.method().clone();
+            if let Err(refusal) = set.decide(&method, route, who.clone(), cost, false) {
+                rt.refused(&req, &tag.endpoint, &who, &refusal);
+                let res = too_many(req.headers(), &set.rates, &refusal, rt.legacy);
+                flagon::G::of(&mut req).insert(LimitHeaders::of(res.headers()));
+                return res;
+            }
+            let res = next.run(req).await;
+            if deduct(&res) {
+                // Counted now; its own outcome no longer matters to this response.
+                let _ = set.decide(&method, route, who, cost, true);
+            }
+            return res;
+        }
+        match set.check(&req, route, who.clone(), cost) {
+            Ok(passed) => {
+                let mut res = next.run(req).await;
+                if rt.on_success {
+                    success_headers(res.headers_mut(), &set.rates, &passed);
+                }
+                res
+            }
+            Err(refusal) => {
+                rt.refused(&req, &tag.endpoint, &who, &refusal);
+                let res = too_many(req.headers(), &set.rates, &refusal, rt.legacy);
+                flagon::G::of(&mut req).insert(LimitHeaders::of(res.headers()));
+                res
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_read_back() {
+        let d = Limit::new("5/minute").per_method().cost(2).description();
+        assert_eq!(d, "limit 5/minute [per method, cost 2]");
+        assert_eq!(read_description(&d), Some((None, "5/minute")));
+        let d = Limit::new("1/second; 10/hour").shared("up").description();
+        assert_eq!(
+            read_description(&d),
+            Some((Some("up"), "1/second; 10/hour"))
+        );
+        assert_eq!(read_description(EXEMPT), None);
+    }
+}

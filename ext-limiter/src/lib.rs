@@ -1,0 +1,551 @@
+//! Rate limits for Flagon apps, as Flask-Limiter gives Flask apps: limit strings, default,
+//! per-route and shared limits, exemptions, and 429s with `Retry-After` and the IETF
+//! `RateLimit` headers, decided by GCRA on governor in-process with a bounded key count.
+//!
+//! ```
+//! use flagon::{App, Route};
+//! use flagon::testing::{TestClient, testing_config_toml};
+//! use flagon_limiter::{Limiter, limit};
+//!
+//! async fn search() -> &'static str { "results" }
+//! async fn index() -> &'static str { "home" }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let app = App::builder()
+//!     .settings(testing_config_toml("[limiter]\ndefault = \"200/minute\"\n"))
+//!     .register(Limiter::new())
+//!     .route(Route::get("/", index))
+//!     .route(Route::get("/search", search).with(limit("2/minute")))
+//!     .build()
+//!     .unwrap();
+//! let client = TestClient::new(&app);
+//! let peer = "203.0.113.7:4000".parse().unwrap();
+//! for _ in 0..2 {
+//!     assert_eq!(client.get("/search").peer(peer).send().await.status(), 200);
+//! }
+//! let refused = client.get("/search").peer(peer).send().await;
+//! assert_eq!(refused.status(), 429);
+//! assert_eq!(refused.header("retry-after"), Some("30"));
+//! assert_eq!(refused.header("cache-control"), Some("no-store"));
+//! # });
+//! ```
+//!
+//! # Semantics
+//!
+//! Every limit is GCRA (governor's): `10/minute` admits a burst of 10, then one request every
+//! 6 s. Flask-Limiter's default fixed window would admit 20 within two seconds across a window
+//! edge; GCRA never admits more than `count + elapsed / interval` in any interval. A refused
+//! request takes nothing. A route with several limits (`100/day; 10/minute`) checks them in
+//! order; the first refusing one answers, and the ones before it keep what they took (as in
+//! Flask-Limiter). Every response of the route counts, whatever its status (401/403 too).
+//!
+//! Where limits apply:
+//! - `[limiter] default` on every route without a limit of its own, unless exempt; core's
+//!   own routes (`/healthz`, `/readyz`) are left alone, so probes are never refused;
+//! - `[limiter] application`: one bucket per key over every route (not exempt ones, not
+//!   core's), checked after the route's own limits;
+//! - `[limiter.routes] "endpoint" = "..."` replaces the default on that endpoint (an endpoint
+//!   that does not exist fails the build);
+//! - [`limit`] / [`Limit`] on a route or a blueprint (each route its own bucket), replacing
+//!   the default there; [`shared_limit`] gives every route of a scope one bucket;
+//! - [`exempt`] on a route or blueprint, and [`Limiter::exempt_when`] for a predicate;
+//! - per method, a cost (fixed or computed) and `deduct_when` (count only the responses a
+//!   predicate selects, e.g. failed logins) through [`Limit`].
+//!
+//! Keys: the client IP from core's [`ClientIp`](flagon::ClientIp) (the peer address, or the
+//! rightmost untrusted hop behind `server.trusted_proxies`; a forged `X-Forwarded-For`
+//! from anyone else changes nothing), IPv6 grouped by /64; or the [`Identity`](flagon::Identity)
+//! a login extension set; or an API-key header; or a function ([`Limiter::key_fn`]). The
+//! latter three fall back to the IP. In-process requests without a peer share one bucket.
+//! Default, application and configured limits are checked in a route guard, which runs
+//! before the app's `before_request` hooks: an identity set by a before hook is seen by
+//! decorators only, one set by a guard (as a login extension should) by every limit.
+//!
+//! Memory: at most `max_keys` keys are held across every limit. A new key arriving when
+//! they are all taken is decided on one cell shared by every such key (strict, never
+//! unlimited) until the sweeper, every `sweep_interval`, forgets keys whose bucket is full
+//! again (governor's `retain_recent`, then `shrink_to_fit`).
+//!
+//! # Responses
+//!
+//! A refused request gets 429 with `Retry-After` (whole seconds, rounded up, at least 1: the
+//! GCRA wait), `RateLimit-Policy` (`"5/minute";q=5;w=60`) and `RateLimit`
+//! (`"5/minute";r=0;t=30`) as Structured-Field lists (draft-ietf-httpapi-ratelimit-headers),
+//! `X-RateLimit-Limit/Remaining/Reset` (reset in epoch seconds) when `legacy_headers` is on,
+//! and `Cache-Control: no-store`. An API client (`Accept` preferring JSON) gets an RFC 9457
+//! `application/problem+json` body of type `quota-exceeded`; others get an
+//! [`HttpError`](flagon::HttpError) whose cause is [`LimiterError::Exceeded`], rendered by the
+//! app's 429 handler or core's default page; the limiter's after hook puts its headers back
+//! on a response the app's handler replaced. Every refusal emits [`RateLimited`].
+//!
+//! # Command line
+//!
+//! `app limiter limits [--endpoint E]` prints every route's effective limits and where each
+//! comes from (`default`, `limiter.routes`, a decorator, `limit exempt`). The in-process
+//! counters live in the serving process, so there is no `status` or `reset` command until
+//! the Redis backend exists.
+//!
+//! # Configuration
+//!
+//! `[limiter]` in `flagon.toml` (or `FLAGON_LIMITER__*`):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `enabled` | `true` | `false` limits nothing |
+//! | `default` | none | limits for every route without its own, e.g. `"200/minute"` |
+//! | `application` | none | limits on the whole app: one bucket per key over every route (not exempt ones, not core's) |
+//! | `default_per_method` | `false` | default and configured limits count each method apart |
+//! | `routes` | `{}` | `"endpoint" = "5/minute"`: replaces the default on that endpoint |
+//! | `key` | `"ip"` | `ip`, `user` (core's `Identity`, else IP) or `header` |
+//! | `key_header` | none | the header `key = "header"` reads (an API key) |
+//! | `ipv6_prefix` | `64` | IPv6 addresses are grouped by this prefix (0–128) |
+//! | `ipv4_prefix` | `32` | IPv4 addresses are grouped by this prefix (0–32) |
+//! | `max_keys` | `100000` | keys held in memory, over every limit (≥ 1) |
+//! | `sweep_interval` | `"60s"` | how often full buckets are forgotten |
+//! | `legacy_headers` | `false` | also send `X-RateLimit-*` on 429s |
+//! | `headers_on_success` | `false` | send `RateLimit`/`RateLimit-Policy` on admitted responses of limited routes |
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `redis` | off | reserved for the Redis backend (one Lua GCRA script per check); not built yet |
+//!
+//! # Errors
+//!
+//! - A malformed limit string fails `build()`: [`LimiterError::Parse`] names its source, a
+//!   config key (`limiter.default`, `limiter.routes."auth.login"`, as config errors with the
+//!   file line) or a route's endpoint for a decorator. [`LimitParseError`] says what is wrong.
+//! - Bad settings (`max_keys = 0`, a prefix out of range, `key = "header"` without a valid
+//!   `key_header`, an unknown endpoint in `routes`, one shared scope with two different limit
+//!   strings) fail `build()` naming the key.
+//! - A refused request carries [`LimiterError::Exceeded`] (429).
+
+mod cli;
+mod config;
+mod decorator;
+mod error;
+mod key;
+mod keyed;
+mod parse;
+mod response;
+mod runtime;
+mod store;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use flagon::axum::extract::Request;
+use flagon::http::HeaderName;
+use flagon::{Extension, Setup, SetupError};
+
+pub use config::{KeyKind, LimiterConfig};
+pub use decorator::{Limit, exempt, limit, shared_limit};
+pub use error::{LimitParseError, LimiterError};
+pub use key::{KeyBy, KeyFn};
+pub use keyed::KeyedLimit;
+pub use parse::{Rate, Unit, parse_limits};
+pub use runtime::RateLimited;
+pub use store::ManualClock;
+
+use decorator::{PROVIDER, read_description};
+use key::Grouping;
+use runtime::{ExemptFn, LimitSet, RouteTag, Runtime};
+use store::{KeyBudget, LimiterClock};
+
+/// The limiter extension (Flask-Limiter's `Limiter`). Register it on the app builder; its
+/// settings come from `[limiter]`.
+///
+/// ```
+/// use flagon_limiter::Limiter;
+///
+/// let limiter = Limiter::new()
+///     .key_fn(|req: &flagon::axum::extract::Request| {
+///         req.headers().get("x-tenant")?.to_str().ok().map(str::to_owned)
+///     })
+///     .exempt_when(|req: &flagon::axum::extract::Request| {
+///         req.headers().contains_key("x-internal-probe")
+///     });
+/// # let _ = limiter;
+/// ```
+#[derive(Default)]
+pub struct Limiter {
+    key_fn: Option<Arc<dyn KeyFn>>,
+    exempt_when: Vec<ExemptFn>,
+    clock: Option<ManualClock>,
+}
+
+impl Limiter {
+    /// A limiter configured by `[limiter]`.
+    pub fn new() -> Limiter {
+        Limiter::default()
+    }
+
+    /// Keys requests with `f` (falling back to the client IP when it returns `None`),
+    /// whatever `[limiter] key` says.
+    pub fn key_fn(mut self, f: impl KeyFn) -> Limiter {
+        self.key_fn = Some(Arc::new(f));
+        self
+    }
+
+    /// Exempts the requests `f` selects from every limit (Flask-Limiter's `request_filter`).
+    pub fn exempt_when(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Limiter {
+        self.exempt_when.push(Arc::new(f));
+        self
+    }
+
+    /// Decides on `clock` instead of the machine's monotonic clock: for tests.
+    pub fn clock(mut self, clock: ManualClock) -> Limiter {
+        self.clock = Some(clock);
+        self
+    }
+}
+
+/// The limiter's counters, provided as state (`Ext<LimiterState>` in a handler,
+/// `app.state::<LimiterState>()` elsewhere).
+pub struct LimiterState(Arc<Runtime>);
+
+impl LimiterState {
+    /// Keys held now, over every limit (never more than `max_keys`).
+    pub fn keys(&self) -> usize {
+        self.0.budget.used()
+    }
+
+    /// Decisions made on the shared overflow cell because `max_keys` keys were held.
+    pub fn overflowed(&self) -> u64 {
+        self.0.budget.overflowed()
+    }
+
+    /// Forgets the keys whose buckets are full again, as the sweeper does; returns the keys
+    /// still held.
+    pub fn sweep(&self) -> usize {
+        self.0.sweep()
+    }
+}
+
+fn parse_config(app: &Setup<'_>, key: &str, raw: &str) -> Result<Vec<Rate>, SetupError> {
+    parse_limits(raw).map_err(|e| app.config_error(key, e.to_string()))
+}
+
+impl Extension for Limiter {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn init_app(&self, app: &mut Setup<'_>) -> Result<(), SetupError> {
+        let cfg: LimiterConfig = app.config("limiter")?;
+        if cfg.max_keys == 0 {
+            return Err(app.config_error("limiter.max_keys", "must be at least 1"));
+        }
+        if cfg.ipv6_prefix > 128 {
+            return Err(app.config_error("limiter.ipv6_prefix", "must be 0 to 128"));
+        }
+        if cfg.ipv4_prefix > 32 {
+            return Err(app.config_error("limiter.ipv4_prefix", "must be 0 to 32"));
+        }
+        if cfg.sweep_interval.is_zero() {
+            return Err(app.config_error("limiter.sweep_interval", "must be longer than 0s"));
+        }
+        let key_by = match (&self.key_fn, cfg.key) {
+            (Some(f), _) => KeyBy::Custom(f.clone()),
+            (None, KeyKind::Ip) => KeyBy::Ip,
+            (None, KeyKind::User) => KeyBy::User,
+            (None, KeyKind::Header) => {
+                let Some(name) = &cfg.key_header else {
+                    return Err(app.config_error(
+                        "limiter.key_header",
+                        "`key = \"header\"` needs the header's name, e.g. key_header = \"x-api-key\"",
+                    ));
+                };
+                match HeaderName::try_from(name.as_str()) {
+                    Ok(h) => KeyBy::Header(h),
+                    Err(_) => {
+                        return Err(app.config_error(
+                            "limiter.key_header",
+                            format!("`{name}` is not a valid header name"),
+                        ));
+                    }
+                }
+            }
+        };
+        let default = match &cfg.default {
+            Some(raw) => Some(parse_config(app, "limiter.default", raw)?),
+            None => None,
+        };
+        let application = match &cfg.application {
+            Some(raw) => Some(parse_config(app, "limiter.application", raw)?),
+            None => None,
+        };
+        let mut configured = HashMap::new();
+        for (endpoint, raw) in &cfg.routes {
+            let key = format!("limiter.routes.\"{endpoint}\"");
+            configured.insert(endpoint.clone(), parse_config(app, &key, raw)?);
+        }
+
+        let rt = Arc::new(Runtime {
+            enabled: cfg.enabled,
+            key_by,
+            grouping: Grouping {
+                v4: cfg.ipv4_prefix,
+                v6: cfg.ipv6_prefix,
+            },
+            clock: match &self.clock {
+                Some(c) => LimiterClock::Manual(c.clone()),
+                None => LimiterClock::real(),
+            },
+            budget: KeyBudget::new(cfg.max_keys),
+            legacy: cfg.legacy_headers,
+            on_success: cfg.headers_on_success,
+            exempt_when: self.exempt_when.clone(),
+            buckets: Mutex::new(Vec::new()),
+            shared: OnceLock::new(),
+        });
+        app.provide(LimiterState(rt.clone()));
+
+        let sweeper = rt.clone();
+        let every = cfg.sweep_interval;
+        app.worker("limiter-sweeper", move |ctx| {
+            let rt = sweeper.clone();
+            async move {
+                let mut tick = flagon::tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    flagon::tokio::select! {
+                        _ = tick.tick() => {
+                            let held = rt.sweep();
+                            flagon::tracing::debug!(target: "flagon_limiter", held, "swept limiter keys");
+                        }
+                        () = ctx.stopping() => return Ok(()),
+                    }
+                }
+            }
+        });
+
+        // Restores the limiter's headers on a 429 an app's error handler replaced, and adds
+        // them to admitted responses of guard-limited routes (`headers_on_success`).
+        app.after_request(|ctx, mut res| async move {
+            if let Some(h) = ctx.g().get::<response::LimitHeaders>() {
+                h.restore(&mut res);
+            }
+            res
+        });
+
+        let rows: Arc<OnceLock<Vec<cli::Row>>> = Arc::default();
+        let table = rows.clone();
+        app.command(cli::command(), move |ctx| {
+            let table = table.clone();
+            async move {
+                match ctx.matches().subcommand() {
+                    Some(("limits", m)) => {
+                        let endpoint = m.get_one::<String>("endpoint").map(String::as_str);
+                        let rows = table.get().map(Vec::as_slice).unwrap_or_default();
+                        let text = cli::limits(rows, endpoint)?;
+                        ctx.out().write_all(text.as_bytes())?;
+                        Ok(())
+                    }
+                    other => Err(format!("unknown subcommand {other:?}").into()),
+                }
+            }
+        });
+
+        let per_method = cfg.default_per_method;
+        app.on_finish(move |late| {
+            let limits = Limits {
+                default,
+                application,
+                configured,
+                per_method,
+            };
+            let _ = rows.set(finish(late, rt, limits));
+            Ok(())
+        });
+        Ok(())
+    }
+}
+
+/// At build: checks every limiter decorator's limit string and `[limiter.routes]` against the
+/// real endpoints, builds the shared scopes, and puts the limiter's guard on every route it
+/// concerns.
+fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Vec<cli::Row> {
+    let Limits {
+        default,
+        application,
+        mut configured,
+        per_method,
+    } = limits;
+    let default = default.map(|rates| rt.set(rates, per_method));
+    let application = application.map(|rates| rt.set(rates, false));
+    let mut rows = Vec::new();
+    let mut shared: HashMap<String, (String, Arc<LimitSet>)> = HashMap::new();
+    let mut guards = Vec::new();
+    let mut errors = Vec::new();
+
+    for (i, route) in late.routes().iter().enumerate() {
+        let mut own = false;
+        let mut exempt = false;
+        for d in route.decorators.iter().filter(|d| d.provider() == PROVIDER) {
+            let Some((scope, raw)) = read_description(d.description()) else {
+                exempt = true;
+                continue;
+            };
+            own = true;
+            let rates = match parse_limits(raw) {
+                Ok(r) => r,
+                Err(error) => {
+                    errors.push(SetupError::init(
+                        PROVIDER,
+                        LimiterError::Parse {
+                            source_name: format!("endpoint `{}`", route.endpoint),
+                            error,
+                        },
+                    ));
+                    continue;
+                }
+            };
+            if let Some(scope) = scope {
+                match shared.get(scope) {
+                    Some((first, _)) if first != raw => errors.push(SetupError::init(
+                        PROVIDER,
+                        format!(
+                            "shared limit `{scope}` is `{first}` elsewhere but `{raw}` on endpoint `{}`; \
+                             give every use of a scope the same limit",
+                            route.endpoint
+                        ),
+                    )),
+                    Some(_) => {}
+                    None => {
+                        let pm = d.description().contains("[per method");
+                        shared.insert(scope.to_owned(), (raw.to_owned(), rt.set(rates, pm)));
+                    }
+                }
+            }
+        }
+        let from_config = configured.remove(&route.endpoint);
+        let cfg_limited = from_config.is_some() && !exempt;
+        let set = match from_config {
+            Some(rates) => Some(rt.set(rates, per_method)),
+            None if own || exempt => None,
+            // Core's own routes (`/healthz`, `/readyz`): probes must not be refused.
+            None if route.origin.owner == "flagon" => None,
+            None => default.clone(),
+        };
+        let set = if exempt { None } else { set };
+        let app_set = application
+            .clone()
+            .filter(|_| !exempt && route.origin.owner != "flagon");
+        let mut shown: Vec<String> = Vec::new();
+        if let Some(set) = &app_set {
+            let rates: Vec<String> = set.rates.iter().map(Rate::to_string).collect();
+            shown.push(format!("{} (application)", rates.join("; ")));
+        }
+        if let Some(set) = &set {
+            let from = if cfg_limited {
+                "limiter.routes"
+            } else {
+                "default"
+            };
+            let rates: Vec<String> = set.rates.iter().map(Rate::to_string).collect();
+            shown.push(format!("{} ({from})", rates.join("; ")));
+        }
+        shown.extend(
+            route
+                .decorators
+                .iter()
+                .filter(|d| d.provider() == PROVIDER)
+                .map(|d| d.description().to_owned()),
+        );
+        if shown.is_empty() {
+            shown.push("none".to_owned());
+        }
+        rows.push(cli::Row {
+            path: route.path.clone(),
+            methods: route
+                .methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            endpoint: route.endpoint.clone(),
+            limits: shown.join(", "),
+        });
+        if set.is_some() || own || app_set.is_some() {
+            let route_id = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            guards.push((route.endpoint.clone(), route_id, set, app_set));
+        }
+    }
+
+    let mut unknown: Vec<_> = configured.into_keys().collect();
+    unknown.sort();
+    for endpoint in unknown {
+        errors.push(late.config_error(
+            &format!("limiter.routes.\"{endpoint}\""),
+            format!("`{endpoint}` is not an endpoint; `routes` lists them"),
+        ));
+    }
+    for e in errors {
+        late.report(e);
+    }
+    let _ = rt
+        .shared
+        .set(shared.into_iter().map(|(k, (_, set))| (k, set)).collect());
+
+    for (endpoint, route_id, set, app_set) in guards {
+        let tag = RouteTag {
+            route: route_id,
+            endpoint: Arc::from(endpoint.as_str()),
+            rt: rt.clone(),
+        };
+        late.guard(
+            move |r| r.endpoint == endpoint,
+            move |req| guard(tag.clone(), set.clone(), app_set.clone(), req),
+        );
+    }
+    rows.sort();
+    rows
+}
+
+/// The limits read from `[limiter]`, applied at finish.
+struct Limits {
+    default: Option<Vec<Rate>>,
+    application: Option<Vec<Rate>>,
+    configured: HashMap<String, Vec<Rate>>,
+    per_method: bool,
+}
+
+const ONE: std::num::NonZeroU32 = std::num::NonZeroU32::MIN;
+
+async fn guard(
+    tag: RouteTag,
+    set: Option<Arc<LimitSet>>,
+    app_set: Option<Arc<LimitSet>>,
+    mut req: Request,
+) -> ControlFlow<flagon::axum::response::Response, Request> {
+    if (set.is_some() || app_set.is_some()) && !tag.rt.exempt(&req) {
+        let who = tag.rt.who(&req);
+        // The route's own limits, then the application's (route 0: one bucket per key).
+        let checks = [(set.as_ref(), tag.route), (app_set.as_ref(), 0)];
+        for (s, route) in checks {
+            let Some(s) = s else { continue };
+            match s.check(&req, route, who.clone(), ONE) {
+                Err(refusal) => {
+                    tag.rt.refused(&req, &tag.endpoint, &who, &refusal);
+                    let res = response::too_many(req.headers(), &s.rates, &refusal, tag.rt.legacy);
+                    flagon::G::of(&mut req).insert(response::LimitHeaders::of(res.headers()));
+                    return ControlFlow::Break(res);
+                }
+                // The route's own limit is the one shown (the application's is shown when it
+                // is the only one).
+                Ok(passed) if tag.rt.on_success && (route != 0 || set.is_none()) => {
+                    let mut h = flagon::http::HeaderMap::new();
+                    response::success_headers(&mut h, &s.rates, &passed);
+                    flagon::G::of(&mut req).insert(response::LimitHeaders(h));
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    req.extensions_mut().insert(tag);
+    ControlFlow::Continue(req)
+}
