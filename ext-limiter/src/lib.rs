@@ -107,9 +107,8 @@
 //!
 //! # Features
 //!
-//! | feature | default | what |
-//! |---|---|---|
-//! | `redis` | off | reserved for the Redis backend (one Lua GCRA script per check); not built yet |
+//! None yet. Limits are kept in process; the Redis backend (one Lua GCRA script per check,
+//! exact across instances) will come behind a `redis` feature.
 //!
 //! # Errors
 //!
