@@ -404,9 +404,9 @@ pub(crate) async fn run_after_steps(
             std::panic::catch_unwind(AssertUnwindSafe(|| finish(value.clone(), res, outcome)));
         let failure = match step {
             Ok(fut) => {
-                let deadline = tokio::time::Instant::now() + bound;
+                let mut deadline = crate::timeout::Deadline::after(bound);
                 let bounded = AssertUnwindSafe(fut).catch_unwind();
-                match crate::timeout::ready_or_by(deadline, bounded).await {
+                match crate::timeout::ready_or_by(&mut deadline, bounded).await {
                     Some(Ok(r)) => {
                         res = r;
                         continue;
