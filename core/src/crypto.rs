@@ -141,15 +141,15 @@ pub(crate) fn unhex(text: &[u8], out: &mut [u8]) -> bool {
     if text.len() != out.len() * 2 {
         return false;
     }
-    // Cookies and tokens are decoded on every request: one table load per digit.
+    // Cookies and tokens are decoded on every request: one table load per digit, and one
+    // check at the end (a non-digit's 0xff marks the whole text bad; `out` is then garbage).
+    let mut seen = 0u8;
     for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
         let (h, l) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
-        if (h | l) > 0x0f {
-            return false;
-        }
+        seen |= h | l;
         *o = (h << 4) | l;
     }
-    true
+    seen <= 0x0f
 }
 
 /// The value of each hex digit (either case); 0xff for every other byte.

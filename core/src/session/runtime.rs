@@ -249,7 +249,7 @@ impl RequestSession {
 
     /// Persists the session after the handler ran and sets the cookie headers. A request
     /// that did not complete (`completed` false: a panic or a timeout) persists nothing.
-    pub(crate) async fn finish(&self, mut res: Response, completed: bool) -> Response {
+    pub(crate) async fn finish(self: Arc<Self>, mut res: Response, completed: bool) -> Response {
         let Some(rt) = &self.rt else {
             return res;
         };
