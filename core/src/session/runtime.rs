@@ -261,11 +261,11 @@ impl RequestSession {
         // The response depends on who asked: caches key on the cookie, shared ones keep none.
         add_vary_cookie(res.headers_mut());
         private(res.headers_mut());
-        if !completed || self.lock().load_failed {
-            return res;
-        }
         let (data, stored, modified, rotate, deleted, had_cookie, changed) = {
             let mut st = self.lock();
+            if !completed || st.load_failed {
+                return res;
+            }
             let changed = (!st.cleared).then(|| std::mem::take(&mut st.changed));
             (
                 std::mem::take(&mut st.data),

@@ -66,11 +66,14 @@ impl Object for RenderContext {
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
         // A layer that is not an object (a processor returning a string) has no names.
-        let found = self.layers.iter().find_map(|layer| {
-            let v = layer.as_object()?.get_value_by_str(key)?;
-            (!v.is_undefined()).then_some(v)
-        });
-        found.or_else(|| self.builtin(key))
+        // An undefined value counts as absent, as in `merge_maps`: the name is then looked
+        // up in the next layer, and last in the environment's globals.
+        let defined = |v: &Value| !v.is_undefined();
+        let found = self
+            .layers
+            .iter()
+            .find_map(|layer| layer.as_object()?.get_value_by_str(key).filter(defined));
+        found.or_else(|| self.builtin(key).filter(defined))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
