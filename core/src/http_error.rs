@@ -393,21 +393,59 @@ pub fn escape_html(s: &str) -> String {
 
 /// Writes `s` HTML-escaped into `out`, copying unescaped runs whole.
 pub(crate) fn write_escaped_html(out: &mut impl std::fmt::Write, s: &str) -> std::fmt::Result {
+    let bytes = s.as_bytes();
     let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'"' => "&quot;",
-            b'\'' => "&#x27;",
-            _ => continue,
-        };
+    while let Some(i) = next_to_escape(bytes, last) {
         out.write_str(&s[last..i])?;
-        out.write_str(rep)?;
+        out.write_str(escape_of(bytes[i]).unwrap_or_default())?;
         last = i + 1;
     }
     out.write_str(&s[last..])
+}
+
+/// What HTML escaping writes for `b`, if it changes it.
+fn escape_of(b: u8) -> Option<&'static str> {
+    Some(match b {
+        b'&' => "&amp;",
+        b'<' => "&lt;",
+        b'>' => "&gt;",
+        b'"' => "&quot;",
+        b'\'' => "&#x27;",
+        _ => return None,
+    })
+}
+
+/// The index of the first byte at or after `from` that escaping changes. Eight bytes at a
+/// time are passed with one test while none of them could be one (template values are
+/// mostly letters and spaces), then the rest byte by byte.
+fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if may_need_escaping(word)
+            && let Some(p) = chunk.iter().position(|&b| escape_of(b).is_some())
+        {
+            return Some(i + p);
+        }
+        i += 8;
+    }
+    let tail = bytes.get(i..).unwrap_or_default();
+    tail.iter()
+        .position(|&b| escape_of(b).is_some())
+        .map(|p| i + p)
+}
+
+/// Whether a byte of `word` lies in `"`..=`>` (0x22 to 0x3e), where all five escaped
+/// bytes are: the "has a byte between m and n" bit trick (exclusive bounds 0x21 and 0x3f),
+/// computed per byte without carries between them; bytes from 0x80 never match.
+fn may_need_escaping(word: u64) -> bool {
+    const ONES: u64 = u64::MAX / 255;
+    const LOW7: u64 = ONES * 0x7f;
+    const HIGH: u64 = ONES * 0x80;
+    let low = word & LOW7;
+    let below_upper = (ONES * (0x7f + 0x3f)).wrapping_sub(low);
+    let above_lower = low + ONES * (0x7f - 0x21);
+    below_upper & !word & above_lower & HIGH != 0
 }
 
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -423,6 +461,29 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaping_matches_the_byte_by_byte_rule() {
+        for b in 0..=255u8 {
+            let word = u64::from_le_bytes([b'a', b'b', b, b'c', b'd', b'e', b'f', b'g']);
+            assert_eq!(
+                may_need_escaping(word),
+                (0x22..=0x3e).contains(&b),
+                "{b:#x}"
+            );
+        }
+        let cases = [
+            ("", ""),
+            ("plain text here", "plain text here"),
+            ("a<b>&\"c'", "a&lt;b&gt;&amp;&quot;c&#x27;"),
+            ("0123456789/,.-:; end <", "0123456789/,.-:; end &lt;"),
+            ("sixteen letters!<", "sixteen letters!&lt;"),
+            ("caf\u{e9} <\u{1f319}>", "caf\u{e9} &lt;\u{1f319}&gt;"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape_html(input), want, "{input}");
+        }
+    }
 
     #[test]
     fn accept_negotiation() {

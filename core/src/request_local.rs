@@ -404,9 +404,9 @@ pub(crate) async fn run_after_steps(
             std::panic::catch_unwind(AssertUnwindSafe(|| finish(value.clone(), res, outcome)));
         let failure = match step {
             Ok(fut) => {
-                let deadline = tokio::time::Instant::now() + bound;
+                let mut deadline = crate::timeout::Deadline::after(bound);
                 let bounded = AssertUnwindSafe(fut).catch_unwind();
-                match crate::timeout::ready_or_by(deadline, bounded).await {
+                match crate::timeout::ready_or_by(&mut deadline, bounded).await {
                     Some(Ok(r)) => {
                         res = r;
                         continue;
@@ -456,10 +456,11 @@ impl Setup<'_> {
         F: Fn(&RequestHead<'_>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
-        let init: AsyncInit = Arc::new(move |head| {
-            let fut = init(head);
-            Box::pin(async move { Arc::new(fut.await) as AnyArc })
-        });
+        // `map`, not an `async` block around the init's future: the box then holds that
+        // future once (an `async` block keeps a second slot for it), which keeps a session
+        // load, boxed on every request with a cookie, small.
+        let init: AsyncInit =
+            Arc::new(move |head| Box::pin(init(head).map(|v| Arc::new(v) as AnyArc)));
         self.declare_local(Init::Async(init))
     }
 

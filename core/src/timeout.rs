@@ -35,19 +35,46 @@ pub(crate) fn timeout_response() -> Response {
     .into_response()
 }
 
-/// `fut` bounded by `deadline` (`None` once it passes), arming no timer for a future that is
-/// ready on its first poll (a memory store call, most after-response steps): tokio's timer
-/// entry costs more to make and drop than such a call. Like `tokio::time::timeout_at`, a
-/// ready future wins over a deadline that has passed.
-pub(crate) async fn ready_or_by<F: Future>(
-    deadline: tokio::time::Instant,
-    fut: F,
-) -> Option<F::Output> {
+/// A deadline `bound` after the moment it is first needed: a store call or after-response
+/// step that is ready on its first poll reads no clock. Calls that share one deadline (a
+/// session save) share one budget from the first of them that has to wait.
+pub(crate) struct Deadline {
+    bound: Duration,
+    at: Option<tokio::time::Instant>,
+}
+
+impl Deadline {
+    pub(crate) fn after(bound: Duration) -> Self {
+        Deadline { bound, at: None }
+    }
+
+    fn at(&mut self) -> tokio::time::Instant {
+        let bound = self.bound;
+        *self
+            .at
+            .get_or_insert_with(|| tokio::time::Instant::now() + bound)
+    }
+}
+
+/// `fut` bounded by `deadline` (`None` once it passes), arming no timer and reading no clock
+/// for a future that is ready on its first poll (a memory store call, most after-response
+/// steps): tokio's timer entry costs more to make and drop than such a call. The timer of
+/// a future that has to wait is boxed, so the futures that await this one (a session load,
+/// made on every request with a cookie) stay small. Like `tokio::time::timeout_at`, a ready
+/// future wins over a deadline that has passed.
+pub(crate) async fn ready_or_by<F: Future>(deadline: &mut Deadline, fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     if let Poll::Ready(out) = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
         return Some(out);
     }
-    tokio::time::timeout_at(deadline, fut).await.ok()
+    let mut timer = Box::pin(tokio::time::sleep_until(deadline.at()));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 std::thread_local! {

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use tokio::sync::Barrier;
 
 use super::clock::unix_secs;
-use super::store::{Changes, Id, Record, SessionStore, StoreFuture, Updated};
+use super::store::{Changes, Id, Record, SessionStore, SharedRecord, StoreFuture, Updated};
 
 /// Tasks updating one record at once in the atomicity checks.
 const TASKS: usize = 16;
@@ -82,6 +82,12 @@ async fn basics(store: &dyn SessionStore) {
         loaded.as_ref(),
         Some(&a),
         "a created record loads unchanged"
+    );
+    let shared = store.load_shared(&a.id).await.expect("load_shared");
+    assert_eq!(
+        shared,
+        Some(SharedRecord::from(a.clone())),
+        "load_shared reads what load reads"
     );
 
     // create never overwrites another record: a colliding id is replaced

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::clock::{Clock, SystemClock};
 use super::config::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_MEMORY_MAX_BYTES};
 use super::store::{
-    Changes, Id, Record, SessionStore, StoreError, StoreFuture, Updated, encoded_size,
+    Changes, Id, Record, SessionStore, SharedRecord, StoreError, StoreFuture, Updated, encoded_size,
 };
 
 /// Core's default store: records in process memory, bounded three ways: at most
@@ -68,7 +68,8 @@ const RECORD_OVERHEAD: usize = 160;
 const ENTRY_OVERHEAD: usize = 48;
 
 struct Entry {
-    record: Record,
+    /// Its data is shared with the sessions that loaded it (copied when one writes).
+    record: SharedRecord,
     /// Position in its queue.
     tick: u64,
     weight: usize,
@@ -113,9 +114,9 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Estimated bytes `record` takes in memory.
-fn weight(record: &Record) -> usize {
-    RECORD_OVERHEAD + map_weight(record.data.iter())
+/// Estimated bytes a record holding `data` takes in memory.
+fn weight(data: &BTreeMap<String, serde_json::Value>) -> usize {
+    RECORD_OVERHEAD + map_weight(data.iter())
 }
 
 fn map_weight<'a>(entries: impl Iterator<Item = (&'a String, &'a serde_json::Value)>) -> usize {
@@ -168,7 +169,7 @@ impl Shard {
         self.queue(main).insert(tick, id);
     }
 
-    fn remove(&mut self, id: &Id) -> Option<Record> {
+    fn remove(&mut self, id: &Id) -> Option<SharedRecord> {
         let entry = self.records.remove(id)?;
         self.queue(entry.main).remove(&entry.tick);
         self.weight -= entry.weight;
@@ -180,7 +181,7 @@ impl Shard {
 
     /// Adds a record the shard does not hold, evicting others until it fits. The caller
     /// has checked that `weight` is within the shard's share.
-    fn insert(&mut self, record: Record, weight: usize, main: bool, now: u64) {
+    fn insert(&mut self, record: SharedRecord, weight: usize, main: bool, now: u64) {
         while !self.records.is_empty()
             && (self.records.len() >= self.capacity || self.weight + weight > self.max_bytes)
         {
@@ -305,22 +306,44 @@ impl MemoryStore {
         self.shards.iter().map(|m| lock(m).weight).sum()
     }
 
+    /// The live record `id`, its data shared; an expired one is removed. Getting a record
+    /// moves it out of probation: its visitor came back.
+    fn live(&self, id: &Id) -> Option<SharedRecord> {
+        let now = self.clock.unix_now();
+        let mut shard = self.shard(id);
+        let record = match shard.records.get(id) {
+            None => return None,
+            Some(e) if e.record.expires_at <= now => None,
+            Some(e) => Some(e.record.clone()),
+        };
+        let Some(record) = record else {
+            shard.remove(id);
+            return None;
+        };
+        shard.stamp(*id, true);
+        Some(record)
+    }
+
     /// The shard holding `id`, locked.
     fn shard(&self, id: &Id) -> MutexGuard<'_, Shard> {
         let key = u16::from_le_bytes([id.0[0], id.0[1]]) as usize;
         lock(&self.shards[key % self.shards.len()])
     }
 
-    /// Checks a record against both size bounds, returning its weight.
-    fn check_size(&self, record: &Record, shard: &Shard) -> Result<usize, StoreError> {
-        let size = encoded_size(&record.data);
+    /// Checks a record's data against both size bounds, returning its weight.
+    fn check_size(
+        &self,
+        data: &BTreeMap<String, serde_json::Value>,
+        shard: &Shard,
+    ) -> Result<usize, StoreError> {
+        let size = encoded_size(data);
         if size > self.max_record_bytes {
             return Err(StoreError::TooLarge {
                 size,
                 limit: self.max_record_bytes,
             });
         }
-        let w = weight(record);
+        let w = weight(data);
         if w > shard.max_bytes {
             return Err(StoreError::TooLarge {
                 size: w,
@@ -342,8 +365,8 @@ impl SessionStore for MemoryStore {
             loop {
                 let mut shard = self.shard(&record.id);
                 if !shard.records.contains_key(&record.id) {
-                    let w = self.check_size(record, &shard)?;
-                    shard.insert(record.clone(), w, false, now);
+                    let w = self.check_size(&record.data, &shard)?;
+                    shard.insert(SharedRecord::from(record.clone()), w, false, now);
                     return Ok(());
                 }
                 drop(shard);
@@ -354,21 +377,17 @@ impl SessionStore for MemoryStore {
 
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
-            let now = self.clock.unix_now();
-            let mut shard = self.shard(id);
-            let record = match shard.records.get(id) {
-                None => return Ok(None),
-                Some(e) if e.record.expires_at <= now => None,
-                Some(e) => Some(e.record.clone()),
-            };
-            let Some(record) = record else {
-                shard.remove(id);
-                return Ok(None);
-            };
-            // Loaded again: the visitor came back, so the record leaves probation.
-            shard.stamp(*id, true);
-            Ok(Some(record))
+            Ok(self.live(id).map(|r| Record {
+                id: r.id,
+                data: (*r.data).clone(),
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+            }))
         })
+    }
+
+    fn load_shared<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<SharedRecord>> {
+        Box::pin(async move { Ok(self.live(id)) })
     }
 
     fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
@@ -388,10 +407,10 @@ impl SessionStore for MemoryStore {
                 }
                 Some(e) => (e.main, e.record.clone()),
             };
-            changes.apply_to(&mut record.data);
+            changes.apply_to(Arc::make_mut(&mut record.data));
             record.expires_at = changes.expires_at;
             // Refused for size before anything is removed: the stored record stays.
-            let w = self.check_size(&record, &shard)?;
+            let w = self.check_size(&record.data, &shard)?;
             shard.remove(id);
             shard.insert(record, w, main, now);
             Ok(Updated::Applied)
@@ -433,6 +452,35 @@ mod tests {
         let [a, b] = n.to_le_bytes();
         r.id = Id([0, 0, a, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         r
+    }
+
+    #[test]
+    fn shared_data_handed_out_is_never_changed_by_an_update() {
+        block_on(async {
+            let clock = ManualClock::new();
+            let store = MemoryStore::with_clock(10, Arc::new(clock.clone()));
+            let mut r = record(clock.unix_now() + 60);
+            r.data.insert("n".into(), serde_json::json!(1));
+            store.create(&mut r).await.unwrap();
+            let before = store.load_shared(&r.id).await.unwrap().expect("present");
+            let mut changes = Changes {
+                expires_at: clock.unix_now() + 60,
+                ..Changes::default()
+            };
+            changes.keys.insert("n".into(), Some(serde_json::json!(2)));
+            assert_eq!(
+                store.update(&r.id, &changes).await.unwrap(),
+                Updated::Applied
+            );
+            assert_eq!(
+                before.data["n"],
+                serde_json::json!(1),
+                "the copy handed out stays"
+            );
+            let after = store.load_shared(&r.id).await.unwrap().expect("present");
+            assert_eq!(after.data["n"], serde_json::json!(2));
+            assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, *after.data);
+        });
     }
 
     #[test]

@@ -72,8 +72,8 @@ pub use config::{OnStoreError, SameSite, SessionConfig};
 pub use memory::MemoryStore;
 pub use setup::SessionStores;
 pub use store::{
-    Changes, Id, Record, SessionStore, StoreContext, StoreError, StoreFactory, StoreFuture,
-    Updated, encoded_size,
+    Changes, Id, Record, SessionStore, SharedRecord, StoreContext, StoreError, StoreFactory,
+    StoreFuture, Updated, encoded_size,
 };
 
 pub(crate) use runtime::{Loaded, RequestSession, add_vary_cookie};
@@ -242,14 +242,18 @@ impl Session {
         })?;
         let mut st = self.inner.lock();
         st.note(key, Some(v.clone()));
-        st.data.insert(key.to_owned(), v);
+        st.data.to_mut().insert(key.to_owned(), v);
         Ok(())
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
         let mut st = self.inner.lock();
-        let old = st.data.remove(key);
+        // A key that is not there copies nothing.
+        if !st.data.contains_key(key) {
+            return None;
+        }
+        let old = st.data.to_mut().remove(key);
         if old.is_some() {
             st.note(key, None);
         }
@@ -277,7 +281,7 @@ impl Session {
         st.modified |= !st.data.is_empty();
         st.cleared = true;
         st.changed.clear();
-        st.data.clear();
+        st.data = Default::default();
     }
 
     /// Whether this session has no stored record yet (first visit, expired or refused
@@ -304,7 +308,7 @@ impl Session {
     /// inserted afterwards in the same request start a new session with a fresh id.
     pub fn delete(&self) {
         let mut st = self.inner.lock();
-        st.data.clear();
+        st.data = Default::default();
         st.cleared = true;
         st.changed.clear();
         st.deleted = true;

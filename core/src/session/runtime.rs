@@ -13,6 +13,7 @@ use super::config::{OnStoreError, SessionConfig};
 use super::cookie::{CookieCodec, Found};
 use super::store::{Changes, Id, Record, SessionStore, StoreError, encoded_size};
 use crate::http_error::HttpError;
+use crate::timeout::Deadline;
 
 /// A reaction to a session's identity changing ([`Session::rotate_id`], [`Session::delete`]).
 pub(crate) type RotateFn = Arc<dyn Fn(&Session) + Send + Sync>;
@@ -32,15 +33,15 @@ impl SessionRuntime {
         what: &'static str,
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let deadline = tokio::time::Instant::now() + self.config.store_timeout;
-        self.call_by(what, deadline, fut).await
+        let mut deadline = Deadline::after(self.config.store_timeout);
+        self.call_by(what, &mut deadline, fut).await
     }
 
     /// A store call that must finish by `deadline` (several calls can share one budget).
     async fn call_by<T>(
         &self,
         what: &'static str,
-        deadline: tokio::time::Instant,
+        deadline: &mut Deadline,
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let bound = self.config.store_timeout;
@@ -74,7 +75,7 @@ impl SessionRuntime {
             }
             Found::Valid(id) => id,
         };
-        match self.call("load", self.store.load(&id)).await {
+        match self.call("load", self.store.load_shared(&id)).await {
             Ok(Some(record)) => {
                 let now = self.clock.unix_now();
                 let expired = record.id != id
@@ -89,7 +90,7 @@ impl SessionRuntime {
                     created_at: record.created_at,
                     expires_at: record.expires_at,
                 });
-                st.data = record.data;
+                st.data = Data::shared(record.data);
                 Loaded::Ok
             }
             Ok(None) => Loaded::Ok,
@@ -120,7 +121,7 @@ impl SessionRuntime {
 /// The session as held during one request.
 #[derive(Default)]
 pub(crate) struct State {
-    pub(crate) data: BTreeMap<String, serde_json::Value>,
+    pub(crate) data: Data,
     /// The record this session was loaded from, if any.
     pub(crate) stored: Option<Stored>,
     pub(crate) modified: bool,
@@ -146,6 +147,47 @@ impl State {
         if !self.cleared {
             self.changed.insert(key.to_owned(), value);
         }
+    }
+}
+
+/// A session's values: shared with the store's copy until the request first writes to
+/// them, then the request's own. A request that only reads its session copies nothing, and
+/// dropping it frees nothing.
+#[derive(Default)]
+pub(crate) struct Data {
+    shared: Option<Arc<BTreeMap<String, serde_json::Value>>>,
+    owned: BTreeMap<String, serde_json::Value>,
+}
+
+impl Data {
+    fn shared(data: Arc<BTreeMap<String, serde_json::Value>>) -> Self {
+        Data {
+            shared: Some(data),
+            owned: BTreeMap::new(),
+        }
+    }
+
+    /// The values, to change (copied first if they are shared).
+    pub(crate) fn to_mut(&mut self) -> &mut BTreeMap<String, serde_json::Value> {
+        if let Some(shared) = self.shared.take() {
+            self.owned = Arc::unwrap_or_clone(shared);
+        }
+        &mut self.owned
+    }
+
+    pub(crate) fn into_owned(self) -> BTreeMap<String, serde_json::Value> {
+        match self.shared {
+            Some(shared) => Arc::unwrap_or_clone(shared),
+            None => self.owned,
+        }
+    }
+}
+
+impl std::ops::Deref for Data {
+    type Target = BTreeMap<String, serde_json::Value>;
+
+    fn deref(&self) -> &Self::Target {
+        self.shared.as_deref().unwrap_or(&self.owned)
     }
 }
 
@@ -207,7 +249,7 @@ impl RequestSession {
 
     /// Persists the session after the handler ran and sets the cookie headers. A request
     /// that did not complete (`completed` false: a panic or a timeout) persists nothing.
-    pub(crate) async fn finish(&self, mut res: Response, completed: bool) -> Response {
+    pub(crate) async fn finish(self: Arc<Self>, mut res: Response, completed: bool) -> Response {
         let Some(rt) = &self.rt else {
             return res;
         };
@@ -219,11 +261,11 @@ impl RequestSession {
         // The response depends on who asked: caches key on the cookie, shared ones keep none.
         add_vary_cookie(res.headers_mut());
         private(res.headers_mut());
-        if !completed || self.lock().load_failed {
-            return res;
-        }
         let (data, stored, modified, rotate, deleted, had_cookie, changed) = {
             let mut st = self.lock();
+            if !completed || st.load_failed {
+                return res;
+            }
             let changed = (!st.cleared).then(|| std::mem::take(&mut st.changed));
             (
                 std::mem::take(&mut st.data),
@@ -236,7 +278,7 @@ impl RequestSession {
             )
         };
         // Every store call of this save shares one `store_timeout`.
-        let deadline = tokio::time::Instant::now() + rt.config.store_timeout;
+        let mut deadline = Deadline::after(rt.config.store_timeout);
         let now = rt.clock.unix_now();
         let mut failed = false;
         let mut stored = stored;
@@ -247,7 +289,7 @@ impl RequestSession {
         if deleted || (stored.is_some() && modified && data.is_empty()) {
             if let Some(s) = stored.take() {
                 failed |= rt
-                    .call_by("delete", deadline, rt.store.delete(&s.id))
+                    .call_by("delete", &mut deadline, rt.store.delete(&s.id))
                     .await
                     .is_err();
             }
@@ -272,13 +314,17 @@ impl RequestSession {
                             expires_at,
                         },
                         None => Changes {
-                            keys: data.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+                            keys: data
+                                .into_owned()
+                                .into_iter()
+                                .map(|(k, v)| (k, Some(v)))
+                                .collect(),
                             replace: true,
                             expires_at,
                         },
                     };
                     let res = rt
-                        .call_by("update", deadline, rt.store.update(&s.id, &changes))
+                        .call_by("update", &mut deadline, rt.store.update(&s.id, &changes))
                         .await;
                     failed |= res.as_ref().err().is_some_and(is_outage);
                 }
@@ -287,18 +333,18 @@ impl RequestSession {
             old => {
                 if let Some(s) = old {
                     failed |= rt
-                        .call_by("delete", deadline, rt.store.delete(&s.id))
+                        .call_by("delete", &mut deadline, rt.store.delete(&s.id))
                         .await
                         .is_err();
                 }
                 let mut record = Record {
                     id: Id::random(),
-                    data,
+                    data: data.into_owned(),
                     created_at: now,
                     expires_at: rt.idle_deadline(now, now),
                 };
                 match rt
-                    .call_by("create", deadline, rt.store.create(&mut record))
+                    .call_by("create", &mut deadline, rt.store.create(&mut record))
                     .await
                 {
                     Ok(()) => {

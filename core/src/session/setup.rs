@@ -105,12 +105,9 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
         };
         RequestSession::load(rt, cookie)
     });
-    s.after_response(
-        key,
-        |session: Arc<RequestSession>, res, outcome| async move {
-            session.finish(res, outcome.completed).await
-        },
-    );
+    s.after_response(key, |session: Arc<RequestSession>, res, outcome| {
+        session.finish(res, outcome.completed)
+    });
     s.provide(SessionKey(Some(key)));
     s.template_request_global("session", |req| {
         Ok(match Session::for_render(req)? {

@@ -87,6 +87,32 @@ pub struct Record {
     pub expires_at: u64,
 }
 
+/// A record as [`SessionStore::load_shared`] hands it out: its data behind an `Arc` the
+/// store may share with its own copy, so a request that only reads its session copies
+/// nothing (sessions copy the data on the first write).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedRecord {
+    /// The session id.
+    pub id: Id,
+    /// The session's values (serde JSON), possibly shared with the store.
+    pub data: Arc<BTreeMap<String, serde_json::Value>>,
+    /// When the session was created (Unix seconds).
+    pub created_at: u64,
+    /// When the record expires (Unix seconds).
+    pub expires_at: u64,
+}
+
+impl From<Record> for SharedRecord {
+    fn from(r: Record) -> Self {
+        SharedRecord {
+            id: r.id,
+            data: Arc::new(r.data),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
 /// The size of `data` encoded as JSON, in bytes, counted without building the text: what
 /// `session.max_record_bytes` bounds.
 pub fn encoded_size(data: &BTreeMap<String, serde_json::Value>) -> usize {
@@ -226,6 +252,15 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Reads a record; `None` when it is unknown or expired.
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>>;
 
+    /// Like [`load`](SessionStore::load), with the data in an `Arc` the store may share
+    /// with its own copy: what sessions call on every request with a cookie. The default
+    /// calls `load`; a store that keeps records in memory overrides it to hand out its copy
+    /// without cloning it.
+    fn load_shared<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<SharedRecord>> {
+        let loading = self.load(id);
+        Box::pin(async move { Ok(loading.await?.map(SharedRecord::from)) })
+    }
+
     /// Applies `changes` to the live record `id` and sets its `expires_at`, atomically
     /// (see [Atomicity](SessionStore#atomicity)); a record that is gone stays gone.
     fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated>;
@@ -240,6 +275,9 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     }
     fn load<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<Record>> {
         (**self).load(id)
+    }
+    fn load_shared<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<SharedRecord>> {
+        (**self).load_shared(id)
     }
     fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
         (**self).update(id, changes)

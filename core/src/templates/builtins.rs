@@ -1,9 +1,11 @@
 //! What templates themselves give every template: `url_for` and the `request` object, plus
-//! the carrier that lets request-aware functions and globals find the render's request.
+//! the render's context object, which also carries the render's request to request-aware
+//! functions and globals.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, from_args};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, ValueKind, from_args};
 use minijinja::{Error, ErrorKind, State, Value};
 
 use super::{RenderRequest, RequestGlobalFn};
@@ -11,28 +13,29 @@ use super::{RenderRequest, RequestGlobalFn};
 /// The context key under which a render's request travels to request-aware functions.
 const CARRIER: &str = "__flagon_request";
 
-/// The lowest layer of every render context: `request`, the request-aware globals, and the
-/// carrier.
-pub(crate) struct Globals {
+/// A render's whole context as one object: the explicit values, then the context
+/// processors' (the last registered first), then the built-ins: `request`, the
+/// request-aware globals and the carrier. A name is looked up layer by layer, by `&str`,
+/// without the temporary key and per-layer item lookup a general merge makes.
+pub(crate) struct RenderContext {
+    /// The value layers, the one that wins first: the explicit context, then the
+    /// processors' values in reverse registration order.
+    pub(crate) layers: Vec<Value>,
     pub(crate) req: Arc<RenderRequest>,
     pub(crate) request_globals: Arc<[(String, RequestGlobalFn)]>,
 }
 
-impl std::fmt::Debug for Globals {
+impl std::fmt::Debug for RenderContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Globals")
+        f.debug_struct("RenderContext")
             .field("req", &self.req)
             .finish_non_exhaustive()
     }
 }
 
-impl Object for Globals {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
+impl RenderContext {
+    /// The built-ins: the lowest layer.
+    fn builtin(self: &Arc<Self>, key: &str) -> Option<Value> {
         match key {
             "request" => Some(Value::from_object(RequestView(self.req.clone()))),
             CARRIER => Some(Value::from_dyn_object(self.clone())),
@@ -44,15 +47,50 @@ impl Object for Globals {
             }
         }
     }
+}
+
+impl Object for RenderContext {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str() {
+            Some(key) => self.get_value_by_str(key),
+            None => self
+                .layers
+                .iter()
+                .find_map(|l| l.get_item(key).ok().filter(|v| !v.is_undefined())),
+        }
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        // A layer that is not an object (a processor returning a string) has no names.
+        // An undefined value counts as absent, as in `merge_maps`: the name is then looked
+        // up in the next layer, and last in the environment's globals.
+        let defined = |v: &Value| !v.is_undefined();
+        let found = self
+            .layers
+            .iter()
+            .find_map(|layer| layer.as_object()?.get_value_by_str(key).filter(defined));
+        found.or_else(|| self.builtin(key).filter(defined))
+    }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut names = vec![Value::from("request")];
+        let mut names: BTreeSet<Value> = self
+            .layers
+            .iter()
+            .filter(|v| v.kind() == ValueKind::Map)
+            .filter_map(|v| v.try_iter().ok())
+            .flatten()
+            .collect();
+        names.insert(Value::from("request"));
         names.extend(
             self.request_globals
                 .iter()
                 .map(|(n, _)| Value::from(n.as_str())),
         );
-        Enumerator::Values(names)
+        Enumerator::Iter(Box::new(names.into_iter()))
     }
 }
 
@@ -60,7 +98,10 @@ impl Object for Globals {
 pub(crate) fn request_of(state: &State) -> Result<Arc<RenderRequest>, Error> {
     state
         .lookup(CARRIER)
-        .and_then(|v| v.downcast_object_ref::<Globals>().map(|g| g.req.clone()))
+        .and_then(|v| {
+            v.downcast_object_ref::<RenderContext>()
+                .map(|c| c.req.clone())
+        })
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidOperation,

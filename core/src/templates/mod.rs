@@ -59,7 +59,6 @@ use axum::response::{Html, IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use minijinja::Environment;
-use minijinja::value::merge_maps;
 use minijinja_autoreload::AutoReloader;
 use serde::Serialize;
 
@@ -273,18 +272,18 @@ impl Templates {
     }
 
     fn render_once(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
-        // Later layers win: built-ins, then processors in registration order, then the
-        // explicit context.
-        let mut layers = Vec::with_capacity(self.rt.processors.len() + 2);
-        layers.push(Value::from_object(builtins::Globals {
+        // The explicit context wins, then the processors, the last registered first, then
+        // the built-ins.
+        let mut layers = Vec::with_capacity(self.rt.processors.len() + 1);
+        layers.push(ctx);
+        // Processors run in registration order; their layers are kept the other way round.
+        layers.extend(self.rt.processors.iter().map(|p| p(&self.req)));
+        layers[1..].reverse();
+        let ctx = Value::from_object(builtins::RenderContext {
+            layers,
             req: self.req.clone(),
             request_globals: self.rt.request_globals.clone(),
-        }));
-        for p in self.rt.processors.iter() {
-            layers.push(p(&self.req));
-        }
-        layers.push(ctx);
-        let ctx = merge_maps(layers);
+        });
         match &self.rt.source {
             EnvSource::Fixed(env) => render_in(env, name, ctx),
             EnvSource::Reloading(reloader) => match reloader.acquire_env() {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use minijinja::value::{FunctionArgs, FunctionResult, Rest};
+use minijinja::value::{FunctionArgs, FunctionResult, Rest, ValueKind};
 use minijinja::{Environment, State, Value};
 use minijinja_autoreload::AutoReloader;
 use serde::{Deserialize, Serialize};
@@ -183,7 +183,8 @@ impl Setup<'_> {
 
     /// Adds a context processor: run on every render, its values merged into the
     /// template's context. Later processors win over earlier ones; values passed to
-    /// `render` win over every processor.
+    /// `render` win over every processor. `f` returns anything `Serialize`; a
+    /// [`context!`](crate::templates::context) value is used as it is.
     ///
     /// ```
     /// # use flagon::{Setup, SetupError};
@@ -195,14 +196,14 @@ impl Setup<'_> {
     pub fn context_processor<F, R>(&mut self, f: F) -> &mut Self
     where
         F: Fn(&RenderRequest) -> R + Send + Sync + 'static,
-        R: Serialize,
+        R: Serialize + 'static,
     {
         let owner = self.name();
         let n = self.templates().processors.len() + 1;
         self.claim_name("template context processor", &format!("#{n} ({owner})"));
         self.templates()
             .processors
-            .push(Arc::new(move |req| Value::from_serialize(f(req))));
+            .push(Arc::new(move |req| to_value(f(req))));
         self
     }
 
@@ -225,6 +226,17 @@ impl Setup<'_> {
         self.replay(f);
         self
     }
+}
+
+/// `value` as a template value: a [`Value`] (what `context!` makes) as it is, without the
+/// round trip through serde that `Value::from_serialize` makes of it; anything else
+/// serialised.
+fn to_value<T: Serialize + 'static>(value: T) -> Value {
+    let mut value = Some(value);
+    if let Some(v) = (&mut value as &mut dyn std::any::Any).downcast_mut::<Option<Value>>() {
+        return v.take().unwrap_or_default();
+    }
+    value.map(Value::from_serialize).unwrap_or_default()
 }
 
 /// Reads `[templates]` and claims the built-in names.
@@ -291,16 +303,17 @@ fn jinja_formatter(
     state: &State<'_, '_>,
     value: &Value,
 ) -> Result<(), minijinja::Error> {
-    let plain = value.is_safe() || value.is_undefined() || value.is_none();
-    if state.auto_escape() != minijinja::AutoEscape::Html || plain {
+    if state.auto_escape() != minijinja::AutoEscape::Html {
         return minijinja::escape_formatter(out, state, value);
     }
     let written = match value.as_str() {
-        Some(s) => crate::http_error::write_escaped_html(out, s),
-        // Numbers and booleans have nothing to escape.
+        Some(s) if !value.is_safe() => crate::http_error::write_escaped_html(out, s),
+        // Safe strings go out as they are; numbers, booleans, none and undefined have
+        // nothing to escape.
+        Some(_) => return minijinja::escape_formatter(out, state, value),
         None if matches!(
             value.kind(),
-            minijinja::value::ValueKind::Number | minijinja::value::ValueKind::Bool
+            ValueKind::Number | ValueKind::Bool | ValueKind::None | ValueKind::Undefined
         ) =>
         {
             return minijinja::escape_formatter(out, state, value);
