@@ -13,6 +13,11 @@
 //! `/page` renders `templates/page.html` with two context processors and a value read from
 //! the session; bare axum renders the same template with minijinja, the processors' values
 //! computed in the handler. `/bench/login` writes the session so the benchmark has a cookie.
+//!
+//! `/cached` is a view-cache hit (`flagon_cache::cached`, memory backend): the same template
+//! rendered without the session on the first request, then served from the cache without
+//! calling the handler. Bare axum has no counterpart; the run script compares it with axum's
+//! `/hello`.
 
 use std::ops::ControlFlow;
 use std::process::ExitCode;
@@ -30,6 +35,9 @@ use serde::{Deserialize, Serialize};
 
 const ITEMS: [&str; 3] = ["typed extensions", "async hooks", "build-time clashes"];
 
+/// Long enough that no entry expires during a benchmark run.
+const CACHED_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn templates_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
 }
@@ -40,6 +48,20 @@ async fn page(session: Session, tpl: Templates) -> Result<Html<String>, HttpErro
     tpl.render(
         "page.html",
         context! { title => "Dashboard", user, visits, items => ITEMS },
+    )
+    .await
+}
+
+/// How many times `/cached` rendered its page (cache misses): the test checks that hits do not.
+static CACHED_RENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The page behind the view cache: reads no session (a page that did would carry
+/// `Vary: Cookie` and never be stored), so every visitor shares the one entry.
+async fn cached_page(tpl: Templates) -> Result<Html<String>, HttpError> {
+    CACHED_RENDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tpl.render(
+        "page.html",
+        context! { title => "Cached", user => "guest", visits => 0, items => ITEMS },
     )
     .await
 }
@@ -122,8 +144,10 @@ fn flagon_app(config: flagon::config::Config) -> Result<App, flagon::BuildError>
         builder = builder.register(Busy { name });
     }
     builder
+        .register(flagon_cache::Cache::new())
         .route(Route::get("/hello", hello))
         .route(Route::get("/page", page))
+        .route(Route::get("/cached", cached_page).with(flagon_cache::cached(CACHED_TTL)))
         .route(Route::get("/bench/login", login))
         .configure(|s| {
             s.template_dir(templates_dir());
@@ -209,6 +233,31 @@ mod tests {
         let axum_page = axum_page_text().await;
         assert_eq!(flagon_page, axum_page);
         assert!(flagon_page.contains("Welcome back, ada. You have visited 42 times."));
+    }
+
+    #[tokio::test]
+    async fn cached_hits_call_no_handler() {
+        use std::sync::atomic::Ordering;
+        let app = super::flagon_app(flagon::testing::testing_config()).unwrap();
+        let client = TestClient::new(&app);
+        let before = super::CACHED_RENDERS.load(Ordering::SeqCst);
+        let first = client.get("/cached").send().await;
+        assert_eq!(first.status(), 200);
+        let body = first.text();
+        assert!(body.contains("Welcome back, guest. You have visited 0 times."));
+        assert_eq!(super::CACHED_RENDERS.load(Ordering::SeqCst), before + 1);
+        // The benchmark sends a session cookie on every request: hits must not depend on it.
+        client.get("/bench/login").send().await;
+        for _ in 0..5 {
+            let hit = client.get("/cached").send().await;
+            assert_eq!(hit.status(), 200);
+            assert_eq!(hit.text(), body);
+        }
+        assert_eq!(
+            super::CACHED_RENDERS.load(Ordering::SeqCst),
+            before + 1,
+            "hits rendered the page"
+        );
     }
 
     async fn axum_page_text() -> String {
