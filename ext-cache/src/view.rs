@@ -174,8 +174,10 @@ impl CachedView {
         let digest = h.finalize();
         let mut key = String::with_capacity(5 + 64);
         key.push_str("view:");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for b in digest {
-            key.push_str(&format!("{b:02x}"));
+            key.push(char::from(HEX[usize::from(b >> 4)]));
+            key.push(char::from(HEX[usize::from(b & 0xf)]));
         }
         key
     }
