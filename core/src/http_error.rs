@@ -328,8 +328,18 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// Whether the client prefers JSON over HTML, from its `Accept` header.
-pub(crate) fn wants_json(accept: Option<&HeaderValue>) -> bool {
+/// Whether the client prefers JSON over HTML, from its `Accept` header: how core picks
+/// between a JSON and an HTML error page, for extensions that answer on their own (a 429,
+/// a 503) to choose the same way. `application/json` and any `+json` type count as JSON;
+/// `*/*` or no header means HTML.
+///
+/// ```
+/// use flagon::http::HeaderValue;
+/// assert!(flagon::wants_json(Some(&HeaderValue::from_static("application/problem+json"))));
+/// assert!(!flagon::wants_json(Some(&HeaderValue::from_static("text/html,application/json;q=0.9"))));
+/// assert!(!flagon::wants_json(None));
+/// ```
+pub fn wants_json(accept: Option<&HeaderValue>) -> bool {
     let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
         return false;
     };

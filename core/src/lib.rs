@@ -166,7 +166,7 @@ pub use future::BoxFuture;
 pub use g::G;
 pub use handle::AppHandle;
 pub use hooks::{ErrorContext, RequestContext};
-pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html};
+pub use http_error::{ErrorKind, HttpError, OrInternal, escape_html, wants_json};
 pub use registries::{Entries, Entry, RegistryKind};
 pub use request::{Ext, PeerAddr, RequestExt, RequestId};
 pub use request_local::{RequestHead, RequestLocal, RequestScope, ResponseOutcome};

@@ -66,28 +66,6 @@ pub(crate) fn success_headers(headers: &mut HeaderMap, rates: &[Rate], passed: &
     );
 }
 
-/// Whether the client asked for JSON (an API client) rather than a page.
-fn wants_json(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let (mut json, mut html) = (-1.0f32, -1.0f32);
-    for item in accept.split(',').take(32) {
-        let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        if media == "application/json" || media.ends_with("+json") {
-            json = json.max(q);
-        } else if media == "text/html" || media == "application/xhtml+xml" {
-            html = html.max(q);
-        }
-    }
-    json > 0.0 && json > html
-}
-
 /// The 429: `Retry-After`, `RateLimit`, `RateLimit-Policy`, optionally the legacy
 /// `X-RateLimit-*`, `Cache-Control: no-store`; a problem+json body for API clients, else an
 /// [`HttpError`] the app's 429 handler or core's default page renders.
@@ -104,7 +82,7 @@ pub(crate) fn too_many(
         limit: limit.clone(),
         retry_after_secs: retry,
     };
-    let mut res = if wants_json(request_headers) {
+    let mut res = if flagon::wants_json(request_headers.get(ACCEPT)) {
         let body = flagon::serde_json::json!({
             "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
             "title": "Too Many Requests",
