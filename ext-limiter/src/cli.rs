@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use flagon::clap::{Arg, Command};
+use flagon::clap::{Arg, ArgAction, Command};
+
+use crate::runtime::Counter;
 
 /// One route's limits, as `limiter limits` prints them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,6 +31,63 @@ pub(crate) fn command() -> Command {
                         .help("Only this endpoint"),
                 ),
         )
+        .subcommand(
+            Command::new("status")
+                .about(
+                    "Print the remaining quota of each KEY per limit. With Redis storage these \
+                     are the counters every instance shares; with in-process storage \
+                     (memory://) only the counters of the process running the command, which \
+                     a separate CLI process does not share with the server",
+                )
+                .arg(
+                    Arg::new("key")
+                        .required(true)
+                        .num_args(1..)
+                        .value_name("KEY")
+                        .help("An address (IPv6 grouped as requests are), user:ID, key:API-KEY, or a custom key"),
+                ),
+        )
+        .subcommand(
+            Command::new("reset")
+                .about(
+                    "Forget the counters of KEY (or --all), so its buckets are full again. With \
+                     Redis storage for every instance (only keys under redis.key_prefix); with \
+                     in-process storage (memory://) only in the process running the command",
+                )
+                .arg(Arg::new("key").value_name("KEY").help("The key to reset"))
+                .arg(
+                    Arg::new("all")
+                        .long("all")
+                        .action(ArgAction::SetTrue)
+                        .help("Every counter of the limiter"),
+                )
+                .arg(
+                    Arg::new("yes")
+                        .long("yes")
+                        .action(ArgAction::SetTrue)
+                        .help("Do it without asking"),
+                ),
+        )
+}
+
+/// The text `limiter status` prints for one key.
+pub(crate) fn status(key: &str, counters: &[Counter], redis: bool) -> String {
+    let mut out = String::new();
+    let place = if redis { "Redis" } else { "this process" };
+    if counters.is_empty() {
+        let _ = writeln!(out, "{key}: no counters in {place} (every bucket is full)");
+        return out;
+    }
+    let _ = writeln!(out, "{key}: {} counters in {place}", counters.len());
+    for c in counters {
+        let secs = c.full_in.as_secs() + u64::from(c.full_in.subsec_nanos() > 0);
+        let _ = writeln!(
+            out,
+            "  {}  {}  method {}  remaining {}  full in {secs}s",
+            c.limit, c.scope, c.method, c.remaining
+        );
+    }
+    out
 }
 
 /// The text `limiter limits` prints; `Err` names an unknown endpoint.

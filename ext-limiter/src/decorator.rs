@@ -10,8 +10,8 @@ use flagon::{Decorator, Next, tracing};
 
 use crate::error::LimitParseError;
 use crate::parse::{Rate, parse_limits};
-use crate::response::{LimitHeaders, success_headers, too_many};
-use crate::runtime::{LimitSet, RouteTag};
+use crate::response::success_headers;
+use crate::runtime::{Checked, LimitSet, RouteTag, SetKind};
 
 /// The provider name decorators carry: the extension's name.
 pub(crate) const PROVIDER: &str = "limiter";
@@ -211,42 +211,49 @@ impl Spec {
                     // The build refuses malformed limits; this is unreachable in a built app.
                     return StatusCode::INTERNAL_SERVER_ERROR.into_response();
                 };
-                let set = self
-                    .own
-                    .get_or_init(|| rt.set(rates.clone(), self.limit.per_method));
+                let set = self.own.get_or_init(|| {
+                    rt.set(rates.clone(), self.limit.per_method, SetKind::Decorator)
+                });
                 (set.clone(), tag.route)
             }
         };
         let who = rt.who(&req);
+        let method = req.method().clone();
+        let endpoint = tag.endpoint.clone();
         if let Some(deduct) = &self.limit.deduct_when {
-            let method = req.method().clone();
-            if let Err(refusal) = set.decide(&method, route, who.clone(), cost, false) {
-                rt.refused(&req, &tag.endpoint, &who, &refusal);
-                let res = too_many(req.headers(), &set.rates, &refusal, rt.legacy);
-                flagon::G::of(&mut req).insert(LimitHeaders::of(res.headers()));
-                return res;
+            match set
+                .check(rt, &method, route, &endpoint, who.clone(), cost, false)
+                .await
+            {
+                Checked::Refused(refusal) => {
+                    return rt.refuse(&mut req, &endpoint, &who, &set.rates, &refusal);
+                }
+                Checked::Unavailable(wait) => return rt.unavailable(&mut req, wait),
+                Checked::Passed(_) | Checked::Open => {}
             }
             let res = next.run(req).await;
             if deduct(&res) {
                 // Counted now; its own outcome no longer matters to this response.
-                let _ = set.decide(&method, route, who, cost, true);
+                let _ = set
+                    .check(rt, &method, route, &endpoint, who, cost, true)
+                    .await;
             }
             return res;
         }
-        match set.check(&req, route, who.clone(), cost) {
-            Ok(passed) => {
+        match set
+            .check(rt, &method, route, &endpoint, who.clone(), cost, true)
+            .await
+        {
+            Checked::Passed(passed) => {
                 let mut res = next.run(req).await;
                 if rt.on_success {
                     success_headers(res.headers_mut(), &set.rates, &passed);
                 }
                 res
             }
-            Err(refusal) => {
-                rt.refused(&req, &tag.endpoint, &who, &refusal);
-                let res = too_many(req.headers(), &set.rates, &refusal, rt.legacy);
-                flagon::G::of(&mut req).insert(LimitHeaders::of(res.headers()));
-                res
-            }
+            Checked::Open => next.run(req).await,
+            Checked::Refused(refusal) => rt.refuse(&mut req, &endpoint, &who, &set.rates, &refusal),
+            Checked::Unavailable(wait) => rt.unavailable(&mut req, wait),
         }
     }
 }

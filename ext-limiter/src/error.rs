@@ -37,6 +37,16 @@ pub enum LimiterError {
         #[source]
         error: LimitParseError,
     },
+    /// The limit's storage (Redis) could not decide and `fail_mode = "closed"`: answered
+    /// with 503 and `Retry-After`, not 429 (the client did nothing wrong).
+    #[error("the rate limit storage is unavailable; retry in {retry_after_secs} s")]
+    Unavailable {
+        /// Whole seconds until the storage is probed again (at least 1).
+        retry_after_secs: u64,
+    },
+    /// Reading or resetting counters failed (Redis did not answer).
+    #[error("limiter storage: {0}")]
+    Storage(String),
     /// The request was refused: a limit is exhausted. Answered with 429.
     #[error("rate limit exceeded ({limit}); retry in {retry_after_secs} s")]
     Exceeded {

@@ -120,6 +120,8 @@
 //!   strings) fail `build()` naming the key.
 //! - A refused request carries [`LimiterError::Exceeded`] (429).
 
+#[cfg(feature = "redis")]
+mod breaker;
 mod cli;
 mod config;
 mod decorator;
@@ -127,31 +129,36 @@ mod error;
 mod key;
 mod keyed;
 mod parse;
+#[cfg(feature = "redis")]
+mod redis;
 mod response;
 mod runtime;
 mod store;
+#[cfg(feature = "redis")]
+mod throttle;
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use flagon::axum::extract::Request;
 use flagon::http::HeaderName;
 use flagon::{Extension, Setup, SetupError};
 
-pub use config::{KeyKind, LimiterConfig};
+pub use config::{FailMode, KeyKind, LimiterConfig, RedisSettings};
 pub use decorator::{Limit, exempt, limit, shared_limit};
 pub use error::{LimitParseError, LimiterError};
 pub use key::{KeyBy, KeyFn};
 pub use keyed::KeyedLimit;
 pub use parse::{Rate, Unit, parse_limits};
-pub use runtime::RateLimited;
+pub use runtime::{Counter, RateLimited};
 pub use store::ManualClock;
 
 use decorator::{PROVIDER, read_description};
 use key::Grouping;
-use runtime::{ExemptFn, LimitSet, RouteTag, Runtime};
+use runtime::{Checked, ExemptFn, LimitSet, RouteTag, Runtime, SetKind};
 use store::{KeyBudget, LimiterClock};
 
 /// The limiter extension (Flask-Limiter's `Limiter`). Register it on the app builder; its
@@ -222,6 +229,32 @@ impl LimiterState {
     pub fn sweep(&self) -> usize {
         self.0.sweep()
     }
+
+    /// Checks that Redis could not decide (unreachable, slower than
+    /// `redis.command_timeout`, erroring, or the breaker open), decided by `fail_mode`
+    /// instead. Always 0 with in-process storage.
+    pub fn failed_over(&self) -> u64 {
+        self.0.failed_over.load(Ordering::Relaxed)
+    }
+
+    /// Whether counters live in Redis (`storage = "redis://…"`).
+    pub fn is_redis(&self) -> bool {
+        self.0.remote()
+    }
+
+    /// The counters held for `key` (an address, grouped as requests are; `user:ID`;
+    /// `key:API-KEY`; a custom key), one per limit, route and method: in Redis, or with
+    /// in-process storage those of this process.
+    pub async fn status(&self, key: &str) -> Result<Vec<Counter>, LimiterError> {
+        self.0.status(key).await.map_err(LimiterError::Storage)
+    }
+
+    /// Forgets `key`'s counters (every counter of the limiter for `None`: on Redis, the
+    /// keys under `redis.key_prefix` only), so its buckets are full again. Returns how many
+    /// counters were removed.
+    pub async fn reset(&self, key: Option<&str>) -> Result<u64, LimiterError> {
+        self.0.reset(key).await.map_err(LimiterError::Storage)
+    }
 }
 
 fn parse_config(app: &Setup<'_>, key: &str, raw: &str) -> Result<Vec<Rate>, SetupError> {
@@ -246,6 +279,21 @@ impl Extension for Limiter {
         }
         if cfg.sweep_interval.is_zero() {
             return Err(app.config_error("limiter.sweep_interval", "must be longer than 0s"));
+        }
+        if cfg.instances == 0 {
+            return Err(app.config_error("limiter.instances", "must be at least 1"));
+        }
+        #[cfg(feature = "redis")]
+        let redis = match storage_kind(app, cfg.storage.expose())? {
+            None => None,
+            Some(url) => Some(Arc::new(redis_store(app, url, &cfg)?)),
+        };
+        #[cfg(not(feature = "redis"))]
+        if storage_kind(app, cfg.storage.expose())?.is_some() {
+            return Err(app.config_error(
+                "limiter.storage",
+                "Redis storage needs flagon-limiter's `redis` feature",
+            ));
         }
         let key_by = match (&self.key_fn, cfg.key) {
             (Some(f), _) => KeyBy::Custom(f.clone()),
@@ -298,10 +346,26 @@ impl Extension for Limiter {
             legacy: cfg.legacy_headers,
             on_success: cfg.headers_on_success,
             exempt_when: self.exempt_when.clone(),
-            buckets: Mutex::new(Vec::new()),
+            sets: Mutex::new(Vec::new()),
             shared: OnceLock::new(),
+            endpoints: OnceLock::new(),
+            #[cfg(feature = "redis")]
+            redis: redis.clone(),
+            fail_mode: cfg.fail_mode,
+            instances: cfg.instances,
+            failed_over: AtomicU64::new(0),
         });
         app.provide(LimiterState(rt.clone()));
+
+        #[cfg(feature = "redis")]
+        if let Some(store) = redis {
+            let (ready, mode) = (rt.clone(), cfg.fail_mode);
+            let timeout = cfg.redis.command_timeout * 2;
+            app.health_check("limiter", timeout, move |_app| {
+                let (store, rt) = (store.clone(), ready.clone());
+                async move { readiness(&store, &rt, mode).await }
+            });
+        }
 
         let sweeper = rt.clone();
         let every = cfg.sweep_interval;
@@ -333,8 +397,10 @@ impl Extension for Limiter {
 
         let rows: Arc<OnceLock<Vec<cli::Row>>> = Arc::default();
         let table = rows.clone();
+        let commands = rt.clone();
         app.command(cli::command(), move |ctx| {
             let table = table.clone();
+            let rt = commands.clone();
             async move {
                 match ctx.matches().subcommand() {
                     Some(("limits", m)) => {
@@ -342,6 +408,38 @@ impl Extension for Limiter {
                         let rows = table.get().map(Vec::as_slice).unwrap_or_default();
                         let text = cli::limits(rows, endpoint)?;
                         ctx.out().write_all(text.as_bytes())?;
+                        Ok(())
+                    }
+                    Some(("status", m)) => {
+                        let mut text = String::new();
+                        for key in m.get_many::<String>("key").into_iter().flatten() {
+                            let counters = rt.status(key).await?;
+                            text.push_str(&cli::status(key, &counters, rt.remote()));
+                        }
+                        ctx.out().write_all(text.as_bytes())?;
+                        Ok(())
+                    }
+                    Some(("reset", m)) => {
+                        let all = m.get_flag("all");
+                        let key = m.get_one::<String>("key").map(String::as_str);
+                        let what = match (key, all) {
+                            (Some(k), false) => format!("the counters of `{k}`"),
+                            (None, true) => "every counter".to_owned(),
+                            _ => return Err("give a KEY or --all (not both)".into()),
+                        };
+                        if !m.get_flag("yes") {
+                            return Err(format!(
+                                "`limiter reset` forgets {what}: run it again with --yes"
+                            )
+                            .into());
+                        }
+                        let n = rt.reset(key).await?;
+                        let place = if rt.remote() {
+                            "in Redis"
+                        } else {
+                            "in this process"
+                        };
+                        writeln!(ctx.out(), "reset {what}: {n} counters removed {place}")?;
                         Ok(())
                     }
                     other => Err(format!("unknown subcommand {other:?}").into()),
@@ -374,14 +472,16 @@ fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Ve
         mut configured,
         per_method,
     } = limits;
-    let default = default.map(|rates| rt.set(rates, per_method));
-    let application = application.map(|rates| rt.set(rates, false));
+    let default = default.map(|rates| rt.set(rates, per_method, SetKind::Route));
+    let application = application.map(|rates| rt.set(rates, false, SetKind::Application));
+    let mut endpoints: Vec<Arc<str>> = vec![Arc::from("")];
     let mut rows = Vec::new();
     let mut shared: HashMap<String, (String, Arc<LimitSet>)> = HashMap::new();
     let mut guards = Vec::new();
     let mut errors = Vec::new();
 
     for (i, route) in late.routes().iter().enumerate() {
+        endpoints.push(Arc::from(route.endpoint.as_str()));
         let mut own = false;
         let mut exempt = false;
         for d in route.decorators.iter().filter(|d| d.provider() == PROVIDER) {
@@ -416,7 +516,8 @@ fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Ve
                     Some(_) => {}
                     None => {
                         let pm = d.description().contains("[per method");
-                        shared.insert(scope.to_owned(), (raw.to_owned(), rt.set(rates, pm)));
+                        let kind = SetKind::Shared(Arc::from(scope));
+                        shared.insert(scope.to_owned(), (raw.to_owned(), rt.set(rates, pm, kind)));
                     }
                 }
             }
@@ -424,7 +525,7 @@ fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Ve
         let from_config = configured.remove(&route.endpoint);
         let cfg_limited = from_config.is_some() && !exempt;
         let set = match from_config {
-            Some(rates) => Some(rt.set(rates, per_method)),
+            Some(rates) => Some(rt.set(rates, per_method, SetKind::Route)),
             None if own || exempt => None,
             // Core's own routes (`/healthz`, `/readyz`): probes must not be refused.
             None if route.origin.owner == "flagon" => None,
@@ -489,6 +590,7 @@ fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Ve
     let _ = rt
         .shared
         .set(shared.into_iter().map(|(k, (_, set))| (k, set)).collect());
+    let _ = rt.endpoints.set(endpoints);
 
     for (endpoint, route_id, set, app_set) in guards {
         let tag = RouteTag {
@@ -522,29 +624,102 @@ async fn guard(
     mut req: Request,
 ) -> ControlFlow<flagon::axum::response::Response, Request> {
     if (set.is_some() || app_set.is_some()) && !tag.rt.exempt(&req) {
-        let who = tag.rt.who(&req);
+        let rt = &tag.rt;
+        let who = rt.who(&req);
+        let method = req.method().clone();
         // The route's own limits, then the application's (route 0: one bucket per key).
         let checks = [(set.as_ref(), tag.route), (app_set.as_ref(), 0)];
         for (s, route) in checks {
             let Some(s) = s else { continue };
-            match s.check(&req, route, who.clone(), ONE) {
-                Err(refusal) => {
-                    tag.rt.refused(&req, &tag.endpoint, &who, &refusal);
-                    let res = response::too_many(req.headers(), &s.rates, &refusal, tag.rt.legacy);
-                    flagon::G::of(&mut req).insert(response::LimitHeaders::of(res.headers()));
+            match s
+                .check(rt, &method, route, &tag.endpoint, who.clone(), ONE, true)
+                .await
+            {
+                Checked::Refused(refusal) => {
+                    let res = rt.refuse(&mut req, &tag.endpoint, &who, &s.rates, &refusal);
                     return ControlFlow::Break(res);
+                }
+                Checked::Unavailable(wait) => {
+                    return ControlFlow::Break(rt.unavailable(&mut req, wait));
                 }
                 // The route's own limit is the one shown (the application's is shown when it
                 // is the only one).
-                Ok(passed) if tag.rt.on_success && (route != 0 || set.is_none()) => {
+                Checked::Passed(passed) if rt.on_success && (route != 0 || set.is_none()) => {
                     let mut h = flagon::http::HeaderMap::new();
                     response::success_headers(&mut h, &s.rates, &passed);
                     flagon::G::of(&mut req).insert(response::LimitHeaders(h));
                 }
-                Ok(_) => {}
+                Checked::Passed(_) | Checked::Open => {}
             }
         }
     }
     req.extensions_mut().insert(tag);
     ControlFlow::Continue(req)
+}
+
+/// `storage`: `None` for in-process (`memory://`), the URL for Redis.
+fn storage_kind<'a>(app: &Setup<'_>, storage: &'a str) -> Result<Option<&'a str>, SetupError> {
+    let s = storage.trim();
+    if s.is_empty() || s == "memory://" || s == "memory" {
+        return Ok(None);
+    }
+    if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("redis+unix://") {
+        return Ok(Some(s));
+    }
+    Err(app.config_error(
+        "limiter.storage",
+        "must be `memory://` or a Redis URL (`redis://host:port/db`)",
+    ))
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(
+    app: &Setup<'_>,
+    url: &str,
+    cfg: &LimiterConfig,
+) -> Result<redis::RedisStore, SetupError> {
+    let r = &cfg.redis;
+    if r.key_prefix.is_empty() {
+        return Err(app.config_error(
+            "limiter.redis.key_prefix",
+            "must not be empty (`limiter reset --all` removes the keys under it)",
+        ));
+    }
+    for (key, d) in [
+        ("limiter.redis.command_timeout", r.command_timeout),
+        ("limiter.redis.connect_timeout", r.connect_timeout),
+        ("limiter.redis.breaker_cooldown", r.breaker_cooldown),
+    ] {
+        if d.is_zero() {
+            return Err(app.config_error(key, "must be longer than 0s"));
+        }
+    }
+    if r.breaker_failures == 0 {
+        return Err(app.config_error("limiter.redis.breaker_failures", "must be at least 1"));
+    }
+    redis::RedisStore::new(url, r, cfg.fail_mode.as_str())
+        .map_err(|e| app.config_error("limiter.storage", format!("not a usable Redis URL: {e}")))
+}
+
+/// `/readyz`'s `limiter` check with Redis storage: fails only when Redis is unreachable and
+/// `fail_mode = "closed"` (every limited request is then a 503); otherwise the app serves,
+/// and the outage shows in the details.
+#[cfg(feature = "redis")]
+async fn readiness(
+    store: &redis::RedisStore,
+    rt: &Runtime,
+    mode: FailMode,
+) -> flagon::health::CheckOutcome {
+    use flagon::health::CheckOutcome;
+    let reachable = store.ping().await;
+    let out = if reachable || mode != FailMode::Closed {
+        CheckOutcome::healthy()
+    } else {
+        CheckOutcome::unhealthy("the limiter's Redis is unreachable and fail_mode is closed")
+    };
+    out.detail("storage", "redis")
+        .detail("reachable", reachable)
+        .detail("circuit_open", store.circuit_open())
+        .detail("fail_mode", mode.as_str())
+        .detail("failed_over", rt.failed_over.load(Ordering::Relaxed))
 }

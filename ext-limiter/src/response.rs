@@ -120,6 +120,40 @@ pub(crate) fn too_many(
     res
 }
 
+/// The 503 of `fail_mode = "closed"` while Redis cannot decide: `Retry-After`,
+/// `Cache-Control: no-store`, a problem+json body for API clients, else an [`HttpError`] the
+/// app's 503 handler or core's default page renders.
+pub(crate) fn unavailable(request_headers: &HeaderMap, wait: Duration) -> Response {
+    let retry = retry_secs(wait);
+    let error = LimiterError::Unavailable {
+        retry_after_secs: retry,
+    };
+    let mut res = if flagon::wants_json(request_headers.get(ACCEPT)) {
+        let body = flagon::serde_json::json!({
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": error.to_string(),
+            "retry_after": retry,
+        });
+        let mut res = Response::new(Body::from(body.to_string()));
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        res.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        res.headers_mut()
+            .append(VARY, HeaderValue::from_static("accept"));
+        res
+    } else {
+        HttpError::with_cause(StatusCode::SERVICE_UNAVAILABLE, error).into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(RETRY_AFTER, HeaderValue::from(retry));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 /// The limiter's headers of a response, kept in the request's `g` so that the limiter's
 /// after hook can restore them on a response an app's 429 handler replaced, and add them to
 /// admitted responses of routes limited by a guard.

@@ -3,16 +3,21 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::AtomicU64;
+#[cfg(feature = "redis")]
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use flagon::axum::extract::Request;
+use flagon::axum::response::Response;
 use flagon::http::Method;
 use flagon::{RequestExt, tracing};
 
+use crate::config::FailMode;
 use crate::key::{BucketKey, Grouping, KeyBy, Who};
 use crate::parse::Rate;
-use crate::response::{Passed, Refusal};
+use crate::response::{self, Passed, Refusal};
 use crate::store::{Bucket, Decision, KeyBudget, LimiterClock};
 
 /// A predicate that exempts a request from every limit (an internal network, a health
@@ -52,20 +57,77 @@ pub(crate) struct Runtime {
     pub(crate) legacy: bool,
     pub(crate) on_success: bool,
     pub(crate) exempt_when: Vec<ExemptFn>,
-    /// Every bucket, for the sweeper.
-    pub(crate) buckets: Mutex<Vec<Arc<Bucket>>>,
+    /// Every limit set, for the sweeper and the `status`/`reset` commands.
+    pub(crate) sets: Mutex<Vec<Arc<LimitSet>>>,
     /// Shared limits by scope name, built at finish.
     pub(crate) shared: OnceLock<HashMap<String, Arc<LimitSet>>>,
+    /// Endpoints by route id (index 0 unused: route 0 is a shared or application bucket).
+    pub(crate) endpoints: OnceLock<Vec<Arc<str>>>,
+    /// The Redis storage, when `storage` is a `redis://` URL.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<Arc<crate::redis::RedisStore>>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fail_mode: FailMode,
+    /// `instances`: the local fallback divides each count by it.
+    pub(crate) instances: u32,
+    /// Checks decided by `fail_mode` because Redis could not decide them.
+    pub(crate) failed_over: AtomicU64,
+}
+
+/// Which bucket family a set of limits counts in: on Redis, part of every key.
+#[derive(Clone, Debug)]
+pub(crate) enum SetKind {
+    /// `[limiter] default` or `[limiter.routes]`: per route.
+    Route,
+    /// A route or blueprint decorator: per route.
+    Decorator,
+    /// `[limiter] application`: one bucket per key over the app.
+    Application,
+    /// A shared scope: one bucket per key over the scope's routes.
+    Shared(Arc<str>),
 }
 
 /// Several limits checked together (`100/day; 10/minute`).
 pub(crate) struct LimitSet {
     pub(crate) rates: Vec<Rate>,
+    /// In-process buckets: the limits themselves, or with Redis storage the local fallback
+    /// (each count divided by `instances`).
     buckets: Vec<Arc<Bucket>>,
     per_method: bool,
+    kind: SetKind,
 }
 
-fn method_index(m: &Method) -> u8 {
+/// The outcome of checking one set.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Checked {
+    Passed(Passed),
+    Refused(Refusal),
+    /// Redis could not decide and `fail_mode = "closed"`: answer 503 with this Retry-After.
+    Unavailable(Duration),
+    /// Redis could not decide and `fail_mode = "open"`: admitted, nothing known.
+    Open,
+}
+
+/// One counter of one key, from [`LimiterState::status`](crate::LimiterState::status)
+/// (and `limiter status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counter {
+    /// The limit (`5/minute`).
+    pub limit: String,
+    /// Where it counts: `route ENDPOINT` (default or configured limits), `decorator
+    /// ENDPOINT`, `application`, or `shared SCOPE`.
+    pub scope: String,
+    /// The method counted apart (`POST`), or `*`.
+    pub method: String,
+    /// Requests of cost 1 admissible now.
+    pub remaining: u32,
+    /// How long until the bucket is full again.
+    pub full_in: Duration,
+}
+
+pub(crate) fn method_index(m: &Method) -> u8 {
     match *m {
         Method::GET => 1,
         Method::POST => 2,
@@ -78,21 +140,56 @@ fn method_index(m: &Method) -> u8 {
     }
 }
 
+fn method_name(i: u8) -> &'static str {
+    match i {
+        0 => "*",
+        1 => "GET",
+        2 => "POST",
+        3 => "PUT",
+        4 => "DELETE",
+        5 => "PATCH",
+        6 => "HEAD",
+        7 => "OPTIONS",
+        _ => "other",
+    }
+}
+
 impl Runtime {
-    pub(crate) fn set(&self, rates: Vec<Rate>, per_method: bool) -> Arc<LimitSet> {
+    pub(crate) fn set(&self, rates: Vec<Rate>, per_method: bool, kind: SetKind) -> Arc<LimitSet> {
+        let local = |r: &Rate| -> Rate {
+            if self.instances <= 1 || !self.remote() {
+                return *r;
+            }
+            let count = (r.count() / self.instances).max(1);
+            Rate::new(count, r.multiples(), r.unit()).unwrap_or(*r)
+        };
         let buckets: Vec<Arc<Bucket>> = rates
             .iter()
-            .map(|r| Arc::new(Bucket::new(*r, &self.clock, &self.budget)))
+            .map(|r| Arc::new(Bucket::new(local(r), &self.clock, &self.budget)))
             .collect();
-        self.buckets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(buckets.iter().cloned());
-        Arc::new(LimitSet {
+        let set = Arc::new(LimitSet {
             rates,
             buckets,
             per_method,
-        })
+            kind,
+        });
+        self.sets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(set.clone());
+        set
+    }
+
+    /// Whether counters live in Redis.
+    pub(crate) fn remote(&self) -> bool {
+        #[cfg(feature = "redis")]
+        {
+            self.redis.is_some()
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            false
+        }
     }
 
     pub(crate) fn exempt(&self, req: &Request) -> bool {
@@ -103,15 +200,25 @@ impl Runtime {
         self.key_by.who(req, self.grouping)
     }
 
+    /// The key a command names: an address (grouped as requests are), `unknown`, or text
+    /// (`user:42`, `key:abc`, a custom key).
+    pub(crate) fn parse_who(&self, key: &str) -> Who {
+        match key.parse::<std::net::IpAddr>() {
+            Ok(ip) => Who::Ip(self.grouping.group(ip)),
+            Err(_) if key == "unknown" => Who::Unknown,
+            Err(_) => Who::Text(Arc::from(key)),
+        }
+    }
+
+    fn sets(&self) -> Vec<Arc<LimitSet>> {
+        self.sets.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Forgets every key whose bucket is full again; returns the keys still held.
     pub(crate) fn sweep(&self) -> usize {
-        let buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        buckets
+        self.sets()
             .iter()
+            .flat_map(|s| s.buckets.iter())
             .map(|b| {
                 b.sweep();
                 b.len()
@@ -119,8 +226,92 @@ impl Runtime {
             .sum()
     }
 
+    fn endpoint(&self, route: u32) -> String {
+        self.endpoints
+            .get()
+            .and_then(|e| e.get(route as usize))
+            .map_or_else(|| format!("route {route}"), |e| e.to_string())
+    }
+
+    /// Every counter held for `key`: in Redis, or in this process's memory.
+    pub(crate) async fn status(&self, key: &str) -> Result<Vec<Counter>, String> {
+        let who = self.parse_who(key);
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.redis {
+            return store.status(&who).await;
+        }
+        let mut out = Vec::new();
+        for set in self.sets() {
+            for b in &set.buckets {
+                for k in b.keys_of(&who) {
+                    let scope = match &set.kind {
+                        SetKind::Route => format!("route {}", self.endpoint(k.route)),
+                        SetKind::Decorator => format!("decorator {}", self.endpoint(k.route)),
+                        SetKind::Application => "application".to_owned(),
+                        SetKind::Shared(n) => format!("shared {n}"),
+                    };
+                    let rate = b.rate();
+                    let (remaining, full_in) = match b.peek(&k, NonZeroU32::MIN) {
+                        Decision::Allowed { remaining, reset } => {
+                            (remaining + 1, reset.saturating_sub(rate.interval()))
+                        }
+                        Decision::Denied { reset, .. } => (0, reset),
+                    };
+                    out.push(Counter {
+                        limit: rate.to_string(),
+                        scope,
+                        method: method_name(k.method).to_owned(),
+                        remaining,
+                        full_in,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.scope, &a.method, &a.limit).cmp(&(&b.scope, &b.method, &b.limit)));
+        Ok(out)
+    }
+
+    /// Forgets `key`'s counters (every counter for `None`); returns how many were removed.
+    pub(crate) async fn reset(&self, key: Option<&str>) -> Result<u64, String> {
+        let who = key.map(|k| self.parse_who(k));
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.redis {
+            return store.reset(who.as_ref()).await;
+        }
+        let n: usize = self
+            .sets()
+            .iter()
+            .flat_map(|s| s.buckets.iter())
+            .map(|b| b.forget(who.as_ref()))
+            .sum();
+        Ok(n as u64)
+    }
+
+    /// The 429 for `refusal`, logged and signalled; its headers are kept in `g` for the
+    /// limiter's after hook.
+    pub(crate) fn refuse(
+        &self,
+        req: &mut Request,
+        endpoint: &Arc<str>,
+        who: &Who,
+        rates: &[Rate],
+        refusal: &Refusal,
+    ) -> Response {
+        self.refused(req, endpoint, who, refusal);
+        let res = response::too_many(req.headers(), rates, refusal, self.legacy);
+        flagon::G::of(req).insert(response::LimitHeaders::of(res.headers()));
+        res
+    }
+
+    /// The 503 of `fail_mode = "closed"`; its headers are kept in `g` as a 429's are.
+    pub(crate) fn unavailable(&self, req: &mut Request, wait: Duration) -> Response {
+        let res = response::unavailable(req.headers(), wait);
+        flagon::G::of(req).insert(response::LimitHeaders::of(res.headers()));
+        res
+    }
+
     /// Logs and signals a refusal.
-    pub(crate) fn refused(&self, req: &Request, endpoint: &Arc<str>, who: &Who, r: &Refusal) {
+    fn refused(&self, req: &Request, endpoint: &Arc<str>, who: &Who, r: &Refusal) {
         tracing::info!(
             target: "flagon_limiter",
             endpoint = %endpoint,
@@ -142,29 +333,72 @@ impl Runtime {
 }
 
 impl LimitSet {
-    /// Checks every limit of the set for `who` on `route` (0 for a shared scope); the first
-    /// refusal wins. Limits checked before a refusing one keep what they took, as in
-    /// Flask-Limiter.
-    pub(crate) fn check(
+    /// Checks every limit of the set for `who` on `route` (0 for a shared scope or the
+    /// application), taking `cost` from each; the first refusal wins. Limits checked before
+    /// a refusing one keep what they took, as in Flask-Limiter. With `take` false nothing is
+    /// taken (governor's decision on a dry store; on Redis, the same script not writing).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn check(
         &self,
-        req: &Request,
+        rt: &Runtime,
+        method: &Method,
         route: u32,
+        endpoint: &str,
         who: Who,
         cost: NonZeroU32,
-    ) -> Result<Passed, Refusal> {
-        self.decide(req.method(), route, who, cost, true)
+        take: bool,
+    ) -> Checked {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &rt.redis {
+            let keys = self.redis_keys(store.prefix(), method, endpoint, &who);
+            match store.check(&keys, &self.rates, cost, take).await {
+                Ok(c) => return c,
+                Err(()) => {
+                    rt.failed_over.fetch_add(1, Ordering::Relaxed);
+                    match rt.fail_mode {
+                        FailMode::Open => return Checked::Open,
+                        FailMode::Closed => return Checked::Unavailable(store.retry_after()),
+                        FailMode::Local => {}
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = (rt, endpoint);
+        self.local(method, route, who, cost, take)
     }
 
-    /// As [`check`](Self::check), taking nothing when `take` is false (governor's decision
-    /// on a dry store).
-    pub(crate) fn decide(
+    /// The Redis key of each limit: `{prefix}{len(who)}:{who}:{scope}:{method}:{limit}`,
+    /// the key first so that one `SCAN MATCH` finds every counter of a key.
+    #[cfg(feature = "redis")]
+    fn redis_keys(&self, prefix: &str, method: &Method, endpoint: &str, who: &Who) -> Vec<String> {
+        use std::fmt::Write as _;
+        let who = who.to_string();
+        let mut head = format!("{prefix}{}:{who}:", who.len());
+        match &self.kind {
+            SetKind::Route => write!(head, "r:{endpoint}"),
+            SetKind::Decorator => write!(head, "d:{endpoint}"),
+            SetKind::Application => write!(head, "a"),
+            SetKind::Shared(n) => write!(head, "s:{n}"),
+        }
+        .expect("writing to a String");
+        head.push(':');
+        head.push_str(if self.per_method {
+            method.as_str()
+        } else {
+            "*"
+        });
+        self.rates.iter().map(|r| format!("{head}:{r}")).collect()
+    }
+
+    fn local(
         &self,
         method: &Method,
         route: u32,
         who: Who,
         cost: NonZeroU32,
         take: bool,
-    ) -> Result<Passed, Refusal> {
+    ) -> Checked {
         let key = BucketKey {
             route,
             method: if self.per_method {
@@ -192,7 +426,7 @@ impl LimitSet {
                     }
                 }
                 Decision::Denied { wait, reset } => {
-                    return Err(Refusal {
+                    return Checked::Refused(Refusal {
                         rate: b.rate(),
                         wait,
                         reset,
@@ -200,7 +434,7 @@ impl LimitSet {
                 }
             }
         }
-        Ok(best.expect("a limit set has at least one limit"))
+        Checked::Passed(best.expect("a limit set has at least one limit"))
     }
 }
 

@@ -20,7 +20,7 @@ use governor::nanos::Nanos;
 use governor::state::keyed::ShrinkableKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed, RateLimiter, StateStore};
 
-use crate::key::BucketKey;
+use crate::key::{BucketKey, Who};
 use crate::parse::Rate;
 
 /// A clock the test drives by hand, for exact tests without sleeping.
@@ -219,6 +219,7 @@ pub(crate) enum Decision {
 #[derive(Debug)]
 pub(crate) struct Bucket {
     rate: Rate,
+    inner: Arc<StoreInner>,
     gov: Gov,
     /// The same cells through a dry store: governor's decision, nothing recorded. Created
     /// right after `gov`, so its start instant is the same up to the nanoseconds between.
@@ -245,7 +246,12 @@ impl Bucket {
         };
         let gov = make(false);
         let dry = make(true);
-        Bucket { rate, gov, dry }
+        Bucket {
+            rate,
+            inner,
+            gov,
+            dry,
+        }
     }
 
     pub(crate) fn rate(&self) -> Rate {
@@ -304,5 +310,29 @@ impl Bucket {
     /// Keys held.
     pub(crate) fn len(&self) -> usize {
         self.gov.len()
+    }
+
+    /// The keys held for `who` (every route and method).
+    pub(crate) fn keys_of(&self, who: &Who) -> Vec<BucketKey> {
+        self.inner
+            .map
+            .iter()
+            .filter(|e| e.key().who == *who)
+            .map(|e| e.key().clone())
+            .collect()
+    }
+
+    /// Forgets `who`'s keys (every key when `who` is `None`): their buckets are full again.
+    /// Returns how many were removed.
+    pub(crate) fn forget(&self, who: Option<&Who>) -> usize {
+        let inner = &*self.inner;
+        let mut dropped = 0;
+        inner.map.retain(|k, _| {
+            let keep = who.is_some_and(|w| k.who != *w);
+            dropped += usize::from(!keep);
+            keep
+        });
+        inner.budget.give_back(dropped);
+        dropped
     }
 }
