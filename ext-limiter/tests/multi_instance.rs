@@ -25,8 +25,16 @@ fn instance(toml: String, start: Arc<Barrier>) -> (usize, usize, usize, u64) {
     rt.block_on(async move {
         let app = common::builder(&toml)
             .register(Limiter::new())
-            .route(Route::get("/quota", common::ok).name("quota").with(limit("100/hour")))
-            .route(Route::get("/warm", common::ok).name("warm").with(limit("10/hour")))
+            .route(
+                Route::get("/quota", common::ok)
+                    .name("quota")
+                    .with(limit("100/hour")),
+            )
+            .route(
+                Route::get("/warm", common::ok)
+                    .name("warm")
+                    .with(limit("10/hour")),
+            )
             .build()
             .unwrap();
         let client = TestClient::new(&app);

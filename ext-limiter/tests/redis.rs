@@ -18,7 +18,9 @@ async fn refuse() -> flagon::axum::response::Response {
 
 fn routes() -> Vec<Route> {
     vec![
-        Route::get("/login", ok).name("login").with(limit("5/minute")),
+        Route::get("/login", ok)
+            .name("login")
+            .with(limit("5/minute")),
         Route::get("/cost", ok)
             .name("cost")
             .with(Limit::new("10/minute").cost(3).decorator()),
@@ -26,12 +28,18 @@ fn routes() -> Vec<Route> {
             .and_put(ok)
             .name("pm")
             .with(Limit::new("2/minute").per_method().decorator()),
-        Route::get("/a", ok).name("a").with(shared_limit("ab", "3/minute")),
-        Route::get("/b", ok).name("b").with(shared_limit("ab", "3/minute")),
+        Route::get("/a", ok)
+            .name("a")
+            .with(shared_limit("ab", "3/minute")),
+        Route::get("/b", ok)
+            .name("b")
+            .with(shared_limit("ab", "3/minute")),
         Route::get("/plain", ok).name("plain"),
-        Route::post("/deduct", refuse)
-            .name("deduct")
-            .with(Limit::new("2/minute").deduct_when(|r| r.status() == 401).decorator()),
+        Route::post("/deduct", refuse).name("deduct").with(
+            Limit::new("2/minute")
+                .deduct_when(|r| r.status() == 401)
+                .decorator(),
+        ),
         Route::get("/multi", ok)
             .name("multi")
             .with(limit("4/minute; 2/second")),
@@ -56,7 +64,14 @@ const SHARED: &str = "default = \"4/minute\"\nheaders_on_success = true\nlegacy_
 
 /// What a client sees of one response: status, Retry-After, RateLimit, RateLimit-Policy,
 /// X-RateLimit-Limit/Remaining.
-type Seen = (u16, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+type Seen = (
+    u16,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 async fn script(client: &TestClient) -> Vec<Seen> {
     let from = peer("203.0.113.20:1000");
@@ -160,7 +175,10 @@ async fn skewed_and_foreign_values_never_block_or_fail() {
     let prefix = common::unique_prefix("skew");
     let app = app(&common::redis_toml(&prefix, ""));
     let client = TestClient::new(&app);
-    assert_eq!(common::status(&client, "/login", "198.51.100.3:1").await, 200);
+    assert_eq!(
+        common::status(&client, "/login", "198.51.100.3:1").await,
+        200
+    );
     let keys = common::keys_under(&prefix);
     assert_eq!(keys.len(), 1, "{keys:?}");
     let key = &keys[0];
@@ -175,7 +193,11 @@ async fn skewed_and_foreign_values_never_block_or_fail() {
         .arg(ahead.to_string())
         .query::<()>(&mut con)
         .unwrap();
-    let res = client.get("/login").peer(peer("198.51.100.3:1")).send().await;
+    let res = client
+        .get("/login")
+        .peer(peer("198.51.100.3:1"))
+        .send()
+        .await;
     assert_eq!(res.status(), 429);
     assert_eq!(res.header("retry-after"), Some("12"));
 
@@ -185,7 +207,10 @@ async fn skewed_and_foreign_values_never_block_or_fail() {
         .arg("garbage")
         .query::<()>(&mut con)
         .unwrap();
-    assert_eq!(common::status(&client, "/login", "198.51.100.3:1").await, 200);
+    assert_eq!(
+        common::status(&client, "/login", "198.51.100.3:1").await,
+        200
+    );
     // Another type: replaced by the limiter's string, with a TTL.
     redis::cmd("DEL").arg(key).query::<()>(&mut con).unwrap();
     redis::cmd("HSET")
@@ -194,7 +219,10 @@ async fn skewed_and_foreign_values_never_block_or_fail() {
         .arg("v")
         .query::<()>(&mut con)
         .unwrap();
-    assert_eq!(common::status(&client, "/login", "198.51.100.3:1").await, 200);
+    assert_eq!(
+        common::status(&client, "/login", "198.51.100.3:1").await,
+        200
+    );
     let kind: String = redis::cmd("TYPE").arg(key).query(&mut con).unwrap();
     assert_eq!(kind, "string");
     let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
@@ -238,24 +266,44 @@ async fn status_and_reset(app: &App, place: &str) {
     let out = run_cli(app, ["limiter", "reset", "192.0.2.8", "--yes"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout
-            .contains(&format!("reset the counters of `192.0.2.8`: 2 counters removed in {place}")),
+        out.stdout.contains(&format!(
+            "reset the counters of `192.0.2.8`: 2 counters removed in {place}"
+        )),
         "{}",
         out.stdout
     );
-    let left = app.state::<LimiterState>().unwrap().status("192.0.2.8").await.unwrap();
+    let left = app
+        .state::<LimiterState>()
+        .unwrap()
+        .status("192.0.2.8")
+        .await
+        .unwrap();
     assert!(left.is_empty(), "{left:?}");
-    let other = app.state::<LimiterState>().unwrap().status("192.0.2.9").await.unwrap();
+    let other = app
+        .state::<LimiterState>()
+        .unwrap()
+        .status("192.0.2.9")
+        .await
+        .unwrap();
     assert_eq!(other.len(), 1, "another key is untouched: {other:?}");
     assert_eq!(other[0].remaining, 4);
     // Full again: five more admitted.
-    assert_eq!(common::admitted(&client, "/login", "192.0.2.8:1", 6).await, 5);
+    assert_eq!(
+        common::admitted(&client, "/login", "192.0.2.8:1", 6).await,
+        5
+    );
 
     let out = run_cli(app, ["limiter", "reset", "--all", "--yes"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("reset every counter: 2 counters removed"), "{}", out.stdout);
     assert!(
-        app.state::<LimiterState>().unwrap()
+        out.stdout
+            .contains("reset every counter: 2 counters removed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        app.state::<LimiterState>()
+            .unwrap()
             .status("192.0.2.9")
             .await
             .unwrap()
