@@ -1,6 +1,7 @@
 //! Rate limits for Flagon apps, as Flask-Limiter gives Flask apps: limit strings, default,
 //! per-route and shared limits, exemptions, and 429s with `Retry-After` and the IETF
-//! `RateLimit` headers, decided by GCRA on governor in-process with a bounded key count.
+//! `RateLimit` headers, decided by GCRA on governor in-process with a bounded key count, or
+//! (the `redis` feature) by one atomic Lua GCRA script on a Redis every instance shares.
 //!
 //! ```
 //! use flagon::{App, Route};
@@ -66,6 +67,34 @@
 //! unlimited) until the sweeper, every `sweep_interval`, forgets keys whose bucket is full
 //! again (governor's `retain_recent`, then `shrink_to_fit`).
 //!
+//! # Redis storage
+//!
+//! With `storage = "redis://host:port/db"` (the `redis` feature) every check of a route's
+//! limits is one `EVALSHA` of one Lua script (loaded again on `NOSCRIPT`), so N instances
+//! sharing Redis admit exactly the quota between them (four instances, 2000 concurrent
+//! requests, quota 100: 100 admitted on each of 20 repetitions, in the crate's tests). The
+//! script is GCRA with governor's arithmetic in integer microseconds of Redis `TIME`
+//! (instances' clocks never matter): the same decisions, `Retry-After`, `RateLimit` and
+//! `X-RateLimit-*` as in-process storage. A key holds its bucket's theoretical arrival time
+//! and is written with a TTL that ends when the bucket is full again, so no key lives
+//! longer than its period and none is ever without a TTL. A stored time further ahead than a
+//! full bucket allows (after a failover to a server whose clock is behind) is clamped, so no
+//! wait exceeds the period; a failover to an empty replica resets the quota, nothing worse.
+//! Keys are `{redis.key_prefix}{len}:{key}:{scope}:{method}:{limit}`.
+//!
+//! When Redis cannot decide a check (unreachable, slower than `redis.command_timeout`, an
+//! error reply, or the circuit breaker open after `redis.breaker_failures` failures in a
+//! row), `fail_mode` does: `open` admits, `closed` answers **503** with `Retry-After` (the
+//! breaker's cooldown; not 429: the client did nothing wrong), `local` (the default) decides
+//! in process with each count divided by `instances`. Every failure is logged, one warning
+//! per 10 s with the count held back; [`LimiterState::failed_over`] counts them. A check
+//! never waits longer than `command_timeout`; with the breaker open it does not wait at all,
+//! and one check probes Redis every `breaker_cooldown`, so Redis decides again within about
+//! a second of coming back, without a restart. `/readyz` has a `limiter` check (details:
+//! `reachable`, `circuit_open`, `fail_mode`, `failed_over`) that fails only when Redis is
+//! unreachable and `fail_mode = "closed"`. Redis Cluster is not supported (one check's keys
+//! may hash to different slots).
+//!
 //! # Responses
 //!
 //! A refused request gets 429 with `Retry-After` (whole seconds, rounded up, at least 1: the
@@ -81,9 +110,15 @@
 //! # Command line
 //!
 //! `app limiter limits [--endpoint E]` prints every route's effective limits and where each
-//! comes from (`default`, `limiter.routes`, a decorator, `limit exempt`). The in-process
-//! counters live in the serving process, so there is no `status` or `reset` command until
-//! the Redis backend exists.
+//! comes from (`default`, `limiter.routes`, a decorator, `limit exempt`).
+//! `app limiter status KEY...` prints each key's counters (limit, scope, method, requests
+//! left, time until full), and `app limiter reset KEY --yes` / `reset --all --yes` forgets
+//! them. A KEY is an address (IPv6 grouped as requests are), `user:ID`, `key:API-KEY` or a
+//! custom key. With Redis storage they act on the counters every instance shares (`--all`:
+//! the keys under `redis.key_prefix` only, by `SCAN`, never `FLUSHDB`); with in-process
+//! storage only on the process running the command, which a separate CLI process does not
+//! share with the server ([`LimiterState::status`] and [`LimiterState::reset`] do the same
+//! from inside the serving process, e.g. an admin route).
 //!
 //! # Configuration
 //!
@@ -104,11 +139,20 @@
 //! | `sweep_interval` | `"60s"` | how often full buckets are forgotten |
 //! | `legacy_headers` | `false` | also send `X-RateLimit-*` on 429s |
 //! | `headers_on_success` | `false` | send `RateLimit`/`RateLimit-Policy` on admitted responses of limited routes |
+//! | `storage` | `"memory://"` | `memory://` (in process) or `redis://[user:pass@]host:port/db` (the `redis` feature); redacted by `config` |
+//! | `fail_mode` | `"local"` | when Redis cannot decide: `open` (admit), `closed` (503 + `Retry-After`), `local` (in process, counts divided by `instances`) |
+//! | `instances` | `1` | instances sharing the quota, for `fail_mode = "local"` (≥ 1) |
+//! | `redis.key_prefix` | `"flagon:limiter:"` | prepended to every key; not empty |
+//! | `redis.connect_timeout` | `"500ms"` | connection attempts |
+//! | `redis.command_timeout` | `"100ms"` | one check; then `fail_mode` decides |
+//! | `redis.breaker_failures` | `5` | failures in a row that open the circuit breaker |
+//! | `redis.breaker_cooldown` | `"1s"` | how long an open breaker skips Redis before one check probes it; also the 503's `Retry-After` |
 //!
 //! # Features
 //!
-//! None yet. Limits are kept in process; the Redis backend (one Lua GCRA script per check,
-//! exact across instances) will come behind a `redis` feature.
+//! | feature | default | what |
+//! |---|---|---|
+//! | `redis` | off | Redis storage (redis-rs `ConnectionManager` on tokio, one Lua GCRA script per check) |
 //!
 //! # Errors
 //!
@@ -118,7 +162,13 @@
 //! - Bad settings (`max_keys = 0`, a prefix out of range, `key = "header"` without a valid
 //!   `key_header`, an unknown endpoint in `routes`, one shared scope with two different limit
 //!   strings) fail `build()` naming the key.
-//! - A refused request carries [`LimiterError::Exceeded`] (429).
+//! - `storage` that is neither `memory://` nor a Redis URL, a Redis URL without the `redis`
+//!   feature, an empty `redis.key_prefix`, a zero timeout, `instances = 0` fail `build()`
+//!   naming the key. Redis may be down when the app starts: it is reached on first use.
+//! - A refused request carries [`LimiterError::Exceeded`] (429); one Redis could not decide
+//!   under `fail_mode = "closed"` carries [`LimiterError::Unavailable`] (503).
+//! - [`LimiterState::status`] and [`LimiterState::reset`] fail with
+//!   [`LimiterError::Storage`] when Redis does not answer.
 
 #[cfg(feature = "redis")]
 mod breaker;

@@ -184,6 +184,17 @@ async fn skewed_and_foreign_values_never_block_or_fail() {
     let key = &keys[0];
     assert!(key.ends_with(":198.51.100.3:d:login:*:5/minute"), "{key}");
     let mut con = common::raw_redis();
+    // The stored TAT is Redis's own time plus one interval (12 s): decisions are on the
+    // server's clock, so instances whose clocks disagree decide alike.
+    let stored: String = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
+    let server_now = secs * 1_000_000 + micros;
+    let tat: u64 = stored.parse().unwrap();
+    let ahead = tat as i64 - server_now as i64;
+    assert!(
+        (10_000_000..=12_000_000).contains(&ahead),
+        "TAT {tat} is {ahead} µs ahead of Redis TIME"
+    );
 
     // A TAT one day ahead: clamped to a full bucket's, so the wait is 12 s, not a day.
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
