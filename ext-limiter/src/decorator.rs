@@ -8,6 +8,7 @@ use flagon::axum::response::{IntoResponse, Response};
 use flagon::http::StatusCode;
 use flagon::{Decorator, Next, tracing};
 
+use crate::config::FailMode;
 use crate::error::LimitParseError;
 use crate::parse::{Rate, parse_limits};
 use crate::response::success_headers;
@@ -41,6 +42,7 @@ pub struct Limit {
     cost: Option<CostFn>,
     fixed_cost: u32,
     deduct_when: Option<DeductFn>,
+    fail_mode: Option<FailMode>,
 }
 
 impl Limit {
@@ -54,7 +56,16 @@ impl Limit {
             cost: None,
             fixed_cost: 1,
             deduct_when: None,
+            fail_mode: None,
         }
+    }
+
+    /// What this limit does when Redis cannot decide, instead of `[limiter] fail_mode`
+    /// (e.g. `closed` on a login route of an app that fails open). Without Redis storage
+    /// it changes nothing.
+    pub fn fail_mode(mut self, mode: FailMode) -> Limit {
+        self.fail_mode = Some(mode);
+        self
     }
 
     /// Counts only the responses `f` selects (failed logins: `|res| res.status() == 401`).
@@ -109,6 +120,9 @@ impl Limit {
         }
         if self.deduct_when.is_some() {
             opts.push("deduct when".to_owned());
+        }
+        if let Some(m) = self.fail_mode {
+            opts.push(format!("fail {}", m.as_str()));
         }
         if !opts.is_empty() {
             d.push_str(&format!(" [{}]", opts.join(", ")));
@@ -212,7 +226,12 @@ impl Spec {
                     return StatusCode::INTERNAL_SERVER_ERROR.into_response();
                 };
                 let set = self.own.get_or_init(|| {
-                    rt.set(rates.clone(), self.limit.per_method, SetKind::Decorator)
+                    rt.set_failing(
+                        rates.clone(),
+                        self.limit.per_method,
+                        SetKind::Decorator,
+                        self.limit.fail_mode,
+                    )
                 });
                 (set.clone(), tag.route)
             }
@@ -266,6 +285,11 @@ mod tests {
     fn descriptions_read_back() {
         let d = Limit::new("5/minute").per_method().cost(2).description();
         assert_eq!(d, "limit 5/minute [per method, cost 2]");
+        let d = Limit::new("5/minute")
+            .fail_mode(FailMode::Closed)
+            .description();
+        assert_eq!(d, "limit 5/minute [fail closed]");
+        assert_eq!(read_description(&d), Some((None, "5/minute")));
         assert_eq!(read_description(&d), Some((None, "5/minute")));
         let d = Limit::new("1/second; 10/hour").shared("up").description();
         assert_eq!(

@@ -86,7 +86,9 @@
 //! error reply, or the circuit breaker open after `redis.breaker_failures` failures in a
 //! row), `fail_mode` does: `open` admits, `closed` answers **503** with `Retry-After` (the
 //! breaker's cooldown; not 429: the client did nothing wrong), `local` (the default) decides
-//! in process with each count divided by `instances`. Every failure is logged, one warning
+//! in process with each count divided by `instances` (its `RateLimit` header then names the
+//! divided limit); [`Limit::fail_mode`] sets another mode for one route or shared scope
+//! (e.g. `closed` on a login route of an app that fails open). Every failure is logged, one warning
 //! per 10 s with the count held back; [`LimiterState::failed_over`] counts them. A check
 //! never waits longer than `command_timeout`; with the breaker open it does not wait at all,
 //! and one check probes Redis every `breaker_cooldown`, so Redis decides again within about
@@ -142,7 +144,7 @@
 //! | `storage` | `"memory://"` | `memory://` (in process) or `redis://[user:pass@]host:port/db` (the `redis` feature); redacted by `config` |
 //! | `fail_mode` | `"local"` | when Redis cannot decide: `open` (admit), `closed` (503 + `Retry-After`), `local` (in process, counts divided by `instances`) |
 //! | `instances` | `1` | instances sharing the quota, for `fail_mode = "local"` (≥ 1) |
-//! | `redis.key_prefix` | `"flagon:limiter:"` | prepended to every key; not empty |
+//! | `redis.key_prefix` | `"flagon:limiter:"` | prepended to every key; not empty; `limiter reset --all` removes every key under it, so give the limiter a prefix of its own |
 //! | `redis.connect_timeout` | `"500ms"` | connection attempts |
 //! | `redis.command_timeout` | `"100ms"` | one check; then `fail_mode` decides |
 //! | `redis.breaker_failures` | `5` | failures in a row that open the circuit breaker |
@@ -252,7 +254,8 @@ impl Limiter {
         self
     }
 
-    /// Decides on `clock` instead of the machine's monotonic clock: for tests.
+    /// Decides on `clock` instead of the machine's monotonic clock: for tests. With Redis
+    /// storage, Redis's `TIME` decides; the clock then only drives the `local` fallback.
     pub fn clock(mut self, clock: ManualClock) -> Limiter {
         self.clock = Some(clock);
         self
@@ -567,7 +570,12 @@ fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Ve
                     None => {
                         let pm = d.description().contains("[per method");
                         let kind = SetKind::Shared(Arc::from(scope));
-                        shared.insert(scope.to_owned(), (raw.to_owned(), rt.set(rates, pm, kind)));
+                        let opts = d.description().rsplit_once(" [").map_or("", |(_, o)| o);
+                        let mode = [FailMode::Open, FailMode::Closed, FailMode::Local]
+                            .into_iter()
+                            .find(|m| opts.contains(&format!("fail {}", m.as_str())));
+                        let set = rt.set_failing(rates, pm, kind, mode);
+                        shared.insert(scope.to_owned(), (raw.to_owned(), set));
                     }
                 }
             }

@@ -95,6 +95,9 @@ pub(crate) struct LimitSet {
     buckets: Vec<Arc<Bucket>>,
     per_method: bool,
     kind: SetKind,
+    /// This set's own `fail_mode` (a decorator's), else the app's.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fail_mode: Option<FailMode>,
 }
 
 /// The outcome of checking one set.
@@ -156,6 +159,17 @@ fn method_name(i: u8) -> &'static str {
 
 impl Runtime {
     pub(crate) fn set(&self, rates: Vec<Rate>, per_method: bool, kind: SetKind) -> Arc<LimitSet> {
+        self.set_failing(rates, per_method, kind, None)
+    }
+
+    /// As [`set`](Self::set), with a `fail_mode` of its own (`None`: the app's).
+    pub(crate) fn set_failing(
+        &self,
+        rates: Vec<Rate>,
+        per_method: bool,
+        kind: SetKind,
+        fail_mode: Option<FailMode>,
+    ) -> Arc<LimitSet> {
         let local = |r: &Rate| -> Rate {
             if self.instances <= 1 || !self.remote() {
                 return *r;
@@ -172,6 +186,7 @@ impl Runtime {
             buckets,
             per_method,
             kind,
+            fail_mode,
         });
         self.sets
             .lock()
@@ -355,7 +370,7 @@ impl LimitSet {
                 Ok(c) => return c,
                 Err(()) => {
                     rt.failed_over.fetch_add(1, Ordering::Relaxed);
-                    match rt.fail_mode {
+                    match self.fail_mode.unwrap_or(rt.fail_mode) {
                         FailMode::Open => return Checked::Open,
                         FailMode::Closed => return Checked::Unavailable(store.retry_after()),
                         FailMode::Local => {}

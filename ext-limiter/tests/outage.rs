@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use flagon::testing::TestClient;
 use flagon::tracing;
 use flagon::{App, Route};
-use flagon_limiter::{Limiter, LimiterState, limit};
+use flagon_limiter::{FailMode, Limit, Limiter, LimiterState, limit};
 
 struct Server {
     child: Child,
@@ -101,7 +101,7 @@ fn app(port: u16, mode: &str) -> App {
 }
 
 /// The 100 ms timeout plus scheduling slack.
-const BOUND: Duration = Duration::from_millis(300);
+const BOUND: Duration = Duration::from_millis(400);
 const FROM: &str = "203.0.113.60:1";
 
 fn failed_over(app: &App) -> u64 {
@@ -324,4 +324,48 @@ async fn a_redis_that_never_answers_is_cut_off_by_the_timeout() {
     );
     println!("Redis silent: slowest check {slowest:?}, with the breaker open {open_slowest:?}");
     hold.abort();
+}
+
+/// A decorator's own `fail_mode` overrides the app's: here the app fails open, the login
+/// route and a shared scope fail closed.
+#[tokio::test]
+async fn a_limit_can_fail_its_own_way() {
+    let port = free_port();
+    let Some(server) = start_redis(port) else {
+        return;
+    };
+    let toml = format!(
+        "[limiter]\nstorage = \"redis://127.0.0.1:{port}\"\nfail_mode = \"open\"\n\
+         [limiter.redis]\nkey_prefix = \"own:\"\ncommand_timeout = \"100ms\"\n"
+    );
+    let app = common::builder(&toml)
+        .register(Limiter::new())
+        .route(Route::get("/q", common::ok).name("q").with(limit("8/hour")))
+        .route(
+            Route::get("/login", common::ok).name("login").with(
+                Limit::new("5/minute")
+                    .fail_mode(FailMode::Closed)
+                    .decorator(),
+            ),
+        )
+        .route(
+            Route::get("/up", common::ok).name("up").with(
+                Limit::new("5/minute")
+                    .shared("uploads")
+                    .fail_mode(FailMode::Closed)
+                    .decorator(),
+            ),
+        )
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    for path in ["/q", "/login", "/up"] {
+        assert_eq!(common::status(&client, path, FROM).await, 200, "{path}");
+    }
+    drop(server);
+    for _ in 0..3 {
+        assert_eq!(common::status(&client, "/q", FROM).await, 200);
+        assert_eq!(common::status(&client, "/login", FROM).await, 503);
+        assert_eq!(common::status(&client, "/up", FROM).await, 503);
+    }
 }
