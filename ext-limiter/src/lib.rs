@@ -72,7 +72,7 @@
 //! With `storage = "redis://host:port/db"` (the `redis` feature) every check of a route's
 //! limits is one `EVALSHA` of one Lua script (loaded again on `NOSCRIPT`), so N instances
 //! sharing Redis admit exactly the quota between them (four instances, 2000 concurrent
-//! requests, quota 100: 100 admitted on each of 20 repetitions, in the crate's tests). The
+//! requests, quota 100: 100 admitted on each of 50 repetitions, in the crate's tests). The
 //! script is GCRA with governor's arithmetic in integer microseconds of Redis `TIME`
 //! (instances' clocks never matter): the same decisions, `Retry-After`, `RateLimit` and
 //! `X-RateLimit-*` as in-process storage. A key holds its bucket's theoretical arrival time
@@ -267,7 +267,8 @@ impl Limiter {
 pub struct LimiterState(Arc<Runtime>);
 
 impl LimiterState {
-    /// Keys held now, over every limit (never more than `max_keys`).
+    /// Keys held in process now, over every limit (never more than `max_keys`). With Redis
+    /// storage these are the `local` fallback's only; Redis bounds its own keys by TTL.
     pub fn keys(&self) -> usize {
         self.0.budget.used()
     }

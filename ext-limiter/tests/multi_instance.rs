@@ -1,6 +1,6 @@
 //! G4: four app instances, each built on its own thread with its own tokio runtime and its
 //! own Redis connection, share the machine's Redis. 2000 concurrent requests for one key
-//! against a quota of 100 admit exactly 100, on every one of 20 repetitions.
+//! against a quota of 100 admit exactly 100, on every one of 50 repetitions.
 
 mod common;
 
@@ -13,7 +13,8 @@ use flagon_limiter::{Limiter, LimiterState, limit};
 const INSTANCES: usize = 4;
 const PER_INSTANCE: usize = 500;
 const QUOTA: usize = 100;
-const REPETITIONS: usize = 20;
+/// The issue asks for 20, the threats catalogue (G4) for 50: 50.
+const REPETITIONS: usize = 50;
 
 /// One instance: builds its app, waits for the others, fires its requests at once.
 /// Returns (admitted, refused, other statuses, checks Redis did not decide).
