@@ -69,8 +69,9 @@
 //!
 //! # Redis storage
 //!
-//! With `storage = "redis://host:port/db"` (the `redis` feature) every check of a route's
-//! limits is one `EVALSHA` of one Lua script (loaded again on `NOSCRIPT`), so N instances
+//! With `storage = "redis://host:port/db"` (the `redis` feature) every check of a set of
+//! limits (a route's `100/day; 10/minute`, then the application's if any) is one atomic
+//! `EVALSHA` of one Lua script (loaded again on `NOSCRIPT`), so N instances
 //! sharing Redis admit exactly the quota between them (four instances, 2000 concurrent
 //! requests, quota 100: 100 admitted on each of 50 repetitions, in the crate's tests). The
 //! script is GCRA with governor's arithmetic in integer microseconds of Redis `TIME`
