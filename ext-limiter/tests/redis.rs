@@ -358,3 +358,58 @@ fn storage_settings_are_checked() {
     let err = common::build_error("[limiter]\nfail_mode = \"maybe\"\n", vec![]);
     assert!(err.contains("fail_mode"), "{err}");
 }
+
+/// GCRA on Redis over time (G5): a burst, then one request per interval; hammered for a
+/// second, never more than `burst + elapsed / interval` admitted. The key's TTL ends when
+/// the bucket is full again (here 1 s after the last admitted request), never earlier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_admits_a_burst_then_the_steady_rate() {
+    if !common::redis_up("redis_admits_a_burst_then_the_steady_rate") {
+        return;
+    }
+    let prefix = common::unique_prefix("steady");
+    let app = common::builder(&common::redis_toml(&prefix, ""))
+        .register(Limiter::new())
+        .route(Route::get("/s", ok).name("s").with(limit("10/second")))
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    let start = std::time::Instant::now();
+    assert_eq!(
+        common::admitted(&client, "/s", "192.0.2.30:1", 10).await,
+        10
+    );
+    let res = client.get("/s").peer(peer("192.0.2.30:1")).send().await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        res.header("retry-after"),
+        Some("1"),
+        "a 100 ms wait, rounded up"
+    );
+
+    let mut admitted = 10;
+    while start.elapsed() < std::time::Duration::from_secs(1) {
+        admitted += common::admitted(&client, "/s", "192.0.2.30:1", 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let most = 10 + (elapsed / 0.1).floor() as usize;
+    assert!(
+        admitted <= most,
+        "{admitted} admitted in {elapsed:.3} s (at most {most})"
+    );
+    assert!(
+        admitted >= 14,
+        "{admitted} admitted in {elapsed:.3} s: the steady rate is one per 100 ms"
+    );
+    let keys = common::keys_under(&prefix);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query(&mut common::raw_redis())
+        .unwrap();
+    assert!(
+        (500..=1_000).contains(&ttl),
+        "PTTL {ttl}: the bucket is full again ~1 s after the last admitted request"
+    );
+}
