@@ -413,3 +413,19 @@ async fn redis_admits_a_burst_then_the_steady_rate() {
         "PTTL {ttl}: the bucket is full again ~1 s after the last admitted request"
     );
 }
+
+/// The storage URL is a secret: `config` never prints its password. Redis need not be up:
+/// it is reached on first use.
+#[tokio::test]
+async fn the_storage_url_is_redacted() {
+    let app = common::builder(
+        "[limiter]\nstorage = \"redis://:hunter2@127.0.0.1:1/0\"\nfail_mode = \"open\"\n",
+    )
+    .register(Limiter::new())
+    .build()
+    .unwrap();
+    let out = run_cli(&app, ["config"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("storage"), "{}", out.stdout);
+    assert!(!out.stdout.contains("hunter2"), "{}", out.stdout);
+}
