@@ -142,7 +142,7 @@
 //! | `sweep_interval` | `"60s"` | how often full buckets are forgotten |
 //! | `legacy_headers` | `false` | also send `X-RateLimit-*` on 429s |
 //! | `headers_on_success` | `false` | send `RateLimit`/`RateLimit-Policy` on admitted responses of limited routes |
-//! | `storage` | `"memory://"` | `memory://` (in process) or `redis://[user:pass@]host:port/db` (the `redis` feature); redacted by `config` |
+//! | `storage` | `"memory://"` | `memory://` (in process) or `redis://[user:pass@]host:port/db` (the `redis` feature; TLS `rediss://` is not built in yet: a build error); redacted by `config` |
 //! | `fail_mode` | `"local"` | when Redis cannot decide: `open` (admit), `closed` (503 + `Retry-After`), `local` (in process, counts divided by `instances`) |
 //! | `instances` | `1` | instances sharing the quota, for `fail_mode = "local"` (≥ 1) |
 //! | `redis.key_prefix` | `"flagon:limiter:"` | prepended to every key; not empty; `limiter reset --all` removes every key under it, so give the limiter a prefix of its own |

@@ -429,3 +429,9 @@ async fn the_storage_url_is_redacted() {
     assert!(out.stdout.contains("storage"), "{}", out.stdout);
     assert!(!out.stdout.contains("hunter2"), "{}", out.stdout);
 }
+
+#[test]
+fn a_tls_url_fails_the_build_until_tls_is_built_in() {
+    let err = common::build_error("[limiter]\nstorage = \"rediss://127.0.0.1:6380\"\n", vec![]);
+    assert!(err.contains("limiter.storage"), "{err}");
+}
