@@ -241,8 +241,10 @@ async fn skewed_and_foreign_values_never_block_or_fail() {
     assert_eq!(app.state::<LimiterState>().unwrap().failed_over(), 0);
 }
 
-async fn status_and_reset(app: &App, place: &str) {
-    let client = TestClient::new(app);
+/// Requests go to `served`; the commands run on `app` (the same app in process; with Redis,
+/// another instance, as a separate `app limiter …` process would be).
+async fn status_and_reset(served: &App, app: &App, place: &str) {
+    let client = TestClient::new(served);
     for _ in 0..3 {
         assert_eq!(common::status(&client, "/login", "192.0.2.8:1").await, 200);
     }
@@ -325,7 +327,7 @@ async fn status_and_reset(app: &App, place: &str) {
 #[tokio::test]
 async fn status_and_reset_in_process() {
     let app = app("[limiter]\ndefault = \"4/minute\"\n");
-    status_and_reset(&app, "this process").await;
+    status_and_reset(&app, &app, "this process").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,8 +336,9 @@ async fn status_and_reset_on_redis() {
         return;
     }
     let prefix = common::unique_prefix("status");
-    let app = app(&common::redis_toml(&prefix, "default = \"4/minute\""));
-    status_and_reset(&app, "Redis").await;
+    let toml = common::redis_toml(&prefix, "default = \"4/minute\"");
+    let (served, cli) = (app(&toml), app(&toml));
+    status_and_reset(&served, &cli, "Redis").await;
     assert!(common::keys_under(&prefix).is_empty());
 }
 
