@@ -441,14 +441,17 @@ impl Extension for Limiter {
             }
         });
 
-        // Restores the limiter's headers on a 429 an app's error handler replaced, and adds
-        // them to admitted responses of guard-limited routes (`headers_on_success`).
-        app.after_request(|ctx, mut res| async move {
-            if let Some(h) = ctx.g().get::<response::LimitHeaders>() {
-                h.restore(&mut res);
-            }
-            res
-        });
+        // Adds the limiter's headers to admitted responses of guard-limited routes
+        // (`headers_on_success`); without that option no request pays for an after hook. (A
+        // 429 an app's error handler replaces keeps its headers through core.)
+        if cfg.headers_on_success {
+            app.after_request(|ctx, mut res| async move {
+                if let Some(h) = ctx.g().get::<response::LimitHeaders>() {
+                    h.restore(&mut res);
+                }
+                res
+            });
+        }
 
         let rows: Arc<OnceLock<Vec<cli::Row>>> = Arc::default();
         let table = rows.clone();

@@ -154,33 +154,12 @@ pub(crate) fn unavailable(request_headers: &HeaderMap, wait: Duration) -> Respon
     res
 }
 
-/// The limiter's headers of a response, kept in the request's `g` so that the limiter's
-/// after hook can restore them on a response an app's 429 handler replaced, and add them to
-/// admitted responses of routes limited by a guard.
+/// The limiter's headers for an admitted response of a route limited by a guard
+/// (`headers_on_success`), kept in the request's `g` for the limiter's after hook.
 #[derive(Clone, Debug)]
 pub(crate) struct LimitHeaders(pub(crate) HeaderMap);
 
-const OURS: [&str; 7] = [
-    "retry-after",
-    "cache-control",
-    "ratelimit",
-    "ratelimit-policy",
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-];
-
 impl LimitHeaders {
-    pub(crate) fn of(headers: &HeaderMap) -> LimitHeaders {
-        let mut out = HeaderMap::new();
-        for name in OURS {
-            if let Some(v) = headers.get(name) {
-                out.insert(name, v.clone());
-            }
-        }
-        LimitHeaders(out)
-    }
-
     /// Adds those `res` lacks.
     pub(crate) fn restore(self, res: &mut Response) {
         for (name, value) in self.0.iter() {

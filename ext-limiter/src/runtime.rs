@@ -302,8 +302,8 @@ impl Runtime {
         Ok(n as u64)
     }
 
-    /// The 429 for `refusal`, logged and signalled; its headers are kept in `g` for the
-    /// limiter's after hook.
+    /// The 429 for `refusal`, logged and signalled. An app's 429 handler that replaces it
+    /// keeps its headers (core carries an error response's headers onto the handler's page).
     pub(crate) fn refuse(
         &self,
         req: &mut Request,
@@ -313,16 +313,12 @@ impl Runtime {
         refusal: &Refusal,
     ) -> Response {
         self.refused(req, endpoint, who, refusal);
-        let res = response::too_many(req.headers(), rates, refusal, self.legacy);
-        flagon::G::of(req).insert(response::LimitHeaders::of(res.headers()));
-        res
+        response::too_many(req.headers(), rates, refusal, self.legacy)
     }
 
-    /// The 503 of `fail_mode = "closed"`; its headers are kept in `g` as a 429's are.
+    /// The 503 of `fail_mode = "closed"`.
     pub(crate) fn unavailable(&self, req: &mut Request, wait: Duration) -> Response {
-        let res = response::unavailable(req.headers(), wait);
-        flagon::G::of(req).insert(response::LimitHeaders::of(res.headers()));
-        res
+        response::unavailable(req.headers(), wait)
     }
 
     /// Logs and signals a refusal.

@@ -102,6 +102,15 @@ async fn the_apps_429_handler_renders_browser_refusals() {
         text == "slow down, 60s" || text == "slow down, 59s",
         "{text}"
     );
+    // The app's page keeps the limiter's headers.
+    assert!(res.header("retry-after").is_some());
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert!(
+        res.header("ratelimit")
+            .unwrap()
+            .starts_with("\"1/minute\";r=0;t=")
+    );
+    assert!(res.header("ratelimit-policy").is_some());
 }
 
 #[tokio::test]
