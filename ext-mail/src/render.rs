@@ -33,18 +33,20 @@ impl Mail {
         render_with(&templates, name, ctx).await
     }
 
-    /// [`Mail::render`] in the recipient's `locale`: the templates see `locale`, and the
-    /// translation functions an i18n extension registers translate into it.
+    /// [`Mail::render`] in the recipient's `locale` (core's
+    /// [`Templates::for_locale`]): translating template functions (an i18n extension's `_()`)
+    /// translate into it, and templates see it as `locale`.
     pub async fn render_for(
         &self,
         locale: &Locale,
         name: &str,
         ctx: impl Serialize,
     ) -> Result<MessageBuilder, Error> {
-        let templates = Templates::for_app(self.app()).ok_or_else(|| Error::Template {
-            name: name.to_owned(),
-            source: "the app was built without templates".into(),
-        })?;
+        let templates =
+            Templates::for_locale(self.app(), locale.clone()).ok_or_else(|| Error::Template {
+                name: name.to_owned(),
+                source: "the app was built without templates".into(),
+            })?;
         let ctx = flagon::templates::context! { locale => locale.as_str(), ..flagon::templates::Value::from_serialize(ctx) };
         render_with(&templates, name, ctx).await
     }

@@ -84,6 +84,30 @@ pub(crate) async fn insert_in(tx: &mut TxConn, p: &Prepared) -> Result<i64, Erro
     }
 }
 
+fn claimed_row(row: &sqlx::any::AnyRow, token: &str) -> Result<Claimed, Error> {
+    let id: i64 = row.try_get("id").map_err(db_err)?;
+    let message_id: String = row.try_get("message_id").map_err(db_err)?;
+    let from: String = row.try_get("envelope_from").map_err(db_err)?;
+    let recipients: String = row.try_get("recipients").map_err(db_err)?;
+    let raw: String = row.try_get("raw").map_err(db_err)?;
+    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
+    let from = Address::new(&from).map_err(db_err)?;
+    let recipients = recipients_of(&recipients)?
+        .iter()
+        .map(|a| Address::new(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    if recipients.is_empty() {
+        return Err(db_err("no recipients"));
+    }
+    Ok(Claimed {
+        id,
+        token: token.to_owned(),
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        prepared: Prepared::from_parts(message_id, from, recipients, raw.into_bytes()),
+    })
+}
+
 fn status_of(row: &sqlx::any::AnyRow) -> Result<Status, Error> {
     let s: String = row.try_get("status").map_err(db_err)?;
     Status::parse(&s).ok_or_else(|| db_err(format!("unknown outbox status `{s}`")))
@@ -162,23 +186,25 @@ impl Store for SqlStore {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let id: i64 = row.try_get("id").map_err(db_err)?;
-                let message_id: String = row.try_get("message_id").map_err(db_err)?;
-                let from: String = row.try_get("envelope_from").map_err(db_err)?;
-                let recipients: String = row.try_get("recipients").map_err(db_err)?;
-                let raw: String = row.try_get("raw").map_err(db_err)?;
-                let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
-                let from = Address::new(&from).map_err(db_err)?;
-                let recipients = recipients_of(&recipients)?
-                    .iter()
-                    .map(|a| Address::new(a))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_err)?;
-                out.push(Claimed {
-                    id,
-                    token: t.clone(),
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    prepared: Prepared::from_parts(message_id, from, recipients, raw.into_bytes()),
-                });
+                match claimed_row(&row, &t) {
+                    Ok(c) => out.push(c),
+                    Err(e) => {
+                        // A row that cannot be read would fail every claim: dead-letter it
+                        // now, so it never holds up the rest of the queue.
+                        tracing::error!(target: "flagon_mail::outbox", id, error = %e, cause = ?std::error::Error::source(&e), "unreadable outbox row dead-lettered");
+                        self.db
+                            .query(
+                                "UPDATE flagon_mail_outbox SET status = 'dead', last_error = ?, claim_token = NULL, \
+                                 claimed_until = NULL WHERE id = ? AND claim_token = ?",
+                            )
+                            .bind(format!("unreadable row: {e}: {:?}", std::error::Error::source(&e).map(|s| s.to_string())))
+                            .bind(id)
+                            .bind(t.clone())
+                            .execute(&self.db)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                }
             }
             Ok(out)
         })
@@ -273,7 +299,9 @@ impl Store for SqlStore {
                         message_id: row.try_get("message_id").map_err(db_err)?,
                         status: status_of(row)?,
                         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                        recipients: recipients_of(&recipients)?,
+                        // An unreadable list is shown as stored.
+                        recipients: recipients_of(&recipients)
+                            .unwrap_or_else(|_| vec![recipients.clone()]),
                         last_error: row.try_get("last_error").map_err(db_err)?,
                         created_at: row.try_get("created_at").map_err(db_err)?,
                         available_at: row.try_get("available_at").map_err(db_err)?,
