@@ -218,6 +218,15 @@ impl Mail {
         });
     }
 
+    /// The longest one attempt at a message with `recipients` recipients can take: the sum
+    /// of the SMTP phase timeouts (a local transport: a few seconds).
+    pub fn worst_attempt(&self, recipients: usize) -> std::time::Duration {
+        match self.shared.kind {
+            TransportKind::Smtp => worst_smtp(&self.shared.config.smtp, recipients),
+            _ => std::time::Duration::from_secs(5),
+        }
+    }
+
     /// Runs the outbox relay until `stop` completes: the background worker `mail.outbox`
     /// does this while the app serves; call it yourself to run a relay elsewhere (a
     /// dedicated process, a test). Several relays, in one process or many, share the SQL
@@ -335,6 +344,15 @@ impl Extension for MailExtension {
         crate::cli::register(app);
         Ok(())
     }
+}
+
+/// Connect, greeting + EHLO, STARTTLS, AUTH, MAIL, each RCPT, DATA and the message.
+fn worst_smtp(s: &crate::SmtpConfig, recipients: usize) -> std::time::Duration {
+    let commands = u32::try_from(recipients.saturating_add(2)).unwrap_or(u32::MAX);
+    s.connect_timeout
+        + s.greeting_timeout * 3
+        + s.command_timeout.saturating_mul(commands)
+        + s.data_timeout
 }
 
 fn smtp_transport(app: &Setup<'_>, config: &MailConfig) -> Result<Arc<dyn Transport>, SetupError> {

@@ -114,6 +114,7 @@ impl Store for MemoryStore {
                     id,
                     token: t,
                     attempts: r.attempts,
+                    claimed_at: std::time::Instant::now(),
                     prepared: r.prepared.clone(),
                 });
             }
@@ -159,6 +160,20 @@ impl Store for MemoryStore {
                 }
             }
             Ok(true)
+        })
+    }
+
+    fn release<'a>(&'a self, c: &'a Claimed) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut g = self.lock();
+            if let Some(r) = g.rows.get_mut(&c.id) {
+                if r.token.as_deref() == Some(c.token.as_str()) {
+                    r.token = None;
+                    r.claimed_until = None;
+                    r.attempts = r.attempts.saturating_sub(1);
+                }
+            }
+            Ok(())
         })
     }
 

@@ -92,6 +92,8 @@ pub(crate) struct Claimed {
     pub(crate) token: String,
     /// Attempts including this one.
     pub(crate) attempts: u32,
+    /// When the lease began.
+    pub(crate) claimed_at: std::time::Instant,
     pub(crate) prepared: Prepared,
 }
 
@@ -127,6 +129,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn insert<'a>(&'a self, p: &'a Prepared) -> BoxFuture<'a, Result<i64, Error>>;
     fn claim(&self, n: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Claimed>, Error>>;
     fn settle<'a>(&'a self, c: &'a Claimed, s: Settle) -> BoxFuture<'a, Result<bool, Error>>;
+    /// Gives back a claim that was never attempted (its attempt uncounted).
+    fn release<'a>(&'a self, c: &'a Claimed) -> BoxFuture<'a, Result<(), Error>>;
     fn list(
         &self,
         status: Option<Status>,

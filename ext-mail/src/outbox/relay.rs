@@ -1,5 +1,6 @@
 //! The relay: claims due messages and delivers them, `concurrency` at a time.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
@@ -17,32 +18,53 @@ pub(crate) async fn run(mail: Mail, stop: impl Future<Output = ()>) {
     let cfg = mail.config().outbox.clone();
     let store = mail.queue().store;
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // Claimed and not yet started: a claim takes up to `batch` at once (one transaction),
+    // and they start as senders free up. Their leases run from the claim.
+    let mut ready: VecDeque<Claimed> = VecDeque::new();
     let mut stop = std::pin::pin!(stop);
     loop {
-        let free = cfg.concurrency.saturating_sub(tasks.len());
-        let mut claimed = 0;
-        if free > 0 {
-            match store.claim(free.min(cfg.batch), cfg.lease).await {
+        let mut full = false;
+        if ready.is_empty() && tasks.len() < cfg.concurrency {
+            match store.claim(cfg.batch, cfg.lease).await {
                 Ok(batch) => {
-                    claimed = batch.len();
-                    for c in batch {
-                        tasks.spawn(deliver(mail.clone(), c));
-                    }
+                    full = batch.len() == cfg.batch;
+                    ready.extend(batch);
                 }
                 Err(e) => {
                     tracing::error!(target: "flagon_mail::outbox", error = %e, cause = ?std::error::Error::source(&e), "claiming outbox messages failed");
                 }
             }
         }
-        if claimed > 0 && tasks.len() < cfg.concurrency {
+        while tasks.len() < cfg.concurrency {
+            let Some(c) = ready.pop_front() else { break };
+            // Start only while the lease outlasts the slowest possible attempt: otherwise
+            // another relay may claim the message while this one still sends it.
+            let worst = mail.worst_attempt(c.prepared.recipients().len());
+            if worst < cfg.lease && c.claimed_at.elapsed() + worst >= cfg.lease {
+                if let Err(e) = store.release(&c).await {
+                    tracing::warn!(target: "flagon_mail::outbox", id = c.id, error = %e, "releasing a stale claim failed");
+                }
+                continue;
+            }
+            tasks.spawn(deliver(mail.clone(), c));
+        }
+        let idle = ready.is_empty() && tasks.len() < cfg.concurrency;
+        if idle && full {
+            // A full batch: more may be due at once.
             continue;
         }
         tokio::select! {
             biased;
             () = &mut stop => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            () = mail.shared.wake.notified() => {}
-            () = tokio::time::sleep(cfg.poll_interval) => {}
+            () = mail.shared.wake.notified(), if idle => {}
+            () = tokio::time::sleep(cfg.poll_interval), if idle => {}
+        }
+    }
+    // Claimed but never started: give them back now rather than at their lease's end.
+    for c in ready {
+        if let Err(e) = store.release(&c).await {
+            tracing::warn!(target: "flagon_mail::outbox", id = c.id, error = %e, "releasing an unsent claim failed; it returns when its lease expires");
         }
     }
     while tasks.join_next().await.is_some() {}

@@ -84,7 +84,11 @@ pub(crate) async fn insert_in(tx: &mut TxConn, p: &Prepared) -> Result<i64, Erro
     }
 }
 
-fn claimed_row(row: &sqlx::any::AnyRow, token: &str) -> Result<Claimed, Error> {
+fn claimed_row(
+    row: &sqlx::any::AnyRow,
+    token: &str,
+    claimed_at: std::time::Instant,
+) -> Result<Claimed, Error> {
     let id: i64 = row.try_get("id").map_err(db_err)?;
     let message_id: String = row.try_get("message_id").map_err(db_err)?;
     let from: String = row.try_get("envelope_from").map_err(db_err)?;
@@ -104,6 +108,7 @@ fn claimed_row(row: &sqlx::any::AnyRow, token: &str) -> Result<Claimed, Error> {
         id,
         token: token.to_owned(),
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        claimed_at,
         prepared: Prepared::from_parts(message_id, from, recipients, raw.into_bytes()),
     })
 }
@@ -133,6 +138,7 @@ impl Store for SqlStore {
 
     fn claim(&self, n: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Claimed>, Error>> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let now = now_ms();
             let t = token();
             let lock = match self.db.backend() {
@@ -186,7 +192,7 @@ impl Store for SqlStore {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let id: i64 = row.try_get("id").map_err(db_err)?;
-                match claimed_row(&row, &t) {
+                match claimed_row(&row, &t, started) {
                     Ok(c) => out.push(c),
                     Err(e) => {
                         // A row that cannot be read would fail every claim: dead-letter it
@@ -260,6 +266,22 @@ impl Store for SqlStore {
                 .await
                 .map_err(db_err)?;
             Ok(r.rows_affected() == 1)
+        })
+    }
+
+    fn release<'a>(&'a self, c: &'a Claimed) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.db
+                .query(
+                    "UPDATE flagon_mail_outbox SET claim_token = NULL, claimed_until = NULL, attempts = attempts - 1 \
+                     WHERE id = ? AND claim_token = ?",
+                )
+                .bind(c.id)
+                .bind(c.token.clone())
+                .execute(&self.db)
+                .await
+                .map_err(db_err)?;
+            Ok(())
         })
     }
 

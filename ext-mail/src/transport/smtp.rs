@@ -49,6 +49,9 @@ impl std::fmt::Debug for SmtpTransport {
     }
 }
 
+/// A pooled connection idle for less than this is used without a `NOOP` first.
+const FRESH: Duration = Duration::from_secs(2);
+
 /// A step failed; `keep` says whether the connection can still be used.
 struct Failed {
     err: SendError,
@@ -120,11 +123,12 @@ impl SmtpTransport {
         })
     }
 
-    fn checkout(&self) -> Option<AsyncSmtpConnection> {
+    fn checkout(&self) -> Option<(AsyncSmtpConnection, Duration)> {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((conn, since)) = pool.pop() {
-            if since.elapsed() < self.cfg.pool_idle_timeout && !conn.has_broken() {
-                return Some(conn);
+            let idle = since.elapsed();
+            if idle < self.cfg.pool_idle_timeout && !conn.has_broken() {
+                return Some((conn, idle));
             }
         }
         None
@@ -184,6 +188,9 @@ impl SmtpTransport {
                     )
                     .with_source(e)
                 })?;
+                // The message and its final dot are two writes: without this, Nagle holds
+                // the dot until the server's delayed ACK (40 ms a message).
+                let _ = tcp.set_nodelay(true);
                 log.push(format!("connected to {host}:{}", self.port));
                 let c = tokio::time::timeout(
                     self.cfg.greeting_timeout,
@@ -234,19 +241,39 @@ impl SmtpTransport {
 
     async fn deliver(&self, msg: &Prepared) -> Result<Delivery, SendError> {
         let mut log = Vec::new();
-        let mut conn = match self.checkout() {
-            Some(mut c) => {
+        let (mut conn, reused) = match self.checkout() {
+            // Idle a moment: used just now, no need to ask. Idle longer: NOOP first.
+            Some((c, idle)) if idle < FRESH => {
+                log.push("reused a pooled connection".into());
+                (c, true)
+            }
+            Some((mut c, _)) => {
                 let noop = tokio::time::timeout(self.cfg.command_timeout, c.test_connected()).await;
                 if matches!(noop, Ok(true)) {
                     log.push("reused a pooled connection".into());
-                    c
+                    (c, true)
                 } else {
-                    self.connect(&mut log).await?
+                    (self.connect(&mut log).await?, false)
                 }
             }
-            None => self.connect(&mut log).await?,
+            None => (self.connect(&mut log).await?, false),
         };
-        match self.transaction(&mut conn, msg, &mut log).await {
+        let mut result = self.transaction(&mut conn, msg, &mut log).await;
+        if reused {
+            if let Err(Failed { err, .. }) = &result {
+                // The server closed a pooled connection before our MAIL FROM: nothing was
+                // sent; try once on a fresh connection.
+                if err.phase == Phase::Mail && err.code.is_none() && !err.timed_out {
+                    log.push(format!(
+                        "pooled connection lost ({}); reconnecting",
+                        err.message
+                    ));
+                    conn = self.connect(&mut log).await?;
+                    result = self.transaction(&mut conn, msg, &mut log).await;
+                }
+            }
+        }
+        match result {
             Ok(mut d) => {
                 self.checkin(conn);
                 d.transcript = log;

@@ -247,6 +247,17 @@ impl Smtp {
         }
     }
 
+    /// How many messages the server stored (all tests of this binary).
+    pub fn stored(&self) -> usize {
+        std::fs::read_dir(&self.maildir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// The AUTH attempts the server saw.
     pub fn auth_log(&self) -> String {
         std::fs::read_to_string(self.maildir.join("auth.log")).unwrap_or_default()
