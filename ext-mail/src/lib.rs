@@ -53,7 +53,7 @@
 //!   request never hangs on a dead server.
 //! * [`Mail::enqueue`]: into the outbox; the relay worker (`mail.outbox`, running while the
 //!   app serves) sends it, retrying transient failures.
-//! * [`Mail::enqueue_in`] (feature `db`): into the outbox **inside the caller's database
+//! * `Mail::enqueue_in` (feature `db`): into the outbox **inside the caller's database
 //!   transaction** (a `flagon_db::Tx`): a registration that rolls back sends nothing, one
 //!   that commits always sends.
 //!
@@ -140,7 +140,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `smtp` | off | the SMTP transport (lettre, rustls with ring, webpki roots) |
-//! | `db` | off | the outbox in the app's SQL database (`flagon-db`), and [`Mail::enqueue_in`] |
+//! | `db` | off | the outbox in the app's SQL database (`flagon-db`), and `Mail::enqueue_in` |
 //!
 //! # Signals
 //!
@@ -163,7 +163,7 @@
 //!
 //! Its timeout bounds only the TCP connect (lettre #1027), a cancelled pooled send can leave
 //! a connection mid-`DATA` in its pool, and one refused `RCPT` aborts the whole message. The
-//! [`SmtpTransport`] here drives lettre's `AsyncSmtpConnection` command by command instead,
+//! `SmtpTransport` here drives lettre's `AsyncSmtpConnection` command by command instead,
 //! with its own small pool.
 
 mod address;

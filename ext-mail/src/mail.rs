@@ -102,7 +102,7 @@ impl Mail {
     /// `rejected` for partial results). Emits [`MessageSent`] or [`MessageFailed`].
     ///
     /// For mail that must not be lost, prefer [`Mail::enqueue`] /
-    /// [`Mail::enqueue_in`]: a direct send that fails is the caller's to retry.
+    /// `Mail::enqueue_in`: a direct send that fails is the caller's to retry.
     pub async fn send(&self, msg: &Message) -> Result<Delivery, Error> {
         let prepared = self.prepare(msg)?;
         self.send_prepared(&prepared).await

@@ -606,6 +606,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Rebuilds a prepared message from stored parts (the outbox).
+    #[cfg(feature = "db")]
     pub(crate) fn from_parts(
         message_id: String,
         from: Address,

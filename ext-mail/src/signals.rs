@@ -4,7 +4,7 @@ use crate::address::Address;
 use crate::message::Prepared;
 use crate::transport::{Delivery, RecipientFailure};
 
-/// A message was stored in the outbox. With [`Mail::enqueue_in`](crate::Mail::enqueue_in)
+/// A message was stored in the outbox. With `Mail::enqueue_in`
 /// it is emitted when the row is written, before the caller's transaction commits (a
 /// rollback takes the message away again).
 #[derive(Clone, Debug)]

@@ -359,7 +359,11 @@ impl Templates {
         };
         match &self.rt.source {
             EnvSource::Fixed(env) => found(env),
-            EnvSource::Reloading(reloader) => reloader.acquire_env().map_or(true, |env| found(&env)),
+            // An environment that fails to load reports its error when rendered.
+            EnvSource::Reloading(reloader) => match reloader.acquire_env() {
+                Ok(env) => found(&env),
+                Err(_) => true,
+            },
         }
     }
 

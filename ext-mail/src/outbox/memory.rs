@@ -166,12 +166,12 @@ impl Store for MemoryStore {
     fn release<'a>(&'a self, c: &'a Claimed) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let mut g = self.lock();
-            if let Some(r) = g.rows.get_mut(&c.id) {
-                if r.token.as_deref() == Some(c.token.as_str()) {
-                    r.token = None;
-                    r.claimed_until = None;
-                    r.attempts = r.attempts.saturating_sub(1);
-                }
+            if let Some(r) = g.rows.get_mut(&c.id)
+                && r.token.as_deref() == Some(c.token.as_str())
+            {
+                r.token = None;
+                r.claimed_until = None;
+                r.attempts = r.attempts.saturating_sub(1);
             }
             Ok(())
         })

@@ -1,4 +1,4 @@
-//! Transports: how a [`Prepared`] message leaves the process. [`SmtpTransport`] (feature
+//! Transports: how a [`Prepared`] message leaves the process. `SmtpTransport` (feature
 //! `smtp`), [`FileTransport`], [`ConsoleTransport`] and [`TestOutbox`]; the trait
 //! [`Transport`] for others.
 

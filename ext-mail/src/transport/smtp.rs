@@ -259,19 +259,20 @@ impl SmtpTransport {
             None => (self.connect(&mut log).await?, false),
         };
         let mut result = self.transaction(&mut conn, msg, &mut log).await;
-        if reused {
-            if let Err(Failed { err, .. }) = &result {
-                // The server closed a pooled connection before our MAIL FROM: nothing was
-                // sent; try once on a fresh connection.
-                if err.phase == Phase::Mail && err.code.is_none() && !err.timed_out {
-                    log.push(format!(
-                        "pooled connection lost ({}); reconnecting",
-                        err.message
-                    ));
-                    conn = self.connect(&mut log).await?;
-                    result = self.transaction(&mut conn, msg, &mut log).await;
-                }
-            }
+        // The server closed a pooled connection before our MAIL FROM: nothing was sent;
+        // try once on a fresh connection.
+        if reused
+            && let Err(Failed { err, .. }) = &result
+            && err.phase == Phase::Mail
+            && err.code.is_none()
+            && !err.timed_out
+        {
+            log.push(format!(
+                "pooled connection lost ({}); reconnecting",
+                err.message
+            ));
+            conn = self.connect(&mut log).await?;
+            result = self.transaction(&mut conn, msg, &mut log).await;
         }
         match result {
             Ok(mut d) => {
