@@ -214,10 +214,18 @@ fn bad_configuration_names_the_key() {
 
 #[tokio::test]
 async fn the_console_transport_logs_the_message_and_reports_it_sent() {
-    let app = mail_app("[mail]\ntransport = \"console\"\ndefault_sender = \"app@example.com\"\n", None);
+    let app = mail_app(
+        "[mail]\ntransport = \"console\"\ndefault_sender = \"app@example.com\"\n",
+        None,
+    );
     let mail = Mail::of(app.handle()).unwrap();
     assert_eq!(mail.transport_kind(), TransportKind::Console);
-    let m = Message::builder().to("ann@example.com").subject("logged").text("b").build().unwrap();
+    let m = Message::builder()
+        .to("ann@example.com")
+        .subject("logged")
+        .text("b")
+        .build()
+        .unwrap();
     let d = mail.send(&m).await.unwrap();
     assert_eq!(d.reply, "logged");
     assert_eq!(d.accepted.len(), 1);

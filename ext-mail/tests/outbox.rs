@@ -474,7 +474,10 @@ async fn the_memory_outbox_and_the_signals() {
 async fn the_relay_worker_runs_while_serving_and_stops_with_the_server() {
     let Some(s) = smtp() else { return };
     let t = TestDb::sqlite();
-    let app = mail_app(&format!("{}{FAST}", s.toml(s.plain, "none", "")), Some(&t.url));
+    let app = mail_app(
+        &format!("{}{FAST}", s.toml(s.plain, "none", "")),
+        Some(&t.url),
+    );
     let mail = Mail::of(app.handle()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -493,19 +496,41 @@ async fn the_relay_worker_runs_while_serving_and_stops_with_the_server() {
         if mail.enqueue(&msg(&[&first])).await.is_ok() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the outbox table never appeared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox table never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(s.wait_for(&first, 1, Duration::from_secs(10)).await.len(), 1, "the worker sent it");
+    assert_eq!(
+        s.wait_for(&first, 1, Duration::from_secs(10)).await.len(),
+        1,
+        "the worker sent it"
+    );
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
     // The server awaited its worker; a message queued now (by an instance that does not
     // serve) waits for the next relay.
-    let later = mail_app(&format!("{}{FAST}", s.toml(s.plain, "none", "")), Some(&t.url));
+    let later = mail_app(
+        &format!("{}{FAST}", s.toml(s.plain, "none", "")),
+        Some(&t.url),
+    );
     let later = Mail::of(later.handle()).unwrap();
     let after = addr("after-stop-");
     later.enqueue(&msg(&[&after])).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(s.received_for(&after).is_empty(), "no relay after the server stopped");
-    assert_eq!(later.queue().list(Some(Status::Pending), 10).await.unwrap().len(), 1, "kept for the next start");
+    assert!(
+        s.received_for(&after).is_empty(),
+        "no relay after the server stopped"
+    );
+    assert_eq!(
+        later
+            .queue()
+            .list(Some(Status::Pending), 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "kept for the next start"
+    );
 }

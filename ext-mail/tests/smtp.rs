@@ -248,6 +248,12 @@ async fn d7_no_starttls_or_a_bad_certificate_means_not_sent_and_no_credentials()
         panic!()
     };
     assert_eq!(e.phase, Phase::Tls, "{e}");
+    // An expired certificate for the right host.
+    let mail = mail_for(&s.toml(s.starttls_expired, "starttls", creds));
+    let Error::Send(e) = mail.send(&msg).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.phase, Phase::Tls, "{e}");
     // A certificate from a CA nobody trusts (no ca_file).
     let toml = s
         .toml(s.implicit, "tls", creds)
@@ -271,6 +277,23 @@ async fn d7_no_starttls_or_a_bad_certificate_means_not_sent_and_no_credentials()
     mail.send(&msg).await.unwrap();
     assert!(s.auth_log().contains("app tls=True"), "{}", s.auth_log());
     assert_eq!(s.wait_for(&to, 1, Duration::from_secs(5)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn d3_a_421_greeting_is_a_transient_failure() {
+    let Some(s) = smtp() else { return };
+    let mail = mail_for(&s.toml(s.busy, "none", ""));
+    let msg = Message::builder()
+        .to(addr("busy-").as_str())
+        .text("b")
+        .build()
+        .unwrap();
+    let Error::Send(e) = mail.send(&msg).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.phase, Phase::Greeting, "{e}");
+    assert_eq!(e.class, FailureClass::Transient, "{e}");
+    assert_eq!(e.code, Some(421), "{e}");
 }
 
 #[tokio::test]

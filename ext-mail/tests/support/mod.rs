@@ -55,6 +55,8 @@ pub struct Certs {
     pub key: PathBuf,
     pub wrong_cert: PathBuf,
     pub wrong_key: PathBuf,
+    pub expired_cert: PathBuf,
+    pub expired_key: PathBuf,
 }
 
 fn certs(dir: &Path) -> Certs {
@@ -72,15 +74,20 @@ fn certs(dir: &Path) -> Certs {
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
-    let leaf = |name: &str| {
+    let leaf = |name: &str, expired: bool| {
         let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
         p.distinguished_name.push(DnType::CommonName, name);
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         let k = KeyPair::generate().unwrap();
         let c = p.signed_by(&k, &issuer).unwrap();
         (c.pem(), k.serialize_pem())
     };
-    let (good, good_key) = leaf("localhost");
-    let (wrong, wrong_key) = leaf("wrong.example");
+    let (good, good_key) = leaf("localhost", false);
+    let (wrong, wrong_key) = leaf("wrong.example", false);
+    let (expired, expired_key) = leaf("localhost", true);
     let w = |name: &str, text: &str| {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
@@ -92,6 +99,8 @@ fn certs(dir: &Path) -> Certs {
         key: w("key.pem", &good_key),
         wrong_cert: w("wrong.pem", &wrong),
         wrong_key: w("wrong-key.pem", &wrong_key),
+        expired_cert: w("expired.pem", &expired),
+        expired_key: w("expired-key.pem", &expired_key),
     }
 }
 
@@ -100,7 +109,9 @@ pub struct Smtp {
     pub plain: u16,
     pub starttls: u16,
     pub starttls_wrong: u16,
+    pub starttls_expired: u16,
     pub implicit: u16,
+    pub busy: u16,
     pub blackhole: u16,
     pub drip: u16,
     pub maildir: PathBuf,
@@ -148,6 +159,10 @@ fn start_server() -> Result<Smtp, String> {
         .arg(&certs.wrong_cert)
         .arg("--wrong-key")
         .arg(&certs.wrong_key)
+        .arg("--expired-cert")
+        .arg(&certs.expired_cert)
+        .arg("--expired-key")
+        .arg(&certs.expired_key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -173,6 +188,8 @@ fn start_server() -> Result<Smtp, String> {
         plain: port("plain")?,
         starttls: port("starttls")?,
         starttls_wrong: port("starttls_wrong")?,
+        starttls_expired: port("starttls_expired")?,
+        busy: port("busy")?,
         implicit: port("implicit")?,
         blackhole: port("blackhole")?,
         drip: port("drip")?,

@@ -2,12 +2,14 @@
 
 It listens on ephemeral ports of 127.0.0.1 and prints one line:
 
-    READY plain=P starttls=P starttls_wrong=P implicit=P blackhole=P drip=P
+    READY plain=P starttls=P starttls_wrong=P starttls_expired=P implicit=P blackhole=P drip=P busy=P
 
 * plain: no TLS; AUTH offered in clear (so a test can see that the client never uses it).
 * starttls: STARTTLS required, certificate for `localhost` (--cert/--key).
 * starttls_wrong: STARTTLS required, certificate for another host (--wrong-cert/--wrong-key).
+* starttls_expired: STARTTLS required, an expired certificate for `localhost`.
 * implicit: TLS from the first byte, certificate for `localhost`.
+* busy: greets with `421 4.3.2 busy` and hangs up.
 * blackhole: the kernel completes the TCP handshake; nobody ever greets.
 * drip: greets one byte per second (a slow-drip server).
 
@@ -158,6 +160,12 @@ def context(cert, key):
     return ctx
 
 
+async def busy(reader, writer):
+    writer.write(b"421 4.3.2 busy, try again later\r\n")
+    await writer.drain()
+    writer.close()
+
+
 async def drip(reader, writer):
     try:
         for b in b"220 slow.example ESMTP dripping one byte per second" * 4:
@@ -176,12 +184,15 @@ async def main():
     p.add_argument("--key", required=True)
     p.add_argument("--wrong-cert", required=True)
     p.add_argument("--wrong-key", required=True)
+    p.add_argument("--expired-cert", required=True)
+    p.add_argument("--expired-key", required=True)
     a = p.parse_args()
     os.makedirs(a.maildir, exist_ok=True)
     handler = Handler(a.maildir)
     auth = authenticator(a.maildir)
     good = context(a.cert, a.key)
     wrong = context(a.wrong_cert, a.wrong_key)
+    expired = context(a.expired_cert, a.expired_key)
     loop = asyncio.get_running_loop()
     common = dict(authenticator=auth, hostname="localhost", data_size_limit=50 * 1024 * 1024)
 
@@ -191,6 +202,9 @@ async def main():
         lambda: SMTP(handler, tls_context=good, require_starttls=True, **common), "127.0.0.1", 0)
     starttls_wrong = await loop.create_server(
         lambda: SMTP(handler, tls_context=wrong, require_starttls=True, **common), "127.0.0.1", 0)
+    starttls_expired = await loop.create_server(
+        lambda: SMTP(handler, tls_context=expired, require_starttls=True, **common), "127.0.0.1", 0)
+    busy_server = await asyncio.start_server(busy, "127.0.0.1", 0)
     implicit = await loop.create_server(
         lambda: SMTP(handler, **common), "127.0.0.1", 0, ssl=good)
     dripper = await asyncio.start_server(drip, "127.0.0.1", 0)
@@ -201,9 +215,10 @@ async def main():
     def port(server):
         return server.sockets[0].getsockname()[1]
 
-    print("READY plain=%d starttls=%d starttls_wrong=%d implicit=%d blackhole=%d drip=%d" % (
-        port(plain), port(starttls), port(starttls_wrong), port(implicit),
-        hole.getsockname()[1], port(dripper)), flush=True)
+    print("READY plain=%d starttls=%d starttls_wrong=%d starttls_expired=%d implicit=%d "
+          "blackhole=%d drip=%d busy=%d" % (
+              port(plain), port(starttls), port(starttls_wrong), port(starttls_expired),
+              port(implicit), hole.getsockname()[1], port(dripper), port(busy_server)), flush=True)
 
     done = asyncio.Event()
 
