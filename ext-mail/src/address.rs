@@ -79,7 +79,15 @@ impl Address {
         if s.starts_with('-') {
             return Err(AddressError::Invalid(s.to_owned()));
         }
-        s.parse::<lettre::Address>()
+        // One form for every domain: IDNA (UTS 46) to ASCII, so `bücher.example` and
+        // `xn--bcher-kva.example` are the same address and no SMTPUTF8 is needed for it.
+        let (user, domain) = s
+            .rsplit_once('@')
+            .ok_or_else(|| AddressError::Invalid(s.to_owned()))?;
+        let domain =
+            idna::domain_to_ascii(domain).map_err(|_| AddressError::Invalid(s.to_owned()))?;
+        format!("{user}@{domain}")
+            .parse::<lettre::Address>()
             .map(Address)
             .map_err(|_| AddressError::Invalid(s.to_owned()))
     }
@@ -270,6 +278,18 @@ mod tests {
             assert!(bad.parse::<Mailbox>().is_err(), "{bad:?} was accepted");
         }
         assert!(Address::new("o'brien+tag@example.co.uk").is_ok());
+    }
+
+    #[test]
+    fn international_domains_are_normalised_to_one_ascii_form() {
+        let a = Address::new("ann@Bücher.Example").unwrap();
+        assert_eq!(a.as_str(), "ann@xn--bcher-kva.example");
+        assert_eq!(a, Address::new("ann@xn--bcher-kva.example").unwrap());
+        assert_eq!(
+            Address::new("ann@EXAMPLE.com").unwrap().domain(),
+            "example.com"
+        );
+        assert!(Address::new("ann@exa mple.com").is_err());
     }
 
     #[test]
