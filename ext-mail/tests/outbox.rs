@@ -534,3 +534,49 @@ async fn the_relay_worker_runs_while_serving_and_stops_with_the_server() {
         "kept for the next start"
     );
 }
+
+#[tokio::test]
+async fn d2_a_stored_message_with_bare_line_feeds_is_sent_as_one_message() {
+    let Some(s) = smtp() else { return };
+    let t = TestDb::sqlite();
+    let app = mail_app(
+        &format!("{}{FAST}", s.toml(s.plain, "none", "")),
+        Some(&t.url),
+    );
+    start(&app).await;
+    let mail = Mail::of(app.handle()).unwrap();
+    let db = app.state::<Db>().unwrap();
+    let to = addr("raw-lf-");
+    // Bytes as another writer might have stored them: bare LFs, bare CRs, lone dots.
+    let raw = format!(
+        "From: app@example.com\nTo: {to}\nSubject: raw\nMessage-ID: <raw-lf@example.com>\n\nline one\n.\nMAIL FROM:<evil@example.net>\nRCPT TO:<evil@example.net>\r.\r\n..x\n.\nlast line\n"
+    );
+    db.query("INSERT INTO flagon_mail_outbox (message_id, envelope_from, recipients, raw, status, attempts, available_at, created_at) VALUES ('<raw-lf@example.com>', 'app@example.com', ?, ?, 'pending', 0, 0, 0)")
+        .bind(serde_json::to_string(&[&to]).unwrap())
+        .bind(raw)
+        .execute(&*db)
+        .await
+        .unwrap();
+    drain(&mail, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = s.received_for(&to);
+    assert_eq!(got.len(), 1, "exactly one message");
+    assert!(
+        s.received_for("evil@example.net").is_empty(),
+        "no smuggled transaction"
+    );
+    let text = String::from_utf8_lossy(&got[0].raw);
+    assert!(
+        text.contains("\r\n.\r\nMAIL FROM:<evil@example.net>\r\n"),
+        "{text:?}"
+    );
+    assert!(text.contains("\r\n..x\r\n"), "{text:?}");
+    assert!(
+        text.trim_end().ends_with("last line"),
+        "the whole message arrived: {text:?}"
+    );
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "every line ending is CRLF"
+    );
+}
