@@ -135,6 +135,13 @@
 //! `mail outbox [--status pending|sent|failed|dead]`, `mail outbox retry ID|--all-failed`,
 //! `mail outbox purge --sent-before DURATION`.
 //!
+//! # Operations
+//!
+//! `/readyz` has a check `mail.outbox`: the outbox answers within 2 s, with its `pending`,
+//! `failed` and `dead` counts and whether it is `durable`. Log targets: `flagon_mail` (direct
+//! sends), `flagon_mail::outbox` (each attempt at DEBUG, failures at WARN, dead letters and
+//! store errors at ERROR), `flagon_mail::console`.
+//!
 //! # Features
 //!
 //! | feature | default | what |

@@ -333,7 +333,27 @@ impl Extension for MailExtension {
             queue: Queue { store },
             wake: Notify::new(),
         });
-        let _ = shared;
+        // `/readyz`: the outbox answers; how many wait and how many were given up on.
+        let queue = shared.queue.clone();
+        app.health_check(
+            "mail.outbox",
+            std::time::Duration::from_secs(2),
+            move |_app| {
+                let queue = queue.clone();
+                async move {
+                    let pending = queue.count(crate::Status::Pending).await?;
+                    let dead = queue.count(crate::Status::Dead).await?;
+                    let failed = queue.count(crate::Status::Failed).await?;
+                    Ok::<_, flagon::BoxError>(
+                        flagon::health::CheckOutcome::healthy()
+                            .detail("durable", queue.is_durable())
+                            .detail("pending", pending)
+                            .detail("failed", failed)
+                            .detail("dead", dead),
+                    )
+                }
+            },
+        );
         app.worker("mail.outbox", |ctx| async move {
             let Some(mail) = Mail::of(ctx.app()) else {
                 return Ok(());

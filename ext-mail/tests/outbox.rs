@@ -580,3 +580,30 @@ async fn d2_a_stored_message_with_bare_line_feeds_is_sent_as_one_message() {
         "every line ending is CRLF"
     );
 }
+
+#[tokio::test]
+async fn readiness_reports_the_outbox_counts() {
+    let t = TestDb::sqlite();
+    let app = mail_app(
+        &format!("[mail]\ndefault_sender = \"app@example.com\"\n{FAST}"),
+        Some(&t.url),
+    );
+    let client = TestClient::new(&app);
+    client.start().await.unwrap();
+    let mail = Mail::of(app.handle()).unwrap();
+    mail.enqueue(&msg(&["ann@example.com"])).await.unwrap();
+    mail.enqueue(&msg(&["bob@example.com"])).await.unwrap();
+    let res = client.get("/readyz").send().await;
+    assert_eq!(res.status(), 200, "{}", res.text());
+    let body: serde_json::Value = res.json();
+    let check = &body["checks"]["mail.outbox"];
+    assert_eq!(check["status"], "ok", "{body}");
+    assert_eq!(check["detail"]["pending"], 2, "{body}");
+    assert_eq!(check["detail"]["durable"], true, "{body}");
+    assert_eq!(check["detail"]["dead"], 0, "{body}");
+    // The database gone: not ready.
+    app.state::<Db>().unwrap().pool().close().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = client.get("/readyz").send().await;
+    assert_eq!(res.status(), 503, "{}", res.text());
+}

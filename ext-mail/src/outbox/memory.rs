@@ -215,6 +215,17 @@ impl Store for MemoryStore {
         })
     }
 
+    fn count(&self, status: Status) -> BoxFuture<'_, Result<u64, Error>> {
+        Box::pin(async move {
+            Ok(self
+                .lock()
+                .rows
+                .values()
+                .filter(|r| r.status == status)
+                .count() as u64)
+        })
+    }
+
     fn purge(&self, sent_before: i64) -> BoxFuture<'_, Result<u64, Error>> {
         Box::pin(async move {
             let mut g = self.lock();

@@ -138,6 +138,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<Entry>, Error>>;
     fn retry(&self, which: RetryWhich) -> BoxFuture<'_, Result<u64, Error>>;
     fn purge(&self, sent_before: i64) -> BoxFuture<'_, Result<u64, Error>>;
+    fn count(&self, status: Status) -> BoxFuture<'_, Result<u64, Error>>;
 }
 
 /// The outbox as an operator sees it: list, retry, purge (`mail outbox …`). Get it with
@@ -170,6 +171,11 @@ impl Queue {
     /// Returns how many.
     pub async fn retry(&self, which: RetryWhich) -> Result<u64, Error> {
         self.store.retry(which).await
+    }
+
+    /// How many messages are in `status`.
+    pub async fn count(&self, status: Status) -> Result<u64, Error> {
+        self.store.count(status).await
     }
 
     /// Deletes sent messages sent before `before`. Returns how many.

@@ -354,6 +354,19 @@ impl Store for SqlStore {
         })
     }
 
+    fn count(&self, status: Status) -> BoxFuture<'_, Result<u64, Error>> {
+        Box::pin(async move {
+            let n: i64 = self
+                .db
+                .query_scalar::<i64>("SELECT COUNT(*) FROM flagon_mail_outbox WHERE status = ?")
+                .bind(status.as_str())
+                .fetch_one(&self.db)
+                .await
+                .map_err(db_err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     fn purge(&self, sent_before: i64) -> BoxFuture<'_, Result<u64, Error>> {
         Box::pin(async move {
             let r = self
