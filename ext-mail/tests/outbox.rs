@@ -607,3 +607,50 @@ async fn readiness_reports_the_outbox_counts() {
     let res = client.get("/readyz").send().await;
     assert_eq!(res.status(), 503, "{}", res.text());
 }
+
+#[tokio::test]
+async fn d6_a_stalled_server_reply_holds_one_sender_while_the_rest_flow() {
+    let Some(s) = smtp() else { return };
+    let t = TestDb::sqlite();
+    let toml = format!("{}{FAST}concurrency = 2\n", s.toml(s.plain, "none", ""));
+    let app = mail_app(&toml, Some(&t.url));
+    start(&app).await;
+    let mail = Mail::of(app.handle()).unwrap();
+    let stalled = mail.enqueue(&msg(&[&addr("stall-")])).await.unwrap();
+    let rest: Vec<String> = (0..10).map(|_| addr("flowing-")).collect();
+    for r in &rest {
+        mail.enqueue(&msg(&[r])).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let flowed = std::cell::Cell::new(None);
+    relay_until(&mail, Duration::from_secs(10), || {
+        let all = rest.iter().all(|r| !s.received_for(r).is_empty());
+        if all {
+            flowed.set(Some(started.elapsed()));
+        }
+        all
+    })
+    .await;
+    assert!(
+        rest.iter().all(|r| s.received_for(r).len() == 1),
+        "the others were delivered"
+    );
+    // The relay then waits for the stalled attempt (cut at 3s) before it stops.
+    let flowed = flowed.get().expect("delivered");
+    assert!(
+        flowed < Duration::from_secs(2),
+        "while the stalled one waited: {flowed:?}"
+    );
+    // The stalled attempt was cut by data_timeout (3s) and is due for a retry.
+    relay_until(&mail, Duration::from_secs(4), || false).await;
+    let e = entries(&mail).await;
+    assert!(e[&stalled].attempts >= 1);
+    assert!(
+        e[&stalled]
+            .last_error
+            .as_deref()
+            .is_some_and(|x| x.contains("data-end")),
+        "{:?}",
+        e[&stalled]
+    );
+}
