@@ -694,6 +694,45 @@ mod tests {
     }
 
     #[test]
+    fn reply_to_date_and_extra_headers_are_written() {
+        let date = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let p = sample()
+            .reply_to("Support <help@example.com>")
+            .cc("cc@example.com")
+            .header("X-Campaign", "spring — 2026")
+            .header("List-Unsubscribe", "<https://example.com/u>")
+            .date(date)
+            .message_id("<fixed@example.com>")
+            .text("hi")
+            .build()
+            .unwrap()
+            .prepare(None)
+            .unwrap();
+        let raw = p.raw_str();
+        assert!(
+            raw.contains("Reply-To: Support <help@example.com>"),
+            "{raw}"
+        );
+        assert!(raw.contains("Cc: cc@example.com"), "{raw}");
+        assert!(
+            raw.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000"),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("X-Campaign: spring =?utf-8?") && raw.is_ascii(),
+            "non-ASCII values are encoded: {raw}"
+        );
+        assert!(
+            raw.contains("List-Unsubscribe: <https://example.com/u>"),
+            "{raw}"
+        );
+        assert_eq!(p.message_id(), "<fixed@example.com>");
+        assert_eq!(guess_content_type("a.PNG"), "image/png");
+        assert_eq!(guess_content_type("noext"), "application/octet-stream");
+        assert!(sample().message_id("no-brackets").build().is_err());
+    }
+
+    #[test]
     fn line_endings_are_normalised_to_crlf() {
         assert_eq!(
             normalize_crlf(b"a\nb\rc\r\nd\n.\n"),
