@@ -564,3 +564,21 @@ async fn template_functions_see_the_requests_locale_or_the_one_rendered_in() {
     let tpl = Templates::for_app(app.handle()).unwrap();
     assert_eq!(tpl.render_string("lang.txt", ()).await.unwrap(), "[]");
 }
+
+#[tokio::test]
+async fn exists_tells_a_missing_template_from_a_present_or_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mail")).unwrap();
+    write(dir.path(), "mail/here.txt", "hi");
+    write(dir.path(), "mail/broken.html", "{% if %}");
+    let app = App::builder()
+        .settings(config_for(dir.path()))
+        .build()
+        .unwrap();
+    let tpl = Templates::for_app(app.handle()).unwrap();
+    assert!(tpl.exists("mail/here.txt"));
+    assert!(!tpl.exists("mail/absent.html"));
+    // A template that does not compile exists: rendering it reports the error.
+    assert!(tpl.exists("mail/broken.html"));
+    assert!(tpl.render_string("mail/broken.html", ()).await.is_err());
+}

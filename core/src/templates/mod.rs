@@ -342,6 +342,31 @@ impl Templates {
         }
     }
 
+    /// Whether template `name` exists, for optional templates (a mail's HTML part, an
+    /// optional partial). A template that exists but does not compile counts as existing,
+    /// so rendering it reports the error instead of it being skipped.
+    ///
+    /// ```
+    /// # use flagon::templates::Templates;
+    /// # fn f(tpl: &Templates) {
+    /// if tpl.exists("mail/welcome.html") { /* render it */ }
+    /// # }
+    /// ```
+    pub fn exists(&self, name: &str) -> bool {
+        let found = |env: &Environment<'static>| match env.get_template(name) {
+            Ok(_) => true,
+            Err(e) => e.kind() != minijinja::ErrorKind::TemplateNotFound,
+        };
+        match &self.rt.source {
+            EnvSource::Fixed(env) => found(env),
+            // An environment that fails to load reports its error when rendered.
+            EnvSource::Reloading(reloader) => match reloader.acquire_env() {
+                Ok(env) => found(&env),
+                Err(_) => true,
+            },
+        }
+    }
+
     fn error(&self, name: &str, e: minijinja::Error) -> HttpError {
         let template = e.name().unwrap_or(name).to_owned();
         let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();

@@ -1,0 +1,1 @@
+DROP TABLE flagon_mail_outbox;
