@@ -167,19 +167,22 @@ pub(crate) async fn refuse(
         })
         .await;
     }
-    let (id, fallback, category) = match reason {
+    let defaults = LoginConfig::default();
+    let (id, fallback, default, category) = match reason {
         Reason::LoginRequired => (
             "login-required",
             &cfg.login_message,
+            defaults.login_message,
             &cfg.login_message_category,
         ),
         Reason::NeedsRefresh => (
             "login-needs-refresh",
             &cfg.needs_refresh_message,
+            defaults.needs_refresh_message,
             &cfg.needs_refresh_message_category,
         ),
     };
-    let message = crate::messages::localize(parts, id, fallback);
+    let message = crate::messages::localize(app, parts, id, fallback, &default);
     if wants_json {
         return problem(StatusCode::UNAUTHORIZED, &message);
     }
