@@ -18,7 +18,8 @@ pub struct Claims {
     pub exp: u64,
     /// Not before (Unix seconds).
     pub nbf: u64,
-    /// Issued at (Unix seconds).
+    /// Issued at (Unix seconds; 0 when absent).
+    #[serde(default)]
     pub iat: u64,
     /// Issuer (`login.jwt_issuer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -43,12 +43,19 @@ async fn b4_a_token_rotates_on_use_and_a_replayed_old_validator_revokes_the_seri
     let r1 = b.cookie(REMEMBER).unwrap();
     assert_ne!(r0, r1, "rotated on use");
     assert_eq!(r0.split('.').next(), r1.split('.').next(), "same series");
-    assert_eq!(b.get("/whoami").send().await.text(), "alice 1", "now by session");
+    assert_eq!(
+        b.get("/whoami").send().await.text(),
+        "alice 1",
+        "now by session"
+    );
     // A restored login is not fresh.
     assert_eq!(b.get("/fresh").send().await.status(), 303);
 
     // Within the grace period the old validator still works (parallel requests)...
-    assert_eq!(with_cookie(&t, &r0).get("/whoami").send().await.text(), "alice 1");
+    assert_eq!(
+        with_cookie(&t, &r0).get("/whoami").send().await.text(),
+        "alice 1"
+    );
     assert_eq!(thefts.load(Ordering::SeqCst), 0);
     // ...after it, a replay is theft: refused, logged at WARN, the series revoked.
     t.clock.advance(Duration::from_secs(11));
@@ -83,8 +90,15 @@ async fn b4_an_expired_token_is_refused_and_its_cookie_cleared() {
         .any(|c| c.starts_with(REMEMBER) && c.contains("Max-Age=0"));
     assert!(cleared);
     // Garbage and unknown tokens are refused the same way.
-    for junk in ["x", "0123456789abcdef0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &"z".repeat(300)] {
-        assert_eq!(with_cookie(&t, junk).get("/whoami").send().await.text(), "anonymous -");
+    for junk in [
+        "x",
+        "0123456789abcdef0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &"z".repeat(300),
+    ] {
+        assert_eq!(
+            with_cookie(&t, junk).get("/whoami").send().await.text(),
+            "anonymous -"
+        );
     }
 }
 
@@ -100,13 +114,31 @@ async fn b5_a_password_change_logs_out_other_sessions_and_tokens() {
     let token = csrf(&one).await;
     let res = one
         .post("/password")
-        .form(&[("password", "a new password"), ("csrf_token", token.as_str())])
+        .form(&[
+            ("password", "a new password"),
+            ("csrf_token", token.as_str()),
+        ])
         .send()
         .await;
     assert_eq!(res.text(), "changed");
-    assert_eq!(one.get("/whoami").send().await.text(), "alice 1", "the device that changed it stays");
-    assert_eq!(two.get("/whoami").send().await.text(), "anonymous -", "the other session ends");
-    assert_eq!(with_cookie(&t, &two_token).get("/whoami").send().await.text(), "anonymous -");
+    assert_eq!(
+        one.get("/whoami").send().await.text(),
+        "alice 1",
+        "the device that changed it stays"
+    );
+    assert_eq!(
+        two.get("/whoami").send().await.text(),
+        "anonymous -",
+        "the other session ends"
+    );
+    assert_eq!(
+        with_cookie(&t, &two_token)
+            .get("/whoami")
+            .send()
+            .await
+            .text(),
+        "anonymous -"
+    );
 }
 
 #[tokio::test]
@@ -116,8 +148,12 @@ async fn b5_a_changed_auth_hash_alone_invalidates_sessions_and_tokens() {
     let two = TestClient::new(&t.app);
     log_in(&two, "alice", true).await;
     let token = two.cookie(REMEMBER).unwrap();
-    t.users.update("1", |u| u.password_hash = "changed elsewhere".into());
-    assert_eq!(with_cookie(&t, &token).get("/whoami").send().await.text(), "anonymous -");
+    t.users
+        .update("1", |u| u.password_hash = "changed elsewhere".into());
+    assert_eq!(
+        with_cookie(&t, &token).get("/whoami").send().await.text(),
+        "anonymous -"
+    );
     assert_eq!(two.get("/whoami").send().await.text(), "anonymous -");
     // A deleted user loses every session.
     let three = TestClient::new(&t.app);
@@ -132,10 +168,14 @@ async fn the_cli_revokes_a_users_tokens() {
     let device = TestClient::new(&t.app);
     log_in(&device, "alice", true).await;
     let token = device.cookie(REMEMBER).unwrap();
-    let out = flagon::testing::run_cli(&t.app, ["login", "remember", "revoke", "--user", "1"]).await;
+    let out =
+        flagon::testing::run_cli(&t.app, ["login", "remember", "revoke", "--user", "1"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "revoked 1 token(s) of user 1");
-    assert_eq!(with_cookie(&t, &token).get("/whoami").send().await.text(), "anonymous -");
+    assert_eq!(
+        with_cookie(&t, &token).get("/whoami").send().await.text(),
+        "anonymous -"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +191,13 @@ async fn the_remember_cookie_has_the_session_cookies_attributes() {
         .find(|c| c.starts_with(REMEMBER))
         .expect("remember cookie set")
         .to_owned();
-    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=2592000"] {
+    for attr in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=2592000",
+    ] {
         assert!(cookie.contains(attr), "{cookie}");
     }
     assert!(!cookie.contains("Domain"));
