@@ -90,6 +90,8 @@ pub struct HashStats {
     pub peak: usize,
     /// The cap.
     pub cap: usize,
+    /// Computations finished since start.
+    pub total: u64,
 }
 
 /// Argon2id with the configured (OWASP) parameters, computed in `spawn_blocking` behind a
@@ -106,6 +108,7 @@ pub struct Passwords {
     dummy: OnceCell<String>,
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    total: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -140,6 +143,7 @@ impl Passwords {
             dummy: OnceCell::new(),
             running: Arc::default(),
             peak: Arc::default(),
+            total: Arc::default(),
         })
     }
 
@@ -153,6 +157,7 @@ impl Passwords {
             running: self.running.load(Ordering::Relaxed),
             peak: self.peak.load(Ordering::Relaxed),
             cap: self.cap,
+            total: self.total.load(Ordering::Relaxed),
         }
     }
 
@@ -170,13 +175,14 @@ impl Passwords {
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
-        let (running, peak) = (self.running.clone(), self.peak.clone());
+        let (running, peak, total) = (self.running.clone(), self.peak.clone(), self.total.clone());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
             let out = f();
             running.fetch_sub(1, Ordering::SeqCst);
+            total.fetch_add(1, Ordering::SeqCst);
             out
         })
         .await
@@ -206,8 +212,8 @@ impl Passwords {
         .await?
     }
 
-    /// Checks `password` against `stored` (a PHC string). With `stored = None` (no such user,
-    /// or an account without a password) a dummy hash with the same parameters is verified,
+    /// Checks `password` against `stored` (a PHC string). With `stored = None` or `""` (no
+    /// such user, or an account without a password) a dummy hash with the same parameters is verified,
     /// so the answer takes as long as for a wrong password and is always "no". A stored hash
     /// that is malformed or asks for more than 256 MiB, 16 passes or 8 lanes is refused
     /// without hashing (logged).
@@ -221,7 +227,8 @@ impl Passwords {
             ok: false,
             needs_rehash: false,
         };
-        let (phc, real) = match stored {
+        // An empty stored hash is an account without a password (OAuth only): as unknown.
+        let (phc, real) = match stored.filter(|s| !s.is_empty()) {
             Some(s) => (s.to_owned(), true),
             None => (self.dummy_hash().await?.to_owned(), false),
         };
