@@ -29,6 +29,7 @@ use crate::user::{LoaderFn, User, UserLoader, boxed_loader};
 /// `U` is the app's user type; `loader` finds a user by id (Flask-Login's `user_loader`).
 pub struct Login<U> {
     loader: LoaderFn<U>,
+    login_view: Option<String>,
     api_keys: Option<LookupFn>,
     handler: Option<HandlerFn>,
     clock: Option<Arc<dyn Clock>>,
@@ -45,10 +46,18 @@ impl<U: User> Login<U> {
     pub fn new(loader: impl UserLoader<U>) -> Login<U> {
         Login {
             loader: boxed_loader(loader),
+            login_view: None,
             api_keys: None,
             handler: None,
             clock: None,
         }
+    }
+
+    /// The login page's endpoint (Flask-Login's `login_manager.login_view = "auth.login"`),
+    /// used unless `[login] login_view` is set. Checked at build like the setting.
+    pub fn login_view(mut self, endpoint: impl Into<String>) -> Login<U> {
+        self.login_view = Some(endpoint.into());
+        self
     }
 
     /// Accepts opaque API keys (`Authorization: Bearer flg_…`, see
@@ -189,7 +198,10 @@ impl<U: User> Extension for Login<U> {
     }
 
     fn init_app(&self, app: &mut Setup<'_>) -> Result<(), SetupError> {
-        let cfg: LoginConfig = app.config("login")?;
+        let mut cfg: LoginConfig = app.config("login")?;
+        if cfg.login_view.is_none() {
+            cfg.login_view = self.login_view.clone();
+        }
         if let Err((key, message)) = cfg.validate() {
             return Err(app.config_error(key, message));
         }

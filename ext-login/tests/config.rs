@@ -30,17 +30,41 @@ fn bad_settings_fail_the_build_naming_the_key() {
     let cases = [
         ("[login]\nlogin_view = \"auth.login\"\n", "login.login_view"),
         ("[login]\nrefresh_view = \"nope\"\n", "login.refresh_view"),
-        ("[login]\nremember_store = \"mongo\"\n", "login.remember_store"),
-        ("[login]\nsession_protection = \"paranoid\"\n", "session_protection"),
-        ("[login]\nremember_duration = \"0s\"\n", "login.remember_duration"),
-        ("[login]\npassword_max_bytes = 10\n", "login.password_max_bytes"),
-        ("[login]\nargon2_memory_kib = 19\n", "login.argon2_memory_kib"),
+        (
+            "[login]\nremember_store = \"mongo\"\n",
+            "login.remember_store",
+        ),
+        (
+            "[login]\nsession_protection = \"paranoid\"\n",
+            "session_protection",
+        ),
+        (
+            "[login]\nremember_duration = \"0s\"\n",
+            "login.remember_duration",
+        ),
+        (
+            "[login]\npassword_max_bytes = 10\n",
+            "login.password_max_bytes",
+        ),
+        (
+            "[login]\nargon2_memory_kib = 19\n",
+            "login.argon2_memory_kib",
+        ),
         ("[login]\njwt_algorithm = \"none\"\n", "login.jwt_algorithm"),
-        ("[login]\njwt_algorithm = \"RS256\"\n", "login.jwt_public_key_pem"),
+        (
+            "[login]\njwt_algorithm = \"RS256\"\n",
+            "login.jwt_public_key_pem",
+        ),
         ("[login]\njwt_secret = \"short\"\n", "login.jwt_secret"),
-        ("[login]\nremember_cookie_name = \"a b\"\n", "login.remember_cookie_name"),
+        (
+            "[login]\nremember_cookie_name = \"a b\"\n",
+            "login.remember_cookie_name",
+        ),
         ("[login]\nlogn_view = \"login\"\n", "logn_view"),
-        ("[login]\nblueprint_login_views = { admin = \"login\" }\n", "admin"),
+        (
+            "[login]\nblueprint_login_views = { admin = \"login\" }\n",
+            "admin",
+        ),
     ];
     for (toml, key) in cases {
         let err = build_error(toml);
@@ -64,7 +88,11 @@ fn the_catalogs_are_contributed_in_english_and_chinese() {
         .map(|e| e.value().locale().to_string())
         .collect();
     assert_eq!(locales, ["en", "zh"]);
-    assert!(catalogs.iter().all(|e| e.value().source().contains("login-required")));
+    assert!(
+        catalogs
+            .iter()
+            .all(|e| e.value().source().contains("login-required"))
+    );
 }
 
 /// A translator that knows login's Chinese catalog line.
@@ -82,7 +110,11 @@ async fn the_login_message_is_localized_when_the_app_translates() {
         b.configure(|s| {
             s.add_to::<Translators>(Translators::NAME, Arc::new(Zh));
             s.before_request(|mut req| async move {
-                if req.headers().get("accept-language").is_some_and(|v| v == "zh") {
+                if req
+                    .headers()
+                    .get("accept-language")
+                    .is_some_and(|v| v == "zh")
+                {
                     let _ = Locale::set(&mut req, Locale::parse("zh").unwrap());
                 }
                 flagon::proceed(req)
@@ -92,19 +124,36 @@ async fn the_login_message_is_localized_when_the_app_translates() {
     })
     .await;
     let client = TestClient::new(&t.app);
-    let res = client.get("/private").header("accept-language", "zh").send().await;
+    let res = client
+        .get("/private")
+        .header("accept-language", "zh")
+        .send()
+        .await;
     assert_eq!(res.status(), 303);
-    assert_eq!(client.get("/flashes").send().await.text(), "message: 请登录后访问此页面。");
+    assert_eq!(
+        client.get("/flashes").send().await.text(),
+        "message: 请登录后访问此页面。"
+    );
     client.get("/private").send().await;
-    assert_eq!(client.get("/flashes").send().await.text(), "message: Please log in to access this page.");
+    assert_eq!(
+        client.get("/flashes").send().await.text(),
+        "message: Please log in to access this page."
+    );
 }
 
 #[tokio::test]
 async fn a_custom_login_message_and_category_are_used_as_written() {
-    let t = app_with("login_message = \"Members only.\"\nlogin_message_category = \"info\"\n", "").await;
+    let t = app_with(
+        "login_message = \"Members only.\"\nlogin_message_category = \"info\"\n",
+        "",
+    )
+    .await;
     let client = TestClient::new(&t.app);
     client.get("/private").send().await;
-    assert_eq!(client.get("/flashes").send().await.text(), "info: Members only.");
+    assert_eq!(
+        client.get("/flashes").send().await.text(),
+        "info: Members only."
+    );
 }
 
 #[tokio::test]
@@ -125,8 +174,15 @@ async fn blueprint_login_views_and_api_blueprints() {
     .await;
     let client = TestClient::new(&t.app);
     let res = client.get("/members/page").send().await;
-    assert_eq!(res.location(), Some("/members/login?next=%2Fmembers%2Fpage"));
-    let res = client.get("/v1/me").header("accept", "text/html").send().await;
+    assert_eq!(
+        res.location(),
+        Some("/members/login?next=%2Fmembers%2Fpage")
+    );
+    let res = client
+        .get("/v1/me")
+        .header("accept", "text/html")
+        .send()
+        .await;
     assert_eq!(res.status(), 401);
     assert_eq!(res.header("content-type"), Some("application/problem+json"));
 }
