@@ -39,11 +39,12 @@
 //!
 //! # flagon::tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let users = Users::default();
+//! let provided = users.clone();
 //! let app = App::builder()
 //!     .settings(testing_config_toml("[login]\nlogin_view = \"login\"\n"))
 //!     .register(Login::new(users.loader()))
-//!     .configure(|app| {
-//!         app.provide(users.clone());
+//!     .configure(move |app| {
+//!         app.provide(provided);
 //!         app.csrf_exempt("login"); // the example posts without a form page
 //!         Ok(())
 //!     })
