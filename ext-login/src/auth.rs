@@ -278,6 +278,33 @@ impl<U: User> Auth<U> {
         &self.rt.passwords
     }
 
+    /// Checks a login attempt for `account` (the name typed in the form) against its
+    /// stored hash (`None` or `""` for an unknown account or one without a password: a
+    /// dummy hash is verified, so the answer and its time are the same). Failures are
+    /// counted per account name: past `login.max_failures_per_hour` the attempt is refused
+    /// before hashing with [`PasswordError::Throttled`] (a 429 through `?`), whatever the
+    /// client's address; the bucket refills at that rate, so the owner is slowed, never
+    /// locked out for good. A success forgets the account's failures.
+    pub async fn authenticate(
+        &self,
+        account: &str,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<crate::passwords::Verified, crate::passwords::PasswordError> {
+        let now = self.rt.now();
+        if let Err(retry_after) = self.rt.throttle.check(account, now) {
+            tracing::warn!(target: "flagon_login", "login attempts for an account are throttled");
+            return Err(crate::passwords::PasswordError::Throttled { retry_after });
+        }
+        let verified = self.rt.passwords.verify(password, stored).await?;
+        if verified.ok {
+            self.rt.throttle.succeeded(account);
+        } else {
+            self.rt.throttle.failed(account, now);
+        }
+        Ok(verified)
+    }
+
     /// The session.
     pub fn session(&self) -> &Session {
         &self.session

@@ -42,6 +42,7 @@ pub enum SessionProtection {
 /// | `redis_key_prefix` | `"flagon:login:"` | its key prefix |
 /// | `redis_timeout` | `"500ms"` | bound on each Redis call |
 /// | `password_max_bytes` | `4096` | longer passwords are refused before hashing |
+/// | `max_failures_per_hour` | `100` | failed logins per account per hour before [`Auth::authenticate`](crate::Auth::authenticate) answers 429 (a bucket refilling at that rate; `0`: off) |
 /// | `password_min_chars` | `8` | the policy helper's minimum |
 /// | `hash_concurrency` | cores (≥ 1) | Argon2 computations at once |
 /// | `hash_queue_timeout` | `"2s"` | a login waiting longer for a hashing slot gets a 503 |
@@ -104,6 +105,8 @@ pub struct LoginConfig {
     pub redis_timeout: Duration,
     /// Longest password accepted, in bytes.
     pub password_max_bytes: usize,
+    /// Failed logins per account per hour (0: no throttle).
+    pub max_failures_per_hour: u32,
     /// Shortest password the policy helper accepts, in characters.
     pub password_min_chars: usize,
     /// Argon2 computations at once (0: the number of cores).
@@ -160,6 +163,7 @@ impl Default for LoginConfig {
             redis_timeout: Duration::from_millis(500),
             password_max_bytes: 4096,
             password_min_chars: 8,
+            max_failures_per_hour: 100,
             hash_concurrency: 0,
             hash_queue_timeout: Duration::from_secs(2),
             argon2_memory_kib: 19 * 1024,

@@ -170,6 +170,7 @@ mod shared;
 pub mod signals;
 pub mod store;
 pub mod testing;
+mod throttle;
 mod tokens;
 mod user;
 

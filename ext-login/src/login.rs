@@ -231,6 +231,7 @@ impl<U: User> Extension for Login<U> {
             clock: self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
             bearer,
             key: OnceLock::new(),
+            throttle: crate::throttle::Throttle::new(cfg.max_failures_per_hour),
         });
         let init_rt = rt.clone();
         let key: RequestLocal<Current<U>> =

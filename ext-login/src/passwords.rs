@@ -35,6 +35,12 @@ pub enum PasswordError {
     /// No hashing slot within `login.hash_queue_timeout`.
     #[error("too many logins at once; try again shortly")]
     Busy,
+    /// Too many failed logins for this account: retry after this long (B8).
+    #[error("too many failed logins for this account; try again in {} seconds", .retry_after.as_secs())]
+    Throttled {
+        /// When one more attempt is allowed.
+        retry_after: Duration,
+    },
     /// Argon2 failed (not the password's fault).
     #[error("password hashing failed: {0}")]
     Hashing(String),
@@ -45,6 +51,9 @@ impl From<PasswordError> for HttpError {
         match e {
             PasswordError::TooLong { .. } => HttpError::with_cause(StatusCode::BAD_REQUEST, e),
             PasswordError::Busy => HttpError::with_cause(StatusCode::SERVICE_UNAVAILABLE, e),
+            PasswordError::Throttled { .. } => {
+                HttpError::with_cause(StatusCode::TOO_MANY_REQUESTS, e)
+            }
             PasswordError::Hashing(_) => HttpError::internal(e),
         }
     }

@@ -184,6 +184,7 @@ pub(crate) struct Runtime<U> {
     pub clock: Arc<dyn Clock>,
     pub bearer: Option<BearerFn>,
     pub key: OnceLock<RequestLocal<Current<U>>>,
+    pub throttle: crate::throttle::Throttle,
 }
 
 impl<U: User> Runtime<U> {

@@ -52,7 +52,11 @@ async fn b9_oversized_passwords_are_refused_before_hashing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn b9_the_hashing_cap_holds_under_200_concurrent_logins() {
-    let t = app_with("hash_concurrency = 2\nhash_queue_timeout = \"60s\"\n", "").await;
+    let t = app_with(
+        "hash_concurrency = 2\nhash_queue_timeout = \"60s\"\nmax_failures_per_hour = 0\n",
+        "",
+    )
+    .await;
     let client = std::sync::Arc::new(TestClient::new(&t.app));
     client.start().await.unwrap();
     let token = csrf(&client).await;
@@ -171,7 +175,11 @@ async fn b7_unknown_users_and_wrong_passwords_get_equal_answers() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let t = app_with("argon2_memory_kib = 19456\nargon2_iterations = 2\n", "").await;
+    let t = app_with(
+        "argon2_memory_kib = 19456\nargon2_iterations = 2\nmax_failures_per_hour = 0\n",
+        "",
+    )
+    .await;
     let hash = pw(&t).hash(PASSWORD).await.unwrap();
     t.users.update("1", |u| u.password_hash = hash);
     t.users.add(TestUser::new("3", "oauth-only", ""));
@@ -221,5 +229,63 @@ async fn b7_unknown_users_and_wrong_passwords_get_equal_answers() {
     println!(
         "B7 login latency, median of {rounds} (m=19456 KiB, t=2, p=1): known user + wrong password {wrong:?}, unknown user {unknown:?}, account without password {oauth:?}, correct password {ok:?}; unknown/known = {:.3}",
         unknown.as_secs_f64() / wrong.as_secs_f64()
+    );
+}
+
+/// B8: 150 wrong passwords on one account from 150 addresses are slowed after 100; the
+/// owner gets in again once the bucket refills (no lasting lockout); other accounts are
+/// unaffected.
+#[tokio::test]
+async fn b8_distributed_guessing_of_one_account_is_throttled_not_locked_out() {
+    let t = app_with("max_failures_per_hour = 100\n", "").await;
+    let mut statuses = Vec::new();
+    for i in 0..150u32 {
+        let client = TestClient::new(&t.app);
+        let peer: std::net::SocketAddr = format!("203.0.{}.{}:4000", i / 200, i % 200 + 1)
+            .parse()
+            .unwrap();
+        let token = client.get("/token").peer(peer).send().await.text();
+        let res = client
+            .post("/login")
+            .peer(peer)
+            .form(&[
+                ("username", "alice"),
+                ("password", "guess"),
+                ("csrf_token", token.as_str()),
+            ])
+            .send()
+            .await;
+        statuses.push(res.status().as_u16());
+    }
+    assert!(
+        statuses[..100].iter().all(|s| *s == 200),
+        "the first 100 are checked"
+    );
+    assert!(
+        statuses[100..].iter().all(|s| *s == 429),
+        "then throttled: {:?}",
+        &statuses[100..]
+    );
+    let owner = TestClient::new(&t.app);
+    assert_eq!(
+        post_login(&owner, "alice", PASSWORD, false, None)
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        post_login(&owner, "bob", PASSWORD, false, None)
+            .await
+            .status(),
+        303,
+        "another account"
+    );
+    t.clock.advance(Duration::from_secs(40));
+    assert_eq!(
+        post_login(&owner, "alice", PASSWORD, false, None)
+            .await
+            .status(),
+        303,
+        "slowed, not locked out"
     );
 }

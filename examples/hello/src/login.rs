@@ -125,7 +125,10 @@ async fn login_submit(
     let account = accounts.by_name(&form.username);
     // An unknown user is checked against a dummy hash: same answer, same time.
     let stored = account.as_ref().map(|a| a.password_hash.as_str());
-    let verified = auth.passwords().verify(&form.password, stored).await?;
+    // Failures are counted per account: past 100 an hour it is a 429 (slowed, not locked).
+    let verified = auth
+        .authenticate(&form.username, &form.password, stored)
+        .await?;
     if let (Some(account), true) = (account, verified.ok) {
         auth.login_user(account, LoginOptions::remember(form.remember.is_some()))
             .await?;

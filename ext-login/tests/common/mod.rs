@@ -41,8 +41,8 @@ async fn login(
 ) -> Result<Response, HttpError> {
     let user = users.by_name(&form.username);
     let verified = auth
-        .passwords()
-        .verify(
+        .authenticate(
+            &form.username,
             &form.password,
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
