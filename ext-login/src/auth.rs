@@ -102,10 +102,16 @@ fn handle<U: User>(app: &AppHandle) -> Result<Arc<Handle<U>>, LoginError> {
 
 /// The request's user for a before hook or a tower layer, loaded once per request
 /// (whoever asks first: a decorator, a hook, an extractor, a template shares the value).
-pub async fn current_user<U: User>(req: &flagon::axum::extract::Request) -> Option<Arc<U>> {
+/// The future borrows nothing, so the hook can move its request afterwards.
+pub fn current_user<U: User>(
+    req: &flagon::axum::extract::Request,
+) -> impl std::future::Future<Output = Option<Arc<U>>> + Send + 'static {
     use flagon::RequestExt as _;
-    let key = req.app()?.state::<Handle<U>>()?.key;
-    key.load(req).await?.user()
+    let loading = req
+        .app()
+        .and_then(|app| app.state::<Handle<U>>())
+        .map(|h| h.key.load(req));
+    async move { loading?.await?.user() }
 }
 
 /// The logged-in user, or the unauthorized answer (a redirect to the login view with a
@@ -282,7 +288,7 @@ impl<U: User> Auth<U> {
     /// stored hash (`None` or `""` for an unknown account or one without a password: a
     /// dummy hash is verified, so the answer and its time are the same). Failures are
     /// counted per account name: past `login.max_failures_per_hour` the attempt is refused
-    /// before hashing with [`PasswordError::Throttled`] (a 429 through `?`), whatever the
+    /// before hashing with [`PasswordError::Throttled`](crate::PasswordError::Throttled) (a 429 through `?`), whatever the
     /// client's address; the bucket refills at that rate, so the owner is slowed, never
     /// locked out for good. A success forgets the account's failures.
     pub async fn authenticate(

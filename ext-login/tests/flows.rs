@@ -301,3 +301,31 @@ async fn the_unauthorized_handler_can_be_replaced() {
         (418, "no: /p?x=1".into())
     );
 }
+
+#[tokio::test]
+async fn hooks_see_the_same_user_as_handlers() {
+    let t = app_built("", "", |b| {
+        b.configure(|s| {
+            s.before_request(|req| async move {
+                if req.uri().path() != "/hooked" {
+                    return flagon::proceed(req);
+                }
+                let user =
+                    flagon_login::current_user::<flagon_login::testing::TestUser>(&req).await;
+                let name = user
+                    .map(|u| u.name.clone())
+                    .unwrap_or_else(|| "nobody".into());
+                flagon::respond(format!("hook sees {name}"))
+            });
+            Ok(())
+        })
+    })
+    .await;
+    let client = TestClient::new(&t.app);
+    assert_eq!(
+        client.get("/hooked").send().await.text(),
+        "hook sees nobody"
+    );
+    log_in(&client, "alice", false).await;
+    assert_eq!(client.get("/hooked").send().await.text(), "hook sees alice");
+}
