@@ -19,11 +19,10 @@
 //!     Form(form): Form<Credentials>,
 //! ) -> Result<Response, HttpError> {
 //!     let user = users.by_name(&form.username);
-//!     // Unknown users are checked against a dummy hash: same time, same answer.
-//!     let verified = auth
-//!         .passwords()
-//!         .verify(&form.password, user.as_ref().map(|u| u.password_hash.as_str()))
-//!         .await?;
+//!     // Unknown users are checked against a dummy hash: same time, same answer; failures
+//!     // are throttled per account.
+//!     let stored = user.as_ref().map(|u| u.password_hash.as_str());
+//!     let verified = auth.authenticate(&form.username, &form.password, stored).await?;
 //!     match user {
 //!         Some(user) if verified.ok => {
 //!             auth.login_user(user, LoginOptions::default()).await?;
@@ -128,6 +127,7 @@
 //! | `remember_duration` | `"30d"` | remember-me token lifetime |
 //! | `remember_store` | `"memory"` | `memory`, `db`, `redis` |
 //! | `password_max_bytes` | `4096` | longer passwords are refused before hashing |
+//! | `max_failures_per_hour` | `100` | failed logins per account before [`Auth::authenticate`] answers 429 (refills at that rate) |
 //! | `hash_concurrency` | cores | Argon2 computations at once; `hash_queue_timeout` (2s) then 503 |
 //! | `jwt_algorithm` | `"HS256"` | the one accepted; HS256's key is derived from the app's secret unless `jwt_secret` |
 //!
@@ -151,6 +151,7 @@
 //! | missing permission | 403 |
 //! | [`PasswordError::TooLong`] | 400, before any hashing |
 //! | [`PasswordError::Busy`] | 503 after `hash_queue_timeout` |
+//! | [`PasswordError::Throttled`] | 429 from [`Auth::authenticate`] past `max_failures_per_hour` for the account |
 //! | [`LoginError`] | 500 (store failure) or the session's 503 |
 //! | [`TokenError`] | 401 for a bad refresh token, else 500 |
 
