@@ -329,3 +329,20 @@ async fn hooks_see_the_same_user_as_handlers() {
     log_in(&client, "alice", false).await;
     assert_eq!(client.get("/hooked").send().await.text(), "hook sees alice");
 }
+
+#[tokio::test]
+async fn a_route_that_does_not_touch_login_pays_nothing() {
+    let t = app_built("", "", |b| {
+        b.route(flagon::Route::get("/plain", || async { "plain" }).name("plain"))
+    })
+    .await;
+    let client = TestClient::new(&t.app);
+    log_in(&client, "alice", true).await;
+    let res = client.get("/plain").send().await;
+    assert_eq!(res.text(), "plain");
+    assert!(
+        res.header("set-cookie").is_none(),
+        "no session or remember cookie work"
+    );
+    assert!(res.header("vary").is_none(), "the session was not read");
+}
