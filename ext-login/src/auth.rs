@@ -343,7 +343,7 @@ impl<U: User> Auth<U> {
             let (token, record) =
                 crate::tokens::issue(store, &user.id(), &digest, now, ttl).await?;
             self.session.insert(REMEMBER, &record.selector)?;
-            cookie = CookieOp::Set(token);
+            cookie = CookieOp::Set(token, ttl.as_secs());
         } else if self.remember_cookie.is_none() {
             cookie = CookieOp::Keep;
         }

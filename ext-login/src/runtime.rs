@@ -63,7 +63,8 @@ impl AuthMethod {
 pub(crate) enum CookieOp {
     #[default]
     Keep,
-    Set(String),
+    /// The token and its cookie's `Max-Age` in seconds.
+    Set(String, u64),
     Clear,
 }
 
@@ -402,7 +403,7 @@ async fn from_cookie<U: User>(
     app.signals()
         .emit(UserLoadedFromCookie { user_id: user.id() });
     let cookie = match replacement {
-        Some(v) => CookieOp::Set(v),
+        Some(v) => CookieOp::Set(v, record.expires_at.saturating_sub(now)),
         None => CookieOp::Keep,
     };
     Current::new(Some(user), AuthMethod::Remember, false, cookie)
@@ -425,7 +426,7 @@ pub(crate) fn finish<U: User>(
     }
     let line = match &state.cookie {
         CookieOp::Keep => return res,
-        CookieOp::Set(v) => rt.cookie.set(v, rt.cfg.remember_duration.as_secs()),
+        CookieOp::Set(v, max_age) => rt.cookie.set(v, *max_age),
         CookieOp::Clear => rt.cookie.clear(),
     };
     if let Ok(v) = HeaderValue::from_str(&line) {
