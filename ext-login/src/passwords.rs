@@ -8,7 +8,8 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use flagon::HttpError;
-use flagon::http::StatusCode;
+use flagon::http::header::RETRY_AFTER;
+use flagon::http::{HeaderValue, StatusCode};
 use flagon::tracing;
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -50,9 +51,11 @@ impl From<PasswordError> for HttpError {
     fn from(e: PasswordError) -> HttpError {
         match e {
             PasswordError::TooLong { .. } => HttpError::with_cause(StatusCode::BAD_REQUEST, e),
-            PasswordError::Busy => HttpError::with_cause(StatusCode::SERVICE_UNAVAILABLE, e),
-            PasswordError::Throttled { .. } => {
+            PasswordError::Busy => HttpError::with_cause(StatusCode::SERVICE_UNAVAILABLE, e)
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1")),
+            PasswordError::Throttled { retry_after } => {
                 HttpError::with_cause(StatusCode::TOO_MANY_REQUESTS, e)
+                    .with_header(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)))
             }
             PasswordError::Hashing(_) => HttpError::internal(e),
         }

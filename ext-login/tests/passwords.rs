@@ -116,7 +116,9 @@ async fn b9_a_full_queue_is_a_503_after_the_bounded_wait() {
     for task in tasks {
         if let Err(e) = task.await.unwrap() {
             assert!(matches!(e, flagon_login::PasswordError::Busy));
-            assert_eq!(flagon::HttpError::from(e).status(), 503);
+            let http = flagon::HttpError::from(e);
+            assert_eq!(http.status(), 503);
+            assert_eq!(http.headers().get("retry-after").unwrap(), "1");
             busy += 1;
         }
     }
@@ -270,12 +272,14 @@ async fn b8_distributed_guessing_of_one_account_is_throttled_not_locked_out() {
         &statuses[100..]
     );
     let owner = TestClient::new(&t.app);
-    assert_eq!(
-        post_login(&owner, "alice", PASSWORD, false, None)
-            .await
-            .status(),
-        429
-    );
+    let res = post_login(&owner, "alice", PASSWORD, false, None).await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=36).contains(&retry), "{retry}");
     assert_eq!(
         post_login(&owner, "bob", PASSWORD, false, None)
             .await
