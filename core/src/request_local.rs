@@ -348,8 +348,19 @@ impl<T: Send + Sync + 'static> RequestLocal<T> {
         &self,
         scope: &S,
     ) -> impl Future<Output = Option<Arc<T>>> + Send + use<T, S> {
+        self.load_in(scope.request_head())
+    }
+
+    /// [`RequestLocal::load`] from a request head. Its future's type names no lifetime of
+    /// the head, so the init of another value, which gets a borrowed [`RequestHead`] and
+    /// must return a `'static` future, can load this value (login's user loads the
+    /// session this way).
+    pub fn load_in(
+        &self,
+        head: Option<RequestHead<'_>>,
+    ) -> impl Future<Output = Option<Arc<T>>> + Send + use<T> {
         let index = self.index;
-        let prepared = scope.request_head().and_then(|head| {
+        let prepared = head.and_then(|head| {
             let table = head.meta.locals.table(&head.meta.app)?;
             let (cell, def) = (table.cells.get(index)?, table.defs.get(index)?);
             if def.type_id != std::any::TypeId::of::<T>() {

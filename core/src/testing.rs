@@ -155,6 +155,12 @@ impl TestClient {
         }
     }
 
+    /// The app this client sends to (for an extension's testing kit that prepares state,
+    /// such as a login helper that plants a credential).
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
     /// Runs the app's startup hooks, unless they already ran for this app (through any
     /// client). A failure is returned, and the next request or call tries again.
     ///

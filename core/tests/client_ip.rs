@@ -495,3 +495,52 @@ fn spell(rng: &mut impl Rng, ip: IpAddr, forwarded: bool) -> String {
         }
     }
 }
+
+/// A request-scoped value's init sees the client address through its head.
+#[tokio::test]
+async fn a_request_local_init_sees_the_client_ip() {
+    use flagon::{RequestLocal, Route};
+    let app = flagon::App::builder()
+        .settings(flagon::testing::testing_config_toml(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        ))
+        .configure(|s| {
+            let ip: RequestLocal<String> = s.request_local(|head| {
+                head.client_ip()
+                    .map(|c| c.0.to_string())
+                    .unwrap_or_else(|| "none".into())
+            });
+            s.route(
+                Route::get(
+                    "/ip",
+                    move |parts: flagon::http::request::Parts| async move {
+                        ip.get(&parts).map(|s| (*s).clone()).unwrap_or_default()
+                    },
+                )
+                .name("ip"),
+            );
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let client = flagon::testing::TestClient::new(&app);
+    let res = client
+        .get("/ip")
+        .peer("10.0.0.2:1000".parse().unwrap())
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await;
+    assert_eq!(res.text(), "203.0.113.9");
+    let res = client
+        .get("/ip")
+        .peer("198.51.100.1:1000".parse().unwrap())
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await;
+    assert_eq!(
+        res.text(),
+        "198.51.100.1",
+        "a spoofed header from an untrusted peer is ignored"
+    );
+    assert_eq!(client.get("/ip").send().await.text(), "none");
+}

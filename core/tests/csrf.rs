@@ -634,3 +634,45 @@ async fn a_foreign_non_ascii_cookie_does_not_hide_the_csrf_cookie() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(&body[..], b"saved hello");
 }
+
+#[tokio::test]
+async fn a_bearer_request_without_cookies_needs_no_token_but_one_with_cookies_does() {
+    let app = app();
+    let client = TestClient::new(&app);
+    let res = client
+        .post("/submit")
+        .header("authorization", "Bearer abc.def.ghi")
+        .form(&[("text", "api")])
+        .send()
+        .await;
+    assert_eq!(
+        (res.status().as_u16(), res.text()),
+        (200, "saved api".into())
+    );
+    // Basic auth is resent by browsers on their own: not exempt.
+    let res = client
+        .post("/submit")
+        .header("authorization", "Basic YTpi")
+        .form(&[("text", "x")])
+        .send()
+        .await;
+    assert_eq!(res.status(), 403);
+    // With a cookie (ambient credentials) the token is required again.
+    let res = client
+        .post("/submit")
+        .header("authorization", "Bearer abc.def.ghi")
+        .header("cookie", "__Host-session=anything")
+        .form(&[("text", "x")])
+        .send()
+        .await;
+    assert_eq!(res.status(), 403);
+    // Still origin-checked.
+    let res = client
+        .post("/submit")
+        .header("authorization", "Bearer abc.def.ghi")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("text", "x")])
+        .send()
+        .await;
+    assert_eq!(res.status(), 403);
+}

@@ -399,3 +399,54 @@ async fn a_later_declared_step_runs_before_the_session_saves() {
     assert_eq!(client.get("/remember").send().await.text(), "ok");
     assert_eq!(client.get("/check").send().await.text(), "Some(true)");
 }
+
+/// An async value's init loads the session from its head (`Session::load_in`) and another
+/// value (`RequestLocal::load_in`): what a login extension's "current user" does.
+#[tokio::test]
+async fn an_init_loads_the_session_and_another_value_from_its_head() {
+    use flagon::session::Session;
+    let app = App::builder()
+        .settings(testing_config())
+        .configure(|s| {
+            let base: RequestLocal<String> = s.request_local(|_| "base".to_owned());
+            let user: RequestLocal<String> = s.request_local_async(move |head| {
+                let session = Session::load_in(head);
+                let other = base.load_in(Some(flagon::RequestScope::request_head(head).unwrap()));
+                async move {
+                    let name = match session.await {
+                        Ok(s) => s.get::<String>("name").unwrap_or_else(|| "nobody".into()),
+                        Err(_) => "no session".into(),
+                    };
+                    format!(
+                        "{name}+{}",
+                        other.await.map(|b| (*b).clone()).unwrap_or_default()
+                    )
+                }
+            });
+            s.route(
+                Route::get("/set", |session: Session| async move {
+                    session.insert("name", "ada").unwrap();
+                    "set"
+                })
+                .name("set"),
+            );
+            s.route(
+                Route::get("/user", move |parts: Parts| async move {
+                    user.load(&parts)
+                        .await
+                        .map(|u| (*u).clone())
+                        .unwrap_or_default()
+                })
+                .name("user"),
+            );
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    assert_eq!(client.get("/user").send().await.text(), "nobody+base");
+    client.get("/set").send().await;
+    assert_eq!(client.get("/user").send().await.text(), "ada+base");
+    // The kit reaches the app it sends to.
+    assert!(client.app().routes().get("user").is_some());
+}

@@ -85,6 +85,22 @@ impl ClientIp {
     }
 }
 
+impl crate::RequestHead<'_> {
+    /// The client address of the request a request-scoped value is made for (its init sees
+    /// only the head): as [`ClientIp::of`], from the peer and `server.trusted_proxies`.
+    /// `None` without a peer address, or when the value is first asked for through a
+    /// session (whose head has no headers).
+    pub fn client_ip(&self) -> Option<ClientIp> {
+        let headers = self.headers()?;
+        let meta = self.meta();
+        meta.app
+            .server_config()
+            .trusted_proxies
+            .client_ip(headers, meta.peer)
+            .map(ClientIp)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = HttpError;
 

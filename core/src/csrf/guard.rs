@@ -39,6 +39,9 @@ impl CsrfRuntime {
         {
             return Err(CsrfError::CrossOrigin.into_response());
         }
+        if bearer_only(req.headers()) {
+            return Ok(req);
+        }
         let secret = self.tokens.browser_secret(req.headers());
         if let Some(v) = req.headers().get(&self.header) {
             let token = v.to_str().map_err(|_| CsrfError::Invalid.into_response())?;
@@ -81,4 +84,21 @@ impl CsrfRuntime {
             }
         }
     }
+}
+
+/// A request authenticated by `Authorization: Bearer` and carrying no cookie at all: it has
+/// no ambient credential for a forged cross-site request to ride on (browsers never add a
+/// bearer token on their own, and a page cannot set `Authorization` on another origin's
+/// request without CORS), so it needs no token. `Basic` is not exempt: browsers resend it.
+pub(super) fn bearer_only(headers: &http::HeaderMap) -> bool {
+    if headers.contains_key(http::header::COOKIE) {
+        return false;
+    }
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+        })
 }

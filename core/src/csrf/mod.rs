@@ -27,6 +27,10 @@
 //! The origin check compares the full origin (scheme, host, port); how the app's own
 //! origin is found is described in `csrf.public_origin` below.
 //!
+//! A request that carries `Authorization: Bearer …` and no cookie at all (an API client) is
+//! not asked for a token: it has no ambient credential a forged request could use. It is still
+//! origin-checked. A bearer request that also sends cookies is checked as any other.
+//!
 //! A form body (`application/x-www-form-urlencoded`, or `multipart/form-data` from an upload
 //! form) is read, up to `server.body_limit`, to find the field, then handed to the handler
 //! unchanged. Other bodies (JSON) must carry the token in the header.

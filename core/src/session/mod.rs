@@ -180,10 +180,24 @@ impl Session {
     pub fn load<S: RequestScope>(
         scope: &S,
     ) -> impl std::future::Future<Output = Result<Session, SessionRejection>> + Send + use<S> {
-        let head = scope.request_head();
+        Session::load_head(scope.request_head())
+    }
+
+    /// [`Session::load`] from a request head: for the init of another request-scoped value
+    /// (which gets a borrowed [`RequestHead`] and returns a `'static` future), such as
+    /// login's user. The future's type names no lifetime of the head.
+    pub fn load_in(
+        head: &RequestHead<'_>,
+    ) -> impl std::future::Future<Output = Result<Session, SessionRejection>> + Send + use<> {
+        Session::load_head(head.request_head())
+    }
+
+    fn load_head(
+        head: Option<RequestHead<'_>>,
+    ) -> impl std::future::Future<Output = Result<Session, SessionRejection>> + Send + use<> {
         let meta = head.as_ref().map(|h| h.meta().clone());
         let key = head.as_ref().and_then(|h| key_of(h.app()));
-        let loading = key.map(|k| k.load(scope));
+        let loading = key.map(|k| k.load_in(head));
         async move {
             let (Some(meta), Some(loading)) = (meta, loading) else {
                 return Err(SessionRejection::NotSetUp);

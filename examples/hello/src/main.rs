@@ -19,6 +19,9 @@ use flagon::{App, Blueprint, BuildError, Ext, Extension, HttpError, Route, Setup
 use flagon_db::{Db, Tx};
 use serde::{Deserialize, Serialize};
 
+// --- login (flagon-login): the login page, `/private` and `/logout` live in `login.rs`. ---
+mod login;
+
 /// `[greeter]` in flagon.toml.
 #[derive(Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -133,11 +136,16 @@ fn build(config: Config) -> Result<App, BuildError> {
         .url_prefix("/admin")
         .route(Route::get("/", admin_index).name("index"));
     flagon_secure_headers::link(); // keeps the discovered crate in the binary
+    let accounts = login::Accounts::default(); // login (flagon-login)
     App::builder()
         .settings(config)
         .discover()
         .register(Greeter)
         .register(Db::extension())
+        // --- login (flagon-login) ---
+        .register(login::extension(&accounts))
+        .configure(move |app| login::install(app, accounts))
+        // --- end login ---
         .route(Route::get("/", index))
         .route(Route::get("/form", form))
         .route(Route::post("/form", save_form))

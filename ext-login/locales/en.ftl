@@ -1,0 +1,2 @@
+login-required = Please log in to access this page.
+login-needs-refresh = Please reauthenticate to access this page.

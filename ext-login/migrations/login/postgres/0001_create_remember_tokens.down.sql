@@ -1,0 +1,1 @@
+DROP TABLE flagon_login_remember;

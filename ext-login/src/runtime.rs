@@ -1,0 +1,436 @@
+//! The request's user: loaded at most once per request (a request-scoped value), from the
+//! session, a remember-me cookie or a bearer token, in that order of preference (a bearer
+//! token first: it never touches the session).
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use flagon::axum::response::Response;
+use flagon::http::{HeaderMap, HeaderValue, header};
+use flagon::session::{Clock, Session};
+use flagon::{AppHandle, BoxFuture, RequestHead, RequestLocal, tracing};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::config::{LoginConfig, SessionProtection};
+use crate::passwords::Passwords;
+use crate::signals::{
+    RememberTokenTheft, SessionProtected, UserLoadedFromCookie, UserLoadedFromRequest,
+};
+use crate::store::{RememberStore, hex};
+use crate::tokens::{self, Checked};
+use crate::user::{LoaderFn, User};
+
+/// Session keys login keeps (reserved: they start with `_`).
+pub(crate) const USER_ID: &str = "_user_id";
+pub(crate) const AUTH: &str = "_auth";
+pub(crate) const FRESH: &str = "_fresh";
+pub(crate) const FRESH_AT: &str = "_fresh_at";
+pub(crate) const FINGERPRINT: &str = "_fp";
+pub(crate) const REMEMBER: &str = "_remember";
+const KEYS: [&str; 6] = [USER_ID, AUTH, FRESH, FRESH_AT, FINGERPRINT, REMEMBER];
+
+/// How the request's user was authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// Nobody is logged in.
+    Anonymous,
+    /// The session (logged in on this session, or restored from a remember-me cookie).
+    Session,
+    /// A remember-me cookie in this very request.
+    Remember,
+    /// A bearer JWT.
+    Jwt,
+    /// An API key.
+    ApiKey,
+}
+
+impl AuthMethod {
+    /// By a bearer credential (JWT or API key): no cookie, so no CSRF token needed.
+    pub fn is_bearer(self) -> bool {
+        matches!(self, AuthMethod::Jwt | AuthMethod::ApiKey)
+    }
+
+    /// By the session or a remember-me cookie.
+    pub fn is_session(self) -> bool {
+        matches!(self, AuthMethod::Session | AuthMethod::Remember)
+    }
+}
+
+/// What the after-response step does with the remember cookie.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum CookieOp {
+    #[default]
+    Keep,
+    /// The token and its cookie's `Max-Age` in seconds.
+    Set(String, u64),
+    Clear,
+}
+
+pub(crate) struct State<U> {
+    pub user: Option<Arc<U>>,
+    pub method: AuthMethod,
+    pub fresh: bool,
+    pub cookie: CookieOp,
+}
+
+/// The request-scoped value: the user and what to do with the cookie afterwards.
+pub(crate) struct Current<U> {
+    pub state: Mutex<State<U>>,
+}
+
+impl<U> Current<U> {
+    fn new(user: Option<Arc<U>>, method: AuthMethod, fresh: bool, cookie: CookieOp) -> Self {
+        Current {
+            state: Mutex::new(State {
+                user,
+                method,
+                fresh,
+                cookie,
+            }),
+        }
+    }
+
+    fn anonymous(cookie: CookieOp) -> Self {
+        Current::new(None, AuthMethod::Anonymous, false, cookie)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State<U>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn user(&self) -> Option<Arc<U>> {
+        self.lock().user.clone()
+    }
+}
+
+/// The remember cookie's name and attributes, as core's session cookie has them.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieSpec {
+    pub name: String,
+    pub attributes: String,
+}
+
+impl CookieSpec {
+    pub fn from_config(cfg: &LoginConfig, settings: &flagon::config::Config) -> CookieSpec {
+        let insecure = settings
+            .value::<bool>("session.insecure_plain_http")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        let same_site = settings
+            .value::<String>("session.same_site")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "lax".into());
+        let same_site = match same_site.as_str() {
+            "strict" => "Strict",
+            "none" => "None",
+            _ => "Lax",
+        };
+        let mut attributes = format!("; Path=/; HttpOnly; SameSite={same_site}");
+        let name = if insecure {
+            cfg.remember_cookie_name.clone()
+        } else {
+            attributes.push_str("; Secure");
+            format!("__Host-{}", cfg.remember_cookie_name)
+        };
+        CookieSpec { name, attributes }
+    }
+
+    pub fn set(&self, value: &str, max_age: u64) -> String {
+        format!(
+            "{}={value}; Max-Age={max_age}{}",
+            self.name, self.attributes
+        )
+    }
+
+    pub fn clear(&self) -> String {
+        format!("{}=; Max-Age=0{}", self.name, self.attributes)
+    }
+
+    /// The cookie's value in `headers` (a duplicated name counts as absent).
+    pub fn find(&self, headers: &HeaderMap) -> Option<String> {
+        let mut found = None;
+        for h in headers.get_all(header::COOKIE) {
+            let Ok(s) = h.to_str() else { continue };
+            for pair in s.split(';') {
+                let Some((k, v)) = pair.split_once('=') else {
+                    continue;
+                };
+                if k.trim() == self.name {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(v.trim().to_owned());
+                }
+            }
+        }
+        found.filter(|v| !v.is_empty() && v.len() <= 256)
+    }
+}
+
+/// A bearer credential resolver: JWTs and API keys (set up by `Login`).
+pub(crate) type BearerFn =
+    Arc<dyn Fn(String) -> BoxFuture<Option<(String, AuthMethod)>> + Send + Sync>;
+
+pub(crate) struct Runtime<U> {
+    pub cfg: LoginConfig,
+    pub loader: LoaderFn<U>,
+    pub passwords: Arc<Passwords>,
+    pub store: OnceLock<Arc<dyn RememberStore>>,
+    pub auth_key: [u8; 32],
+    pub cookie: CookieSpec,
+    pub clock: Arc<dyn Clock>,
+    pub bearer: Option<BearerFn>,
+    pub key: OnceLock<RequestLocal<Current<U>>>,
+    pub throttle: crate::throttle::Throttle,
+}
+
+impl<U: User> Runtime<U> {
+    pub fn now(&self) -> u64 {
+        self.clock.unix_now()
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn RememberStore>> {
+        self.store.get()
+    }
+
+    /// The keyed digest of a user's auth hash kept in the session and with tokens.
+    pub fn auth_digest(&self, user: &U) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.auth_key).expect("any key length");
+        mac.update(&user.auth_hash());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    pub fn digest_matches(&self, user: &U, stored: &str) -> bool {
+        let now = self.auth_digest(user);
+        now.len() == stored.len() && bool::from(now.as_bytes().ct_eq(stored.as_bytes()))
+    }
+
+    /// Loads a user, logging a loader failure (the request is then anonymous).
+    pub async fn load(&self, id: String) -> Option<Arc<U>> {
+        match (self.loader)(id).await {
+            Ok(u) => u.map(Arc::new),
+            Err(e) => {
+                tracing::error!(target: "flagon_login", error = %e, "the user loader failed; the request is anonymous");
+                None
+            }
+        }
+    }
+
+    pub fn is_fresh(&self, session: &Session) -> bool {
+        if !session.get::<bool>(FRESH).unwrap_or(false) {
+            return false;
+        }
+        let max = self.cfg.fresh_max_age.as_secs();
+        max == 0
+            || self
+                .now()
+                .saturating_sub(session.get::<u64>(FRESH_AT).unwrap_or(0))
+                <= max
+    }
+}
+
+/// Removes login's keys from a session (the rest stays).
+pub(crate) fn forget(session: &Session) {
+    for k in KEYS {
+        session.remove(k);
+    }
+}
+
+/// The session-protection fingerprint: SHA-256 of the client IP (core's, trusted-proxy
+/// aware) and the User-Agent.
+pub(crate) fn fingerprint(ip: Option<flagon::ClientIp>, headers: Option<&HeaderMap>) -> String {
+    use sha2::Digest;
+    let ua = headers
+        .and_then(|h| h.get(header::USER_AGENT))
+        .map(HeaderValue::as_bytes)
+        .unwrap_or(b"");
+    let mut h = Sha256::new();
+    h.update(ip.map(|i| i.0.to_string()).unwrap_or_default().as_bytes());
+    h.update(b"|");
+    h.update(ua);
+    hex(&h.finalize()[..16])
+}
+
+/// The `Authorization: Bearer` credential, if any.
+pub(crate) fn bearer_of(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 8192)
+        .then(|| token.trim().to_owned())
+}
+
+/// The init of the request-scoped user.
+pub(crate) fn init<U: User>(
+    rt: Arc<Runtime<U>>,
+    head: &RequestHead<'_>,
+) -> impl std::future::Future<Output = Current<U>> + Send + 'static + use<U> {
+    let app = head.app().clone();
+    let headers = head.headers();
+    let bearer = headers.and_then(bearer_of);
+    let remember = headers.and_then(|h| rt.cookie.find(h));
+    let fp = fingerprint(head.client_ip(), headers);
+    let session = Session::load_in(head);
+    async move {
+        if let Some(token) = bearer {
+            return from_bearer(&rt, &app, token).await;
+        }
+        let Ok(session) = session.await else {
+            return Current::anonymous(CookieOp::Keep);
+        };
+        if let Some(id) = session.get::<String>(USER_ID) {
+            return from_session(&rt, &app, &session, id, &fp).await;
+        }
+        match remember {
+            Some(raw) => from_cookie(&rt, &app, &session, &raw, &fp).await,
+            None => Current::anonymous(CookieOp::Keep),
+        }
+    }
+}
+
+async fn from_bearer<U: User>(rt: &Runtime<U>, app: &AppHandle, token: String) -> Current<U> {
+    let Some(resolve) = &rt.bearer else {
+        return Current::anonymous(CookieOp::Keep);
+    };
+    let Some((id, method)) = resolve(token).await else {
+        return Current::anonymous(CookieOp::Keep);
+    };
+    match rt.load(id).await {
+        Some(user) if user.is_active() => {
+            app.signals()
+                .emit(UserLoadedFromRequest { user_id: user.id() });
+            Current::new(Some(user), method, false, CookieOp::Keep)
+        }
+        _ => Current::anonymous(CookieOp::Keep),
+    }
+}
+
+async fn revoke_series<U: User>(rt: &Runtime<U>, selector: Option<String>) {
+    if let (Some(store), Some(sel)) = (rt.store(), selector)
+        && let Err(e) = store.delete(&sel).await
+    {
+        tracing::error!(target: "flagon_login", error = %e, "could not revoke a remember-me token");
+    }
+}
+
+async fn from_session<U: User>(
+    rt: &Runtime<U>,
+    app: &AppHandle,
+    session: &Session,
+    id: String,
+    fp: &str,
+) -> Current<U> {
+    let stored_fp = session.get::<String>(FINGERPRINT).unwrap_or_default();
+    let moved = stored_fp != fp;
+    if moved && rt.cfg.session_protection == SessionProtection::Strong {
+        revoke_series(rt, session.get(REMEMBER)).await;
+        session.delete();
+        app.signals().emit(SessionProtected {
+            user_id: id,
+            deleted: true,
+        });
+        return Current::anonymous(CookieOp::Clear);
+    }
+    let user = rt.load(id.clone()).await;
+    let stored = session.get::<String>(AUTH).unwrap_or_default();
+    let Some(user) = user.filter(|u| u.is_active() && rt.digest_matches(u, &stored)) else {
+        // Gone, deactivated, or its password changed since: this session is over.
+        tracing::info!(target: "flagon_login", user_id = %id, "a session's user is gone, inactive or changed its credentials; logged out");
+        revoke_series(rt, session.get(REMEMBER)).await;
+        session.delete();
+        return Current::anonymous(CookieOp::Clear);
+    };
+    if moved && rt.cfg.session_protection == SessionProtection::Basic {
+        let _ = session.insert(FRESH, false);
+        let _ = session.insert(FINGERPRINT, fp);
+        app.signals().emit(SessionProtected {
+            user_id: id,
+            deleted: false,
+        });
+    }
+    let fresh = rt.is_fresh(session);
+    Current::new(Some(user), AuthMethod::Session, fresh, CookieOp::Keep)
+}
+
+async fn from_cookie<U: User>(
+    rt: &Runtime<U>,
+    app: &AppHandle,
+    session: &Session,
+    raw: &str,
+    fp: &str,
+) -> Current<U> {
+    let Some(store) = rt.store() else {
+        return Current::anonymous(CookieOp::Keep);
+    };
+    let now = rt.now();
+    let checked = match tokens::check(store, raw, now, rt.cfg.remember_rotation_grace).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(target: "flagon_login", error = %e, "the remember-token store failed; the request is anonymous");
+            return Current::anonymous(CookieOp::Keep);
+        }
+    };
+    let (record, replacement) = match checked {
+        Checked::Valid {
+            record,
+            replacement,
+        } => (record, replacement),
+        Checked::Invalid => return Current::anonymous(CookieOp::Clear),
+        Checked::Theft { user_id } => {
+            app.signals().emit(RememberTokenTheft { user_id });
+            return Current::anonymous(CookieOp::Clear);
+        }
+    };
+    let user = rt.load(record.user_id.clone()).await;
+    let Some(user) = user.filter(|u| u.is_active() && rt.digest_matches(u, &record.auth_digest))
+    else {
+        revoke_series(rt, Some(record.selector)).await;
+        return Current::anonymous(CookieOp::Clear);
+    };
+    // A new login on this session: a fresh id (a planted session is never adopted), not
+    // fresh (Flask-Login's `_fresh = False`).
+    session.rotate_id();
+    forget(session);
+    let _ = session.insert(USER_ID, user.id());
+    let _ = session.insert(AUTH, &record.auth_digest);
+    let _ = session.insert(FRESH, false);
+    let _ = session.insert(FINGERPRINT, fp);
+    let _ = session.insert(REMEMBER, &record.selector);
+    app.signals()
+        .emit(UserLoadedFromCookie { user_id: user.id() });
+    let cookie = match replacement {
+        Some(v) => CookieOp::Set(v, record.expires_at.saturating_sub(now)),
+        None => CookieOp::Keep,
+    };
+    Current::new(Some(user), AuthMethod::Remember, false, cookie)
+}
+
+/// The after-response step: sets or clears the remember cookie.
+pub(crate) fn finish<U: User>(
+    rt: &Runtime<U>,
+    current: &Current<U>,
+    mut res: Response,
+    completed: bool,
+) -> Response {
+    let state = current.lock();
+    if state.method.is_bearer() {
+        res.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("authorization"));
+    }
+    if !completed {
+        return res;
+    }
+    let line = match &state.cookie {
+        CookieOp::Keep => return res,
+        CookieOp::Set(v, max_age) => rt.cookie.set(v, *max_age),
+        CookieOp::Clear => rt.cookie.clear(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&line) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
