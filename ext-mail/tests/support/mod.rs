@@ -18,11 +18,11 @@ pub fn require_services() -> bool {
     std::env::var("FLAGON_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
-/// The Python that has aiosmtpd: `FLAGON_MAIL_TEST_PYTHON` (set by `.ci/run`), else the venv
+/// The Python that has aiosmtpd: `FLAGON_TEST_MAIL_PYTHON` (set by `.ci/run`), else the venv
 /// `.ci/run` creates in the target directory (`<target>/smtp-venv`), found from this test
 /// binary's path (`<target>/debug/deps/…`).
 pub fn python() -> Result<PathBuf, String> {
-    let candidates: Vec<PathBuf> = match std::env::var_os("FLAGON_MAIL_TEST_PYTHON") {
+    let candidates: Vec<PathBuf> = match std::env::var_os("FLAGON_TEST_MAIL_PYTHON") {
         Some(p) => vec![PathBuf::from(p)],
         None => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -45,7 +45,7 @@ pub fn python() -> Result<PathBuf, String> {
         }
     }
     Err(format!(
-        "no Python with aiosmtpd at {candidates:?} (run .ci/run once, or set FLAGON_MAIL_TEST_PYTHON)"
+        "no Python with aiosmtpd at {candidates:?} (run .ci/run once, or set FLAGON_TEST_MAIL_PYTHON)"
     ))
 }
 
