@@ -98,12 +98,21 @@
 //!
 //! [`cached`] (and [`CachedView`] for what a page varies on: the [`flagon::Identity`],
 //! the [`flagon::Locale`], named request headers) is a route decorator storing whole
-//! responses of `GET`/`HEAD` routes in the default cache, keyed by a SHA-256 digest of the
-//! method, path, canonical query string and the declared varies. A hit calls no handler.
-//! Responses that set a cookie, are `private`/`no-store`, are not `200`, or read the
-//! session (`Vary: Cookie`) without varying on the identity are never stored, and a
-//! request with an identity bypasses a view that does not vary on it.
+//! responses of `GET`/`HEAD` routes in the default cache. A hit calls no handler.
+//! Responses that set a cookie, are `private`/`no-store`, are not `200` (or what
+//! [`CachedView::response_filter`] accepts), or read the session (`Vary: Cookie`) without
+//! varying on the identity are never stored; a request with an identity bypasses a view
+//! that does not vary on it, and [`CachedView::unless`] skips the cache for the requests it
+//! picks. [`CacheHandle::delete_cached`] removes one page (every variant of a path, or one
+//! query string of it) and [`CacheHandle::purge_cached`] every page of a route.
 //!
+//! Keys are `view:{len}:{route}:{path}:{query}:{method}[.{varies}]`: the route pattern as
+//! written, `=` for a path that is the pattern itself, and otherwise SipHash-1-3-128 digests
+//! keyed by a key derived from the app's secret, so they are short whatever the client
+//! sends, cannot be steered into colliding without the secret, and are the same on every
+//! instance. A response is stored as one flat record (status, headers, body) rather than
+//! a serde value, so that a hit is rebuilt with no decoder and no copy of the body.
+
 //! # Memoize
 //!
 //! [`CacheHandle::memoize`] gives a function's [`Memo`]: results cached by the arguments'
@@ -150,8 +159,10 @@ mod memory;
 mod redis;
 #[cfg(feature = "redis")]
 mod session;
+mod stored;
 mod throttle;
 mod view;
+mod view_key;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -242,8 +253,18 @@ fn build_one(
             bad_entry_log: throttle::Throttle::new(std::time::Duration::from_secs(10)),
             hits: Default::default(),
             misses: Default::default(),
+            view_key: view_key::HashKey(view_hash_key(app)),
         }),
     })
+}
+
+/// The view cache's digest key: 128 bits derived from the app's secret, the same on every
+/// instance that shares it.
+fn view_hash_key(app: &Setup<'_>) -> [u8; 16] {
+    let k = app.derive_key("flagon-cache.view-key");
+    let mut out = [0; 16];
+    out.copy_from_slice(&k.as_bytes()[..16]);
+    out
 }
 
 /// Redis caches on one server must not have prefixes where one starts with the other, or

@@ -178,6 +178,21 @@ impl MemoryBackend {
         n
     }
 
+    /// Removes the live entries whose key starts with `prefix`; returns how many.
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> u64 {
+        let keys: Vec<std::sync::Arc<String>> = self
+            .cache
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k)
+            .collect();
+        let mut n = 0;
+        for k in keys {
+            n += u64::from(self.delete(&k).await);
+        }
+        n
+    }
+
     pub(crate) async fn housekeeping(&self) {
         self.cache.run_pending_tasks().await;
     }

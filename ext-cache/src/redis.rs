@@ -368,7 +368,12 @@ impl RedisBackend {
     /// Unlinks every key under the prefix, in batches of `SCAN … COUNT 1000`: never
     /// `FLUSHDB`. Returns how many were removed, or `Down` if Redis failed part way.
     pub(crate) async fn clear(&self) -> Result<u64, Fail> {
-        let pattern = format!("{}*", glob_escape(&self.prefix));
+        self.delete_matching("").await
+    }
+
+    /// Unlinks every key that starts with the prefix followed by `sub`, found with `SCAN`.
+    pub(crate) async fn delete_matching(&self, sub: &str) -> Result<u64, Fail> {
+        let pattern = format!("{}*", glob_escape(&self.key(sub)));
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
