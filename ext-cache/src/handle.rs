@@ -175,7 +175,7 @@ impl CacheHandle {
         }
     }
 
-    fn expire(&self, ttl: Ttl) -> Option<Expire> {
+    pub(crate) fn expire(&self, ttl: Ttl) -> Option<Expire> {
         match ttl {
             Ttl::Default => Some(Expire::After(self.inner.default_ttl)),
             Ttl::After(d) if d.is_zero() => None,

@@ -94,6 +94,15 @@
 //! the breaker opens and calls answer at once without Redis, one call probing every
 //! `breaker_cooldown` until Redis answers again. Redis may be down when the app starts.
 //!
+//! # Early refresh
+//!
+//! [`CacheHandle::get_or_set_early`] keeps a hot key from stampeding when it expires: the
+//! entry carries its expiry and how long its load took, and a read near the expiry starts
+//! one load in the background (through the single flight) while every reader is served the
+//! old value. [`EarlyRefresh::Probabilistic`] is XFetch (the chance grows as expiry nears
+//! and with the load's cost, so instances sharing Redis rarely refresh together);
+//! [`EarlyRefresh::Ahead`] refreshes on the first read within a fixed window.
+//!
 //! # View cache
 //!
 //! [`cached`] (and [`CachedView`] for what a page varies on: the [`flagon::Identity`],
@@ -150,6 +159,7 @@ mod breaker;
 mod cli;
 mod codec;
 mod config;
+mod early;
 mod error;
 mod flight;
 mod handle;
@@ -171,6 +181,7 @@ use flagon::config::Profile;
 use flagon::{Extension, Setup, SetupError, tracing};
 
 pub use config::{BackendKind, CacheConfig, MemoryConfig, RedisConfig};
+pub use early::EarlyRefresh;
 pub use error::CacheError;
 pub use handle::{CacheHandle, CacheStats, Caches, MemoryUsage, Ttl};
 pub use memo::Memo;
