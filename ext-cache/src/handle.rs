@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) misses: std::sync::atomic::AtomicU64,
     /// The key of the view cache's digests (from the app's secret).
     pub(crate) view_key: crate::view_key::HashKey,
+    /// The fragment layer (the default cache only).
+    pub(crate) fragments: Option<Arc<crate::fragment::Fragments>>,
 }
 
 /// One cache: cheap to clone, shared by every clone.
@@ -184,7 +186,7 @@ impl CacheHandle {
         }
     }
 
-    fn count(&self, hit: bool) {
+    pub(crate) fn count(&self, hit: bool) {
         let c = if hit {
             &self.inner.hits
         } else {

@@ -60,6 +60,9 @@
 //! | `fail_readiness` | `false` | make `/readyz` fail while the backend is unreachable (otherwise the check passes and says `reachable: false`) |
 //! | `silence_null_warning` | `false` | no warning for `backend = "null"` outside testing |
 //! | `session_key_prefix` | `"flagon:session:"` | with the `redis` feature, `[session] store = "redis"` keeps core's sessions in Redis under this prefix, on the `redis` settings below |
+//! | `fragments.max_bytes` | `8388608` | the most bytes of rendered fragments kept in-process (top-level section only) |
+//! | `fragments.max_names` | `10000` | the most fragment names whose generation is kept |
+//! | `fragments.sync_interval` | `"1s"` | with Redis, how often fragment generations are pre-loaded from Redis |
 //! | `memory.max_entries` | `100000` | the most entries kept |
 //! | `memory.max_bytes` | `67108864` | the most bytes kept: keys, values and 96 bytes per entry; at least `max_value_bytes` |
 //! | `memory.housekeeping_interval` | `"5s"` | how often expired entries are reclaimed while serving |
@@ -122,6 +125,33 @@
 //! instance. A response is stored as one flat record (status, headers, body) rather than
 //! a serde value, so that a hit is rebuilt with no decoder and no copy of the body.
 
+//! # Fragment cache
+//!
+//! Templates get `cache_fragment`, used as a `{% call %}` block: the block is rendered
+//! once per name and arguments and reused for `ttl` (seconds, or `"5m"`; default
+//! `default_ttl`). Put everything the block depends on in the arguments.
+//!
+//! ```jinja
+//! {% call cache_fragment("sidebar", user.id, ttl="5m") %}
+//!   {% for post in recent_posts() %}…{% endfor %}
+//! {% endcall %}
+//! ```
+//!
+//! [`CacheHandle::forget_fragment`] invalidates a name for all its arguments.
+//!
+//! **Why fragments are served from an in-process layer.** minijinja calls template
+//! functions synchronously, in the middle of a render, so a lookup cannot wait for Redis
+//! (blocking a runtime thread on it would stall every request on that thread; re-rendering
+//! the page after an async load would pay a round trip and a second render per fragment).
+//! So fragments are kept in a bounded in-process layer (`fragments.max_bytes`, a TTL per
+//! entry) with every backend but null, and each instance renders its own copy once. What
+//! must be shared is invalidation: each name has a random generation that is part of its
+//! keys, and forgetting gives it a fresh one. With the memory backend the generation is
+//! in-process; with Redis it is written to Redis, and a worker pre-loads the generations of
+//! the names it knows every `fragments.sync_interval`, so a fragment forgotten on one
+//! instance is re-rendered on the others within that interval. The null backend renders
+//! every block every time.
+//!
 //! # Memoize
 //!
 //! [`CacheHandle::memoize`] gives a function's [`Memo`]: results cached by the arguments'
@@ -162,6 +192,7 @@ mod config;
 mod early;
 mod error;
 mod flight;
+mod fragment;
 mod handle;
 mod memo;
 mod memory;
@@ -180,7 +211,7 @@ use std::sync::Arc;
 use flagon::config::Profile;
 use flagon::{Extension, Setup, SetupError, tracing};
 
-pub use config::{BackendKind, CacheConfig, MemoryConfig, RedisConfig};
+pub use config::{BackendKind, CacheConfig, FragmentsConfig, MemoryConfig, RedisConfig};
 pub use early::EarlyRefresh;
 pub use error::CacheError;
 pub use handle::{CacheHandle, CacheStats, Caches, MemoryUsage, Ttl};
@@ -253,6 +284,15 @@ fn build_one(
             ));
         }
     };
+    let key = view_key::HashKey(view_hash_key(app));
+    let fragments = name.is_none().then(|| {
+        Arc::new(fragment::Fragments::new(
+            &cfg.fragments,
+            key,
+            cfg.default_ttl,
+            cfg.backend != BackendKind::Null,
+        ))
+    });
     Ok(CacheHandle {
         inner: Arc::new(Inner {
             name: name.unwrap_or("default").to_owned(),
@@ -264,7 +304,8 @@ fn build_one(
             bad_entry_log: throttle::Throttle::new(std::time::Duration::from_secs(10)),
             hits: Default::default(),
             misses: Default::default(),
-            view_key: view_key::HashKey(view_hash_key(app)),
+            view_key: key,
+            fragments,
         }),
     })
 }
@@ -382,6 +423,32 @@ impl Extension for Cache {
         }
 
         cli::register(app);
+
+        if let Some(frags) = caches.default().inner.fragments.clone() {
+            app.template_function(
+                "cache_fragment",
+                move |state: &flagon::minijinja::State,
+                      args: flagon::minijinja::value::Rest<flagon::minijinja::Value>| {
+                    frags.call(state, args)
+                },
+            );
+        }
+        if cfg.backend == BackendKind::Redis {
+            let (handle, every) = (caches.default().clone(), cfg.fragments.sync_interval);
+            app.worker("cache_fragment_sync", move |ctx| {
+                let handle = handle.clone();
+                async move {
+                    let mut tick = flagon::tokio::time::interval(every);
+                    tick.set_missed_tick_behavior(flagon::tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        flagon::tokio::select! {
+                            _ = tick.tick() => handle.sync_fragments().await,
+                            () = ctx.stopping() => return Ok(()),
+                        }
+                    }
+                }
+            });
+        }
 
         // One readiness check per cache: `cache`, `cache_NAME`.
         let configs = std::iter::once(&cfg).chain(cfg.named.values());

@@ -11,6 +11,7 @@ use flagon::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, heade
 use flagon::http_body::Body as _;
 use flagon::{AppHandle, Decorator, Identity, Locale, Next, RequestExt, UrlParams, tracing};
 
+use crate::handle::Backend;
 use crate::view_key::{self, HashKey};
 use crate::{CacheError, CacheHandle, Caches, Ttl, stored};
 
@@ -238,31 +239,56 @@ impl CachedView {
         key
     }
 
+    /// The hit path is kept small: everything else (the handler, storing, Redis) is boxed
+    /// into futures of its own, so a hit's future holds little more than the request.
     async fn run(&self, req: Request, next: Next) -> Response {
-        if !matches!(*req.method(), Method::GET | Method::HEAD)
-            || (!self.identity && Identity::of(&req).is_some())
-            || self.unless.as_ref().is_some_and(|f| f(&req))
-        {
-            return next.run(req).await;
-        }
-        let Some(app) = req.app() else {
-            return next.run(req).await;
-        };
-        let dev = app.profile() == Profile::Development;
-        let Some(caches) = Caches::of(app) else {
-            return next.run(req).await;
+        let Some((caches, dev)) = self.applies(&req) else {
+            return Box::pin(next.run(req)).await;
         };
         let cache = caches.default();
         let key = self.key(&req, &cache.inner.view_key);
-        if let Some(bytes) = cache.get_raw(&key).await {
+        let got = match &cache.inner.backend {
+            Backend::Memory(m) => {
+                let got = m.get(&key).await;
+                cache.count(got.is_some());
+                got
+            }
+            _ => Box::pin(cache.get_raw(&key)).await,
+        };
+        if let Some(bytes) = got {
             match stored::decode(&bytes, cache.inner.max_value_bytes) {
                 Ok(parts) => return mark(parts.into_response(), dev, "HIT"),
                 Err(why) => {
                     cache.bad_entry(&key, &why);
-                    cache.delete(&key).await;
+                    Box::pin(cache.delete(&key)).await;
                 }
             }
         }
+        Box::pin(self.miss(req, next, cache, key, dev)).await
+    }
+
+    /// The caches, and whether the profile is development, when this request may be served
+    /// from (and stored in) the view cache.
+    fn applies(&self, req: &Request) -> Option<(Arc<Caches>, bool)> {
+        if !matches!(*req.method(), Method::GET | Method::HEAD)
+            || (!self.identity && Identity::of(req).is_some())
+            || self.unless.as_ref().is_some_and(|f| f(req))
+        {
+            return None;
+        }
+        let app = req.app()?;
+        let dev = app.profile() == Profile::Development;
+        Some((Caches::of(app)?, dev))
+    }
+
+    async fn miss(
+        &self,
+        req: Request,
+        next: Next,
+        cache: &CacheHandle,
+        key: String,
+        dev: bool,
+    ) -> Response {
         let res = next.run(req).await;
         if !self.storable(&res) {
             return mark(res, dev, "MISS");
