@@ -133,9 +133,12 @@ impl Default for FragmentsConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(crate = "flagon::serde", default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port/db`. (TLS, `rediss://`, is not built in yet: such
-    /// a URL is a build error.)
+    /// `redis://[user:password@]host:port/db`, or `rediss://…` for TLS (the `redis-tls`
+    /// feature; rustls with ring, the system's trust store unless `tls_ca_file` is set).
     pub url: Secret,
+    /// A PEM file with the CA certificate(s) to trust for a `rediss://` server instead of
+    /// the system's trust store (a private CA, a self-signed server).
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Prepended to every key. `clear` removes the keys under it and nothing else, so it
     /// must not be empty and no two caches may share one. Default: `flagon:cache:` for the
     /// default cache, `flagon:cache@NAME:` for a named one.
@@ -157,6 +160,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: Secret::new("redis://127.0.0.1:6379"),
+            tls_ca_file: None,
             key_prefix: None,
             connect_timeout: Duration::from_millis(500),
             command_timeout: Duration::from_millis(100),

@@ -66,7 +66,8 @@
 //! | `memory.max_entries` | `100000` | the most entries kept |
 //! | `memory.max_bytes` | `67108864` | the most bytes kept: keys, values and 96 bytes per entry; at least `max_value_bytes` |
 //! | `memory.housekeeping_interval` | `"5s"` | how often expired entries are reclaimed while serving |
-//! | `redis.url` | `"redis://127.0.0.1:6379"` | `redis://[user:pass@]host:port/db` (TLS `rediss://` is not built in yet); redacted by `config` |
+//! | `redis.url` | `"redis://127.0.0.1:6379"` | `redis://[user:pass@]host:port/db`, or `rediss://…` for TLS (the `redis-tls` feature); redacted by `config` |
+//! | `redis.tls_ca_file` | none | a PEM file of the CA(s) to trust for `rediss://` instead of the system's trust store |
 //! | `redis.key_prefix` | `"flagon:cache:"` (named: `"flagon:cache@NAME:"`) | prepended to every key; not empty; `clear` removes only the keys under it |
 //! | `redis.connect_timeout` | `"500ms"` | connection attempts |
 //! | `redis.command_timeout` | `"100ms"` | any one call; then it is a miss or a no-op |
@@ -170,6 +171,7 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `redis` | off | the Redis backend (redis-rs `ConnectionManager` on tokio) |
+//! | `redis-tls` | off | `rediss://` URLs: TLS with rustls on ring (no OpenSSL, no aws-lc), the system's roots (rustls-native-certs) or `tls_ca_file`; installs ring as rustls's process default provider unless the app installed one. A `rediss://` URL without it is a build error naming `cache.redis.url` |
 //!
 //! # Errors
 //!
@@ -269,10 +271,7 @@ fn build_one(
             let prefix = cfg.redis.prefix_for(name);
             let r = redis::RedisBackend::new(&cfg.redis, prefix, name.unwrap_or("default"))
                 .map_err(|e| {
-                    app.config_error(
-                        &format!("{path}.redis.url"),
-                        format!("not a Redis URL: {e}"),
-                    )
+                    app.config_error(&format!("{path}.redis.{}", e.key()), e.to_string())
                 })?;
             Backend::Redis(Box::new(r))
         }
