@@ -1,11 +1,16 @@
 //! The in-process backend on moka: bounded by entries and by bytes, a TTL per entry.
+//!
+//! moka's `sync` cache, not its `future` one: every operation here is CPU work on
+//! lock-free structures (there is no eviction listener that could block), so it needs no
+//! future, and a read can be answered synchronously (the view cache answers a hit without
+//! building a future for it). The methods stay `async` for the callers' sake.
 
 use std::time::{Duration, Instant};
 
 use flagon::bytes::Bytes;
 use moka::Expiry;
-use moka::future::Cache as Moka;
 use moka::ops::compute::Op;
+use moka::sync::Cache as Moka;
 
 use crate::codec;
 use crate::config::MemoryConfig;
@@ -81,8 +86,13 @@ impl MemoryBackend {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Option<Bytes> {
-        let e = self.cache.get(key).await?;
-        e.live(Instant::now()).then_some(e.bytes)
+        self.get_now(key)
+    }
+
+    /// The live bytes under `key`, synchronously. moka checks the entry's own deadline
+    /// on every read (`PerEntry`), so an expired entry is never returned.
+    pub(crate) fn get_now(&self, key: &str) -> Option<Bytes> {
+        self.cache.get(key).map(|e| e.bytes)
     }
 
     pub(crate) async fn set(&self, key: &str, bytes: Bytes, expire: Expire) {
@@ -90,7 +100,7 @@ impl MemoryBackend {
             bytes,
             expires_at: deadline(expire),
         };
-        self.cache.insert(key.to_owned(), entry).await;
+        self.cache.insert(key.to_owned(), entry);
     }
 
     pub(crate) async fn add(&self, key: &str, bytes: Bytes, expire: Expire) -> bool {
@@ -102,13 +112,10 @@ impl MemoryBackend {
         let res = self
             .cache
             .entry(key.to_owned())
-            .and_compute_with(move |old| async move {
-                match old {
-                    Some(e) if e.value().live(now) => Op::Nop,
-                    _ => Op::Put(entry),
-                }
-            })
-            .await;
+            .and_compute_with(move |old| match old {
+                Some(e) if e.value().live(now) => Op::Nop,
+                _ => Op::Put(entry),
+            });
         matches!(
             res,
             moka::ops::compute::CompResult::Inserted(_)
@@ -119,7 +126,6 @@ impl MemoryBackend {
     pub(crate) async fn delete(&self, key: &str) -> bool {
         self.cache
             .remove(key)
-            .await
             .is_some_and(|e| e.live(Instant::now()))
     }
 
@@ -132,49 +138,45 @@ impl MemoryBackend {
         let now = Instant::now();
         let mut outcome: Result<i64, CacheError> = Err(CacheError::Unavailable("not computed"));
         let out = &mut outcome;
-        self.cache
-            .entry(key.to_owned())
-            .and_compute_with(|old| {
-                let step = match old.map(|e| e.into_value()).filter(|e| e.live(now)) {
+        self.cache.entry(key.to_owned()).and_compute_with(|old| {
+            match old.map(|e| e.into_value()).filter(|e| e.live(now)) {
+                None => {
+                    *out = Ok(delta);
+                    Op::Put(Entry {
+                        bytes: delta.to_string().into(),
+                        expires_at: deadline(expire),
+                    })
+                }
+                Some(e) => match codec::parse_counter(&e.bytes) {
                     None => {
-                        *out = Ok(delta);
-                        Op::Put(Entry {
-                            bytes: delta.to_string().into(),
-                            expires_at: deadline(expire),
-                        })
+                        *out = Err(CacheError::NotACounter(key.to_owned()));
+                        Op::Nop
                     }
-                    Some(e) => match codec::parse_counter(&e.bytes) {
+                    Some(n) => match n.checked_add(delta) {
                         None => {
-                            *out = Err(CacheError::NotACounter(key.to_owned()));
+                            *out = Err(CacheError::Overflow(key.to_owned()));
                             Op::Nop
                         }
-                        Some(n) => match n.checked_add(delta) {
-                            None => {
-                                *out = Err(CacheError::Overflow(key.to_owned()));
-                                Op::Nop
-                            }
-                            Some(v) => {
-                                *out = Ok(v);
-                                // The counter keeps its deadline, as Redis `INCRBY` does.
-                                Op::Put(Entry {
-                                    bytes: v.to_string().into(),
-                                    expires_at: e.expires_at,
-                                })
-                            }
-                        },
+                        Some(v) => {
+                            *out = Ok(v);
+                            // The counter keeps its deadline, as Redis `INCRBY` does.
+                            Op::Put(Entry {
+                                bytes: v.to_string().into(),
+                                expires_at: e.expires_at,
+                            })
+                        }
                     },
-                };
-                std::future::ready(step)
-            })
-            .await;
+                },
+            }
+        });
         outcome
     }
 
     pub(crate) async fn clear(&self) -> u64 {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
         let n = self.cache.entry_count();
         self.cache.invalidate_all();
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
         n
     }
 
@@ -194,7 +196,7 @@ impl MemoryBackend {
     }
 
     pub(crate) async fn housekeeping(&self) {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
     }
 
     /// (entries, weighted size in bytes), exact after `housekeeping`.

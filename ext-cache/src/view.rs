@@ -11,6 +11,8 @@ use flagon::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, heade
 use flagon::http_body::Body as _;
 use flagon::{AppHandle, Decorator, Identity, Locale, Next, RequestExt, UrlParams, tracing};
 
+use futures_util::future::{BoxFuture, Either};
+
 use crate::handle::Backend;
 use crate::view_key::{self, HashKey};
 use crate::{CacheError, CacheHandle, Caches, Ttl, stored};
@@ -185,8 +187,22 @@ impl CachedView {
         let description = self.describe();
         let view = Arc::new(self);
         Decorator::new("cache", description, move |req: Request, next: Next| {
-            let view = view.clone();
-            async move { view.run(req, next).await }
+            // A memory hit is answered here, synchronously: no future is built for it.
+            // Everything else runs in a boxed future, so a hit's (the one core boxes) stays
+            // the size of a response.
+            match view.first(&req) {
+                First::Hit(res) => Either::Left(std::future::ready(res)),
+                First::Bypass => {
+                    let rest: BoxFuture<'static, Response> = Box::pin(next.run(req));
+                    Either::Right(rest)
+                }
+                First::Look(look) => {
+                    let view = view.clone();
+                    let rest: BoxFuture<'static, Response> =
+                        Box::pin(async move { view.run(req, next, look).await });
+                    Either::Right(rest)
+                }
+            }
         })
     }
 
@@ -239,32 +255,54 @@ impl CachedView {
         key
     }
 
-    /// The hit path is kept small: everything else (the handler, storing, Redis) is boxed
-    /// into futures of its own, so a hit's future holds little more than the request.
-    async fn run(&self, req: Request, next: Next) -> Response {
-        let Some((caches, dev)) = self.applies(&req) else {
-            return Box::pin(next.run(req)).await;
+    /// What to do with a request before anything is awaited.
+    fn first(&self, req: &Request) -> First {
+        let Some((caches, dev)) = self.applies(req) else {
+            return First::Bypass;
         };
         let cache = caches.default();
-        let key = self.key(&req, &cache.inner.view_key);
-        let got = match &cache.inner.backend {
-            Backend::Memory(m) => {
-                let got = m.get(&key).await;
-                cache.count(got.is_some());
-                got
-            }
-            _ => Box::pin(cache.get_raw(&key)).await,
+        let key = self.key(req, &cache.inner.view_key);
+        let mut look = Look {
+            caches: caches.clone(),
+            key,
+            dev,
+            looked: false,
+            bad: false,
         };
-        if let Some(bytes) = got {
+        if let Backend::Memory(m) = &cache.inner.backend {
+            let got = m.get_now(&look.key);
+            cache.count(got.is_some());
+            if let Some(bytes) = got {
+                match stored::decode(&bytes, cache.inner.max_value_bytes) {
+                    Ok(parts) => return First::Hit(mark(parts.into_response(), dev, "HIT")),
+                    Err(why) => {
+                        cache.bad_entry(&look.key, &why);
+                        look.bad = true;
+                    }
+                }
+            }
+            look.looked = true;
+        }
+        First::Look(look)
+    }
+
+    async fn run(&self, req: Request, next: Next, look: Look) -> Response {
+        let cache = look.caches.default();
+        if look.bad {
+            cache.delete(&look.key).await;
+        }
+        if look.looked {
+            // A memory miss (or an entry that did not decode, removed above).
+        } else if let Some(bytes) = cache.get_raw(&look.key).await {
             match stored::decode(&bytes, cache.inner.max_value_bytes) {
-                Ok(parts) => return mark(parts.into_response(), dev, "HIT"),
+                Ok(parts) => return mark(parts.into_response(), look.dev, "HIT"),
                 Err(why) => {
-                    cache.bad_entry(&key, &why);
-                    Box::pin(cache.delete(&key)).await;
+                    cache.bad_entry(&look.key, &why);
+                    cache.delete(&look.key).await;
                 }
             }
         }
-        Box::pin(self.miss(req, next, cache, key, dev)).await
+        self.miss(req, next, cache, look.key, look.dev).await
     }
 
     /// The caches, and whether the profile is development, when this request may be served
@@ -334,6 +372,26 @@ impl CachedView {
         }
         self.identity || !has_token(headers, header::VARY, "cookie")
     }
+}
+
+/// The decorator's decision before it awaits anything.
+enum First {
+    /// Served from the memory backend.
+    Hit(Response),
+    /// Not for the view cache: straight to the handler.
+    Bypass,
+    /// Look the key up (on Redis), or render and store after a memory miss.
+    Look(Look),
+}
+
+struct Look {
+    caches: Arc<Caches>,
+    key: String,
+    dev: bool,
+    /// The memory backend was read already (and missed).
+    looked: bool,
+    /// What it held did not decode.
+    bad: bool,
 }
 
 /// Whether the comma-separated header `name` has `token` (alone or as `token=…`); a value

@@ -61,12 +61,28 @@ impl Digest {
 
 /// `view:{len}:{route}:`: the prefix every entry of one route shares.
 pub(crate) fn push_route(out: &mut String, route: &str) {
-    use std::fmt::Write;
     out.push_str("view:");
-    let _ = write!(out, "{}", route.len());
+    push_decimal(out, route.len());
     out.push(':');
     out.push_str(route);
     out.push(':');
+}
+
+/// `n` in decimal, without the formatting machinery (this is on every view-cache hit).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 /// The path part and its `:`.
@@ -155,6 +171,15 @@ mod tests {
         push_path(&mut mine, &K, "/{x}", "/1");
         assert_ne!(mine, other_key, "the digest depends on the secret");
         assert_eq!(mine.len(), 33);
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 99, 1234, usize::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

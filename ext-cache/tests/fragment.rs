@@ -160,7 +160,7 @@ async fn forgetting_reaches_other_instances_through_redis() {
     }
     let prefix = common::unique_prefix("fragments");
     let toml = format!(
-        "{}\n[cache.fragments]\nsync_interval = \"50ms\"\n",
+        "{}command_timeout = \"5s\"\n[cache.fragments]\nsync_interval = \"50ms\"\n",
         common::redis_toml(&prefix, "")
     );
     let (ra, rb) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));

@@ -574,9 +574,12 @@ async fn delete_cached_and_purge_on_redis() {
         return;
     }
     let prefix = common::unique_prefix("view_purge");
-    let (app, calls, others) = purge_app(flagon::testing::testing_config_toml(
-        &common::redis_toml(&prefix, ""),
-    ));
+    // A generous command timeout: purging SCANs the shared server's whole keyspace, which
+    // other tests fill; the outage test covers timeouts.
+    let (app, calls, others) = purge_app(flagon::testing::testing_config_toml(&format!(
+        "{}command_timeout = \"5s\"\n",
+        common::redis_toml(&prefix, "")
+    )));
     purge_suite(&app, &calls, &others).await;
     let cache = flagon_cache::Caches::of(app.handle())
         .unwrap()
@@ -594,8 +597,9 @@ async fn hits_on_redis_keep_status_headers_and_body() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let app = App::builder()
-        .settings(flagon::testing::testing_config_toml(&common::redis_toml(
-            &prefix, "",
+        .settings(flagon::testing::testing_config_toml(&format!(
+            "{}command_timeout = \"5s\"\n",
+            common::redis_toml(&prefix, "")
         )))
         .register(Cache::new())
         .route(
