@@ -157,7 +157,8 @@
 //!
 //! [`CacheHandle::memoize`] gives a function's [`Memo`]: results cached by the arguments'
 //! digest in a versioned namespace, `forget(args)` for one result and `forget_all()` for
-//! all of them without scanning keys.
+//! all of them without scanning keys ([`CacheHandle::delete_memoized`] and
+//! [`CacheHandle::delete_memoized_args`] do the same by the function's name).
 //!
 //! # CLI
 //!
