@@ -12,9 +12,11 @@ use moka::Expiry;
 use moka::ops::compute::Op;
 use moka::sync::Cache as Moka;
 
-use crate::codec;
+use std::sync::Arc;
+
 use crate::config::MemoryConfig;
 use crate::{CacheError, Expire};
+use crate::{codec, stored};
 
 /// Fixed cost counted per entry on top of its key and value (moka's node, the `String`
 /// and `Bytes` headers).
@@ -23,6 +25,9 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 96;
 #[derive(Clone)]
 pub(crate) struct Entry {
     bytes: Bytes,
+    /// A stored response, parsed once when it was stored (the view cache's), so that a
+    /// hit clones it instead of parsing the record again. It shares the record's bytes.
+    parsed: Option<Arc<stored::Parts>>,
     /// `None`: kept until evicted.
     expires_at: Option<Instant>,
 }
@@ -77,7 +82,9 @@ impl MemoryBackend {
         let cache = Moka::builder()
             .max_capacity(cfg.max_bytes)
             .weigher(move |k: &String, v: &Entry| {
-                let w = (k.len() as u64 + v.bytes.len() as u64 + ENTRY_OVERHEAD).max(floor);
+                let parsed = v.parsed.as_ref().map_or(0, |p| p.weight());
+                let w =
+                    (k.len() as u64 + v.bytes.len() as u64 + parsed + ENTRY_OVERHEAD).max(floor);
                 u32::try_from(w).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntry)
@@ -89,6 +96,28 @@ impl MemoryBackend {
         self.get_now(key)
     }
 
+    /// Stores a view-cache record with its parsed form.
+    pub(crate) fn set_parsed(
+        &self,
+        key: &str,
+        parsed: Arc<stored::Parts>,
+        bytes: Bytes,
+        expire: Expire,
+    ) {
+        let entry = Entry {
+            bytes,
+            parsed: Some(parsed),
+            expires_at: deadline(expire),
+        };
+        self.cache.insert(key.to_owned(), entry);
+    }
+
+    /// The live entry under `key`, synchronously: its bytes and, for a view-cache record,
+    /// its parsed form.
+    pub(crate) fn get_entry_now(&self, key: &str) -> Option<(Bytes, Option<Arc<stored::Parts>>)> {
+        self.cache.get(key).map(|e| (e.bytes, e.parsed))
+    }
+
     /// The live bytes under `key`, synchronously. moka checks the entry's own deadline
     /// on every read (`PerEntry`), so an expired entry is never returned.
     pub(crate) fn get_now(&self, key: &str) -> Option<Bytes> {
@@ -98,6 +127,7 @@ impl MemoryBackend {
     pub(crate) async fn set(&self, key: &str, bytes: Bytes, expire: Expire) {
         let entry = Entry {
             bytes,
+            parsed: None,
             expires_at: deadline(expire),
         };
         self.cache.insert(key.to_owned(), entry);
@@ -106,6 +136,7 @@ impl MemoryBackend {
     pub(crate) async fn add(&self, key: &str, bytes: Bytes, expire: Expire) -> bool {
         let entry = Entry {
             bytes,
+            parsed: None,
             expires_at: deadline(expire),
         };
         let now = Instant::now();
@@ -144,6 +175,7 @@ impl MemoryBackend {
                     *out = Ok(delta);
                     Op::Put(Entry {
                         bytes: delta.to_string().into(),
+                        parsed: None,
                         expires_at: deadline(expire),
                     })
                 }
@@ -162,6 +194,7 @@ impl MemoryBackend {
                             // The counter keeps its deadline, as Redis `INCRBY` does.
                             Op::Put(Entry {
                                 bytes: v.to_string().into(),
+                                parsed: None,
                                 expires_at: e.expires_at,
                             })
                         }

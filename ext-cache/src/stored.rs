@@ -50,7 +50,8 @@ pub(crate) fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Op
     Some(Bytes::from(out))
 }
 
-/// A stored response's parts, borrowed from the record.
+/// A stored response's parts, sharing the record's bytes.
+#[derive(Clone)]
 pub(crate) struct Parts {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
@@ -128,6 +129,20 @@ pub(crate) fn decode(bytes: &Bytes, cap: usize) -> Result<Parts, Undecodable> {
 }
 
 impl Parts {
+    /// What the parsed form adds to the record's memory (the body is shared): the header
+    /// map's tables.
+    pub(crate) fn weight(&self) -> u64 {
+        64 + 48 * self.headers.len() as u64
+    }
+
+    /// A response with a copy of these parts (the body and header values are shared).
+    pub(crate) fn to_response(&self) -> Response {
+        let mut res = Response::new(Body::from(self.body.clone()));
+        *res.status_mut() = self.status;
+        *res.headers_mut() = self.headers.clone();
+        res
+    }
+
     pub(crate) fn into_response(self) -> Response {
         let mut res = Response::new(Body::from(self.body));
         *res.status_mut() = self.status;

@@ -270,9 +270,12 @@ impl CachedView {
             bad: false,
         };
         if let Backend::Memory(m) = &cache.inner.backend {
-            let got = m.get_now(&look.key);
+            let got = m.get_entry_now(&look.key);
             cache.count(got.is_some());
-            if let Some(bytes) = got {
+            if let Some((_, Some(parts))) = &got {
+                return First::Hit(mark(parts.to_response(), dev, "HIT"));
+            }
+            if let Some((bytes, None)) = got {
                 match stored::decode(&bytes, cache.inner.max_value_bytes) {
                     Ok(parts) => return First::Hit(mark(parts.into_response(), dev, "HIT")),
                     Err(why) => {
@@ -346,7 +349,23 @@ impl CachedView {
         };
         match stored::encode(parts.status, &parts.headers, &bytes) {
             Some(record) => {
-                if let Err(e) = cache.set_raw(&key, record, self.ttl).await {
+                let parsed = match &cache.inner.backend {
+                    // Parsed now, once, so that memory hits need not parse it.
+                    Backend::Memory(m) if record.len() <= cache.inner.max_value_bytes => {
+                        match (
+                            stored::decode(&record, cache.inner.max_value_bytes),
+                            cache.expire(self.ttl),
+                        ) {
+                            (Ok(parts), Some(expire)) => {
+                                m.set_parsed(&key, Arc::new(parts), record.clone(), expire);
+                                true
+                            }
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+                if !parsed && let Err(e) = cache.set_raw(&key, record, self.ttl).await {
                     tracing::debug!("view cache: response not stored: {e}");
                 }
             }
