@@ -86,6 +86,9 @@ impl Fragments {
 
     /// The generation of `name`, a fresh random one for a name not seen yet.
     pub(crate) fn generation(&self, name: &str) -> u64 {
+        if let Some(g) = self.generations.get(name) {
+            return g;
+        }
         self.generations
             .get_with(Arc::from(name), rand::random::<u64>)
     }
