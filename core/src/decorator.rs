@@ -143,7 +143,9 @@ impl Next {
                 if let Some(meta) = &self.meta {
                     meta.mark_answered(AnsweredBy::Handler);
                 }
-                match self.handler.oneshot(req).await {
+                // Boxed, so that the futures of the decorators before it stay small: one
+                // that answers without the handler (a cache hit) never builds this.
+                match Box::pin(self.handler.oneshot(req)).await {
                     Ok(res) => res,
                     Err(never) => match never {},
                 }

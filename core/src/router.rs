@@ -579,6 +579,14 @@ impl Service<Request> for PathService {
                 if entry.chain.is_empty() && entry.decorators.is_empty() {
                     return Box::pin(router.oneshot(req));
                 }
+                if entry.chain.is_empty() {
+                    // Decorators alone: their run is the whole future, so a decorator that
+                    // answers itself (a cache hit) pays for no handler state.
+                    let steps = entry.decorators.clone();
+                    return Box::pin(async move {
+                        Ok(crate::decorator::run(steps, router, req, track).await)
+                    });
+                }
                 let decorators = (!entry.decorators.is_empty()).then(|| entry.decorators.clone());
                 let view = move |req: Request| async move {
                     match decorators {
@@ -589,12 +597,8 @@ impl Service<Request> for PathService {
                         Some(steps) => crate::decorator::run(steps, router, req, track).await,
                     }
                 };
-                if entry.chain.is_empty() {
-                    Box::pin(async move { Ok(view(req).await) })
-                } else {
-                    let chain = entry.chain.clone();
-                    Box::pin(async move { Ok(chain.run(req, view).await) })
-                }
+                let chain = entry.chain.clone();
+                Box::pin(async move { Ok(chain.run(req, view).await) })
             }
             None => {
                 let allow = self.allow.clone();

@@ -15,6 +15,77 @@ use crate::CacheError;
 /// The first byte of every encoded value: format MessagePack, layout version 1.
 pub(crate) const TAG_V1: u8 = 0xC1;
 
+/// The first byte of a value written with its refresh facts
+/// ([`CacheHandle::get_or_set_early`](crate::CacheHandle::get_or_set_early)): the tag, the
+/// expiry (Unix milliseconds, 0 for none) and the load's duration (microseconds), both
+/// big-endian `u64`, then a [`TAG_V1`] value. Plain reads skip the header.
+pub(crate) const TAG_EARLY: u8 = 0xC2;
+
+/// The length of the [`TAG_EARLY`] header.
+const EARLY_HEADER: usize = 17;
+
+/// The refresh facts of an early-refresh entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fresh {
+    /// Unix milliseconds; 0 for no expiry.
+    pub(crate) expires_ms: u64,
+    /// How long the load took, in microseconds.
+    pub(crate) load_us: u64,
+}
+
+/// Encodes `value` behind the [`TAG_EARLY`] header.
+pub(crate) fn encode_early<T: Serialize + ?Sized>(
+    value: &T,
+    fresh: Fresh,
+    cap: usize,
+) -> Result<Bytes, CacheError> {
+    let mut out = Vec::with_capacity(64);
+    out.push(TAG_EARLY);
+    out.extend_from_slice(&fresh.expires_ms.to_be_bytes());
+    out.extend_from_slice(&fresh.load_us.to_be_bytes());
+    out.push(TAG_V1);
+    rmp_serde::encode::write_named(&mut out, value).map_err(|e| CacheError::Encode(Box::new(e)))?;
+    if out.len() > cap {
+        return Err(CacheError::TooLarge {
+            size: out.len(),
+            max: cap,
+        });
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Decodes a value with its refresh facts: `None` for an entry written without them.
+pub(crate) fn decode_early<T: DeserializeOwned>(
+    bytes: &[u8],
+    cap: usize,
+) -> Result<(T, Option<Fresh>), Undecodable> {
+    if bytes.len() > cap {
+        return Err(Undecodable::TooLarge(bytes.len()));
+    }
+    if bytes.first() != Some(&TAG_EARLY) {
+        return decode(bytes, cap).map(|v| (v, None));
+    }
+    if bytes.len() < EARLY_HEADER + 1 {
+        return Err(Undecodable::Malformed("truncated refresh header".into()));
+    }
+    let u64_at = |i: usize| {
+        let mut b = [0; 8];
+        b.copy_from_slice(&bytes[i..i + 8]);
+        u64::from_be_bytes(b)
+    };
+    let fresh = Fresh {
+        expires_ms: u64_at(1),
+        load_us: u64_at(9),
+    };
+    let rest = &bytes[EARLY_HEADER..];
+    if rest.first() != Some(&TAG_V1) {
+        return Err(Undecodable::Malformed(
+            "no value after the refresh header".into(),
+        ));
+    }
+    decode(rest, cap).map(|v| (v, Some(fresh)))
+}
+
 /// The deepest nesting a stored value may have.
 pub(crate) const MAX_DEPTH: usize = 128;
 
@@ -68,6 +139,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], cap: usize) -> Result<T,
         return Err(Undecodable::TooLarge(bytes.len()));
     }
     match bytes.first() {
+        Some(&TAG_EARLY) => decode_early(bytes, cap).map(|(v, _)| v),
         Some(&TAG_V1) => {
             let mut rest = &bytes[1..];
             let mut de = rmp_serde::Deserializer::new(&mut rest);
@@ -163,6 +235,30 @@ mod tests {
         // Deep nesting is refused by the decoder's depth limit, not a stack overflow.
         let deep = [vec![TAG_V1], vec![0x91; 100_000]].concat();
         assert!(decode::<flagon::serde_json::Value>(&deep, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn early_entries_carry_their_facts_and_read_as_plain_values() {
+        let fresh = Fresh {
+            expires_ms: 1_700_000_000_000,
+            load_us: 2500,
+        };
+        let b = encode_early(&"v", fresh, 1024).unwrap();
+        assert_eq!(b[0], TAG_EARLY);
+        assert_eq!(
+            decode_early::<String>(&b, 1024).unwrap(),
+            ("v".to_owned(), Some(fresh))
+        );
+        assert_eq!(decode::<String>(&b, 1024).unwrap(), "v");
+        let plain = encode(&"v", 1024).unwrap();
+        assert_eq!(decode_early::<String>(&plain, 1024).unwrap().1, None);
+        for n in 0..b.len() {
+            assert!(decode_early::<String>(&b[..n], 1024).is_err(), "{n}");
+        }
+        assert!(matches!(
+            decode_early::<String>(&b, 10),
+            Err(Undecodable::TooLarge(_))
+        ));
     }
 
     #[test]

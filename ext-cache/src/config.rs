@@ -55,6 +55,9 @@ pub struct CacheConfig {
     /// The key prefix of the Redis session store (`[session] store = "redis"`), which
     /// uses this section's `redis` settings. Only read on the top-level section.
     pub session_key_prefix: String,
+    /// The fragment cache's in-process layer (`cache_fragment` in templates). Only read on
+    /// the top-level section.
+    pub fragments: FragmentsConfig,
     /// Further caches by name, each a full section of its own (`[cache.named.bulk]`).
     /// Only the top-level section may have them.
     pub named: BTreeMap<String, CacheConfig>,
@@ -71,6 +74,7 @@ impl Default for CacheConfig {
             memory: MemoryConfig::default(),
             redis: RedisConfig::default(),
             session_key_prefix: "flagon:session:".to_owned(),
+            fragments: FragmentsConfig::default(),
             named: BTreeMap::new(),
         }
     }
@@ -99,15 +103,42 @@ impl Default for MemoryConfig {
     }
 }
 
+/// `[cache.fragments]`: the fragment cache's in-process layer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(crate = "flagon::serde", default, deny_unknown_fields)]
+pub struct FragmentsConfig {
+    /// The most bytes of rendered fragments kept (keys, markup and 96 bytes per entry).
+    pub max_bytes: u64,
+    /// The most fragment names whose generation is kept.
+    pub max_names: u64,
+    /// With the Redis backend, how often the fragment names' generations are read from
+    /// Redis: a fragment forgotten on another instance is re-rendered here within this long.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+}
+
+impl Default for FragmentsConfig {
+    fn default() -> Self {
+        FragmentsConfig {
+            max_bytes: 8 << 20,
+            max_names: 10_000,
+            sync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// `[cache.redis]`: where the Redis backend connects and how long it waits.
 ///
 /// The limiter and the sessions can share the same server: give each its own `key_prefix`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(crate = "flagon::serde", default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port/db`. (TLS, `rediss://`, is not built in yet: such
-    /// a URL is a build error.)
+    /// `redis://[user:password@]host:port/db`, or `rediss://…` for TLS (the `redis-tls`
+    /// feature; rustls with ring, the system's trust store unless `tls_ca_file` is set).
     pub url: Secret,
+    /// A PEM file with the CA certificate(s) to trust for a `rediss://` server instead of
+    /// the system's trust store (a private CA, a self-signed server).
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Prepended to every key. `clear` removes the keys under it and nothing else, so it
     /// must not be empty and no two caches may share one. Default: `flagon:cache:` for the
     /// default cache, `flagon:cache@NAME:` for a named one.
@@ -129,6 +160,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: Secret::new("redis://127.0.0.1:6379"),
+            tls_ca_file: None,
             key_prefix: None,
             connect_timeout: Duration::from_millis(500),
             command_timeout: Duration::from_millis(100),
@@ -168,6 +200,15 @@ impl CacheConfig {
                 "default_ttl",
                 "must be more than 0 (pass `Ttl::Forever` for no expiry)",
             );
+        }
+        if self.fragments.max_bytes == 0 {
+            return bad("fragments.max_bytes", "must be at least 1");
+        }
+        if self.fragments.max_names == 0 {
+            return bad("fragments.max_names", "must be at least 1");
+        }
+        if self.fragments.sync_interval.is_zero() {
+            return bad("fragments.sync_interval", "must be more than 0");
         }
         if self.max_value_bytes == 0 || self.max_value_bytes > u32::MAX as usize / 2 {
             return bad("max_value_bytes", "must be between 1 and 2147483647");

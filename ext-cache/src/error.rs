@@ -31,4 +31,9 @@ pub enum CacheError {
     /// backend, which stores nothing).
     #[error("the cache backend is unavailable: {0}")]
     Unavailable(&'static str),
+    /// [`CacheHandle::delete_cached`](crate::CacheHandle::delete_cached) or
+    /// [`purge_cached`](crate::CacheHandle::purge_cached) named an endpoint that does not
+    /// exist, or left out a path parameter.
+    #[error("no such page: {0}")]
+    Url(#[from] flagon::UrlError),
 }

@@ -65,6 +65,10 @@ pub(crate) struct Inner {
     pub(crate) bad_entry_log: Throttle,
     pub(crate) hits: std::sync::atomic::AtomicU64,
     pub(crate) misses: std::sync::atomic::AtomicU64,
+    /// The key of the view cache's digests (from the app's secret).
+    pub(crate) view_key: crate::view_key::HashKey,
+    /// The fragment layer (the default cache only).
+    pub(crate) fragments: Option<Arc<crate::fragment::Fragments>>,
 }
 
 /// One cache: cheap to clone, shared by every clone.
@@ -173,7 +177,7 @@ impl CacheHandle {
         }
     }
 
-    fn expire(&self, ttl: Ttl) -> Option<Expire> {
+    pub(crate) fn expire(&self, ttl: Ttl) -> Option<Expire> {
         match ttl {
             Ttl::Default => Some(Expire::After(self.inner.default_ttl)),
             Ttl::After(d) if d.is_zero() => None,
@@ -182,7 +186,7 @@ impl CacheHandle {
         }
     }
 
-    fn count(&self, hit: bool) {
+    pub(crate) fn count(&self, hit: bool) {
         let c = if hit {
             &self.inner.hits
         } else {
@@ -222,10 +226,17 @@ impl CacheHandle {
     /// absent, `Err` with the reason when it does not decode (the entry is left alone).
     pub async fn inspect(&self, key: &str) -> Option<Result<flagon::serde_json::Value, String>> {
         let bytes = self.raw_get_many(&[key]).await.pop().flatten()?;
+        if bytes.first() == Some(&crate::stored::TAG_RESPONSE) {
+            return Some(
+                crate::stored::decode(&bytes, self.inner.max_value_bytes)
+                    .map(|p| p.describe())
+                    .map_err(|e| e.to_string()),
+            );
+        }
         Some(codec::decode(&bytes, self.inner.max_value_bytes).map_err(|e| e.to_string()))
     }
 
-    fn bad_entry(&self, key: &str, why: &dyn std::fmt::Display) {
+    pub(crate) fn bad_entry(&self, key: &str, why: &dyn std::fmt::Display) {
         if let Some(held) = self.inner.bad_entry_log.allow() {
             tracing::warn!(
                 cache = %self.inner.name,
@@ -260,6 +271,59 @@ impl CacheHandle {
                 Err(_) => vec![None; keys.len()],
             },
             Backend::Null => vec![None; keys.len()],
+        }
+    }
+
+    /// The stored bytes under `key`, counted as a hit or a miss (for records this crate
+    /// lays out itself, such as the view cache's responses).
+    pub(crate) async fn get_raw(&self, key: &str) -> Option<Bytes> {
+        let got = match &self.inner.backend {
+            Backend::Memory(m) => m.get(key).await,
+            _ => self.raw_get_many(&[key]).await.pop().flatten(),
+        };
+        self.count(got.is_some());
+        got
+    }
+
+    /// Stores already-encoded bytes under `key` (checked against `max_value_bytes`).
+    pub(crate) async fn set_raw(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        ttl: Ttl,
+    ) -> Result<(), CacheError> {
+        if bytes.len() > self.inner.max_value_bytes {
+            return Err(CacheError::TooLarge {
+                size: bytes.len(),
+                max: self.inner.max_value_bytes,
+            });
+        }
+        let Some(expire) = self.expire(ttl) else {
+            self.delete(key).await;
+            return Ok(());
+        };
+        match &self.inner.backend {
+            Backend::Memory(m) => m.set(key, bytes, expire).await,
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => {
+                let _ = r.set_many(&[(key, bytes)], expire).await;
+            }
+            Backend::Null => {}
+        }
+        Ok(())
+    }
+
+    /// Removes every entry whose key starts with `prefix` (below the cache's own Redis
+    /// prefix): on Redis found with `SCAN`, in memory by walking the entries.
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
+        match &self.inner.backend {
+            Backend::Memory(m) => Ok(m.delete_prefix(prefix).await),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r
+                .delete_matching(prefix)
+                .await
+                .map_err(|_| CacheError::Unavailable("Redis failed while deleting entries")),
+            Backend::Null => Ok(0),
         }
     }
 

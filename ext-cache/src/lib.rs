@@ -60,10 +60,14 @@
 //! | `fail_readiness` | `false` | make `/readyz` fail while the backend is unreachable (otherwise the check passes and says `reachable: false`) |
 //! | `silence_null_warning` | `false` | no warning for `backend = "null"` outside testing |
 //! | `session_key_prefix` | `"flagon:session:"` | with the `redis` feature, `[session] store = "redis"` keeps core's sessions in Redis under this prefix, on the `redis` settings below |
+//! | `fragments.max_bytes` | `8388608` | the most bytes of rendered fragments kept in-process (top-level section only) |
+//! | `fragments.max_names` | `10000` | the most fragment names whose generation is kept |
+//! | `fragments.sync_interval` | `"1s"` | with Redis, how often fragment generations are pre-loaded from Redis |
 //! | `memory.max_entries` | `100000` | the most entries kept |
 //! | `memory.max_bytes` | `67108864` | the most bytes kept: keys, values and 96 bytes per entry; at least `max_value_bytes` |
 //! | `memory.housekeeping_interval` | `"5s"` | how often expired entries are reclaimed while serving |
-//! | `redis.url` | `"redis://127.0.0.1:6379"` | `redis://[user:pass@]host:port/db` (TLS `rediss://` is not built in yet); redacted by `config` |
+//! | `redis.url` | `"redis://127.0.0.1:6379"` | `redis://[user:pass@]host:port/db`, or `rediss://…` for TLS (the `redis-tls` feature); redacted by `config` |
+//! | `redis.tls_ca_file` | none | a PEM file of the CA(s) to trust for `rediss://` instead of the system's trust store |
 //! | `redis.key_prefix` | `"flagon:cache:"` (named: `"flagon:cache@NAME:"`) | prepended to every key; not empty; `clear` removes only the keys under it |
 //! | `redis.connect_timeout` | `"500ms"` | connection attempts |
 //! | `redis.command_timeout` | `"100ms"` | any one call; then it is a miss or a no-op |
@@ -94,21 +98,67 @@
 //! the breaker opens and calls answer at once without Redis, one call probing every
 //! `breaker_cooldown` until Redis answers again. Redis may be down when the app starts.
 //!
+//! # Early refresh
+//!
+//! [`CacheHandle::get_or_set_early`] keeps a hot key from stampeding when it expires: the
+//! entry carries its expiry and how long its load took, and a read near the expiry starts
+//! one load in the background (through the single flight) while every reader is served the
+//! old value. [`EarlyRefresh::Probabilistic`] is XFetch (the chance grows as expiry nears
+//! and with the load's cost, so instances sharing Redis rarely refresh together);
+//! [`EarlyRefresh::Ahead`] refreshes on the first read within a fixed window.
+//!
 //! # View cache
 //!
 //! [`cached`] (and [`CachedView`] for what a page varies on: the [`flagon::Identity`],
 //! the [`flagon::Locale`], named request headers) is a route decorator storing whole
-//! responses of `GET`/`HEAD` routes in the default cache, keyed by a SHA-256 digest of the
-//! method, path, canonical query string and the declared varies. A hit calls no handler.
-//! Responses that set a cookie, are `private`/`no-store`, are not `200`, or read the
-//! session (`Vary: Cookie`) without varying on the identity are never stored, and a
-//! request with an identity bypasses a view that does not vary on it.
+//! responses of `GET`/`HEAD` routes in the default cache. A hit calls no handler.
+//! Responses that set a cookie, are `private`/`no-store`, are not `200` (or what
+//! [`CachedView::response_filter`] accepts), or read the session (`Vary: Cookie`) without
+//! varying on the identity are never stored; a request with an identity bypasses a view
+//! that does not vary on it, and [`CachedView::unless`] skips the cache for the requests it
+//! picks. [`CacheHandle::delete_cached`] removes one page (every variant of a path, or one
+//! query string of it) and [`CacheHandle::purge_cached`] every page of a route.
+//!
+//! Keys are `view:{len}:{route}:{path}:{query}:{method}[.{varies}]`: the route pattern as
+//! written, `=` for a path that is the pattern itself, and otherwise SipHash-1-3-128 digests
+//! keyed by a key derived from the app's secret, so they are short whatever the client
+//! sends, cannot be steered into colliding without the secret, and are the same on every
+//! instance. A response is stored as one flat record (status, headers, body) rather than
+//! a serde value, so that a hit is rebuilt with no decoder and no copy of the body.
+
+//! # Fragment cache
+//!
+//! Templates get `cache_fragment`, used as a `{% call %}` block: the block is rendered
+//! once per name and arguments and reused for `ttl` (seconds, or `"5m"`; default
+//! `default_ttl`). Put everything the block depends on in the arguments.
+//!
+//! ```jinja
+//! {% call cache_fragment("sidebar", user.id, ttl="5m") %}
+//!   {% for post in recent_posts() %}…{% endfor %}
+//! {% endcall %}
+//! ```
+//!
+//! [`CacheHandle::forget_fragment`] invalidates a name for all its arguments.
+//!
+//! **Why fragments are served from an in-process layer.** minijinja calls template
+//! functions synchronously, in the middle of a render, so a lookup cannot wait for Redis
+//! (blocking a runtime thread on it would stall every request on that thread; re-rendering
+//! the page after an async load would pay a round trip and a second render per fragment).
+//! So fragments are kept in a bounded in-process layer (`fragments.max_bytes`, a TTL per
+//! entry) with every backend but null, and each instance renders its own copy once. What
+//! must be shared is invalidation: each name has a random generation that is part of its
+//! keys, and forgetting gives it a fresh one. With the memory backend the generation is
+//! in-process; with Redis it is written to Redis, and a worker pre-loads the generations of
+//! the names it knows every `fragments.sync_interval`, so a fragment forgotten on one
+//! instance is re-rendered on the others within that interval. The null backend renders
+//! every block every time.
 //!
 //! # Memoize
 //!
 //! [`CacheHandle::memoize`] gives a function's [`Memo`]: results cached by the arguments'
 //! digest in a versioned namespace, `forget(args)` for one result and `forget_all()` for
-//! all of them without scanning keys.
+//! all of them without scanning keys ([`CacheHandle::delete_memoized`] and
+//! [`CacheHandle::delete_memoized_args`] do the same by the function's name).
 //!
 //! # CLI
 //!
@@ -122,6 +172,7 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `redis` | off | the Redis backend (redis-rs `ConnectionManager` on tokio) |
+//! | `redis-tls` | off | `rediss://` URLs: TLS with rustls on ring (no OpenSSL, no aws-lc), the system's roots (rustls-native-certs) or `tls_ca_file`; installs ring as rustls's process default provider unless the app installed one. A `rediss://` URL without it is a build error naming `cache.redis.url` |
 //!
 //! # Errors
 //!
@@ -141,8 +192,10 @@ mod breaker;
 mod cli;
 mod codec;
 mod config;
+mod early;
 mod error;
 mod flight;
+mod fragment;
 mod handle;
 mod memo;
 mod memory;
@@ -150,8 +203,10 @@ mod memory;
 mod redis;
 #[cfg(feature = "redis")]
 mod session;
+mod stored;
 mod throttle;
 mod view;
+mod view_key;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -159,7 +214,8 @@ use std::sync::Arc;
 use flagon::config::Profile;
 use flagon::{Extension, Setup, SetupError, tracing};
 
-pub use config::{BackendKind, CacheConfig, MemoryConfig, RedisConfig};
+pub use config::{BackendKind, CacheConfig, FragmentsConfig, MemoryConfig, RedisConfig};
+pub use early::EarlyRefresh;
 pub use error::CacheError;
 pub use handle::{CacheHandle, CacheStats, Caches, MemoryUsage, Ttl};
 pub use memo::Memo;
@@ -216,10 +272,7 @@ fn build_one(
             let prefix = cfg.redis.prefix_for(name);
             let r = redis::RedisBackend::new(&cfg.redis, prefix, name.unwrap_or("default"))
                 .map_err(|e| {
-                    app.config_error(
-                        &format!("{path}.redis.url"),
-                        format!("not a Redis URL: {e}"),
-                    )
+                    app.config_error(&format!("{path}.redis.{}", e.key()), e.to_string())
                 })?;
             Backend::Redis(Box::new(r))
         }
@@ -231,6 +284,15 @@ fn build_one(
             ));
         }
     };
+    let key = view_key::HashKey(view_hash_key(app));
+    let fragments = name.is_none().then(|| {
+        Arc::new(fragment::Fragments::new(
+            &cfg.fragments,
+            key,
+            cfg.default_ttl,
+            cfg.backend != BackendKind::Null,
+        ))
+    });
     Ok(CacheHandle {
         inner: Arc::new(Inner {
             name: name.unwrap_or("default").to_owned(),
@@ -242,8 +304,19 @@ fn build_one(
             bad_entry_log: throttle::Throttle::new(std::time::Duration::from_secs(10)),
             hits: Default::default(),
             misses: Default::default(),
+            view_key: key,
+            fragments,
         }),
     })
+}
+
+/// The view cache's digest key: 128 bits derived from the app's secret, the same on every
+/// instance that shares it.
+fn view_hash_key(app: &Setup<'_>) -> [u8; 16] {
+    let k = app.derive_key("flagon-cache.view-key");
+    let mut out = [0; 16];
+    out.copy_from_slice(&k.as_bytes()[..16]);
+    out
 }
 
 /// Redis caches on one server must not have prefixes where one starts with the other, or
@@ -350,6 +423,32 @@ impl Extension for Cache {
         }
 
         cli::register(app);
+
+        if let Some(frags) = caches.default().inner.fragments.clone() {
+            app.template_function(
+                "cache_fragment",
+                move |state: &flagon::minijinja::State,
+                      args: flagon::minijinja::value::Rest<flagon::minijinja::Value>| {
+                    frags.call(state, args)
+                },
+            );
+        }
+        if cfg.backend == BackendKind::Redis {
+            let (handle, every) = (caches.default().clone(), cfg.fragments.sync_interval);
+            app.worker("cache_fragment_sync", move |ctx| {
+                let handle = handle.clone();
+                async move {
+                    let mut tick = flagon::tokio::time::interval(every);
+                    tick.set_missed_tick_behavior(flagon::tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        flagon::tokio::select! {
+                            _ = tick.tick() => handle.sync_fragments().await,
+                            () = ctx.stopping() => return Ok(()),
+                        }
+                    }
+                }
+            });
+        }
 
         // One readiness check per cache: `cache`, `cache_NAME`.
         let configs = std::iter::once(&cfg).chain(cfg.named.values());

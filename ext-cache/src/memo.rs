@@ -51,6 +51,24 @@ impl CacheHandle {
     }
 }
 
+impl CacheHandle {
+    /// Forgets every result of the memoized function `name` (Flask-Caching's
+    /// `delete_memoized(f)`): [`Memo::forget_all`] by name.
+    pub async fn delete_memoized(&self, name: &str) -> Result<(), CacheError> {
+        self.memoize(name, Ttl::Default).forget_all().await
+    }
+
+    /// Forgets the result of the memoized function `name` for `args`
+    /// (`delete_memoized(f, *args)`): [`Memo::forget`] by name. `true` if there was one.
+    pub async fn delete_memoized_args<A: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+    ) -> Result<bool, CacheError> {
+        self.memoize(name, Ttl::Default).forget(args).await
+    }
+}
+
 impl Memo {
     fn version_key(&self) -> String {
         format!("memo:{}:version", self.name)

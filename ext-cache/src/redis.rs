@@ -89,14 +89,86 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
+/// Why a Redis backend could not be made from its settings.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    /// The URL does not parse (or names a scheme redis-rs does not know).
+    #[error("not a Redis URL: {0}")]
+    Url(#[source] RedisError),
+    /// `rediss://` without the `redis-tls` feature.
+    #[cfg(not(feature = "redis-tls"))]
+    #[error("TLS (`rediss://`) needs flagon-cache's `redis-tls` feature")]
+    TlsNotBuilt,
+    /// `tls_ca_file` with a plain `redis://` URL.
+    #[error("a CA file is only used with a `rediss://` URL")]
+    CaWithoutTls,
+    /// `tls_ca_file` could not be read.
+    #[cfg(feature = "redis-tls")]
+    #[error("cannot read {path}: {source}")]
+    CaFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SettingsError {
+    /// The key under `[cache.redis]` the error is about.
+    pub(crate) fn key(&self) -> &'static str {
+        match self {
+            SettingsError::CaWithoutTls => "tls_ca_file",
+            #[cfg(feature = "redis-tls")]
+            SettingsError::CaFile { .. } => "tls_ca_file",
+            _ => "url",
+        }
+    }
+}
+
+/// The client for `cfg`: plain, TLS with the system's roots, or TLS trusting `tls_ca_file`.
+fn client(cfg: &RedisConfig) -> Result<redis::Client, SettingsError> {
+    let url = cfg.url.expose();
+    let tls = url.starts_with("rediss://");
+    if cfg.tls_ca_file.is_some() && !tls {
+        return Err(SettingsError::CaWithoutTls);
+    }
+    if !tls {
+        return redis::Client::open(url).map_err(SettingsError::Url);
+    }
+    #[cfg(not(feature = "redis-tls"))]
+    {
+        Err(SettingsError::TlsNotBuilt)
+    }
+    #[cfg(feature = "redis-tls")]
+    {
+        // redis-rs's rustls takes the process's default crypto provider; ring unless the
+        // app installed another first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match &cfg.tls_ca_file {
+            None => redis::Client::open(url).map_err(SettingsError::Url),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| SettingsError::CaFile {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(url, certs).map_err(SettingsError::Url)
+            }
+        }
+    }
+}
+
 impl RedisBackend {
-    /// Validates the URL now; connects on first use, so an app starts while Redis is down.
+    /// Validates the settings now; connects on first use, so an app starts while Redis is
+    /// down.
     pub(crate) fn new(
         cfg: &RedisConfig,
         prefix: String,
         cache_name: &str,
-    ) -> Result<Self, RedisError> {
-        let client = redis::Client::open(cfg.url.expose())?;
+    ) -> Result<Self, SettingsError> {
+        let client = client(cfg)?;
         let manager_cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.connect_timeout))
             .set_response_timeout(Some(cfg.command_timeout))
@@ -368,7 +440,12 @@ impl RedisBackend {
     /// Unlinks every key under the prefix, in batches of `SCAN … COUNT 1000`: never
     /// `FLUSHDB`. Returns how many were removed, or `Down` if Redis failed part way.
     pub(crate) async fn clear(&self) -> Result<u64, Fail> {
-        let pattern = format!("{}*", glob_escape(&self.prefix));
+        self.delete_matching("").await
+    }
+
+    /// Unlinks every key that starts with the prefix followed by `sub`, found with `SCAN`.
+    pub(crate) async fn delete_matching(&self, sub: &str) -> Result<u64, Fail> {
+        let pattern = format!("{}*", glob_escape(&self.key(sub)));
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {

@@ -127,11 +127,3 @@ fn the_null_backend_warns_outside_testing_unless_silenced() {
     );
     assert!(!silenced.contains("caches nothing"), "{silenced}");
 }
-
-#[test]
-fn tls_urls_are_a_clear_build_error_for_now() {
-    let e = build_error(
-        "[cache]\nbackend = \"redis\"\n[cache.redis]\nurl = \"rediss://127.0.0.1:6380\"\n",
-    );
-    assert!(e.contains("cache.redis.url"), "{e}");
-}

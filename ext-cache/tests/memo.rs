@@ -61,6 +61,19 @@ async fn suite(c: &CacheHandle) {
         "square's two recomputed, cube's kept"
     );
 
+    // The same by name, as Flask-Caching's `delete_memoized(f[, args])`.
+    assert!(c.delete_memoized_args("cube", &3u64).await.unwrap());
+    run(&cube, 3, 3).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 7, "that result recomputed");
+    c.delete_memoized("square").await.unwrap();
+    run(&square, 3, 2).await;
+    run(&cube, 3, 3).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        8,
+        "square's recomputed, cube's kept"
+    );
+
     // Errors are not cached.
     let failing = c.memoize("failing", Ttl::Default);
     for _ in 0..2 {
@@ -73,7 +86,7 @@ async fn suite(c: &CacheHandle) {
             .await;
         assert!(r.is_err());
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 8);
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
 }
 
 #[tokio::test]

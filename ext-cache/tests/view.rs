@@ -353,3 +353,304 @@ async fn x_cache_shows_hits_in_development() {
         Some("HIT")
     );
 }
+
+#[tokio::test]
+async fn unless_skips_the_cache_both_ways() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let d = CachedView::new(TTL)
+        .unless(|req| req.headers().contains_key("x-preview"))
+        .into_decorator();
+    let app = app_with(vec![view("/u", &calls, d)]);
+    let client = TestClient::new(&app);
+    let preview = client
+        .get("/u")
+        .header("x-preview", "1")
+        .send()
+        .await
+        .text();
+    assert_eq!(preview, "call 1 user= locale=");
+    assert_eq!(
+        client.get("/u").send().await.text(),
+        "call 2 user= locale=",
+        "a skipped request stored nothing"
+    );
+    assert_eq!(client.get("/u").send().await.text(), "call 2 user= locale=");
+    assert_eq!(
+        client
+            .get("/u")
+            .header("x-preview", "1")
+            .send()
+            .await
+            .text(),
+        "call 3 user= locale=",
+        "a skipped request reads nothing either"
+    );
+}
+
+#[tokio::test]
+async fn response_filter_decides_what_is_stored_but_not_the_safety_rules() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let missing = Route::get("/gone", move || {
+        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        std::future::ready((StatusCode::NOT_FOUND, format!("gone {n}")).into_response())
+    })
+    .name("gone")
+    .with(
+        CachedView::new(TTL)
+            .response_filter(|res| res.status() == StatusCode::NOT_FOUND)
+            .into_decorator(),
+    );
+    let c = calls.clone();
+    let cookie = Route::get("/cookie404", move || {
+        c.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(
+            (
+                StatusCode::NOT_FOUND,
+                [("set-cookie", "a=b")],
+                "with a cookie",
+            )
+                .into_response(),
+        )
+    })
+    .name("cookie404")
+    .with(
+        CachedView::new(TTL)
+            .response_filter(|_| true)
+            .into_decorator(),
+    );
+    let ok_calls = Arc::new(AtomicUsize::new(0));
+    let refused = view(
+        "/refused",
+        &ok_calls,
+        CachedView::new(TTL)
+            .response_filter(|res| res.status() != StatusCode::OK)
+            .into_decorator(),
+    );
+    let app = app_with(vec![missing, cookie, refused]);
+    let client = TestClient::new(&app);
+    for _ in 0..3 {
+        let res = client.get("/gone").send().await;
+        assert_eq!(res.status(), 404);
+        assert_eq!(res.text(), "gone 1", "a 404 the filter accepts is stored");
+    }
+    client.get("/cookie404").send().await;
+    client.get("/cookie404").send().await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "a cookie response is never stored, whatever the filter says"
+    );
+    client.get("/refused").send().await;
+    client.get("/refused").send().await;
+    assert_eq!(
+        ok_calls.load(Ordering::SeqCst),
+        2,
+        "a 200 the filter refuses is not stored"
+    );
+}
+
+/// `delete_cached` removes one page (all its variants), `purge_cached` a whole route, and
+/// nothing else; on memory and on a real Redis.
+async fn purge_suite(app: &App, calls: &Arc<AtomicUsize>, others: &Arc<AtomicUsize>) {
+    let client = TestClient::new(app);
+    let cache = flagon_cache::Caches::of(app.handle())
+        .unwrap()
+        .default()
+        .clone();
+    let get = |path: &'static str, user: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            let mut r = client.get(path);
+            if let Some(u) = user {
+                r = r.header("x-user", u);
+            }
+            r.send().await.text()
+        }
+    };
+    for (p, u) in [
+        ("/posts/1", None),
+        ("/posts/1", Some("alice")),
+        ("/posts/1?page=2", None),
+        ("/posts/2", None),
+    ] {
+        get(p, u).await;
+    }
+    get("/about", None).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    let first_post_2 = get("/posts/2", None).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "all stored");
+
+    // Only `?page=2` of post 1.
+    let n = cache
+        .delete_cached(app.handle(), "blog.post", [("id", "1"), ("page", "2")])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    get("/posts/1?page=2", None).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        5,
+        "that page is rendered again"
+    );
+    get("/posts/1", Some("alice")).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 5, "the other pages stay");
+
+    // Every variant of post 1.
+    let n = cache
+        .delete_cached(app.handle(), "blog.post", [("id", 1)])
+        .await
+        .unwrap();
+    assert_eq!(n, 3, "anonymous, alice's, and ?page=2");
+    get("/posts/1", None).await;
+    get("/posts/1", Some("alice")).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+    assert_eq!(get("/posts/2", None).await, first_post_2, "post 2 stays");
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+
+    // The whole route, and only it.
+    let n = cache.purge_cached(app.handle(), "blog.post").await.unwrap();
+    assert_eq!(n, 3, "post 1 twice and post 2");
+    get("/posts/2", None).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
+    get("/about", None).await;
+    assert_eq!(
+        others.load(Ordering::SeqCst),
+        1,
+        "another route's entry stays"
+    );
+
+    let err = cache
+        .purge_cached(app.handle(), "nope")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    assert!(
+        cache
+            .delete_cached(app.handle(), "blog.post", ())
+            .await
+            .is_err()
+    );
+}
+
+fn purge_app(settings: flagon::config::Config) -> (App, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let others = Arc::new(AtomicUsize::new(0));
+    let per_user = CachedView::new(TTL).vary_on_identity().into_decorator();
+    let app = App::builder()
+        .settings(settings)
+        .register(Cache::new())
+        .configure(|app| {
+            app.before_request(|mut req| async move {
+                if let Some(u) = req.headers().get("x-user").and_then(|v| v.to_str().ok()) {
+                    let u = u.to_owned();
+                    let _ = Identity::set(&mut req, Identity::new(u));
+                }
+                proceed(req)
+            });
+            Ok(())
+        })
+        .blueprint(
+            flagon::Blueprint::new("blog")
+                .url_prefix("/posts")
+                .route(view("/{id}", &calls, per_user).name("post")),
+        )
+        .route(view("/about", &others, cached(TTL)))
+        .build()
+        .unwrap();
+    (app, calls, others)
+}
+
+#[tokio::test]
+async fn delete_cached_and_purge_on_memory() {
+    let (app, calls, others) = purge_app(testing_config());
+    purge_suite(&app, &calls, &others).await;
+}
+
+#[tokio::test]
+async fn delete_cached_and_purge_on_redis() {
+    if !common::redis_up("delete_cached_and_purge_on_redis") {
+        return;
+    }
+    let prefix = common::unique_prefix("view_purge");
+    // A generous command timeout: purging SCANs the shared server's whole keyspace, which
+    // other tests fill; the outage test covers timeouts.
+    let (app, calls, others) = purge_app(flagon::testing::testing_config_toml(&format!(
+        "{}command_timeout = \"5s\"\n",
+        common::redis_toml(&prefix, "")
+    )));
+    purge_suite(&app, &calls, &others).await;
+    let cache = flagon_cache::Caches::of(app.handle())
+        .unwrap()
+        .default()
+        .clone();
+    cache.clear().await.unwrap();
+}
+
+#[tokio::test]
+async fn hits_on_redis_keep_status_headers_and_body() {
+    if !common::redis_up("hits_on_redis_keep_status_headers_and_body") {
+        return;
+    }
+    let prefix = common::unique_prefix("view_redis");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let app = App::builder()
+        .settings(flagon::testing::testing_config_toml(&format!(
+            "{}command_timeout = \"5s\"\n",
+            common::redis_toml(&prefix, "")
+        )))
+        .register(Cache::new())
+        .route(
+            Route::get("/r", move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(
+                    ([("content-type", "text/x-test"), ("x-a", "1")], "body").into_response(),
+                )
+            })
+            .name("r")
+            .with(cached(TTL)),
+        )
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    for _ in 0..3 {
+        let res = client.get("/r").send().await;
+        assert_eq!(res.header("content-type"), Some("text/x-test"));
+        assert_eq!(res.header("x-a"), Some("1"));
+        assert_eq!(res.text(), "body");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // A corrupt stored response is a miss, deleted, and the handler answers.
+    let mut raw = common::raw_redis();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}view:*"))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let cache = flagon_cache::Caches::of(app.handle())
+        .unwrap()
+        .default()
+        .clone();
+    let shown = cache
+        .inspect(keys[0].strip_prefix(&prefix).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        shown["response"]["status"], 200,
+        "`cache get` shows {shown}"
+    );
+    assert_eq!(shown["response"]["body_bytes"], 4);
+    let _: () = redis::cmd("SET")
+        .arg(&keys[0])
+        .arg(b"\xC3\x00".as_slice())
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(client.get("/r").send().await.text(), "body");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(client.get("/r").send().await.text(), "body");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "stored again");
+    cache.clear().await.unwrap();
+}
