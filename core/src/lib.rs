@@ -137,6 +137,7 @@ pub mod health;
 mod hooks;
 mod host;
 mod http_error;
+pub mod messages;
 mod registries;
 mod registry;
 mod request;

@@ -532,3 +532,35 @@ impl flagon::Extension for TestExt {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn template_functions_see_the_requests_locale_or_the_one_rendered_in() {
+    use std::ops::ControlFlow;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "lang.txt", "[{{ lang() }}]");
+    let app = App::builder()
+        .settings(config_for(dir.path()))
+        .route(Route::get("/render/{name}", render))
+        .configure(|s| {
+            s.template_request_function("lang", |req, _| {
+                Ok(req.locale().map(|l| l.to_string()).unwrap_or_default())
+            });
+            // An extension that chose the request's language sets the fact before the view.
+            s.before_request(|mut req: axum::extract::Request| async move {
+                if req.uri().query() == Some("fr") {
+                    let _ = flagon::Locale::set(&mut req, flagon::Locale::parse("fr").unwrap());
+                }
+                ControlFlow::Continue(req)
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    assert_eq!(get(&app, "/render/lang.txt?fr").await, (200, "[fr]".into()));
+    assert_eq!(get(&app, "/render/lang.txt").await, (200, "[]".into()));
+    let zh = flagon::Locale::parse("zh").unwrap();
+    let tpl = Templates::for_locale(app.handle(), zh).unwrap();
+    assert_eq!(tpl.render_string("lang.txt", ()).await.unwrap(), "[zh]");
+    let tpl = Templates::for_app(app.handle()).unwrap();
+    assert_eq!(tpl.render_string("lang.txt", ()).await.unwrap(), "[]");
+}

@@ -67,6 +67,7 @@ pub use minijinja::{Error, Value, context};
 pub use setup::TemplatesConfig;
 
 use crate::AppHandle;
+use crate::facts::Locale;
 use crate::future::BoxFuture;
 use crate::g::G;
 use crate::http_error::HttpError;
@@ -103,6 +104,9 @@ pub struct RenderRequest {
     headers: HeaderMap,
     /// The request's core metadata; `None` when rendering outside a request.
     meta: Option<RequestMeta>,
+    /// The locale rendered in: the request's [`Locale`] fact when it was set before the
+    /// extractor ran, or the one given to [`Templates::for_locale`].
+    locale: Option<Locale>,
     /// The request's `g` when hooks made one; an empty one is made on first use.
     g: std::sync::OnceLock<G>,
     app: AppHandle,
@@ -191,6 +195,14 @@ impl RenderRequest {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The locale this render is for: the request's [`Locale`] fact, when an extension set
+    /// it before the `Templates` extractor ran, or the locale given to
+    /// [`Templates::for_locale`] outside a request (a mail in its recipient's language).
+    /// Translating template functions read it first.
+    pub fn locale(&self) -> Option<&Locale> {
+        self.locale.as_ref()
+    }
+
     /// The request's `g`.
     pub fn g(&self) -> &G {
         self.g.get_or_init(G::default)
@@ -213,12 +225,49 @@ impl Templates {
     /// processors see a `GET /` request with no headers and no session, and `url_for`
     /// works. `None` when the app was built without templates.
     pub fn for_app(app: &AppHandle) -> Option<Templates> {
+        Self::outside_request(app, None)
+    }
+
+    /// Like [`Templates::for_app`], rendering in `locale`: template functions see it as
+    /// [`RenderRequest::locale`], so a mail is rendered in its recipient's language with
+    /// no request in sight.
+    ///
+    /// ```
+    /// use flagon::templates::Templates;
+    /// use flagon::{App, Locale, Setup, SetupError};
+    ///
+    /// let app = App::builder()
+    ///     .configure(|app: &mut Setup<'_>| {
+    ///         app.template_request_function("lang", |req, _args| {
+    ///             Ok(req.locale().map(|l| l.to_string()).unwrap_or_default())
+    ///         });
+    ///         app.configure_templates(|env| {
+    ///             env.add_template("hi.txt", "{{ lang() }}").unwrap();
+    ///         });
+    ///         Ok(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let zh = Locale::parse("zh").unwrap();
+    /// let tpl = Templates::for_locale(app.handle(), zh).unwrap();
+    /// let out = flagon::tokio::runtime::Runtime::new()
+    ///     .unwrap()
+    ///     .block_on(tpl.render_string("hi.txt", ()))
+    ///     .unwrap();
+    /// assert_eq!(out, "zh");
+    /// ```
+    pub fn for_locale(app: &AppHandle, locale: Locale) -> Option<Templates> {
+        Self::outside_request(app, Some(locale))
+    }
+
+    fn outside_request(app: &AppHandle, locale: Option<Locale>) -> Option<Templates> {
         let rt = app.state::<TemplatesRuntime>()?;
         let req = RenderRequest {
             method: Method::GET,
             uri: Uri::from_static("/"),
             headers: HeaderMap::new(),
             meta: None,
+            locale,
             g: std::sync::OnceLock::new(),
             app: app.clone(),
             pending: Mutex::new(Vec::new()),
@@ -366,6 +415,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Templates {
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
             meta: Some(meta.clone()),
+            locale: parts.extensions.get::<Locale>().cloned(),
             g,
             app,
             pending: Mutex::new(Vec::new()),
