@@ -170,7 +170,11 @@ fn valid_range(r: &[u8]) -> bool {
 }
 
 fn norm(b: u8) -> u8 {
-    if b == b'_' { b'-' } else { b.to_ascii_lowercase() }
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
 }
 
 /// Whether tags `a` and `b` are the same, ignoring case and reading `_` as `-`.
@@ -284,10 +288,27 @@ mod tests {
 
     #[test]
     fn ranges_are_checked() {
-        for bad in ["abcdefghi", "en-", "-en", "1en", "en--us", "e n", "en/us", ""] {
+        for bad in [
+            "abcdefghi",
+            "en-",
+            "-en",
+            "1en",
+            "en--us",
+            "e n",
+            "en/us",
+            "",
+        ] {
             assert!(parse(bad.as_bytes(), 500, 32).is_empty(), "{bad}");
         }
-        for ok in ["*", "EN-us", "zh-Hant-TW", "es-419", "en_US", "i-klingon", "x-foo"] {
+        for ok in [
+            "*",
+            "EN-us",
+            "zh-Hant-TW",
+            "es-419",
+            "en_US",
+            "i-klingon",
+            "x-foo",
+        ] {
             assert_eq!(tags(&parse(ok.as_bytes(), 500, 32)), [(ok, 1000)]);
         }
     }

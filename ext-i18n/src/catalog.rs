@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use flagon::Locale;
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentError, FluentResource};
 use fluent_syntax::ast;
-use flagon::Locale;
 
 use crate::error::CatalogError;
 
@@ -58,7 +58,10 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 
 /// Reads `dir/<locale>/*.ftl` for every directory in `dirs` (a missing directory is
 /// skipped and reported in `missing`).
-pub(crate) fn read_dirs(dirs: &[PathBuf], missing: &mut Vec<PathBuf>) -> Result<AppFiles, CatalogError> {
+pub(crate) fn read_dirs(
+    dirs: &[PathBuf],
+    missing: &mut Vec<PathBuf>,
+) -> Result<AppFiles, CatalogError> {
     let mut out = AppFiles::default();
     for dir in dirs {
         out.stamps.push((dir.clone(), mtime(dir)));
@@ -68,7 +71,12 @@ pub(crate) fn read_dirs(dirs: &[PathBuf], missing: &mut Vec<PathBuf>) -> Result<
                 missing.push(dir.clone());
                 continue;
             }
-            Err(source) => return Err(CatalogError::Io { path: dir.clone(), source }),
+            Err(source) => {
+                return Err(CatalogError::Io {
+                    path: dir.clone(),
+                    source,
+                });
+            }
         };
         let mut locale_dirs: Vec<PathBuf> = entries
             .filter_map(Result::ok)
@@ -83,7 +91,10 @@ pub(crate) fn read_dirs(dirs: &[PathBuf], missing: &mut Vec<PathBuf>) -> Result<
             };
             out.stamps.push((ldir.clone(), mtime(&ldir)));
             let mut files: Vec<PathBuf> = std::fs::read_dir(&ldir)
-                .map_err(|source| CatalogError::Io { path: ldir.clone(), source })?
+                .map_err(|source| CatalogError::Io {
+                    path: ldir.clone(),
+                    source,
+                })?
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "ftl") && p.is_file())
@@ -92,10 +103,15 @@ pub(crate) fn read_dirs(dirs: &[PathBuf], missing: &mut Vec<PathBuf>) -> Result<
             for file in files {
                 let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
                 if len > MAX_FILE_BYTES {
-                    return Err(CatalogError::TooLarge { path: file, bytes: len });
+                    return Err(CatalogError::TooLarge {
+                        path: file,
+                        bytes: len,
+                    });
                 }
-                let source = std::fs::read_to_string(&file)
-                    .map_err(|source| CatalogError::Io { path: file.clone(), source })?;
+                let source = std::fs::read_to_string(&file).map_err(|source| CatalogError::Io {
+                    path: file.clone(),
+                    source,
+                })?;
                 out.stamps.push((file.clone(), mtime(&file)));
                 let label = file.display().to_string();
                 let resource = parse(&label, source)?;
@@ -115,7 +131,12 @@ pub(crate) fn line_col(src: &str, pos: usize) -> (usize, usize) {
     let pos = pos.min(src.len());
     let before = &src.as_bytes()[..pos];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = pos - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    let col = pos
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
     (line, col)
 }
 
@@ -204,7 +225,9 @@ pub(crate) struct BuildInput<'a> {
     /// Contributed catalogs: (owner, name, locale, source).
     pub(crate) contributed: Vec<(String, String, String, String)>,
     pub(crate) use_isolating: bool,
-    pub(crate) configure: fn(&mut Bundle),
+    pub(crate) configure: fn(&mut Bundle, i32),
+    /// Seconds east of UTC dates are shown at.
+    pub(crate) offset: i32,
 }
 
 impl Bundles {
@@ -261,7 +284,7 @@ impl Bundles {
                 tag.parse().expect("canonical tags parse");
             let mut bundle: Bundle = FluentBundle::new_concurrent(vec![langid]);
             bundle.set_use_isolating(input.use_isolating);
-            (input.configure)(&mut bundle);
+            (input.configure)(&mut bundle, input.offset);
             let mut resources = app.remove(tag).unwrap_or_default();
             resources.extend(contributed.remove(tag).unwrap_or_default());
             // Who defined each id first: the app's files come first, so the app wins
@@ -288,7 +311,11 @@ impl Bundles {
                 }
                 if let Err(errors) = bundle.add_resource(r.resource.clone()) {
                     // Overriding errors are the app's messages winning (checked above).
-                    debug_assert!(errors.iter().all(|e| matches!(e, FluentError::Overriding { .. })));
+                    debug_assert!(
+                        errors
+                            .iter()
+                            .all(|e| matches!(e, FluentError::Overriding { .. }))
+                    );
                 }
             }
             bundles.push(bundle);

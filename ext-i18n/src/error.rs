@@ -72,6 +72,8 @@ pub enum CatalogError {
         message: String,
     },
     /// The app was built without the i18n extension.
-    #[error("the i18n extension is not registered on this app (register `flagon_i18n::I18n::new()`)")]
+    #[error(
+        "the i18n extension is not registered on this app (register `flagon_i18n::I18n::new()`)"
+    )]
     NotRegistered,
 }
