@@ -23,16 +23,36 @@ pub struct Range<'a> {
 }
 
 /// The ranges of one header, highest weight first, header order kept among equal weights.
+/// Kept as offsets into the header in a fixed array (6 bytes a range), so parsing touches
+/// no heap and little stack.
 #[derive(Clone, Debug)]
 pub struct Ranges<'a> {
-    items: [Range<'a>; MAX_RANGES],
+    header: &'a [u8],
+    items: [Slot; MAX_RANGES],
     len: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    start: u16,
+    len: u16,
+    q: u16,
 }
 
 impl<'a> Ranges<'a> {
     /// The ranges, highest weight first.
-    pub fn as_slice(&self) -> &[Range<'a>] {
-        &self.items[..self.len]
+    pub fn iter(&self) -> impl Iterator<Item = Range<'a>> + '_ {
+        self.items[..self.len].iter().map(|s| Range {
+            // Checked ASCII when parsed.
+            tag: std::str::from_utf8(&self.header[s.start as usize..(s.start + s.len) as usize])
+                .unwrap_or(""),
+            q: s.q,
+        })
+    }
+
+    /// How many ranges were kept.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// Whether no valid range was found.
@@ -41,20 +61,25 @@ impl<'a> Ranges<'a> {
     }
 }
 
-/// Parses an `Accept-Language` value: at most `max_len` bytes and `max_ranges` ranges
-/// (capped at [`MAX_RANGES`]).
+/// The most bytes of a header ever read, whatever the configuration says.
+pub const MAX_LEN: usize = 8192;
+
+/// Parses an `Accept-Language` value: at most `max_len` bytes (capped at [`MAX_LEN`]) and
+/// `max_ranges` ranges (capped at [`MAX_RANGES`]).
 ///
 /// ```
 /// let r = flagon_i18n::accept::parse(b"fr;q=0, en;q=0.5, de", 500, 32);
-/// let tags: Vec<(&str, u16)> = r.as_slice().iter().map(|r| (r.tag, r.q)).collect();
+/// let tags: Vec<(&str, u16)> = r.iter().map(|r| (r.tag, r.q)).collect();
 /// assert_eq!(tags, [("de", 1000), ("en", 500), ("fr", 0)]);
 /// ```
 pub fn parse(header: &[u8], max_len: usize, max_ranges: usize) -> Ranges<'_> {
     let mut out = Ranges {
-        items: [Range { tag: "", q: 0 }; MAX_RANGES],
+        header,
+        items: [Slot::default(); MAX_RANGES],
         len: 0,
     };
     let cap = max_ranges.min(MAX_RANGES);
+    let max_len = max_len.min(MAX_LEN);
     let mut input = header;
     if input.len() > max_len {
         input = &input[..max_len];
@@ -64,18 +89,26 @@ pub fn parse(header: &[u8], max_len: usize, max_ranges: usize) -> Ranges<'_> {
             None => return out,
         }
     }
+    let mut offset = 0usize;
     for item in input.split(|&b| b == b',') {
+        let at = offset;
+        offset += item.len() + 1;
         if out.len == cap {
             break;
         }
-        if let Some(range) = parse_item(item) {
+        if let Some((start, len, q)) = parse_item(item) {
+            let slot = Slot {
+                start: (at + start) as u16,
+                len: len as u16,
+                q,
+            };
             // Stable insertion by weight, highest first.
             let mut i = out.len;
-            while i > 0 && out.items[i - 1].q < range.q {
+            while i > 0 && out.items[i - 1].q < q {
                 out.items[i] = out.items[i - 1];
                 i -= 1;
             }
-            out.items[i] = range;
+            out.items[i] = slot;
             out.len += 1;
         }
     }
@@ -98,7 +131,12 @@ fn trim_ows(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
-fn parse_item(item: &[u8]) -> Option<Range<'_>> {
+/// One item: the range's offset and length within `item`, and its weight.
+fn parse_item(item: &[u8]) -> Option<(usize, usize, u16)> {
+    let lead = item
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
     let item = trim_ows(item);
     if item.is_empty() {
         return None;
@@ -121,9 +159,7 @@ fn parse_item(item: &[u8]) -> Option<Range<'_>> {
             parse_qvalue(&p[2..])?
         }
     };
-    // `valid_range` admitted ASCII only.
-    let tag = std::str::from_utf8(range).ok()?;
-    Some(Range { tag, q })
+    Some((lead, range.len(), q))
 }
 
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
@@ -228,12 +264,14 @@ pub fn lookup(range: &str, available: &[Locale], allowed: impl Fn(usize) -> bool
 /// range refused. A locale a `q=0` range matches is never picked. `None` when nothing
 /// matches (the caller then uses its default).
 pub fn negotiate(ranges: &Ranges<'_>, available: &[Locale]) -> Option<usize> {
-    let all = ranges.as_slice();
+    let any_refusal = ranges.iter().any(|r| r.q == 0);
     let refused = |i: usize| {
-        all.iter()
-            .any(|r| r.q == 0 && r.tag != "*" && filter_matches(r.tag, available[i].as_str()))
+        any_refusal
+            && ranges
+                .iter()
+                .any(|r| r.q == 0 && r.tag != "*" && filter_matches(r.tag, available[i].as_str()))
     };
-    for r in all.iter().take_while(|r| r.q > 0) {
+    for r in ranges.iter().take_while(|r| r.q > 0) {
         let found = if r.tag == "*" {
             (0..available.len()).find(|&i| !refused(i))
         } else {
@@ -251,7 +289,7 @@ mod tests {
     use super::*;
 
     fn tags<'a>(r: &Ranges<'a>) -> Vec<(&'a str, u16)> {
-        r.as_slice().iter().map(|r| (r.tag, r.q)).collect()
+        r.iter().map(|r| (r.tag, r.q)).collect()
     }
 
     #[test]
@@ -281,9 +319,9 @@ mod tests {
     #[test]
     fn item_count_is_capped() {
         let header = "en,".repeat(100);
-        assert_eq!(parse(header.as_bytes(), 10_000, 32).as_slice().len(), 32);
-        assert_eq!(parse(header.as_bytes(), 10_000, 4).as_slice().len(), 4);
-        assert_eq!(parse(header.as_bytes(), 10_000, 1000).as_slice().len(), 32);
+        assert_eq!(parse(header.as_bytes(), 10_000, 32).len(), 32);
+        assert_eq!(parse(header.as_bytes(), 10_000, 4).len(), 4);
+        assert_eq!(parse(header.as_bytes(), 10_000, 1000).len(), 32);
     }
 
     #[test]

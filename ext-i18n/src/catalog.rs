@@ -373,6 +373,11 @@ impl Bundles {
             };
             let Some(pattern) = pattern else { continue };
             let mut errors = Vec::new();
+            #[cfg(feature = "icu")]
+            let text = crate::format::formatting_in(&self.available[i], || {
+                bundle.format_pattern(pattern, args, &mut errors)
+            });
+            #[cfg(not(feature = "icu"))]
             let text = bundle.format_pattern(pattern, args, &mut errors);
             let out = Formatted {
                 text,

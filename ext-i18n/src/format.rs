@@ -305,34 +305,36 @@ impl Lang {
     }
 }
 
+thread_local! {
+    /// The locale of the bundle formatting on this thread (set by the catalogs around each
+    /// `format_pattern`), so the fn-pointer number formatter knows it without fluent's
+    /// per-locale memoizer lock.
+    static FORMATTING: std::cell::RefCell<Option<flagon::Locale>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `locale` as the formatting locale of this thread.
+pub(crate) fn formatting_in<R>(locale: &flagon::Locale, f: impl FnOnce() -> R) -> R {
+    let prev = FORMATTING.with(|c| c.replace(Some(locale.clone())));
+    let out = f();
+    FORMATTING.with(|c| *c.borrow_mut() = prev);
+    out
+}
+
 /// Fluent's number display made locale-aware (plural selection is unchanged).
 fn fluent_number(
     v: &FluentValue<'_>,
-    intls: &intl_memoizer::concurrent::IntlLangMemoizer,
+    _intls: &intl_memoizer::concurrent::IntlLangMemoizer,
 ) -> Option<String> {
     let FluentValue::Number(FluentNumber { value, options }) = v else {
         return None;
     };
-    let tag = intls
-        .with_try_get::<LangTag, _, _>((), |t| t.0.clone())
-        .ok()?;
+    let tag = FORMATTING.with(|c| c.borrow().as_ref().map(|l| l.as_str().to_owned()))?;
     let min = options.minimum_fraction_digits.unwrap_or(0);
     let max = options.maximum_fraction_digits.unwrap_or(3).max(min);
     match options.style {
         FluentNumberStyle::Percent => percent_in(&tag, *value).ok(),
         FluentNumberStyle::Currency => currency_in(&tag, *value, options.currency.as_deref()?).ok(),
         FluentNumberStyle::Decimal => decimal_in(&tag, *value, min, max, options.use_grouping).ok(),
-    }
-}
-
-/// The bundle's locale, memoized so the fn-pointer formatter can learn it.
-struct LangTag(String);
-
-impl intl_memoizer::Memoizable for LangTag {
-    type Args = ();
-    type Error = ();
-    fn construct(lang: unic_langid::LanguageIdentifier, _: ()) -> Result<Self, ()> {
-        Ok(LangTag(lang.to_string()))
     }
 }
 

@@ -175,6 +175,7 @@ use state::{Cell, Shared};
 #[derive(Default)]
 pub struct I18n {
     selectors: Vec<Arc<dyn LocaleSelector>>,
+    dirs: Vec<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for I18n {
@@ -195,6 +196,14 @@ impl I18n {
     /// `locale_selector`); selectors are asked in the order added.
     pub fn selector(mut self, selector: impl LocaleSelector) -> Self {
         self.selectors.push(Arc::new(selector));
+        self
+    }
+
+    /// Adds a catalog directory given in code (`concat!(env!("CARGO_MANIFEST_DIR"),
+    /// "/locales")`), used when the settings do not set `i18n.dirs`; several may be added,
+    /// the first winning.
+    pub fn dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dirs.push(dir.into());
         self
     }
 
@@ -323,7 +332,14 @@ impl Extension for I18n {
     }
 
     fn init_app(&self, app: &mut Setup<'_>) -> Result<(), SetupError> {
-        let cfg: I18nConfig = app.config("i18n")?;
+        let mut cfg: I18nConfig = app.config("i18n")?;
+        let dirs_set = matches!(
+            app.settings().value::<Vec<std::path::PathBuf>>("i18n.dirs"),
+            Ok(Some(_))
+        );
+        if !dirs_set && !self.dirs.is_empty() {
+            cfg.dirs = self.dirs.clone();
+        }
         let offset = validate(app, &cfg)?;
         let reload = cfg
             .auto_reload
