@@ -238,19 +238,19 @@ pub fn filter_matches(range: &str, tag: &str) -> bool {
 pub fn lookup(range: &str, available: &[Locale], allowed: impl Fn(usize) -> bool) -> Option<usize> {
     let mut candidate = range;
     loop {
-        if let Some(i) = available.iter().position(|a| tag_eq(a.as_str(), candidate)) {
-            if allowed(i) {
-                return Some(i);
-            }
+        if let Some(i) = available.iter().position(|a| tag_eq(a.as_str(), candidate))
+            && allowed(i)
+        {
+            return Some(i);
         }
         let Some(cut) = candidate.rfind(['-', '_']) else {
             break;
         };
         candidate = &candidate[..cut];
-        if let Some(cut) = candidate.rfind(['-', '_']) {
-            if candidate.len() - cut == 2 {
-                candidate = &candidate[..cut];
-            }
+        if let Some(cut) = candidate.rfind(['-', '_'])
+            && candidate.len() - cut == 2
+        {
+            candidate = &candidate[..cut];
         }
     }
     available

@@ -415,15 +415,15 @@ fn chain(i: usize, tag: &str, available: &[Locale], default: usize) -> Vec<usize
     let mut t = tag;
     while let Some(cut) = t.rfind('-') {
         t = &t[..cut];
-        if let Some(cut2) = t.rfind('-') {
-            if t.len() - cut2 == 2 {
-                t = &t[..cut2];
-            }
+        if let Some(cut2) = t.rfind('-')
+            && t.len() - cut2 == 2
+        {
+            t = &t[..cut2];
         }
-        if let Some(j) = available.iter().position(|a| a.as_str() == t) {
-            if !out.contains(&j) {
-                out.push(j);
-            }
+        if let Some(j) = available.iter().position(|a| a.as_str() == t)
+            && !out.contains(&j)
+        {
+            out.push(j);
         }
     }
     if !out.contains(&default) {

@@ -11,7 +11,7 @@ use flagon::serde::{Deserialize, Serialize};
 pub enum SourceKind {
     /// The `?lang=` query parameter (`query_param`).
     Query,
-    /// The locale cookie (`cookie_name`), written by [`set_locale`](crate::set_locale).
+    /// The locale cookie (`cookie_name`), written by [`Lang::set_locale`](crate::Lang::set_locale).
     Cookie,
     /// The `Accept-Language` header.
     Header,

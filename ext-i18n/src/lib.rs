@@ -42,7 +42,7 @@
 //!
 //! Fluent resources in `locales/<locale>/*.ftl` (directories set by `i18n.dirs`; the first
 //! directory's message wins), and the catalogs other extensions contribute through core's
-//! [`Catalogs`](flagon::messages::Catalogs) registry (login's "please log in"): the app's
+//! [`Catalogs`] registry (login's "please log in"): the app's
 //! message of the same id wins over an extension's, as its template wins over an
 //! extension's. Two app files, or two extensions, defining one id for one locale fail the
 //! build, naming both. A parse error stops startup with the file, line, column and
@@ -77,7 +77,7 @@
 //!
 //! [`Lang::t`] in handlers; `_("id", name=value)` (and `t`) in templates, which also
 //! reach attributes (`_("login-form.title")`) and plurals through Fluent selectors with
-//! CLDR plural rules. Core's [`Message`](flagon::messages::Message) is the lazy message:
+//! CLDR plural rules. Core's [`Message`] is the lazy message:
 //! stored in the session or a flashed message, translated when shown
 //! ([`Lang::message`], [`flagon::messages::translate`]). A missing message falls back
 //! along the chain, then to the id; a missing argument or a formatting error in one locale
@@ -119,7 +119,7 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `icu` | off | ICU4X formatting: [`Lang::format_decimal`] and friends, the template filters `decimalformat`, `percentformat`, `currencyformat`, `dateformat`, `datetimeformat`, `timedeltaformat`, and locale-aware Fluent `NUMBER()` display plus `CURRENCY()` and `DATETIME()` |
+//! | `icu` | off | ICU4X formatting: `Lang::format_decimal` and friends, the template filters `decimalformat`, `percentformat`, `currencyformat`, `dateformat`, `datetimeformat`, `timedeltaformat`, and locale-aware Fluent `NUMBER()` display plus `CURRENCY()` and `DATETIME()` |
 //!
 //! `icu` is off by default because ICU4X's compiled data costs about a minute of cold
 //! build on two cores and 0.1–0.5 MB per formatter in the binary; an app that only
@@ -370,11 +370,11 @@ impl Extension for I18n {
 
         let c = cell.clone();
         app.before_request(move |mut req| {
-            if let Some(s) = c.get() {
-                if Locale::of(&req).is_none() {
-                    let locale = s.negotiate(&req);
-                    let _ = Locale::set(&mut req, locale);
-                }
+            if let Some(s) = c.get()
+                && Locale::of(&req).is_none()
+            {
+                let locale = s.negotiate(&req);
+                let _ = Locale::set(&mut req, locale);
             }
             std::future::ready(ControlFlow::Continue(req))
         });

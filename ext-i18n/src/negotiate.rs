@@ -166,10 +166,10 @@ pub(crate) fn finish_response(used: &Used, mut res: Response) -> Response {
         return res;
     };
     let headers = res.headers_mut();
-    if !headers.contains_key(CONTENT_LANGUAGE) {
-        if let Ok(v) = HeaderValue::from_str(locale.as_str()) {
-            headers.insert(CONTENT_LANGUAGE, v);
-        }
+    if !headers.contains_key(CONTENT_LANGUAGE)
+        && let Ok(v) = HeaderValue::from_str(locale.as_str())
+    {
+        headers.insert(CONTENT_LANGUAGE, v);
     }
     let mut add = |name: &'static str| {
         let present = headers.get_all(VARY).iter().any(|v| {

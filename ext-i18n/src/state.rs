@@ -14,6 +14,9 @@ use crate::config::I18nConfig;
 use crate::error::CatalogError;
 use crate::negotiate::Used;
 
+/// Files read and their modification times.
+pub(crate) type Stamps = Vec<(PathBuf, Option<SystemTime>)>;
+
 /// How often, at most, a reloading app looks at its files' modification times.
 const RELOAD_CHECK: Duration = Duration::from_millis(250);
 
@@ -47,7 +50,7 @@ pub(crate) fn build_bundles(
     cfg: &I18nConfig,
     contributed: &[(String, String, String, String)],
     missing_dirs: &mut Vec<PathBuf>,
-) -> Result<(Bundles, Vec<(PathBuf, Option<SystemTime>)>), CatalogError> {
+) -> Result<(Bundles, Stamps), CatalogError> {
     let AppFiles { locales, stamps } = read_dirs(&cfg.dirs, missing_dirs)?;
     let bundles = Bundles::build(BuildInput {
         default_locale: &cfg.default_locale,

@@ -51,7 +51,7 @@ fn translate(cell: &Cell, req: &RenderRequest, args: &[Value]) -> Result<String,
         fargs.set(key.to_owned(), to_fluent(&v));
     }
     let lang = lang_for(shared(cell)?, req);
-    let args = (!kwargs.args().next().is_none()).then_some(&fargs);
+    let args = kwargs.args().next().is_some().then_some(&fargs);
     Ok(lang.try_t(&id, args).unwrap_or(id))
 }
 
