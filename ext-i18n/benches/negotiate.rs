@@ -16,7 +16,7 @@ fn benches(c: &mut Criterion) {
         .iter()
         .map(|t| Locale::parse(t).unwrap())
         .collect();
-    let header = b"fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5";
+    let header = "fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5";
     c.bench_function(NEGOTIATE, |b| {
         b.iter(|| {
             let ranges = accept::parse(black_box(header), 500, 32);

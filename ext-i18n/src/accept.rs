@@ -27,7 +27,7 @@ pub struct Range<'a> {
 /// no heap and little stack.
 #[derive(Clone, Debug)]
 pub struct Ranges<'a> {
-    header: &'a [u8],
+    header: &'a str,
     items: [Slot; MAX_RANGES],
     len: usize,
 }
@@ -43,8 +43,9 @@ impl<'a> Ranges<'a> {
     /// The ranges, highest weight first.
     pub fn iter(&self) -> impl Iterator<Item = Range<'a>> + '_ {
         self.items[..self.len].iter().map(|s| Range {
-            // Checked ASCII when parsed.
-            tag: std::str::from_utf8(&self.header[s.start as usize..(s.start + s.len) as usize])
+            tag: self
+                .header
+                .get(s.start as usize..(s.start + s.len) as usize)
                 .unwrap_or(""),
             q: s.q,
         })
@@ -68,11 +69,11 @@ pub const MAX_LEN: usize = 8192;
 /// `max_ranges` ranges (capped at [`MAX_RANGES`]).
 ///
 /// ```
-/// let r = flagon_i18n::accept::parse(b"fr;q=0, en;q=0.5, de", 500, 32);
+/// let r = flagon_i18n::accept::parse("fr;q=0, en;q=0.5, de", 500, 32);
 /// let tags: Vec<(&str, u16)> = r.iter().map(|r| (r.tag, r.q)).collect();
 /// assert_eq!(tags, [("de", 1000), ("en", 500), ("fr", 0)]);
 /// ```
-pub fn parse(header: &[u8], max_len: usize, max_ranges: usize) -> Ranges<'_> {
+pub fn parse(header: &str, max_len: usize, max_ranges: usize) -> Ranges<'_> {
     let mut out = Ranges {
         header,
         items: [Slot::default(); MAX_RANGES],
@@ -80,7 +81,7 @@ pub fn parse(header: &[u8], max_len: usize, max_ranges: usize) -> Ranges<'_> {
     };
     let cap = max_ranges.min(MAX_RANGES);
     let max_len = max_len.min(MAX_LEN);
-    let mut input = header;
+    let mut input = header.as_bytes();
     if input.len() > max_len {
         input = &input[..max_len];
         // The cut item is likely incomplete: drop it.
@@ -295,7 +296,7 @@ mod tests {
     #[test]
     fn weights_follow_the_grammar() {
         let r = parse(
-            b"a;q=1.0001, b;q=-1, c;q=abc, d;q=.5, e;q=0.5000, f;q=, g;q=0.5, h;q=1.000, i ; q=0.25, j;q = 0.5, k;Q=0.125",
+            "a;q=1.0001, b;q=-1, c;q=abc, d;q=.5, e;q=0.5000, f;q=, g;q=0.5, h;q=1.000, i ; q=0.25, j;q = 0.5, k;Q=0.125",
             500,
             32,
         );
@@ -304,24 +305,24 @@ mod tests {
 
     #[test]
     fn ties_keep_header_order() {
-        let r = parse(b"b;q=0.5, a, c;q=0.5, d", 500, 32);
+        let r = parse("b;q=0.5, a, c;q=0.5, d", 500, 32);
         assert_eq!(tags(&r), [("a", 1000), ("d", 1000), ("b", 500), ("c", 500)]);
     }
 
     #[test]
     fn long_headers_are_cut_at_a_comma() {
-        let r = parse(b"en, fr, deutschland", 12, 32);
+        let r = parse("en, fr, deutschland", 12, 32);
         assert_eq!(tags(&r), [("en", 1000), ("fr", 1000)]);
-        let r = parse(b"abcdefgh-abcdefgh", 5, 32);
+        let r = parse("abcdefgh-abcdefgh", 5, 32);
         assert!(r.is_empty());
     }
 
     #[test]
     fn item_count_is_capped() {
         let header = "en,".repeat(100);
-        assert_eq!(parse(header.as_bytes(), 10_000, 32).len(), 32);
-        assert_eq!(parse(header.as_bytes(), 10_000, 4).len(), 4);
-        assert_eq!(parse(header.as_bytes(), 10_000, 1000).len(), 32);
+        assert_eq!(parse(&header, 10_000, 32).len(), 32);
+        assert_eq!(parse(&header, 10_000, 4).len(), 4);
+        assert_eq!(parse(&header, 10_000, 1000).len(), 32);
     }
 
     #[test]
@@ -336,7 +337,7 @@ mod tests {
             "en/us",
             "",
         ] {
-            assert!(parse(bad.as_bytes(), 500, 32).is_empty(), "{bad}");
+            assert!(parse(bad, 500, 32).is_empty(), "{bad}");
         }
         for ok in [
             "*",
@@ -347,7 +348,7 @@ mod tests {
             "i-klingon",
             "x-foo",
         ] {
-            assert_eq!(tags(&parse(ok.as_bytes(), 500, 32)), [(ok, 1000)]);
+            assert_eq!(tags(&parse(ok, 500, 32)), [(ok, 1000)]);
         }
     }
 

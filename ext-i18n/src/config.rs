@@ -15,6 +15,10 @@ pub enum SourceKind {
     Cookie,
     /// The `Accept-Language` header.
     Header,
+    /// A value in the session (`session_key`), written by
+    /// [`Lang::set_session_locale`](crate::Lang::set_session_locale). Listing it loads the
+    /// session on every request that gets this far in the chain.
+    Session,
 }
 
 /// `[i18n]` in `flagon.toml`. Every key is optional; the crate docs have the table.
@@ -37,6 +41,8 @@ pub struct I18nConfig {
     pub query_param: String,
     /// The cookie holding the user's choice.
     pub cookie_name: String,
+    /// The session key holding the user's choice, for the `session` source.
+    pub session_key: String,
     /// The locale cookie's lifetime in seconds.
     pub cookie_max_age: u64,
     /// Unicode isolation marks (FSI/PDI) around placeables. Off: they surprise people in
@@ -66,6 +72,7 @@ impl Default for I18nConfig {
             sources: vec![SourceKind::Query, SourceKind::Cookie, SourceKind::Header],
             query_param: "lang".to_owned(),
             cookie_name: "lang".to_owned(),
+            session_key: "locale".to_owned(),
             cookie_max_age: 365 * 24 * 3600,
             use_isolating: false,
             accept_language_max_len: 500,

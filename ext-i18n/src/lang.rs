@@ -156,6 +156,20 @@ impl Lang {
             .unwrap_or_else(|| m.fallback_text().to_owned())
     }
 
+    /// Stores the user's choice `tag` in the session under `i18n.session_key`, for the
+    /// `session` source (checked like [`Lang::set_locale`]; an unknown tag is a 400).
+    pub fn set_session_locale(
+        &self,
+        session: &flagon::session::Session,
+        tag: &str,
+    ) -> Result<Locale, HttpError> {
+        let locale = crate::checked_locale(&self.shared, tag)?;
+        session
+            .insert(&self.shared.cfg.session_key, locale.as_str())
+            .map_err(HttpError::internal)?;
+        Ok(locale)
+    }
+
     /// The available locales, the default first.
     pub fn available(&self) -> Vec<Locale> {
         self.shared.bundles().available.clone()

@@ -51,7 +51,7 @@ pub(crate) struct Consulted {
 /// A requested value, checked before any lookup: a well-formed range, then RFC 4647 lookup
 /// among the available locales. Raw input never reaches a path or a bundle.
 fn resolve(b: &Bundles, value: &str) -> Option<usize> {
-    if value == "*" || accept::parse(value.as_bytes(), 64, 1).is_empty() {
+    if value == "*" || accept::parse(value, 64, 1).is_empty() {
         return None;
     }
     b.find(value)
@@ -106,6 +106,7 @@ impl Shared {
         b: &Bundles,
         uri: Option<&Uri>,
         headers: Option<&HeaderMap>,
+        session: Option<&str>,
     ) -> (usize, Consulted) {
         let mut consulted = Consulted::default();
         for source in &self.cfg.sources {
@@ -119,13 +120,19 @@ impl Shared {
                         .and_then(|h| cookie_value(h, &self.cfg.cookie_name))
                         .and_then(|v| resolve(b, v))
                 }
+                SourceKind::Session => {
+                    // The session is found by its cookie.
+                    consulted.cookie = true;
+                    session.and_then(|v| resolve(b, v))
+                }
                 SourceKind::Header => {
                     consulted.header = true;
                     headers
                         .and_then(|h| h.get(flagon::http::header::ACCEPT_LANGUAGE))
+                        .and_then(|v| v.to_str().ok())
                         .and_then(|v| {
                             let ranges = accept::parse(
-                                v.as_bytes(),
+                                v,
                                 self.cfg.accept_language_max_len,
                                 self.cfg.max_ranges,
                             );
@@ -140,15 +147,16 @@ impl Shared {
         (b.default, consulted)
     }
 
-    /// The whole chain for a request.
-    pub(crate) fn negotiate(&self, req: &Request) -> Locale {
+    /// The whole chain for a request; `session` is the session's value, when the `session`
+    /// source is configured.
+    pub(crate) fn negotiate(&self, req: &Request, session: Option<&str>) -> Locale {
         let b = self.bundles();
         for s in &self.selectors {
             if let Some(i) = s.select(req).and_then(|v| resolve(&b, &v)) {
                 return b.available[i].clone();
             }
         }
-        let (i, _) = self.negotiate_head(&b, Some(req.uri()), Some(req.headers()));
+        let (i, _) = self.negotiate_head(&b, Some(req.uri()), Some(req.headers()), session);
         b.available[i].clone()
     }
 }

@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub(crate) selectors: Vec<Arc<dyn crate::LocaleSelector>>,
     pub(crate) used: RequestLocal<Used>,
     /// Seconds east of UTC of `default_timezone`.
+    #[cfg_attr(not(feature = "icu"), allow(dead_code))]
     pub(crate) offset: i32,
     /// Catalogs other extensions contributed: (owner, name, locale, source).
     pub(crate) contributed: Vec<(String, String, String, String)>,

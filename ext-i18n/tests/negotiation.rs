@@ -250,11 +250,11 @@ async fn huge_accept_language_is_bounded() {
         "{per:?} per request"
     );
     // Direct parse: the cap holds however long the header.
-    let ranges = flagon_i18n::accept::parse(header.as_bytes(), 500, 32);
+    let ranges = flagon_i18n::accept::parse(&header, 500, 32);
     assert!(ranges.len() <= 32);
     let t = std::time::Instant::now();
     for _ in 0..1000 {
-        std::hint::black_box(flagon_i18n::accept::parse(header.as_bytes(), 500, 32));
+        std::hint::black_box(flagon_i18n::accept::parse(&header, 500, 32));
     }
     assert!(
         t.elapsed() < std::time::Duration::from_millis(200),
@@ -296,4 +296,35 @@ async fn set_route_stores_the_choice_and_redirects_safely() {
     }
     let r = client.get("/_i18n/set").send().await;
     assert_eq!(r.status(), 400);
+}
+
+async fn choose(
+    lang: Lang,
+    session: flagon::session::Session,
+    flagon::extract::Path(tag): flagon::extract::Path<String>,
+) -> Result<String, flagon::HttpError> {
+    Ok(lang.set_session_locale(&session, &tag)?.to_string())
+}
+
+#[tokio::test]
+async fn the_session_source_reads_the_users_stored_choice() {
+    let fx = common::standard();
+    let app = fx
+        .builder("sources = [\"query\", \"session\", \"header\"]")
+        .register(I18n::new())
+        .route(Route::get("/loc", locale))
+        .route(Route::get("/choose/{tag}", choose))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    assert_eq!(pick(&client, "de").await, "de");
+    assert_eq!(client.get("/choose/pl_PL").send().await.text(), "pl");
+    assert_eq!(pick(&client, "de").await, "pl");
+    assert_eq!(client.get("/loc?lang=fr").send().await.text(), "fr");
+    let r = client.get("/choose/%3Cscript%3E").send().await;
+    assert_eq!(r.status(), 400);
+    assert!(!r.text().contains("script"));
+    assert_eq!(pick(&client, "de").await, "pl");
+    // Another browser has its own session.
+    assert_eq!(pick(&TestClient::new(&app), "de").await, "de");
 }
