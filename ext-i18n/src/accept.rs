@@ -120,47 +120,67 @@ fn memrchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().rposition(|&b| b == needle)
 }
 
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
-}
-
-/// One item: the range's offset and length within `item`, and its weight.
+/// One item, in one pass: the range's offset and length within `item`, and its weight.
+/// `language-range = (1*8ALPHA *("-" 1*8alphanum)) / "*"`, also admitting `_` as the
+/// separator (`en_US`, common from POSIX locales; matched as `en-US`).
 fn parse_item(item: &[u8]) -> Option<(usize, usize, u16)> {
-    let lead = item
-        .iter()
-        .take_while(|&&b| b == b' ' || b == b'\t')
-        .count();
-    let item = trim_ows(item);
-    if item.is_empty() {
-        return None;
-    }
-    let (range, params) = match item.iter().position(|&b| b == b';') {
-        Some(i) => (trim_ows(&item[..i]), Some(&item[i + 1..])),
-        None => (item, None),
-    };
-    if !valid_range(range) {
-        return None;
-    }
-    let q = match params {
-        None => 1000,
-        Some(p) => {
-            let p = trim_ows(p);
-            // Only one parameter is defined: the weight.
-            if p.len() < 2 || !(p[0] == b'q' || p[0] == b'Q') || p[1] != b'=' {
-                return None;
-            }
-            parse_qvalue(&p[2..])?
+    let ows = |i: &mut usize| {
+        while *i < item.len() && (item[*i] == b' ' || item[*i] == b'\t') {
+            *i += 1;
         }
     };
-    Some((lead, range.len(), q))
+    let mut i = 0;
+    ows(&mut i);
+    let start = i;
+    if item.get(i) == Some(&b'*') {
+        i += 1;
+    } else {
+        // `1*8ALPHA *( ("-" / "_") 1*8alphanum )`
+        let mut first = true;
+        loop {
+            let sub = i;
+            while i < item.len()
+                && i - sub < 9
+                && (if first {
+                    item[i].is_ascii_alphabetic()
+                } else {
+                    item[i].is_ascii_alphanumeric()
+                })
+            {
+                i += 1;
+            }
+            if !(1..=8).contains(&(i - sub)) {
+                return None;
+            }
+            first = false;
+            match item.get(i) {
+                Some(b'-' | b'_') => i += 1,
+                _ => break,
+            }
+        }
+    }
+    let end = i;
+    ows(&mut i);
+    if i == item.len() {
+        return (end > start).then_some((start, end - start, 1000));
+    }
+    if item[i] != b';' {
+        return None;
+    }
+    i += 1;
+    ows(&mut i);
+    // Only one parameter is defined: the weight, `q=` with no space inside.
+    if item.len() < i + 2 || !(item[i] == b'q' || item[i] == b'Q') || item[i + 1] != b'=' {
+        return None;
+    }
+    i += 2;
+    let v = i;
+    while i < item.len() && item[i] != b' ' && item[i] != b'\t' {
+        i += 1;
+    }
+    let q = parse_qvalue(&item[v..i])?;
+    ows(&mut i);
+    (i == item.len()).then_some((start, end - start, q))
 }
 
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
@@ -184,26 +204,6 @@ fn parse_qvalue(v: &[u8]) -> Option<u16> {
         b"1" if frac.iter().all(|&d| d == b'0') => Some(1000),
         _ => None,
     }
-}
-
-/// `language-range = (1*8ALPHA *("-" 1*8alphanum)) / "*"`, also admitting `_` as the
-/// separator (`en_US`, common from POSIX locales; matched as `en-US`).
-fn valid_range(r: &[u8]) -> bool {
-    if r == b"*" {
-        return true;
-    }
-    if r.is_empty() {
-        return false;
-    }
-    r.split(|&b| b == b'-' || b == b'_')
-        .enumerate()
-        .all(|(i, sub)| {
-            (1..=8).contains(&sub.len())
-                && sub.iter().all(|b| match i {
-                    0 => b.is_ascii_alphabetic(),
-                    _ => b.is_ascii_alphanumeric(),
-                })
-        })
 }
 
 fn norm(b: u8) -> u8 {

@@ -430,3 +430,38 @@ async fn a_lazy_message_survives_a_redirect_in_a_flash() {
     assert_eq!(r.text(), "[已保存 3 项。]");
     assert_eq!(client.get("/shown").send().await.text(), "");
 }
+
+#[test]
+fn isolation_marks_are_off_by_default_and_configurable() {
+    let fx = common::standard();
+    let app = build(&fx);
+    let en = I18n::for_locale(app.handle(), "en").unwrap();
+    assert_eq!(en.t("hello", [("name", "Ada")]), "Hello, Ada!");
+    let app = fx
+        .builder("use_isolating = true")
+        .register(I18n::new())
+        .build()
+        .unwrap();
+    let en = I18n::for_locale(app.handle(), "en").unwrap();
+    assert_eq!(
+        en.t("hello", [("name", "Ada")]),
+        "Hello, \u{2068}Ada\u{2069}!"
+    );
+}
+
+#[test]
+fn lang_is_send_and_sync_and_shared_across_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<flagon_i18n::Lang>();
+    let fx = common::standard();
+    let app = build(&fx);
+    let zh = I18n::for_locale(app.handle(), "zh").unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let zh = zh.clone();
+            std::thread::spawn(move || zh.t("items", [("count", i)]))
+        })
+        .collect();
+    let out: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(out, ["0 件", "1 件", "2 件", "3 件"]);
+}
