@@ -41,6 +41,9 @@ pub enum FormatError {
     /// Not a finite number.
     #[error("not a finite number")]
     Number,
+    /// Not a fixed UTC offset (`UTC`, `+08:00`, `-05:30`).
+    #[error("`{0}` is not a timezone offset (`UTC`, `+08:00`, `-05:30`)")]
+    Timezone(String),
     /// Not a date: a Unix timestamp or `YYYY-MM-DD[THH:MM[:SS]][Z|±HH:MM]`.
     #[error("`{0}` is not a date (a Unix timestamp or `YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]`)")]
     Date(String),
@@ -265,6 +268,17 @@ fn relative_in(tag: &str, secs: i64) -> Result<String, FormatError> {
 }
 
 impl Lang {
+    /// This `Lang` showing dates at `tz` (a fixed UTC offset: `UTC`, `+08:00`) instead of
+    /// `i18n.default_timezone`: the user's own timezone, as Flask-Babel's
+    /// `timezone_selector` gives it.
+    pub fn with_timezone(&self, tz: &str) -> Result<Lang, FormatError> {
+        let offset =
+            crate::config::parse_offset(tz).ok_or_else(|| FormatError::Timezone(tz.to_owned()))?;
+        let mut lang = self.clone();
+        lang.offset = Some(offset);
+        Ok(lang)
+    }
+
     /// `n` with this locale's digits, grouping and decimal separator, at most three
     /// fraction digits (Flask-Babel's `format_decimal`).
     pub fn format_decimal(&self, n: f64) -> Result<String, FormatError> {
@@ -284,18 +298,32 @@ impl Lang {
 
     /// The date of Unix time `unix` in `i18n.default_timezone` (Flask-Babel's `format_date`).
     pub fn format_date(&self, unix: i64, length: Length) -> Result<String, FormatError> {
-        date_in(self.locale.as_str(), unix, self.shared.offset, length)
+        date_in(
+            self.locale.as_str(),
+            unix,
+            self.offset.unwrap_or(self.shared.offset),
+            length,
+        )
     }
 
     /// Date and time (hours and minutes) of `unix` in `i18n.default_timezone`
     /// (Flask-Babel's `format_datetime`).
     pub fn format_datetime(&self, unix: i64, length: Length) -> Result<String, FormatError> {
-        datetime_in(self.locale.as_str(), unix, self.shared.offset, length)
+        datetime_in(
+            self.locale.as_str(),
+            unix,
+            self.offset.unwrap_or(self.shared.offset),
+            length,
+        )
     }
 
     /// The time (hours and minutes) of `unix` in `i18n.default_timezone`.
     pub fn format_time(&self, unix: i64) -> Result<String, FormatError> {
-        time_in(self.locale.as_str(), unix, self.shared.offset)
+        time_in(
+            self.locale.as_str(),
+            unix,
+            self.offset.unwrap_or(self.shared.offset),
+        )
     }
 
     /// `seconds` from now as a relative time: `in 3 days`, `5 minutes ago`

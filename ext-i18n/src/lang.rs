@@ -83,6 +83,9 @@ pub(crate) fn message_args(m: &Message) -> Option<FluentArgs<'static>> {
 pub struct Lang {
     pub(crate) shared: Arc<Shared>,
     pub(crate) locale: Locale,
+    /// Seconds east of UTC dates are shown at, when not `i18n.default_timezone`.
+    #[cfg_attr(not(feature = "icu"), allow(dead_code))]
+    pub(crate) offset: Option<i32>,
 }
 
 impl std::fmt::Debug for Lang {
@@ -95,7 +98,11 @@ impl std::fmt::Debug for Lang {
 
 impl Lang {
     pub(crate) fn new(shared: Arc<Shared>, locale: Locale) -> Lang {
-        Lang { shared, locale }
+        Lang {
+            shared,
+            locale,
+            offset: None,
+        }
     }
 
     /// The locale.

@@ -71,6 +71,13 @@ fn default_timezone_shifts_dates() {
     // 16:09 UTC is past midnight at +08:00.
     assert_eq!(en.format_date(T, Length::Long).unwrap(), "December 2, 2026");
     assert!(en.format_time(T).unwrap().starts_with("12:09"));
+    // A user's own timezone wins over the default.
+    let ny = en.with_timezone("-05:00").unwrap();
+    assert_eq!(
+        ny.format_datetime(T, Length::Short).unwrap(),
+        "12/1/26, 11:09\u{202f}AM"
+    );
+    assert!(en.with_timezone("Europe/Paris").is_err());
 }
 
 #[tokio::test]
