@@ -24,7 +24,9 @@ use crate::AppHandle;
 use crate::error::{BoxError, Origin};
 use crate::future::BoxFuture;
 use crate::g::G;
-use crate::http_error::{ErrorMarker, Failed, HttpError, render_default, wants_json};
+use crate::http_error::{
+    ErrorMarker, Failed, HttpError, carry_headers, render_default, wants_json,
+};
 use crate::request::RequestMeta;
 use crate::signals::AnsweredBy;
 
@@ -273,11 +275,13 @@ impl Chain {
                 match AssertUnwindSafe(handler(ec)).catch_unwind().await {
                     Ok(r) => {
                         // A handler that answers with an error of its own gets that error's
-                        // default page; otherwise its response stands.
+                        // default page; otherwise its response stands. Either way it keeps
+                        // the headers the error carried unless it set them itself.
                         let mut r = match r.extensions().get::<ErrorMarker>().cloned() {
                             Some(ErrorMarker(own)) => render_default(r, &own, json),
                             None => r,
                         };
+                        carry_headers(&res, &mut r);
                         r.extensions_mut().insert(Failed(e.kind()));
                         r
                     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::error::BoxError;
 
@@ -53,6 +53,8 @@ pub struct HttpError {
     message: Cow<'static, str>,
     kind: ErrorKind,
     source: Option<BoxError>,
+    /// Headers the error response carries (`Retry-After`, `WWW-Authenticate`).
+    headers: Option<Box<HeaderMap>>,
 }
 
 impl HttpError {
@@ -63,6 +65,7 @@ impl HttpError {
             message: message.into(),
             kind: ErrorKind::Abort,
             source: None,
+            headers: None,
         }
     }
 
@@ -93,6 +96,7 @@ impl HttpError {
             message: Cow::Borrowed("The server could not complete the request."),
             kind: ErrorKind::Internal,
             source: Some(source.into()),
+            headers: None,
         }
     }
 
@@ -158,6 +162,7 @@ impl HttpError {
             message: Cow::Borrowed("The server could not complete the request."),
             kind: ErrorKind::Panic,
             source: Some(format!("panic in {during}: {text}").into()),
+            headers: None,
         }
     }
 
@@ -203,6 +208,7 @@ impl HttpError {
             message: Cow::Owned(cause.to_string()),
             kind: ErrorKind::Abort,
             source: Some(Box::new(cause)),
+            headers: None,
         }
     }
 
@@ -216,6 +222,39 @@ impl HttpError {
             next = e.source();
         }
         None
+    }
+
+    /// Adds a header to the error's response: `Retry-After` on a 429 or 503,
+    /// `WWW-Authenticate` on a 401. It is kept on whatever page answers the error: the
+    /// default page, or the response of an app's error handler
+    /// ([`Setup::error_handler`](crate::Setup::error_handler)) unless that handler sets the
+    /// same header itself. A second value of the same name is appended.
+    ///
+    /// ```
+    /// use flagon::HttpError;
+    /// use flagon::axum::response::IntoResponse;
+    /// use http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+    ///
+    /// let e = HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "Down for maintenance.")
+    ///     .with_header(RETRY_AFTER, HeaderValue::from_static("120"));
+    /// assert_eq!(e.headers().get(RETRY_AFTER).unwrap(), "120");
+    /// let res = e.into_response();
+    /// assert_eq!(res.headers().get(RETRY_AFTER).unwrap(), "120");
+    /// ```
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers
+            .get_or_insert_with(Default::default)
+            .append(name, value);
+        self
+    }
+
+    /// The headers added with [`HttpError::with_header`].
+    pub fn headers(&self) -> &HeaderMap {
+        static NONE: std::sync::OnceLock<HeaderMap> = std::sync::OnceLock::new();
+        match &self.headers {
+            Some(h) => h,
+            None => NONE.get_or_init(HeaderMap::new),
+        }
     }
 
     /// Whether the router produced this error (404/405): such errors go to the app's
@@ -320,6 +359,10 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut res = Response::new(Body::empty());
         *res.status_mut() = self.status;
+        if let Some(h) = &self.headers {
+            res.headers_mut()
+                .extend(h.iter().map(|(n, v)| (n.clone(), v.clone())));
+        }
         if let (ErrorKind::Internal, Some(src)) = (self.kind, &self.source) {
             tracing::error!(target: "flagon::request", error = %src, "request failed");
         }
@@ -392,6 +435,35 @@ pub(crate) fn render_default(res: Response, error: &HttpError, json: bool) -> Re
         .append(http::header::VARY, HeaderValue::from_static("accept"));
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Copies onto `page` (an error handler's answer) the headers of the error response it
+/// replaces (`Retry-After`, `WWW-Authenticate`, rate-limit headers) that the page does not
+/// set itself; the body's own headers (`Content-Type`, `Content-Length`, `Content-Encoding`)
+/// are the page's.
+pub(crate) fn carry_headers(from: &Response, page: &mut Response) {
+    use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
+    if from.headers().is_empty() {
+        return;
+    }
+    let carried: Vec<(HeaderName, HeaderValue)> = from
+        .headers()
+        .iter()
+        .filter(|(n, _)| {
+            ![
+                CONTENT_TYPE,
+                CONTENT_LENGTH,
+                CONTENT_ENCODING,
+                TRANSFER_ENCODING,
+            ]
+            .contains(n)
+                && !page.headers().contains_key(*n)
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    for (n, v) in carried {
+        page.headers_mut().append(n, v);
+    }
 }
 
 /// Minimal HTML escaping for text content and attribute values (`& < > " '`).

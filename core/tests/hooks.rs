@@ -584,3 +584,84 @@ async fn a_missing_trailing_slash_redirects_as_in_flask() {
         .await;
     assert_eq!(followed.text(), "admin");
 }
+
+#[tokio::test]
+async fn an_errors_headers_stay_on_the_page_an_error_handler_renders() {
+    use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+    use http::{HeaderMap, HeaderValue};
+    let app = App::builder()
+        .settings(testing_config())
+        .configure(|s| {
+            s.error_handler(StatusCode::TOO_MANY_REQUESTS, |_| async {
+                (StatusCode::TOO_MANY_REQUESTS, "slow down, friend")
+            });
+            // This handler sets its own `WWW-Authenticate`: the handler's value wins.
+            s.error_handler(StatusCode::UNAUTHORIZED, |_| async {
+                let mut h = HeaderMap::new();
+                h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                (StatusCode::UNAUTHORIZED, h, "who are you?")
+            });
+            Ok(())
+        })
+        .route(
+            Route::get("/busy", || async {
+                HttpError::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests.")
+                    .with_header(RETRY_AFTER, HeaderValue::from_static("7"))
+            })
+            .name("busy"),
+        )
+        .route(
+            Route::get("/headers", || async {
+                // Headers put on the error response itself, as an extension answering on its own does.
+                let mut h = HeaderMap::new();
+                h.insert("ratelimit", HeaderValue::from_static("\"default\";r=0;t=7"));
+                (
+                    h,
+                    HttpError::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests."),
+                )
+            })
+            .name("headers"),
+        )
+        .route(
+            Route::get("/auth", || async {
+                HttpError::new(StatusCode::UNAUTHORIZED, "Log in first.")
+                    .with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+                    .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+            })
+            .name("auth"),
+        )
+        .route(
+            Route::get("/plain", || async {
+                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "Down.")
+                    .with_header(RETRY_AFTER, HeaderValue::from_static("120"))
+            })
+            .name("plain"),
+        )
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+
+    let res = client.get("/busy").send().await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.header("retry-after"), Some("7"));
+    assert_eq!(res.text(), "slow down, friend");
+    assert!(
+        res.header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+
+    let res = client.get("/headers").send().await;
+    assert_eq!(res.header("ratelimit"), Some("\"default\";r=0;t=7"));
+    assert_eq!(res.text(), "slow down, friend");
+
+    let res = client.get("/auth").send().await;
+    assert_eq!(res.header("www-authenticate"), Some("Basic"));
+    assert_eq!(res.header("retry-after"), Some("1"));
+
+    // Without a handler, the default page keeps them too.
+    let res = client.get("/plain").send().await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.header("retry-after"), Some("120"));
+    assert!(res.text().contains("Down."));
+}
