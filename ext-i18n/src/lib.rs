@@ -122,7 +122,7 @@
 //! |---|---|---|
 //! | `icu` | off | ICU4X formatting: `Lang::format_decimal` and friends, the template filters `decimalformat`, `percentformat`, `currencyformat`, `dateformat`, `datetimeformat`, `timedeltaformat`, and locale-aware Fluent `NUMBER()` display plus `CURRENCY()` and `DATETIME()` |
 //!
-//! `icu` is off by default because ICU4X's compiled data costs about a minute of cold
+//! `icu` is off by default because ICU4X's compiled data costs 1–2 minutes of cold
 //! build on two cores and 0.1–0.5 MB per formatter in the binary; an app that only
 //! translates text needs none of it.
 //!
