@@ -15,6 +15,11 @@
 //! }
 //! ```
 //!
+//! A [`Message`] can be flashed instead of text ([`Session::flash_message`]): it is kept
+//! as an id with arguments and translated when shown, in the locale of the request that
+//! shows it ([`crate::messages::translate`]), so a message flashed before a redirect reads
+//! in the language of the page after it.
+//!
 //! Flash is built on sessions' public API only: pending messages live under a reserved
 //! session key ([`FLASH_KEY`]), and the messages taken out in a request are a
 //! request-scoped value ([`crate::RequestLocal`]), so every read in that request sees them.
@@ -26,6 +31,9 @@ use minijinja::{Error, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SetupError;
+use crate::facts::Locale;
+use crate::handle::AppHandle;
+use crate::messages::Message;
 use crate::request_local::{RequestLocal, RequestScope};
 use crate::session::{Session, SessionError};
 use crate::setup::Setup;
@@ -37,12 +45,27 @@ pub const FLASH_KEY: &str = "_flashes";
 const MAX_PENDING: usize = 64;
 
 /// One flashed message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlashMessage {
     /// The category (`message` by default in Flask; `error`, `success`, … by convention).
     pub category: String,
-    /// The text.
+    /// The text (for a flashed [`Message`], its fallback text).
     pub message: String,
+    /// The message to translate when shown, if one was flashed
+    /// ([`Session::flash_message`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy: Option<Message>,
+}
+
+impl FlashMessage {
+    /// The text to show in `locale`: a flashed [`Message`] translated by the app's
+    /// translator, otherwise the text as flashed.
+    pub fn text(&self, app: &AppHandle, locale: Option<&Locale>) -> String {
+        match &self.lazy {
+            Some(m) => crate::messages::translate(app, locale, m),
+            None => self.message.clone(),
+        }
+    }
 }
 
 impl Session {
@@ -52,11 +75,40 @@ impl Session {
         message: impl Into<String>,
         category: impl Into<String>,
     ) -> Result<(), SessionError> {
-        let mut pending: Vec<FlashMessage> = self.get(FLASH_KEY).unwrap_or_default();
-        pending.push(FlashMessage {
+        self.push_flash(FlashMessage {
             category: category.into(),
             message: message.into(),
-        });
+            lazy: None,
+        })
+    }
+
+    /// Flashes `message` (an id with arguments) under `category`, translated when shown in
+    /// the locale of the request that shows it.
+    ///
+    /// ```
+    /// use flagon::messages::Message;
+    /// use flagon::session::Session;
+    ///
+    /// async fn save(session: Session) -> Result<&'static str, flagon::HttpError> {
+    ///     session.flash_message(Message::new("saved").arg("n", 3).fallback("Saved."), "success")?;
+    ///     Ok("ok")
+    /// }
+    /// ```
+    pub fn flash_message(
+        &self,
+        message: Message,
+        category: impl Into<String>,
+    ) -> Result<(), SessionError> {
+        self.push_flash(FlashMessage {
+            category: category.into(),
+            message: message.fallback_text().to_owned(),
+            lazy: Some(message),
+        })
+    }
+
+    fn push_flash(&self, message: FlashMessage) -> Result<(), SessionError> {
+        let mut pending: Vec<FlashMessage> = self.get(FLASH_KEY).unwrap_or_default();
+        pending.push(message);
         if pending.len() > MAX_PENDING {
             let excess = pending.len() - MAX_PENDING;
             pending.drain(..excess);
@@ -106,12 +158,16 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
         };
         let kept = messages
             .into_iter()
-            .filter(|m| filter.as_ref().is_none_or(|f| f.contains(&m.category)));
+            .filter(|m| filter.as_ref().is_none_or(|f| f.contains(&m.category)))
+            .map(|m| {
+                let text = m.text(req.app(), req.locale());
+                (m.category, text)
+            });
         Ok::<Value, Error>(if with_categories.unwrap_or(false) {
-            kept.map(|m| Value::from(vec![Value::from(m.category), Value::from(m.message)]))
+            kept.map(|(c, t)| Value::from(vec![Value::from(c), Value::from(t)]))
                 .collect()
         } else {
-            kept.map(|m| Value::from(m.message)).collect()
+            kept.map(|(_, t)| Value::from(t)).collect()
         })
     });
     Ok(())

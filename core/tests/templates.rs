@@ -582,3 +582,31 @@ async fn exists_tells_a_missing_template_from_a_present_or_broken_one() {
     assert!(tpl.exists("mail/broken.html"));
     assert!(tpl.render_string("mail/broken.html", ()).await.is_err());
 }
+
+#[tokio::test]
+async fn request_filters_see_the_request_and_the_filtered_value() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "f.txt", "{{ 'x'|at_path }} {{ 3|times(4) }}");
+    let app = App::builder()
+        .settings(config_for(dir.path()))
+        .route(Route::get("/render/{name}", render))
+        .configure(|s| {
+            s.template_request_filter("at_path", |req, args| {
+                let (v,): (String,) = flagon::templates::from_args(args)?;
+                Ok(format!("{v}@{}", req.path()))
+            });
+            s.template_request_filter("times", |_req, args| {
+                let (a, b): (i64, i64) = flagon::templates::from_args(args)?;
+                Ok(a * b)
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        get(&app, "/render/f.txt").await,
+        (200, "x@/render/f.txt 12".into())
+    );
+    let tpl = Templates::for_app(app.handle()).unwrap();
+    assert_eq!(tpl.render_string("f.txt", ()).await.unwrap(), "x@/ 12");
+}

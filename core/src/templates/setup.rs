@@ -140,6 +140,39 @@ impl Setup<'_> {
         self
     }
 
+    /// Adds a template filter that sees the request being rendered for
+    /// (`{{ value|name(args) }}`): i18n's `decimalformat` formats in the render's locale.
+    /// `f` gets the [`RenderRequest`] and the call's arguments, the filtered value first.
+    /// Clash-checked with every other filter; outside a request it sees what
+    /// [`Setup::template_request_function`] describes.
+    ///
+    /// ```
+    /// # use flagon::{Setup, SetupError};
+    /// use flagon::templates::{Value, from_args};
+    /// # fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    /// app.template_request_filter("at_path", |req, args| {
+    ///     let (value,): (String,) = from_args(args)?;
+    ///     Ok(format!("{value} at {}", req.path()))
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn template_request_filter<F, R>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(&RenderRequest, &[Value]) -> Result<R, minijinja::Error> + Send + Sync + 'static,
+        R: Into<Value>,
+    {
+        self.claim_name("template filter", name);
+        let (name, f) = (name.to_owned(), Arc::new(f));
+        self.replay(move |env| {
+            let f = f.clone();
+            env.add_filter(name.clone(), move |state: &State, args: Rest<Value>| {
+                let req = builtins::request_of(state)?;
+                f(&req, &args).map(Into::into)
+            });
+        });
+        self
+    }
+
     /// Adds a template global computed from the request when a template first looks it up
     /// in a render (`{{ name.attr }}`): core's `session` is one. Clash-checked like every
     /// global. An error from `f` (a request value still loading, see

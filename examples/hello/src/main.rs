@@ -126,6 +126,50 @@ async fn save_form(
     Ok(Redirect::to("/"))
 }
 
+// --- Translations (flagon-i18n) -------------------------------------------------------
+// `/greet/{name}` answers in the visitor's language, chosen from `Accept-Language`
+// (`?lang=zh` or the `lang` cookie win), from `locales/<locale>/hello.ftl`.
+
+/// The i18n extension, reading this example's `locales/` wherever `cargo run` starts.
+fn i18n() -> flagon_i18n::I18n {
+    flagon_i18n::I18n::new().dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("locales"))
+}
+
+async fn greet(
+    axum::extract::Path(name): axum::extract::Path<String>,
+    lang: flagon_i18n::Lang,
+) -> String {
+    lang.t("greet", [("name", name)])
+}
+
+#[cfg(test)]
+mod i18n_tests {
+    use flagon::testing::TestClient;
+
+    #[tokio::test]
+    async fn greets_in_english_and_chinese_by_accept_language() {
+        let config = flagon::testing::testing_config_toml(
+            "[db]\nurl = \"sqlite::memory:\"\nauto_upgrade = true\n",
+        );
+        let app = super::build(config).unwrap_or_else(|e| panic!("{e}"));
+        let client = TestClient::new(&app);
+        let en = client
+            .get("/greet/Ada")
+            .header("accept-language", "en-GB")
+            .send()
+            .await;
+        assert_eq!(en.text(), "Hello, Ada!");
+        let zh = client
+            .get("/greet/Ada")
+            .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")
+            .send()
+            .await;
+        assert_eq!(zh.text(), "你好，Ada！");
+        assert_eq!(zh.header("content-language"), Some("zh"));
+    }
+}
+// --- end of translations ------------------------------------------------------------------
+
 async fn admin_index() -> &'static str {
     "admin area\n"
 }
@@ -146,6 +190,8 @@ fn build(config: Config) -> Result<App, BuildError> {
         .register(login::extension(&accounts))
         .configure(move |app| login::install(app, accounts))
         // --- end login ---
+        .register(i18n())
+        .route(Route::get("/greet/{name}", greet))
         .route(Route::get("/", index))
         .route(Route::get("/form", form))
         .route(Route::post("/form", save_form))
