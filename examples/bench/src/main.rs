@@ -6,9 +6,14 @@
 //! example-bench flagon --port 8002
 //! ```
 //!
-//! The Flagon app registers four extensions that add state, config sections, CLI commands
-//! and hooks on their own blueprints, but leave `/hello` alone: the `/hello` ratio measures
-//! what the core costs a route that uses none of them.
+//! The Flagon app registers the six extensions (db, cache, limiter, i18n, login, mail) and
+//! four stand-ins that add state, config sections, CLI commands and hooks on their own
+//! blueprints; `/hello` uses none of them, so its ratio measures what core and the
+//! registered-but-unused extensions cost a route that asks for nothing.
+//!
+//! `/full` uses them together: the session, the current user (flagon-login), a rate-limit
+//! check (flagon-limiter), the locale (flagon-i18n) and a template render; the run script
+//! compares it with axum's `/hello`, as the design's target does.
 //!
 //! `/page` renders `templates/page.html` with two context processors and a value read from
 //! the session; bare axum renders the same template with minijinja, the processors' values
@@ -38,6 +43,10 @@ const ITEMS: [&str; 3] = ["typed extensions", "async hooks", "build-time clashes
 /// Long enough that no entry expires during a benchmark run.
 const CACHED_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
+fn locales_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("locales")
+}
+
 fn templates_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
 }
@@ -66,10 +75,70 @@ async fn cached_page(tpl: Templates) -> Result<Html<String>, HttpError> {
     .await
 }
 
-async fn login(session: Session) -> Result<&'static str, HttpError> {
+/// The bench's one account, logged in by `/bench/login` (flagon-login).
+#[derive(Clone, Debug)]
+struct BenchUser {
+    id: String,
+    name: String,
+}
+
+impl flagon_login::User for BenchUser {
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    fn auth_hash(&self) -> Vec<u8> {
+        b"bench-password-hash".to_vec()
+    }
+    fn display_name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+fn bench_user() -> BenchUser {
+    BenchUser {
+        id: "1".into(),
+        name: "ada".into(),
+    }
+}
+
+/// Loads the bench's user by id (an in-memory lookup: `/full` measures the extension's cost
+/// of loading and checking a user once per request, not a database query).
+fn bench_login() -> flagon_login::Login<BenchUser> {
+    flagon_login::Login::new(|id: String| async move {
+        Ok::<_, std::convert::Infallible>((id == "1").then(bench_user))
+    })
+}
+
+async fn login(
+    session: Session,
+    auth: flagon_login::Auth<BenchUser>,
+) -> Result<&'static str, HttpError> {
+    auth.login_user(bench_user(), flagon_login::LoginOptions::default())
+        .await?;
     session.insert("user", "ada")?;
     session.insert("visits", 42u64)?;
     Ok("logged in")
+}
+
+/// `/full`: the session, the current user (flagon-login), a rate-limit check (flagon-limiter,
+/// a decorator), the request's locale (flagon-i18n) and a template render.
+async fn full(
+    session: Session,
+    user: flagon_login::CurrentUser<BenchUser>,
+    lang: flagon_i18n::Lang,
+    tpl: Templates,
+) -> Result<Html<String>, HttpError> {
+    let visits: u64 = session.get("visits").unwrap_or(0);
+    tpl.render(
+        "page.html",
+        context! {
+            title => lang.t("dashboard", ()),
+            user => user.name.clone(),
+            visits,
+            items => ITEMS,
+        },
+    )
+    .await
 }
 
 async fn axum_page(
@@ -144,8 +213,14 @@ fn flagon_app(config: flagon::config::Config) -> Result<App, flagon::BuildError>
         builder = builder.register(Busy { name });
     }
     builder
+        .register(flagon_db::Db::extension())
         .register(flagon_cache::Cache::new())
+        .register(flagon_limiter::Limiter::new())
+        .register(flagon_i18n::I18n::new().dir(locales_dir()))
+        .register(bench_login())
+        .register(flagon_mail::Mail::extension())
         .route(Route::get("/hello", hello))
+        .route(Route::get("/full", full).with(flagon_limiter::limit("1000000/second")))
         .route(Route::get("/page", page))
         .route(Route::get("/cached", cached_page).with(flagon_cache::cached(CACHED_TTL)))
         .route(Route::get("/bench/login", login))
@@ -233,6 +308,37 @@ mod tests {
         let axum_page = axum_page_text().await;
         assert_eq!(flagon_page, axum_page);
         assert!(flagon_page.contains("Welcome back, ada. You have visited 42 times."));
+    }
+
+    #[tokio::test]
+    async fn full_loads_the_user_checks_the_limit_and_renders_in_the_locale() {
+        let app = super::flagon_app(flagon::testing::testing_config()).unwrap();
+        let client = TestClient::new(&app);
+        // Nobody logged in: the current user is required.
+        let res = client
+            .get("/full")
+            .header("accept", "application/json")
+            .send()
+            .await;
+        assert_eq!(res.status(), 401);
+        client.get("/bench/login").send().await;
+        let res = client.get("/full").send().await;
+        assert_eq!(res.status(), 200);
+        let page = res.text();
+        assert!(page.contains("<h1>Dashboard</h1>"), "{page}");
+        assert!(page.contains("Welcome back, ada. You have visited 42 times."));
+        assert_eq!(res.header("content-language"), Some("en"));
+        let res = client
+            .get("/full")
+            .header("accept-language", "zh")
+            .send()
+            .await;
+        assert!(res.text().contains("<h1>仪表板</h1>"));
+        // `/hello` touches none of the six extensions: no session cookie, no locale headers.
+        let res = client.get("/hello").send().await;
+        assert!(res.header("set-cookie").is_none());
+        assert!(res.header("content-language").is_none());
+        assert!(res.header("vary").is_none());
     }
 
     #[tokio::test]
