@@ -142,7 +142,7 @@
 //! | `sweep_interval` | `"60s"` | how often full buckets are forgotten |
 //! | `legacy_headers` | `false` | also send `X-RateLimit-*` on 429s |
 //! | `headers_on_success` | `false` | send `RateLimit`/`RateLimit-Policy` on admitted responses of limited routes |
-//! | `storage` | `"memory://"` | `memory://` (in process) or `redis://[user:pass@]host:port/db` (the `redis` feature; TLS `rediss://` is not built in yet: a build error); redacted by `config` |
+//! | `storage` | `"memory://"` | `memory://` (in process) or `redis://[user:pass@]host:port/db` (the `redis` feature; TLS `rediss://` is not supported yet: a build error naming `limiter.storage`); redacted by `config` |
 //! | `fail_mode` | `"local"` | when Redis cannot decide: `open` (admit), `closed` (503 + `Retry-After`), `local` (in process, counts divided by `instances`) |
 //! | `instances` | `1` | instances sharing the quota, for `fail_mode = "local"` (≥ 1) |
 //! | `redis.key_prefix` | `"flagon:limiter:"` | prepended to every key; not empty; `limiter reset --all` removes every key under it, so give the limiter a prefix of its own |
@@ -726,7 +726,17 @@ fn storage_kind<'a>(app: &Setup<'_>, storage: &'a str) -> Result<Option<&'a str>
     if s.is_empty() || s == "memory://" || s == "memory" {
         return Ok(None);
     }
-    if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("redis+unix://") {
+    // TLS is refused here, whatever features the `redis` crate was built with in this build
+    // (another crate may enable its TLS): the limiter has no TLS settings (CA file, server
+    // name) yet, and a half-configured TLS connection is worse than a clear error.
+    if s.starts_with("rediss://") {
+        return Err(app.config_error(
+            "limiter.storage",
+            "TLS to Redis (`rediss://`) is not supported by the limiter yet; use `redis://` \
+             on a trusted network or a local TLS tunnel",
+        ));
+    }
+    if s.starts_with("redis://") || s.starts_with("redis+unix://") {
         return Ok(Some(s));
     }
     Err(app.config_error(
