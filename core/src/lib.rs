@@ -111,6 +111,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+pub mod breaker;
 pub mod cli;
 pub mod client_ip;
 mod command;
@@ -152,6 +153,7 @@ pub mod signals;
 mod state;
 pub mod templates;
 pub mod testing;
+pub mod throttle;
 mod timeout;
 mod worker;
 

@@ -17,7 +17,7 @@ use crate::codec::{self, Undecodable};
 use crate::config::BackendKind;
 use crate::flight::Flights;
 use crate::memory::MemoryBackend;
-use crate::throttle::Throttle;
+use flagon::throttle::Throttle;
 
 /// How long a value is kept.
 ///

@@ -188,7 +188,6 @@
 //! over both.
 
 #[cfg(feature = "redis")]
-mod breaker;
 mod cli;
 mod codec;
 mod config;
@@ -204,7 +203,6 @@ mod redis;
 #[cfg(feature = "redis")]
 mod session;
 mod stored;
-mod throttle;
 mod view;
 mod view_key;
 
@@ -301,7 +299,7 @@ fn build_one(
             default_ttl: cfg.default_ttl,
             max_value_bytes: cfg.max_value_bytes,
             flights: flight::Flights::default(),
-            bad_entry_log: throttle::Throttle::new(std::time::Duration::from_secs(10)),
+            bad_entry_log: flagon::throttle::Throttle::new(std::time::Duration::from_secs(10)),
             hits: Default::default(),
             misses: Default::default(),
             view_key: key,

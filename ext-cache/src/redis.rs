@@ -9,10 +9,10 @@ use flagon::tracing;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Value};
 
-use crate::breaker::{Breaker, Change};
 use crate::config::RedisConfig;
-use crate::throttle::Throttle;
 use crate::{CacheError, Expire};
+use flagon::breaker::{Breaker, Change};
+use flagon::throttle::Throttle;
 
 /// Reads keys with the size cap applied on the server: an oversized entry, or one of
 /// another Redis type, is unlinked there and never sent. Returns per key the bytes, nil,

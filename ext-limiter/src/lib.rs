@@ -174,7 +174,6 @@
 //!   [`LimiterError::Storage`] when Redis does not answer.
 
 #[cfg(feature = "redis")]
-mod breaker;
 mod cli;
 mod config;
 mod decorator;
@@ -188,8 +187,6 @@ mod response;
 mod runtime;
 mod store;
 #[cfg(feature = "redis")]
-mod throttle;
-
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::ops::ControlFlow;

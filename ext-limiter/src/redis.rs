@@ -16,13 +16,13 @@ use flagon::tracing;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Value};
 
-use crate::breaker::{Breaker, Change};
 use crate::config::RedisSettings;
 use crate::key::Who;
 use crate::parse::Rate;
 use crate::response::{Passed, Refusal};
 use crate::runtime::{Checked, Counter};
-use crate::throttle::Throttle;
+use flagon::breaker::{Breaker, Change};
+use flagon::throttle::Throttle;
 
 /// KEYS: one per limit, in order. ARGV[1]: cost; ARGV[2]: 1 to take, 0 to only decide;
 /// then per limit its emission interval T (µs) and its burst. Returns `{1, i, remaining}`

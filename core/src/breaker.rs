@@ -1,5 +1,18 @@
-//! A circuit breaker: after `failures` failures in a row, calls skip the backend for
-//! `cooldown`; then one call probes it, and its outcome closes or reopens the circuit.
+//! A circuit breaker for extensions that call a remote backend (Redis, SMTP): after
+//! `failures` failures in a row, calls skip the backend for `cooldown`; then one call probes
+//! it, and its outcome closes or reopens the circuit. flagon-cache and flagon-limiter put one
+//! in front of Redis, so an outage costs each request nothing once the circuit is open.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flagon::breaker::{Breaker, Change};
+//!
+//! let b = Breaker::new(2, Duration::from_secs(5), Duration::from_millis(100));
+//! assert!(b.allow());
+//! assert_eq!(b.record(false), Change::None);
+//! assert_eq!(b.record(false), Change::Opened);
+//! assert!(!b.allow(), "open: calls skip the backend until the cooldown ends");
+//! ```
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -19,7 +32,8 @@ enum State {
     },
 }
 
-pub(crate) struct Breaker {
+/// The breaker: shared by every caller of one backend.
+pub struct Breaker {
     failures: u32,
     cooldown: Duration,
     /// How long a probe may stay unreported before another is let through.
@@ -27,16 +41,22 @@ pub(crate) struct Breaker {
     state: Mutex<State>,
 }
 
-/// What `record` changed, for the log.
+/// What [`Breaker::record`] changed, for the log.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Change {
+pub enum Change {
+    /// Nothing.
     None,
+    /// The circuit opened: calls skip the backend for the cooldown.
     Opened,
+    /// A probe succeeded: calls go to the backend again.
     Closed,
 }
 
 impl Breaker {
-    pub(crate) fn new(failures: u32, cooldown: Duration, call_timeout: Duration) -> Self {
+    /// Opens after `failures` failures in a row, for `cooldown`; `call_timeout` is the
+    /// longest a call may take (a probe unreported for `cooldown + 2 × call_timeout` is taken
+    /// as dropped, and another call may probe).
+    pub fn new(failures: u32, cooldown: Duration, call_timeout: Duration) -> Self {
         Breaker {
             failures,
             cooldown,
@@ -50,7 +70,7 @@ impl Breaker {
     }
 
     /// Whether a call may go to the backend now.
-    pub(crate) fn allow(&self) -> bool {
+    pub fn allow(&self) -> bool {
         let mut s = self.lock();
         let now = Instant::now();
         match *s {
@@ -68,7 +88,7 @@ impl Breaker {
     }
 
     /// Records a call's outcome.
-    pub(crate) fn record(&self, ok: bool) -> Change {
+    pub fn record(&self, ok: bool) -> Change {
         let mut s = self.lock();
         let now = Instant::now();
         match (*s, ok) {
@@ -103,7 +123,7 @@ impl Breaker {
     }
 
     /// Whether calls are being skipped (open, or probing).
-    pub(crate) fn is_open(&self) -> bool {
+    pub fn is_open(&self) -> bool {
         !matches!(*self.lock(), State::Closed { .. })
     }
 }

@@ -1,9 +1,22 @@
-//! Rate-limited warnings: one line per interval, with the count of those held back.
+//! Rate-limited warnings: one line per interval, with the count of those held back, so a
+//! backend outage logs a line every few seconds instead of one per request.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flagon::throttle::Throttle;
+//!
+//! let warn = Throttle::new(Duration::from_secs(10));
+//! if let Some(held_back) = warn.allow() {
+//!     eprintln!("redis unreachable ({held_back} more since the last warning)");
+//! }
+//! assert_eq!(warn.allow(), None, "quiet until the interval has passed");
+//! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub(crate) struct Throttle {
+/// One line per interval.
+pub struct Throttle {
     start: Instant,
     every_ms: u64,
     /// Milliseconds since `start` of the last line, plus one (0 = never).
@@ -12,7 +25,8 @@ pub(crate) struct Throttle {
 }
 
 impl Throttle {
-    pub(crate) fn new(every: Duration) -> Self {
+    /// At most one line every `every`.
+    pub fn new(every: Duration) -> Self {
         Throttle {
             start: Instant::now(),
             every_ms: every.as_millis().max(1) as u64,
@@ -23,7 +37,7 @@ impl Throttle {
 
     /// `Some(n)` when a line may be written now, `n` being how many were held back since
     /// the last one; `None` to stay quiet.
-    pub(crate) fn allow(&self) -> Option<u64> {
+    pub fn allow(&self) -> Option<u64> {
         let now = self.start.elapsed().as_millis() as u64 + 1;
         let last = self.last.load(Ordering::Relaxed);
         if last != 0 && now < last + self.every_ms {
