@@ -187,7 +187,6 @@
 //! guarantee, so [`CacheHandle::get_or_set_with`] has its own per-instance single flight
 //! over both.
 
-#[cfg(feature = "redis")]
 mod cli;
 mod codec;
 mod config;

@@ -173,7 +173,6 @@
 //! - [`LimiterState::status`] and [`LimiterState::reset`] fail with
 //!   [`LimiterError::Storage`] when Redis does not answer.
 
-#[cfg(feature = "redis")]
 mod cli;
 mod config;
 mod decorator;
@@ -186,7 +185,7 @@ mod redis;
 mod response;
 mod runtime;
 mod store;
-#[cfg(feature = "redis")]
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::ops::ControlFlow;
