@@ -225,9 +225,9 @@ pub(crate) struct BuildInput<'a> {
     /// Contributed catalogs: (owner, name, locale, source).
     pub(crate) contributed: Vec<(String, String, String, String)>,
     pub(crate) use_isolating: bool,
-    pub(crate) configure: fn(&mut Bundle, i32),
-    /// Seconds east of UTC dates are shown at.
-    pub(crate) offset: i32,
+    pub(crate) configure: fn(&mut Bundle, &str),
+    /// `i18n.default_timezone`, for `DATETIME()`.
+    pub(crate) timezone: &'a str,
 }
 
 impl Bundles {
@@ -284,7 +284,7 @@ impl Bundles {
                 tag.parse().expect("canonical tags parse");
             let mut bundle: Bundle = FluentBundle::new_concurrent(vec![langid]);
             bundle.set_use_isolating(input.use_isolating);
-            (input.configure)(&mut bundle, input.offset);
+            (input.configure)(&mut bundle, input.timezone);
             let mut resources = app.remove(tag).unwrap_or_default();
             resources.extend(contributed.remove(tag).unwrap_or_default());
             // Who defined each id first: the app's files come first, so the app wins

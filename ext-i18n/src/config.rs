@@ -59,7 +59,9 @@ pub struct I18nConfig {
     pub missing_log_capacity: usize,
     /// Register `GET /_i18n/set?lang=…&next=…`.
     pub set_route: bool,
-    /// The timezone dates are shown in, as a fixed UTC offset (`+08:00`, `-05:30`, `UTC`).
+    /// The timezone dates are shown in when no timezone selector decides: an IANA name
+    /// (`Europe/Paris`, with its daylight saving time) or a fixed UTC offset (`+08:00`,
+    /// `-05:30`, `UTC`).
     pub default_timezone: String,
 }
 

@@ -30,6 +30,7 @@ use icu_locale::Locale as IcuLocale;
 use crate::catalog::Bundle;
 use crate::lang::Lang;
 use crate::state::Cell;
+use crate::timezone::Zone;
 
 /// Why a value could not be formatted.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +42,9 @@ pub enum FormatError {
     /// Not a finite number.
     #[error("not a finite number")]
     Number,
-    /// Not a fixed UTC offset (`UTC`, `+08:00`, `-05:30`).
-    #[error("`{0}` is not a timezone offset (`UTC`, `+08:00`, `-05:30`)")]
+    /// Not a timezone: an IANA name (`Europe/Paris`) or a fixed UTC offset (`UTC`,
+    /// `+08:00`, `-05:30`).
+    #[error("`{0}` is not a timezone (an IANA name such as `Europe/Paris`, or `UTC`, `+08:00`)")]
     Timezone(String),
     /// Not a date: a Unix timestamp or `YYYY-MM-DD[THH:MM[:SS]][Z|±HH:MM]`.
     #[error("`{0}` is not a date (a Unix timestamp or `YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]`)")]
@@ -201,8 +203,8 @@ pub(crate) fn parse_iso(s: &str) -> Option<i64> {
     Some(secs)
 }
 
-fn date_in(tag: &str, unix: i64, offset: i32, len: Length) -> Result<String, FormatError> {
-    let dt = civil(unix, offset)?;
+fn date_in(tag: &str, unix: i64, zone: &Zone, len: Length) -> Result<String, FormatError> {
+    let dt = civil(unix, zone.offset_at(unix)?)?;
     let fs = match len {
         Length::Short => YMD::short(),
         Length::Medium => YMD::medium(),
@@ -213,8 +215,8 @@ fn date_in(tag: &str, unix: i64, offset: i32, len: Length) -> Result<String, For
     Ok(f.format(&dt.date).to_string())
 }
 
-fn datetime_in(tag: &str, unix: i64, offset: i32, len: Length) -> Result<String, FormatError> {
-    let dt = civil(unix, offset)?;
+fn datetime_in(tag: &str, unix: i64, zone: &Zone, len: Length) -> Result<String, FormatError> {
+    let dt = civil(unix, zone.offset_at(unix)?)?;
     let fs: YMDT = match len {
         Length::Short => YMD::short().with_time_hm(),
         Length::Medium => YMD::medium().with_time_hm(),
@@ -225,8 +227,8 @@ fn datetime_in(tag: &str, unix: i64, offset: i32, len: Length) -> Result<String,
     Ok(f.format(&dt).to_string())
 }
 
-fn time_in(tag: &str, unix: i64, offset: i32) -> Result<String, FormatError> {
-    let dt = civil(unix, offset)?;
+fn time_in(tag: &str, unix: i64, zone: &Zone) -> Result<String, FormatError> {
+    let dt = civil(unix, zone.offset_at(unix)?)?;
     let f =
         FixedCalendarDateTimeFormatter::<Gregorian, _>::try_new(icu_locale(tag).into(), T::hm())
             .map_err(data)?;
@@ -268,17 +270,6 @@ fn relative_in(tag: &str, secs: i64) -> Result<String, FormatError> {
 }
 
 impl Lang {
-    /// This `Lang` showing dates at `tz` (a fixed UTC offset: `UTC`, `+08:00`) instead of
-    /// `i18n.default_timezone`: the user's own timezone, as Flask-Babel's
-    /// `timezone_selector` gives it.
-    pub fn with_timezone(&self, tz: &str) -> Result<Lang, FormatError> {
-        let offset =
-            crate::config::parse_offset(tz).ok_or_else(|| FormatError::Timezone(tz.to_owned()))?;
-        let mut lang = self.clone();
-        lang.offset = Some(offset);
-        Ok(lang)
-    }
-
     /// `n` with this locale's digits, grouping and decimal separator, at most three
     /// fraction digits (Flask-Babel's `format_decimal`).
     pub fn format_decimal(&self, n: f64) -> Result<String, FormatError> {
@@ -296,34 +287,21 @@ impl Lang {
         currency_in(self.locale.as_str(), amount, code)
     }
 
-    /// The date of Unix time `unix` in `i18n.default_timezone` (Flask-Babel's `format_date`).
+    /// The date of Unix time `unix` in [this `Lang`'s timezone](Lang::timezone)
+    /// (Flask-Babel's `format_date`).
     pub fn format_date(&self, unix: i64, length: Length) -> Result<String, FormatError> {
-        date_in(
-            self.locale.as_str(),
-            unix,
-            self.offset.unwrap_or(self.shared.offset),
-            length,
-        )
+        date_in(self.locale.as_str(), unix, self.zone(), length)
     }
 
-    /// Date and time (hours and minutes) of `unix` in `i18n.default_timezone`
-    /// (Flask-Babel's `format_datetime`).
+    /// Date and time (hours and minutes) of `unix` in [this `Lang`'s
+    /// timezone](Lang::timezone) (Flask-Babel's `format_datetime`).
     pub fn format_datetime(&self, unix: i64, length: Length) -> Result<String, FormatError> {
-        datetime_in(
-            self.locale.as_str(),
-            unix,
-            self.offset.unwrap_or(self.shared.offset),
-            length,
-        )
+        datetime_in(self.locale.as_str(), unix, self.zone(), length)
     }
 
-    /// The time (hours and minutes) of `unix` in `i18n.default_timezone`.
+    /// The time (hours and minutes) of `unix` in [this `Lang`'s timezone](Lang::timezone).
     pub fn format_time(&self, unix: i64) -> Result<String, FormatError> {
-        time_in(
-            self.locale.as_str(),
-            unix,
-            self.offset.unwrap_or(self.shared.offset),
-        )
+        time_in(self.locale.as_str(), unix, self.zone())
     }
 
     /// `seconds` from now as a relative time: `in 3 days`, `5 minutes ago`
@@ -383,7 +361,9 @@ fn length_of(named: &FluentArgs<'_>, key: &str) -> Length {
 
 /// Locale-aware `NUMBER()` display, `CURRENCY($n, currency: "EUR")` and
 /// `DATETIME($t, dateStyle: "long", timeStyle: "short")`.
-pub(crate) fn configure_bundle(bundle: &mut Bundle, offset: i32) {
+pub(crate) fn configure_bundle(bundle: &mut Bundle, timezone: &str) {
+    // Checked at startup; the request's or the `Lang`'s zone wins when there is one.
+    let default = Zone::parse(timezone).unwrap_or_else(Zone::utc);
     bundle.set_formatter(Some(fluent_number));
     let tag = bundle
         .locales
@@ -408,9 +388,10 @@ pub(crate) fn configure_bundle(bundle: &mut Bundle, offset: i32) {
             return FluentValue::Error;
         };
         let len = length_of(named, "dateStyle");
+        let zone = crate::timezone::datetime_zone(&default);
         let r = match named.get("timeStyle") {
-            Some(_) => datetime_in(&tag, unix, offset, len),
-            None => date_in(&tag, unix, offset, len),
+            Some(_) => datetime_in(&tag, unix, &zone, len),
+            None => date_in(&tag, unix, &zone, len),
         };
         r.map(FluentValue::from).unwrap_or(FluentValue::Error)
     });
@@ -468,6 +449,12 @@ pub(crate) fn register_filters(app: &mut Setup<'_>, cell: &Cell) {
             req,
         ))
     }
+    // The date filters show the request's timezone (asking the selectors now, once).
+    fn dated(cell: &Cell, req: &RenderRequest) -> Result<Lang, Error> {
+        let mut l = lang(cell, req)?;
+        crate::timezone::use_request_zone(&mut l, req);
+        Ok(l)
+    }
     let c = cell.clone();
     app.template_request_filter("decimalformat", move |req, args| {
         let (v,): (Value,) = from_args(args)?;
@@ -488,21 +475,21 @@ pub(crate) fn register_filters(app: &mut Setup<'_>, cell: &Cell) {
     let c = cell.clone();
     app.template_request_filter("dateformat", move |req, args| {
         let (v, k): (Value, Kwargs) = from_args(args)?;
-        lang(&c, req)?
+        dated(&c, req)?
             .format_date(unix_arg(&v)?, length_kw(&k)?)
             .map_err(fail)
     });
     let c = cell.clone();
     app.template_request_filter("datetimeformat", move |req, args| {
         let (v, k): (Value, Kwargs) = from_args(args)?;
-        lang(&c, req)?
+        dated(&c, req)?
             .format_datetime(unix_arg(&v)?, length_kw(&k)?)
             .map_err(fail)
     });
     let c = cell.clone();
     app.template_request_filter("timeformat", move |req, args| {
         let (v,): (Value,) = from_args(args)?;
-        lang(&c, req)?.format_time(unix_arg(&v)?).map_err(fail)
+        dated(&c, req)?.format_time(unix_arg(&v)?).map_err(fail)
     });
     let c = cell.clone();
     app.template_request_filter("timedeltaformat", move |req, args| {

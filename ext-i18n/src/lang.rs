@@ -83,9 +83,9 @@ pub(crate) fn message_args(m: &Message) -> Option<FluentArgs<'static>> {
 pub struct Lang {
     pub(crate) shared: Arc<Shared>,
     pub(crate) locale: Locale,
-    /// Seconds east of UTC dates are shown at, when not `i18n.default_timezone`.
-    #[cfg_attr(not(feature = "icu"), allow(dead_code))]
-    pub(crate) offset: Option<i32>,
+    /// The timezone dates are shown in, when not `i18n.default_timezone`.
+    #[cfg(feature = "icu")]
+    pub(crate) tz: Option<crate::timezone::Zone>,
 }
 
 impl std::fmt::Debug for Lang {
@@ -101,7 +101,8 @@ impl Lang {
         Lang {
             shared,
             locale,
-            offset: None,
+            #[cfg(feature = "icu")]
+            tz: None,
         }
     }
 
@@ -123,7 +124,7 @@ impl Lang {
     pub fn try_t(&self, id: &str, args: Option<&FluentArgs<'_>>) -> Option<String> {
         let b = self.shared.bundles();
         let idx = b.index_of(&self.locale).unwrap_or(b.default);
-        match b.format(idx, id, args) {
+        match crate::timezone::formatting_at(self, || b.format(idx, id, args)) {
             Ok(f) => {
                 if f.locale != idx {
                     self.shared.missing.note(
@@ -216,7 +217,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
         if let Some(used) = shared.used.get(parts) {
             let _ = used.locale.set(locale.clone());
         }
-        Ok(Lang::new(shared, locale))
+        let mut lang = Lang::new(shared, locale);
+        crate::timezone::use_request_zone(&mut lang, parts);
+        Ok(lang)
     }
 }
 

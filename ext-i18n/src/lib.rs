@@ -84,6 +84,68 @@
 //! falls back to the next one. Each is logged once per (locale, id), remembering at most
 //! `missing_log_capacity` pairs; never a 500.
 //!
+//! # Timezones
+//!
+//! With the `icu` feature, dates, times and `DATETIME()` are shown in a timezone: the
+//! `Lang`'s own (`Lang::with_timezone`), else the request's, from the app's timezone
+//! selectors (`I18n::timezone_selector`, Flask-Babel's `timezone_selector`: the user's
+//! stored preference, a cookie), else `i18n.default_timezone`. A timezone is an
+//! IANA name (`Europe/Paris`, `Asia/Shanghai`, `America/New_York`, `UTC`; case is
+//! ignored) or a fixed UTC offset (`+08:00`, `-0530`). For an IANA zone the offset is the
+//! one in force at the instant shown, daylight saving time included: noon UTC is 13:00 in
+//! Paris in January and 14:00 in July. The rules come from the IANA time zone database
+//! jiff bundles into the binary (the `icu` feature), so every machine agrees and no
+//! system file is read.
+//!
+//! A `default_timezone` that is neither stops the build naming `i18n.default_timezone`.
+//! A selector's answer that is not a timezone (unknown, malformed, hostile) is skipped:
+//! the next selector, then the default, decides; it is logged once per name (at most 64
+//! names, each cut to 64 characters), and never fails the request. Selectors run at most
+//! once per request, and only for a request that needs its zone: a date filter or
+//! `current_timezone()` in a template, a `_()` whose message calls `DATETIME()`, or a
+//! handler taking [`Lang`] (found when it is extracted, since the handler may format a date
+//! once the request is gone). A request that does none of these never asks them.
+//!
+//! ```
+//! # #[cfg(feature = "icu")] {
+//! use flagon::{App, RequestHead, Route};
+//! use flagon_i18n::{I18n, Lang};
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let root = dir.path().join("locales");
+//! # std::fs::create_dir_all(root.join("en")).unwrap();
+//! # std::fs::write(root.join("en").join("main.ftl"), "x = x\n").unwrap();
+//! # let toml = format!("[i18n]\ndirs = [{:?}]\ndefault_timezone = \"Europe/Paris\"\n", root.display().to_string());
+//! // The user's timezone from a `tz` cookie (a stored preference works the same way).
+//! fn tz_cookie(req: &RequestHead<'_>) -> Option<String> {
+//!     let cookies = req.headers()?.get("cookie")?.to_str().ok()?;
+//!     cookies.split(';').find_map(|c| c.trim().strip_prefix("tz=")).map(str::to_owned)
+//! }
+//!
+//! async fn when(lang: Lang) -> String {
+//!     // 2026-07-01T12:00:00Z
+//!     lang.format_time(1_782_907_200).unwrap()
+//! }
+//!
+//! # flagon::tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let app = App::builder()
+//! #   .settings(flagon::testing::testing_config_toml(&toml))
+//!     .register(I18n::new().timezone_selector(tz_cookie))
+//!     .route(Route::get("/when", when))
+//!     .build()
+//!     .unwrap();
+//! let client = flagon::testing::TestClient::new(&app);
+//! // The default, Europe/Paris, is on summer time in July.
+//! assert_eq!(client.get("/when").send().await.text(), "2:00\u{202f}PM");
+//! let res = client.get("/when").header("cookie", "tz=America/New_York").send().await;
+//! assert_eq!(res.text(), "8:00\u{202f}AM");
+//! // Not a timezone: the default.
+//! let res = client.get("/when").header("cookie", "tz=Mars/Olympus").send().await;
+//! assert_eq!(res.text(), "2:00\u{202f}PM");
+//! # });
+//! # }
+//! ```
+//!
 //! # Configuration
 //!
 //! `[i18n]` in `flagon.toml` (or `FLAGON_I18N__…`); every key is optional.
@@ -104,7 +166,7 @@
 //! | `auto_reload` | on in development | reload changed `.ftl` files |
 //! | `missing_log_capacity` | `1024` | distinct (locale, id) misses logged one by one |
 //! | `set_route` | `true` | register `GET /_i18n/set` |
-//! | `default_timezone` | `"UTC"` | dates are shown at this fixed offset (`"+08:00"`) |
+//! | `default_timezone` | `"UTC"` | dates are shown in this timezone when no timezone selector decides: an IANA name (`"Europe/Paris"`) or a fixed offset (`"+08:00"`); see [Timezones](#timezones) |
 //!
 //! A bad value stops the build naming its key and source.
 //!
@@ -120,11 +182,14 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `icu` | off | ICU4X formatting: `Lang::format_decimal` and friends, the template filters `decimalformat`, `percentformat`, `currencyformat`, `dateformat`, `datetimeformat`, `timedeltaformat`, and locale-aware Fluent `NUMBER()` display plus `CURRENCY()` and `DATETIME()` |
+//! | `icu` | off | ICU4X formatting: `Lang::format_decimal` and friends, the template filters `decimalformat`, `percentformat`, `currencyformat`, `dateformat`, `datetimeformat`, `timeformat`, `timedeltaformat`, locale-aware Fluent `NUMBER()` display plus `CURRENCY()` and `DATETIME()`; and timezones: IANA names through jiff and its bundled time zone database, `I18n::timezone_selector`, `Lang::with_timezone`, `Lang::timezone`, `current_timezone()` in templates |
 //!
 //! `icu` is off by default because ICU4X's compiled data costs 1–2 minutes of cold
 //! build on two cores and 0.1–0.5 MB per formatter in the binary; an app that only
-//! translates text needs none of it.
+//! translates text needs none of it. Timezones live behind it too, since only formatting
+//! uses them: jiff and its copy of the IANA database (about 0.2 MB) stay out of the
+//! default build. Without `icu`, `default_timezone` is checked only for its shape (an
+//! offset, or letters, digits and `/_-+`).
 //!
 //! # Errors
 //!
@@ -161,6 +226,7 @@ mod lang;
 mod negotiate;
 mod state;
 mod templates;
+mod timezone;
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
@@ -179,6 +245,8 @@ pub use fluent_bundle::{FluentArgs, FluentValue};
 pub use format::{FormatError, Length};
 pub use lang::{IntoArgs, Lang};
 pub use negotiate::LocaleSelector;
+#[cfg(feature = "icu")]
+pub use timezone::imp::TimezoneSelector;
 
 use negotiate::{Consulted, Used};
 use state::{Cell, Shared};
@@ -189,6 +257,8 @@ use state::{Cell, Shared};
 pub struct I18n {
     selectors: Vec<Arc<dyn LocaleSelector>>,
     dirs: Vec<std::path::PathBuf>,
+    #[cfg(feature = "icu")]
+    tz_selectors: Vec<Arc<dyn TimezoneSelector>>,
 }
 
 impl std::fmt::Debug for I18n {
@@ -309,7 +379,7 @@ impl Translator for I18nTranslator {
     }
 }
 
-fn validate(app: &Setup<'_>, cfg: &I18nConfig) -> Result<i32, SetupError> {
+fn validate(app: &Setup<'_>, cfg: &I18nConfig) -> Result<timezone::DefaultZone, SetupError> {
     if catalog::canonical(&cfg.default_locale).is_none() {
         return Err(app.config_error(
             "i18n.default_locale",
@@ -336,12 +406,7 @@ fn validate(app: &Setup<'_>, cfg: &I18nConfig) -> Result<i32, SetupError> {
     if cfg.dirs.is_empty() {
         return Err(app.config_error("i18n.dirs", "name at least one directory"));
     }
-    config::parse_offset(&cfg.default_timezone).ok_or_else(|| {
-        app.config_error(
-            "i18n.default_timezone",
-            "a fixed offset: `UTC`, `+08:00` or `-05:30`",
-        )
-    })
+    timezone::default_zone(app, cfg)
 }
 
 impl Extension for I18n {
@@ -358,7 +423,7 @@ impl Extension for I18n {
         if !dirs_set && !self.dirs.is_empty() {
             cfg.dirs = self.dirs.clone();
         }
-        let offset = validate(app, &cfg)?;
+        let default_zone = validate(app, &cfg)?;
         let reload = cfg
             .auto_reload
             .unwrap_or(app.profile() == flagon::config::Profile::Development);
@@ -419,6 +484,8 @@ impl Extension for I18n {
 
         app.add_to::<Translators>(Translators::NAME, Arc::new(I18nTranslator(cell.clone())));
         templates::register(app, &cell);
+        timezone::register(app, &cell);
+        let tz = timezone::Timezones::new(default_zone, timezone::declare(app, &cell, self));
         if cfg.set_route {
             app.route(Route::get("/_i18n/set", set_route).name("i18n.set"));
         }
@@ -438,7 +505,7 @@ impl Extension for I18n {
                     )
                 })
                 .collect();
-            let shared = Shared::new(cfg, reload, selectors, used, offset, contributed).map_err(
+            let shared = Shared::new(cfg, reload, selectors, used, tz, contributed).map_err(
                 |e| match &e {
                     CatalogError::Config { key, message } => fin.config_error(key, message.clone()),
                     _ => fin.config_error("i18n.dirs", e.to_string()),

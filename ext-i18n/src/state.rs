@@ -28,9 +28,9 @@ pub(crate) struct Shared {
     pub(crate) missing: MissingLog,
     pub(crate) selectors: Vec<Arc<dyn crate::LocaleSelector>>,
     pub(crate) used: RequestLocal<Used>,
-    /// Seconds east of UTC of `default_timezone`.
+    /// `default_timezone` and the timezone selectors.
     #[cfg_attr(not(feature = "icu"), allow(dead_code))]
-    pub(crate) offset: i32,
+    pub(crate) tz: crate::timezone::Timezones,
     /// Catalogs other extensions contributed: (owner, name, locale, source).
     pub(crate) contributed: Vec<(String, String, String, String)>,
 }
@@ -63,17 +63,17 @@ pub(crate) fn build_bundles(
         contributed: contributed.to_vec(),
         use_isolating: cfg.use_isolating,
         configure: configure_bundle,
-        offset: crate::config::parse_offset(&cfg.default_timezone).unwrap_or(0),
+        timezone: &cfg.default_timezone,
     })?;
     Ok((bundles, stamps))
 }
 
 /// The functions every bundle gets: Fluent's `NUMBER`, and with the `icu` feature
 /// locale-aware number display and `CURRENCY`/`DATETIME`.
-fn configure_bundle(bundle: &mut Bundle, _offset: i32) {
+fn configure_bundle(bundle: &mut Bundle, _timezone: &str) {
     let _ = bundle.add_builtins();
     #[cfg(feature = "icu")]
-    crate::format::configure_bundle(bundle, _offset);
+    crate::format::configure_bundle(bundle, _timezone);
 }
 
 impl Shared {
@@ -82,7 +82,7 @@ impl Shared {
         reload: bool,
         selectors: Vec<Arc<dyn crate::LocaleSelector>>,
         used: RequestLocal<Used>,
-        offset: i32,
+        tz: crate::timezone::Timezones,
         contributed: Vec<(String, String, String, String)>,
     ) -> Result<Shared, CatalogError> {
         let mut missing_dirs = Vec::new();
@@ -107,7 +107,7 @@ impl Shared {
             missing,
             selectors,
             used,
-            offset,
+            tz,
             contributed,
         })
     }

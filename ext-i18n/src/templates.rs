@@ -50,9 +50,10 @@ fn translate(cell: &Cell, req: &RenderRequest, args: &[Value]) -> Result<String,
         let v: Value = kwargs.get(key)?;
         fargs.set(key.to_owned(), to_fluent(&v));
     }
-    let lang = lang_for(shared(cell)?, req);
+    let mut lang = lang_for(shared(cell)?, req);
     let args = kwargs.args().next().is_some().then_some(&fargs);
-    Ok(lang.try_t(&id, args).unwrap_or(id))
+    let text = crate::timezone::translate_in_render(&mut lang, req, |l| l.try_t(&id, args));
+    Ok(text.unwrap_or(id))
 }
 
 pub(crate) fn register(app: &mut Setup<'_>, cell: &Cell) {

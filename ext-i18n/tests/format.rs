@@ -9,6 +9,8 @@ use flagon_i18n::{I18n, Length};
 const LOCALES: [&str; 5] = ["en", "zh", "de", "fr", "ar"];
 /// 2026-12-01T16:09:00Z
 const T: i64 = 1_796_141_340;
+/// 2026-07-01T12:00:00Z: summer time in Europe/Paris (+2; winter, as at `T`, is +1).
+const JUL: i64 = 1_782_907_200;
 
 fn app(tz: &str) -> (common::Fixture, flagon::App) {
     let mut files = vec![];
@@ -41,8 +43,9 @@ fn lang_methods_per_locale() {
     let mut out = String::new();
     for l in LOCALES {
         let lang = I18n::for_locale(app.handle(), l).unwrap();
+        let paris = lang.with_timezone("Europe/Paris").unwrap();
         out.push_str(&format!(
-            "{l}\n  decimal   {}\n  negative  {}\n  percent   {}\n  USD       {}\n  EUR       {}\n  JPY       {}\n  date s/m/l {} | {} | {}\n  datetime  {}\n  time      {}\n  in 3 days {}\n  5 min ago {}\n",
+            "{l}\n  decimal   {}\n  negative  {}\n  percent   {}\n  USD       {}\n  EUR       {}\n  JPY       {}\n  date s/m/l {} | {} | {}\n  datetime  {}\n  time      {}\n  in 3 days {}\n  5 min ago {}\n  Paris     {} | {}\n  Shanghai  {}\n",
             lang.format_decimal(1234567.891).unwrap(),
             lang.format_decimal(-0.5).unwrap(),
             lang.format_percent(0.256).unwrap(),
@@ -56,6 +59,12 @@ fn lang_methods_per_locale() {
             lang.format_time(T).unwrap(),
             lang.format_timedelta(3 * 86_400).unwrap(),
             lang.format_timedelta(-300).unwrap(),
+            paris.format_datetime(T, Length::Medium).unwrap(),
+            paris.format_datetime(JUL, Length::Medium).unwrap(),
+            lang.with_timezone("Asia/Shanghai")
+                .unwrap()
+                .format_datetime(T, Length::Long)
+                .unwrap(),
         ));
     }
     insta::assert_snapshot!(out);
@@ -77,7 +86,12 @@ fn default_timezone_shifts_dates() {
         ny.format_datetime(T, Length::Short).unwrap(),
         "12/1/26, 11:09\u{202f}AM"
     );
-    assert!(en.with_timezone("Europe/Paris").is_err());
+    // IANA names too (tests/timezone.rs has their daylight saving time).
+    assert_eq!(
+        en.with_timezone("Europe/Paris").unwrap().timezone(),
+        "Europe/Paris"
+    );
+    assert!(en.with_timezone("Mars/Olympus").is_err());
 }
 
 #[tokio::test]
