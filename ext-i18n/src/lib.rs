@@ -104,7 +104,9 @@
 //! once per request, and only for a request that needs its zone: a date filter or
 //! `current_timezone()` in a template, a `_()` whose message calls `DATETIME()`, or a
 //! handler taking [`Lang`] (found when it is extracted, since the handler may format a date
-//! once the request is gone). A request that does none of these never asks them.
+//! once the request is gone). A request that does none of these never asks them. Then the
+//! zone costs the selector calls and one lookup in jiff's cache of parsed zones, once per
+//! request; an app without selectors pays nothing per request.
 //!
 //! ```
 //! # #[cfg(feature = "icu")] {
