@@ -310,3 +310,26 @@ async fn unknown_or_hostile_zones_from_the_selector_fall_back_to_the_default() {
         }
     }
 }
+
+#[tokio::test]
+async fn outside_requests_templates_show_the_default_zone() {
+    let fx = fixture();
+    let (app, calls) = app_with_selector(&fx);
+    let fr = flagon::Locale::parse("fr").unwrap();
+    let tpl = Templates::for_locale(app.handle(), fr).unwrap();
+    let dates = tpl
+        .render_string("dates.txt", context! { t => JAN })
+        .await
+        .unwrap();
+    assert_eq!(
+        dates,
+        "15/01/2026 13:00 | 13:00 | 15 janv. 2026 | Europe/Paris"
+    );
+    let posted = tpl
+        .render_string("posted.txt", context! { t => JAN })
+        .await
+        .unwrap();
+    assert_eq!(posted, "Publié 15/01/2026 13:00");
+    // No request, no selector.
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
