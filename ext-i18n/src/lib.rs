@@ -189,7 +189,7 @@
 //! `icu` is off by default because ICU4X's compiled data costs 1–2 minutes of cold
 //! build on two cores and 0.1–0.5 MB per formatter in the binary; an app that only
 //! translates text needs none of it. Timezones live behind it too, since only formatting
-//! uses them: jiff and its copy of the IANA database (about 0.2 MB) stay out of the
+//! uses them: jiff and its copy of the IANA database (0.2 MB of data) stay out of the
 //! default build. Without `icu`, `default_timezone` is checked only for its shape (an
 //! offset, or letters, digits and `/_-+`).
 //!
