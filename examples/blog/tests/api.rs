@@ -673,7 +673,6 @@ async fn a_bad_api_setting_fails_the_build_naming_its_key() {
     let config = flagon::testing::testing_config_toml(
         "[db]\nurl = \"sqlite::memory:\"\n\
          [mail]\ndefault_sender = \"Blog <blog@example.com>\"\n\
-         [login]\nlogin_view = \"auth.login\"\n\
          [api]\naccount_limit = \"lots\"\n",
     );
     let err = example_blog::build(config).err().expect("refused").to_string();
