@@ -10,7 +10,8 @@
 //! | `PUT /api/v1/posts/{id}` | `api.update_post` | its author or an editor; 403 otherwise |
 //! | `DELETE /api/v1/posts/{id}` | `api.delete_post` | its author or an editor: 204 |
 //!
-//! Access tokens are flagon-login's JWTs (`Authorization: Bearer …`), lasting
+//! The token routes are exempt from CSRF checks: they authenticate by their body and set no
+//! cookie. Access tokens are flagon-login's JWTs (`Authorization: Bearer …`), lasting
 //! `api.access_token_ttl`; refresh tokens are its rotating series: each use hands out a new
 //! one, and presenting a used one again revokes the whole series. A request whose bearer
 //! token is expired, forged or unsigned is a 401, whatever the route. A session cookie works
@@ -112,6 +113,10 @@ pub fn install(app: &mut Setup<'_>) -> Result<(), SetupError> {
     let accounts = KeyedLimit::new(&config.account_limit, max_keys)
         .map_err(|e| app.config_error("api.account_limit", e.to_string()))?;
     app.blueprint(blueprint(&config));
+    // The token routes authenticate by what their body says and set no cookie: a forged
+    // cross-site request gains nothing (the tokens are in an answer only the sender reads).
+    app.csrf_exempt("api.token");
+    app.csrf_exempt("api.refresh");
     app.provide(ApiState { config, accounts });
     Ok(())
 }
@@ -159,7 +164,7 @@ pub fn blueprint(config: &ApiConfig) -> Blueprint {
         );
     for status in problem::HANDLED {
         bp = bp.error_handler(status, |ctx: ErrorContext| async move {
-            problem::from_http_error(&ctx.error)
+            problem::for_error(&ctx)
         });
     }
     bp
@@ -180,7 +185,9 @@ pub async fn invalidate(app: &AppHandle, slug: &str) {
         tracing::warn!(error = %e, "could not drop the cached index pages");
     }
     if app.routes().get("posts.show").is_some()
-        && let Err(e) = cache.delete_cached(app, "posts.show", [("slug", slug)]).await
+        && let Err(e) = cache
+            .delete_cached(app, "posts.show", [("slug", slug)])
+            .await
     {
         tracing::warn!(error = %e, slug, "could not drop a post's cached page");
     }

@@ -21,7 +21,12 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
@@ -40,7 +45,11 @@ pub async fn read_object<'l>(
     lang: &'l Lang,
 ) -> Result<Fields<'l>, ApiError> {
     if !is_json(headers) {
-        return Err(Problem::bad_request("unsupported-content-type", lang.t("api-content-type", ())).into());
+        return Err(Problem::bad_request(
+            "unsupported-content-type",
+            lang.t("api-content-type", ()),
+        )
+        .into());
     }
     let bytes = to_bytes(body, MAX_JSON_BYTES)
         .await

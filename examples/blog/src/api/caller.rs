@@ -36,8 +36,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             let lang = Lang::from_request_parts(parts, state)
                 .await
                 .map_err(IntoResponse::into_response)?;
-            return Err(Problem::unauthorized("invalid-token", lang.t("api-invalid-token", ()))
-                .into_response());
+            return Err(
+                Problem::unauthorized("invalid-token", lang.t("api-invalid-token", ()))
+                    .into_response(),
+            );
         }
         Ok(Caller(user))
     }

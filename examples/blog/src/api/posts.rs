@@ -47,10 +47,10 @@ fn out(app: &AppHandle, post: Post, tags: Vec<String>) -> PostOut {
     let url = app
         .url_for("api.show_post", [("id", post.id)])
         .unwrap_or_else(|_| format!("/api/v1/posts/{}", post.id));
-    let html_url = app
-        .routes()
-        .get("posts.show")
-        .and_then(|_| app.url_for("posts.show", [("slug", post.slug.as_str())]).ok());
+    let html_url = app.routes().get("posts.show").and_then(|_| {
+        app.url_for("posts.show", [("slug", post.slug.as_str())])
+            .ok()
+    });
     PostOut {
         post,
         tags,

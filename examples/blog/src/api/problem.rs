@@ -196,6 +196,24 @@ pub fn from_http_error(e: &HttpError) -> Problem {
     Problem::new(status, code, e.message())
 }
 
+/// The problem for an error in the blueprint, as [`from_http_error`] makes it, except that
+/// a CSRF refusal of a request that carries neither a cookie nor credentials is the 401 it
+/// really is: such a request could never pass the check (the token is bound to a cookie),
+/// and what it lacks is an access token.
+pub fn for_error(ctx: &flagon::ErrorContext) -> Problem {
+    use flagon::http::header::{AUTHORIZATION, COOKIE};
+    let headers = ctx.request.headers();
+    let bare = !headers.contains_key(COOKIE) && !headers.contains_key(AUTHORIZATION);
+    let p = from_http_error(&ctx.error);
+    if p.code == "csrf" && bare {
+        return Problem::unauthorized(
+            "login-required",
+            "Send an access token: Authorization: Bearer <token>.",
+        );
+    }
+    p
+}
+
 /// Every status the blueprint's error handlers render as a problem.
 pub const HANDLED: [StatusCode; 13] = [
     StatusCode::BAD_REQUEST,

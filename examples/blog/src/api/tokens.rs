@@ -65,13 +65,16 @@ pub(super) async fn token(
     let stored = account.as_ref().map(|a| a.password_hash.as_str());
     let verified = auth.authenticate(&email, &password, stored).await?;
     let Some(account) = account.filter(|_| verified.ok) else {
-        return Err(
-            Problem::unauthorized("invalid-credentials", lang.t("api-invalid-credentials", ()))
-                .into(),
-        );
+        return Err(Problem::unauthorized(
+            "invalid-credentials",
+            lang.t("api-invalid-credentials", ()),
+        )
+        .into());
     };
     if !account.is_active() {
-        return Err(Problem::forbidden("account-inactive", lang.t("api-account-inactive", ())).into());
+        return Err(
+            Problem::forbidden("account-inactive", lang.t("api-account-inactive", ())).into(),
+        );
     }
     let access = auth.issue_token(&account, api.config.access_token_ttl)?;
     let refresh = auth.issue_refresh_token(&account).await?;
