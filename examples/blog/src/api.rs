@@ -33,7 +33,7 @@
 //! |---|---|---|
 //! | `access_token_ttl` | `"15m"` | lifetime of an access token (`expires_in`) |
 //! | `token_limit` | `"10/minute"` | token requests per client address |
-//! | `account_limit` | `"5/minute"` | token requests per account (email), from any address |
+//! | `account_limit` | `"5/minute"` | token requests per account (email), from any address; counted with the limiter's counters (in Redis when the instances share one) |
 //! | `refresh_limit` | `"30/minute"` | refresh requests per client address |
 //! | `read_limit` | `"120/minute"` | `GET` requests per client address, per route |
 //! | `write_limit` | `"30/minute"` | `POST`/`PUT`/`DELETE` on posts per client address, per route |
@@ -44,11 +44,10 @@ mod posts;
 pub mod problem;
 mod tokens;
 
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use flagon::{AppHandle, Blueprint, ErrorContext, Route, Setup, SetupError, tracing};
-use flagon_limiter::{KeyedLimit, limit};
+use flagon_limiter::{KeyCheck, LimiterState, limit};
 use serde::{Deserialize, Serialize};
 
 pub use problem::{ApiError, Problem};
@@ -89,8 +88,9 @@ impl Default for ApiConfig {
 pub struct ApiState {
     /// The settings.
     pub config: ApiConfig,
-    /// Token requests per account (keyed by the lower-cased email).
-    pub accounts: KeyedLimit,
+    /// Token requests per account (keyed by the lower-cased email), counted where the
+    /// limiter counts (Redis, when the instances share one).
+    pub accounts: KeyCheck,
 }
 
 /// Reads `[api]`, provides [`ApiState`] and mounts the blueprint. A malformed limit fails
@@ -109,8 +109,11 @@ pub fn install(app: &mut Setup<'_>) -> Result<(), SetupError> {
     ] {
         flagon_limiter::parse_limits(value).map_err(|e| app.config_error(key, e.to_string()))?;
     }
-    let max_keys = NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN);
-    let accounts = KeyedLimit::new(&config.account_limit, max_keys)
+    let limiter = app
+        .state::<LimiterState>()
+        .ok_or_else(|| app.config_error("limiter", "the API needs flagon-limiter registered"))?;
+    let accounts = limiter
+        .key_check("api.token", &config.account_limit)
         .map_err(|e| app.config_error("api.account_limit", e.to_string()))?;
     app.blueprint(blueprint(&config));
     // The token routes authenticate by what their body says and set no cookie: a forged

@@ -21,3 +21,4 @@ api-login-required = Send an access token: Authorization: Bearer <token>.
 api-may-not-write = This account may not write posts.
 api-not-owner = Only the post's author or an editor may change it.
 api-no-post = There is no such post.
+api-unavailable = Rate limits cannot be checked right now; try again shortly.

@@ -21,3 +21,4 @@ api-login-required = 请发送访问令牌：Authorization: Bearer <令牌>。
 api-may-not-write = 此账户不能撰写文章。
 api-not-owner = 只有文章的作者或编辑可以修改它。
 api-no-post = 没有这篇文章。
+api-unavailable = 暂时无法检查请求频率限制，请稍后重试。

@@ -1,15 +1,14 @@
 //! `POST /auth/token` and `POST /auth/refresh`: access and refresh tokens.
 
-use std::num::NonZeroU32;
-
 use flagon::Ext;
 use flagon::axum::Json;
 use flagon::axum::body::Body;
 use flagon::axum::response::{IntoResponse, Response};
-use flagon::http::header::CACHE_CONTROL;
+use flagon::http::header::{CACHE_CONTROL, RETRY_AFTER};
 use flagon::http::{HeaderMap, HeaderValue, StatusCode};
 use flagon_db::Db;
 use flagon_i18n::Lang;
+use flagon_limiter::KeyDecision;
 use flagon_login::{Auth, TokenError, User};
 use serde::Serialize;
 
@@ -56,9 +55,17 @@ pub(super) async fn token(
     let fields = read_object(&headers, body, &["email", "password"], &lang).await?;
     let email = fields.required_str("email")?.trim().to_lowercase();
     let password = fields.required_str("password")?;
-    if let Err(wait) = api.accounts.check_key(&email, NonZeroU32::MIN) {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let detail = lang.t("api-account-throttled", [("seconds", secs.max(1))]);
+    let decision = api.accounts.check(&email).await;
+    if let Some(secs) = decision.retry_after_secs() {
+        if let KeyDecision::Unavailable { .. } = decision {
+            let detail = lang.t("api-unavailable", ());
+            return Err(
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+                    .header(RETRY_AFTER, HeaderValue::from(secs))
+                    .into(),
+            );
+        }
+        let detail = lang.t("api-account-throttled", [("seconds", secs)]);
         return Err(Problem::too_many(detail, secs).into());
     }
     let account = Account::by_email(&db, &email).await?;
