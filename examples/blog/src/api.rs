@@ -16,7 +16,8 @@
 //! one, and presenting a used one again revokes the whole series. A request whose bearer
 //! token is expired, forged or unsigned is a 401, whatever the route. A session cookie works
 //! too (a logged-in browser's script), and then core's CSRF check asks for the
-//! `X-CSRF-Token` header; a bearer request without cookies is not asked.
+//! `X-CSRF-Token` header, which every API answer to such a caller carries, fresh (and
+//! `Cache-Control: no-store`); a bearer request without cookies is not asked.
 //!
 //! Every error is `application/problem+json` (RFC 9457) with a `code` and, for a refused
 //! field, the `field`: 400 when the body is not a JSON object sent as JSON, 422 when a field

@@ -697,6 +697,31 @@ async fn csrf_spares_bearer_requests_without_cookies_and_checks_cookie_requests(
         .await
         .unwrap();
     assert_eq!(n, 1, "only the bearer request wrote");
+
+    // With the token the API hands a cookie caller, the same write goes through.
+    let res = client.get("/api/v1/posts").send().await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    let token = res
+        .header("x-csrf-token")
+        .expect("a token for the cookie caller")
+        .to_owned();
+    let res = client
+        .post("/api/v1/posts")
+        .header("x-csrf-token", &token)
+        .json(&json!({ "title": "Via cookie", "body": "b" }))
+        .send()
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text());
+    assert_eq!(res.json::<Value>()["author"], "ada");
+    // A bearer caller is handed none: it needs none.
+    let res = TestClient::new(&app)
+        .get("/api/v1/posts")
+        .header("authorization", &bearer(&access))
+        .send()
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.header("x-csrf-token"), None);
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use flagon::axum::extract::FromRequestParts;
 use flagon::axum::response::{IntoResponse, Response};
-use flagon::http::header::AUTHORIZATION;
+use flagon::http::HeaderValue;
+use flagon::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderName};
 use flagon::http::request::Parts;
 use flagon_i18n::Lang;
 use flagon_login::MaybeUser;
@@ -16,7 +17,17 @@ use crate::models::Account;
 /// The request's account, if any. A request that presents `Authorization: Bearer` with a
 /// token that does not resolve to an active account is refused with a 401 problem
 /// (`invalid-token`): it is never served as anonymous.
-pub struct Caller(pub Option<Arc<Account>>);
+///
+/// A caller logged in by its session cookie (a script on the site's own pages) needs a CSRF
+/// token for its writes: every answer to it carries a fresh one in `X-CSRF-Token`
+/// ([`Caller::hand_token`]), readable by same-origin scripts only.
+pub struct Caller {
+    account: Option<Arc<Account>>,
+    csrf: Option<String>,
+}
+
+/// Where a cookie-authenticated caller finds its CSRF token (core's default header name).
+const X_CSRF_TOKEN: HeaderName = HeaderName::from_static("x-csrf-token");
 
 fn presents_bearer(parts: &Parts) -> bool {
     parts
@@ -41,20 +52,43 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                     .into_response(),
             );
         }
-        Ok(Caller(user))
+        // Logged in without a bearer token: by the session or its remember-me cookie.
+        let csrf = if user.is_some() && !presents_bearer(parts) {
+            flagon::csrf::token(parts)
+        } else {
+            None
+        };
+        Ok(Caller {
+            account: user,
+            csrf,
+        })
     }
 }
 
 impl Caller {
     /// The account, or the 401 asking for a token.
     pub fn require(&self, lang: &Lang) -> Result<&Account, ApiError> {
-        self.0.as_deref().ok_or_else(|| {
+        self.account.as_deref().ok_or_else(|| {
             Problem::unauthorized("login-required", lang.t("api-login-required", ())).into()
         })
     }
 
     /// The account, if any.
     pub fn account(&self) -> Option<&Account> {
-        self.0.as_deref()
+        self.account.as_deref()
+    }
+
+    /// Puts a fresh CSRF token in `X-CSRF-Token` for a caller logged in by cookie (the
+    /// answer is then `Cache-Control: no-store`: the token is this browser's).
+    pub fn hand_token(&self, res: &mut Response) {
+        if let Some(v) = self
+            .csrf
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            res.headers_mut().insert(X_CSRF_TOKEN, v);
+            res.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
     }
 }

@@ -138,7 +138,7 @@ struct Listing {
 /// to `[blog] per_page` and is capped at 100. A bad `page`/`per_page` is a 400, a page past
 /// the end a 404.
 pub(super) async fn list(
-    _caller: Caller,
+    caller: Caller,
     db: Db,
     app: AppHandle,
     blog: Ext<BlogConfig>,
@@ -175,6 +175,7 @@ pub(super) async fn list(
         .collect();
     let link = links.header();
     let mut res = Json(Listing { items, meta, links }).into_response();
+    caller.hand_token(&mut res);
     if let Ok(v) = HeaderValue::from_str(&link) {
         res.headers_mut().insert(LINK, v);
     }
@@ -221,6 +222,7 @@ async fn post_response(
         res.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("private"));
     }
+    caller.hand_token(&mut res);
     Ok(res)
 }
 
@@ -345,5 +347,7 @@ pub(super) async fn delete(
     delete_post(&mut tx, post.id).await?;
     tx.commit().await?;
     invalidate(&app, &post.slug).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    caller.hand_token(&mut res);
+    Ok(res)
 }
