@@ -832,3 +832,64 @@ async fn api_changes_are_seen_at_once_on_the_cached_pages() {
     assert_eq!(page(show).await.status(), 404);
     assert!(!page("/").await.text().contains("After the change"));
 }
+
+#[tokio::test]
+async fn a_password_change_or_a_deactivation_ends_the_refresh_tokens() {
+    let app = app();
+    let client = common::client(&app).await;
+    let db = common::db(&app);
+    let ada = common::account(&app, "ada@example.com", "ada", PASSWORD, Role::Author).await;
+    let bob = common::account(&app, "bob@example.com", "bob", PASSWORD, Role::Author).await;
+    let (_, ada_refresh) = tokens(&client, "ada@example.com").await;
+    let (bob_access, bob_refresh) = tokens(&client, "bob@example.com").await;
+    let passwords =
+        flagon_login::Login::<example_blog::models::Account>::passwords(app.handle()).unwrap();
+    let new_hash = passwords.hash("a brand new password").await.unwrap();
+    db.query("UPDATE users SET password_hash = ? WHERE id = ?")
+        .bind(new_hash)
+        .bind(ada)
+        .execute(&*db)
+        .await
+        .unwrap();
+    db.query("UPDATE users SET active = 0 WHERE id = ?")
+        .bind(bob)
+        .execute(&*db)
+        .await
+        .unwrap();
+    for token in [ada_refresh, bob_refresh] {
+        let res = client
+            .post("/api/v1/auth/refresh")
+            .json(&json!({ "refresh_token": token }))
+            .send()
+            .await;
+        assert_eq!(problem(&res, 401)["code"], "invalid-refresh-token");
+    }
+    // A deactivated account's access token stops working at once.
+    let res = create_post(&client, &bob_access, json!({ "title": "t", "body": "b" })).await;
+    assert_eq!(problem(&res, 401)["code"], "invalid-token");
+}
+
+#[tokio::test]
+async fn failed_token_requests_are_throttled_per_account_by_login() {
+    let app = app_with("max_failures_per_hour = 2\n");
+    let client = common::client(&app).await;
+    common::account(&app, "ada@example.com", "ada", PASSWORD, Role::Author).await;
+    for n in 1..=2 {
+        let res = client
+            .post("/api/v1/auth/token")
+            .peer(peer(n))
+            .json(&json!({ "email": "ada@example.com", "password": "guess" }))
+            .send()
+            .await;
+        problem(&res, 401);
+    }
+    // The next attempt is refused before any hashing, even with the right password.
+    let res = client
+        .post("/api/v1/auth/token")
+        .peer(peer(3))
+        .json(&json!({ "email": "ada@example.com", "password": PASSWORD }))
+        .send()
+        .await;
+    problem(&res, 429);
+    assert!(res.header("retry-after").is_some());
+}
