@@ -52,6 +52,9 @@
 //! - [`exempt`] on a route or blueprint, and [`Limiter::exempt_when`] for a predicate;
 //! - per method, a cost (fixed or computed) and `deduct_when` (count only the responses a
 //!   predicate selects, e.g. failed logins) through [`Limit`].
+//! - a key only the handler knows (the account a login form names): a [`KeyCheck`] from
+//!   [`LimiterState::key_check`], checked in the handler and counted with every other
+//!   counter (in Redis with Redis storage, so exact across instances).
 //!
 //! Keys: the client IP from core's [`ClientIp`](flagon::ClientIp) (the peer address, or the
 //! rightmost untrusted hop behind `server.trusted_proxies`; a forged `X-Forwarded-For`
@@ -178,6 +181,7 @@ mod config;
 mod decorator;
 mod error;
 mod key;
+mod key_check;
 mod keyed;
 mod parse;
 #[cfg(feature = "redis")]
@@ -200,6 +204,7 @@ pub use config::{FailMode, KeyKind, LimiterConfig, RedisSettings};
 pub use decorator::{Limit, exempt, limit, shared_limit};
 pub use error::{LimitParseError, LimiterError};
 pub use key::{KeyBy, KeyFn};
+pub use key_check::{KeyCheck, KeyDecision};
 pub use keyed::KeyedLimit;
 pub use parse::{Rate, Unit, parse_limits};
 pub use runtime::{Counter, RateLimited};
@@ -298,6 +303,15 @@ impl LimiterState {
     /// in-process storage those of this process.
     pub async fn status(&self, key: &str) -> Result<Vec<Counter>, LimiterError> {
         self.0.status(key).await.map_err(LimiterError::Storage)
+    }
+
+    /// A limit on keys the app chooses (an account named in a login form), checked in a
+    /// handler with [`KeyCheck::check`] and counted with every other counter of the limiter
+    /// (in Redis when it is the storage, so exact across instances). `scope` names its
+    /// counters (`limiter status`: scope `key SCOPE`); each call makes a new set of buckets,
+    /// so make it once (at setup) and keep it. A malformed `limits` string is an error.
+    pub fn key_check(&self, scope: &str, limits: &str) -> Result<KeyCheck, LimitParseError> {
+        KeyCheck::new(self.0.clone(), scope, limits)
     }
 
     /// Forgets `key`'s counters (every counter of the limiter for `None`: on Redis, the

@@ -85,6 +85,8 @@ pub(crate) enum SetKind {
     Application,
     /// A shared scope: one bucket per key over the scope's routes.
     Shared(Arc<str>),
+    /// A [`KeyCheck`](crate::KeyCheck): keys the app chooses, checked in its handlers.
+    Keyed(Arc<str>),
 }
 
 /// Several limits checked together (`100/day; 10/minute`).
@@ -264,6 +266,7 @@ impl Runtime {
                         SetKind::Decorator => format!("decorator {}", self.endpoint(k.route)),
                         SetKind::Application => "application".to_owned(),
                         SetKind::Shared(n) => format!("shared {n}"),
+                        SetKind::Keyed(n) => format!("key {n}"),
                     };
                     let rate = b.rate();
                     let (remaining, full_in) = match b.peek(&k, NonZeroU32::MIN) {
@@ -391,6 +394,7 @@ impl LimitSet {
             SetKind::Decorator => write!(head, "d:{endpoint}"),
             SetKind::Application => write!(head, "a"),
             SetKind::Shared(n) => write!(head, "s:{n}"),
+            SetKind::Keyed(n) => write!(head, "k:{n}"),
         }
         .expect("writing to a String");
         head.push(':');

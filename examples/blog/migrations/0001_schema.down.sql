@@ -1,0 +1,8 @@
+DROP TABLE posts_fts;
+DROP TABLE comments;
+DROP TABLE post_tags;
+DROP TABLE tags;
+DROP TABLE posts;
+DROP TABLE images;
+DROP TABLE categories;
+DROP TABLE users;

@@ -1,0 +1,7 @@
+DROP TABLE comments;
+DROP TABLE post_tags;
+DROP TABLE tags;
+DROP TABLE posts;
+DROP TABLE images;
+DROP TABLE categories;
+DROP TABLE users;
