@@ -12,10 +12,10 @@ use flagon_login::Role;
 use flagon_login::testing::login_as;
 
 async fn user(app: &App, name: &str, role: Role) -> (TestClient, Account) {
+    let client = common::client(app).await;
     let email = format!("{name}@example.com");
     let id = common::account(app, &email, name, "correct horse battery", role).await;
     let account = Account::by_id(&common::db(app), id).await.unwrap().unwrap();
-    let client = common::client(app).await;
     login_as(&client, &account).await;
     (client, account)
 }

@@ -12,11 +12,11 @@ use flagon_login::testing::login_as;
 
 /// A logged-in client for a new account with `role`.
 async fn user(app: &App, name: &str, role: Role) -> (TestClient, Account) {
+    let client = common::client(app).await;
     let email = format!("{name}@example.com");
     let id = common::account(app, &email, name, "correct horse battery", role).await;
     let db = common::db(app);
     let account = Account::by_id(&db, id).await.unwrap().expect("the account");
-    let client = common::client(app).await;
     login_as(&client, &account).await;
     (client, account)
 }
@@ -371,9 +371,8 @@ async fn no_user_s_nav_flash_or_token_lands_in_what_others_are_served() {
 async fn seed_writes_demo_accounts_posts_and_comments() {
     let app = common::app();
     let client = common::client(&app).await;
-    let out = flagon::testing::run_cli(&app, ["seed", "--posts", "5"]).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("Seeded 5 posts"), "{out:?}");
+    let written = example_blog::seed::seed(app.handle(), 5, false).await.unwrap();
+    assert_eq!(written, 5);
     let db = common::db(&app);
     let count = |sql: &'static str| {
         let db = db.clone();
@@ -383,14 +382,20 @@ async fn seed_writes_demo_accounts_posts_and_comments() {
     assert_eq!(count("SELECT COUNT(*) FROM users").await, 3);
     assert_eq!(count("SELECT COUNT(*) FROM comments").await, 15);
     assert_eq!(count("SELECT COUNT(*) FROM comments WHERE parent_id IS NOT NULL").await, 5);
+    assert_eq!(count("SELECT COUNT(*) FROM posts WHERE category_id IS NOT NULL").await, 5);
     assert!(count("SELECT COUNT(*) FROM post_tags").await >= 5);
-    assert!(count("SELECT COUNT(*) FROM posts WHERE category_id IS NOT NULL").await == 5);
     assert!(client.get("/").send().await.text().contains("notes, part 5"));
+    let found = client.get("/search?q=rust").send().await.text();
+    assert!(found.contains("found."), "{found}");
     // Again: the accounts are reused, the posts added.
-    let out = flagon::testing::run_cli(&app, ["seed", "--posts", "1"]).await;
-    assert_eq!(out.code, 0, "{out:?}");
+    example_blog::seed::seed(app.handle(), 1, false).await.unwrap();
     assert_eq!(count("SELECT COUNT(*) FROM users").await, 3);
     assert_eq!(count("SELECT COUNT(*) FROM posts").await, 6);
+
+    // The command itself (it shuts the app down when it ends).
     let bad = flagon::testing::run_cli(&app, ["seed", "--posts", "zero"]).await;
     assert_eq!(bad.code, 2, "{bad:?}");
+    let out = flagon::testing::run_cli(&app, ["seed", "--posts", "5"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Seeded 5 posts"), "{out:?}");
 }

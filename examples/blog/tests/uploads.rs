@@ -24,9 +24,9 @@ async fn setup(max_bytes: usize) -> Setup {
         "[blog]\nupload_dir = {:?}\nmax_upload_bytes = {max_bytes}\n",
         uploads.display().to_string()
     ));
+    let client = common::client(&app).await;
     let id = common::account(&app, "ada@example.com", "ada", "correct horse battery", Role::Author).await;
     let account = Account::by_id(&common::db(&app), id).await.unwrap().unwrap();
-    let client = common::client(&app).await;
     login_as(&client, &account).await;
     Setup { app, client, dir }
 }
