@@ -262,8 +262,7 @@ async fn commands_read_their_standard_input_which_tests_give() {
     let run = flagon::testing::run_cli_with_input(&app, ["lines"], "first\r\nsecond\nlast").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
-        run.stdout,
-        "1: first\n2: second\n3: last\nterminal: false\n",
+        run.stdout, "1: first\n2: second\n3: last\nterminal: false\n",
         "CRLF and LF endings are stripped, a last line without one is read"
     );
     // `run_cli` gives an empty input: a command reading it sees the end at once.

@@ -356,17 +356,30 @@ async fn async_selectors_come_after_the_plain_ones_and_before_the_sources() {
     let get = |path: &'static str| client.get(path).header("accept-language", "de");
     assert_eq!(get("/loc").send().await.text(), "de", "no selector answers");
     assert_eq!(
-        get("/loc?lang=fr").header("x-stored", "pl").send().await.text(),
+        get("/loc?lang=fr")
+            .header("x-stored", "pl")
+            .send()
+            .await
+            .text(),
         "pl",
         "the async selector comes before the query"
     );
     assert_eq!(
-        get("/loc").header("x-stored", "pl").header("x-forced", "ar").send().await.text(),
+        get("/loc")
+            .header("x-stored", "pl")
+            .header("x-forced", "ar")
+            .send()
+            .await
+            .text(),
         "ar",
         "a plain selector comes first"
     );
     assert_eq!(
-        get("/loc?lang=fr").header("x-stored", "tlh").send().await.text(),
+        get("/loc?lang=fr")
+            .header("x-stored", "tlh")
+            .send()
+            .await
+            .text(),
         "fr",
         "an unavailable answer lets the chain go on"
     );

@@ -22,7 +22,11 @@ pub fn install(app: &mut Setup<'_>) {
     app.command(
         Command::new("create-admin")
             .about("Create a verified admin account (the password is read from standard input)")
-            .arg(Arg::new("email").required(true).help("The admin's email address"))
+            .arg(
+                Arg::new("email")
+                    .required(true)
+                    .help("The admin's email address"),
+            )
             .arg(
                 Arg::new("password-stdin")
                     .long("password-stdin")
@@ -82,9 +86,8 @@ async fn create_admin(ctx: CommandContext) -> Result<(), BoxError> {
     let email = validate::email(raw_email)
         .map_err(|_| format!("`{}` is not a valid email address", raw_email.trim()))?;
     let username = match ctx.matches().get_one::<String>("username") {
-        Some(u) => validate::username(u).map_err(|_| {
-            "the username must have 3 to 32 letters, digits, `_` or `-`".to_owned()
-        })?,
+        Some(u) => validate::username(u)
+            .map_err(|_| "the username must have 3 to 32 letters, digits, `_` or `-`".to_owned())?,
         None => username_from(&email),
     };
     let password = ctx
@@ -101,13 +104,17 @@ async fn create_admin(ctx: CommandContext) -> Result<(), BoxError> {
             .flatten()
             .unwrap_or(8);
         let message = match why {
-            "auth-error-password-short" => format!("the password is too short: at least {min} characters"),
+            "auth-error-password-short" => {
+                format!("the password is too short: at least {min} characters")
+            }
             "auth-error-password-long" => "the password is too long".to_owned(),
             _ => "the password is too common; choose another".to_owned(),
         };
         return Err(message.into());
     }
-    let db = app.state::<Db>().ok_or("the db extension is not registered")?;
+    let db = app
+        .state::<Db>()
+        .ok_or("the db extension is not registered")?;
     if Account::by_email(&db, &email).await?.is_some() {
         return Err(format!("an account with {email} already exists").into());
     }
@@ -117,10 +124,9 @@ async fn create_admin(ctx: CommandContext) -> Result<(), BoxError> {
         .fetch_optional(&*db)
         .await?;
     if taken.is_some() {
-        return Err(format!(
-            "the username {username} is taken; choose another with --username"
-        )
-        .into());
+        return Err(
+            format!("the username {username} is taken; choose another with --username").into(),
+        );
     }
     let hash = passwords.hash(&password).await?;
     let mut tx = db.begin().await?;

@@ -85,7 +85,9 @@ pub fn build(config: Config) -> Result<App, BuildError> {
             };
             Account::by_id(db, id).await
         }
-    });
+    })
+    // `login_required` sends guests to the login form, with `next`.
+    .login_view("auth.login");
     App::builder()
         .settings(config)
         .discover()

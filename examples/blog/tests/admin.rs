@@ -41,6 +41,7 @@ async fn post_with_comment(app: &flagon::App, author: i64) -> i64 {
 #[tokio::test]
 async fn the_admin_pages_are_for_admins() {
     let app = common::app();
+    common::client(&app).await; // migrated
     let admin = common::account(&app, "root@example.com", "root", PASSWORD, Role::Admin).await;
     let author = common::account(&app, "ann@example.com", "ann", PASSWORD, Role::Author).await;
     let editor = common::account(&app, "ed@example.com", "ed", PASSWORD, Role::Editor).await;
@@ -70,13 +71,26 @@ async fn the_admin_pages_are_for_admins() {
     assert!(zh.contains("<h1>用户</h1>"), "{zh}");
     assert!(zh.contains("ann@example.com"), "{zh}");
     // The nav shows the admin link to admins only.
-    assert!(root.get("/auth/settings").send().await.text().contains("href=\"/admin/\""));
-    assert!(!ann.get("/auth/settings").send().await.text().contains("href=\"/admin/\""));
+    assert!(
+        root.get("/auth/settings")
+            .send()
+            .await
+            .text()
+            .contains("href=\"/admin/\"")
+    );
+    assert!(
+        !ann.get("/auth/settings")
+            .send()
+            .await
+            .text()
+            .contains("href=\"/admin/\"")
+    );
 }
 
 #[tokio::test]
 async fn an_admin_changes_roles_and_deactivates_accounts_but_not_their_own() {
     let app = common::app();
+    common::client(&app).await; // migrated
     let admin = common::account(&app, "root@example.com", "root", PASSWORD, Role::Admin).await;
     let author = common::account(&app, "ann@example.com", "ann", PASSWORD, Role::Author).await;
     let root = logged_in(&app, admin).await;
@@ -90,7 +104,12 @@ async fn an_admin_changes_roles_and_deactivates_accounts_but_not_their_own() {
             .collect();
         form.push(("csrf_token".into(), token.clone()));
         let root = &root;
-        async move { root.post(&format!("/admin/users/{id}")).form(&form).send().await }
+        async move {
+            root.post(&format!("/admin/users/{id}"))
+                .form(&form)
+                .send()
+                .await
+        }
     };
     let res = post(author, vec![("role", "editor"), ("active", "1")]).await;
     assert_eq!(res.status(), 303, "{}", res.text());
@@ -104,10 +123,19 @@ async fn an_admin_changes_roles_and_deactivates_accounts_but_not_their_own() {
     assert_eq!(ann_client.get("/auth/settings").send().await.status(), 200);
     let res = post(author, vec![("role", "author")]).await;
     assert_eq!(res.status(), 303);
-    assert_eq!(accounts::account(&app, "ann@example.com").await.unwrap().active, 0);
+    assert_eq!(
+        accounts::account(&app, "ann@example.com")
+            .await
+            .unwrap()
+            .active,
+        0
+    );
     assert_ne!(ann_client.get("/auth/settings").send().await.status(), 200);
     let other = common::client(&app).await;
-    assert_eq!(login(&other, "ann@example.com", PASSWORD).await.status(), 403);
+    assert_eq!(
+        login(&other, "ann@example.com", PASSWORD).await.status(),
+        403
+    );
 
     let res = post(author, vec![("role", "emperor"), ("active", "1")]).await;
     assert_eq!(res.status(), 400);
@@ -118,7 +146,13 @@ async fn an_admin_changes_roles_and_deactivates_accounts_but_not_their_own() {
     let res = post(admin, vec![("role", "admin")]).await;
     assert_eq!(res.status(), 400, "no self-deactivation");
     assert_eq!(post(999, vec![("role", "author")]).await.status(), 404);
-    assert_eq!(accounts::account(&app, "root@example.com").await.unwrap().role, "admin");
+    assert_eq!(
+        accounts::account(&app, "root@example.com")
+            .await
+            .unwrap()
+            .role,
+        "admin"
+    );
     let res = root.get("/admin/users?page=0").send().await;
     assert_eq!(res.status(), 400);
 }
@@ -126,6 +160,7 @@ async fn an_admin_changes_roles_and_deactivates_accounts_but_not_their_own() {
 #[tokio::test]
 async fn the_posts_list_links_every_post() {
     let app = common::app();
+    common::client(&app).await; // migrated
     let admin = common::account(&app, "root@example.com", "root", PASSWORD, Role::Admin).await;
     post_with_comment(&app, admin).await;
     let root = logged_in(&app, admin).await;
@@ -138,6 +173,7 @@ async fn the_posts_list_links_every_post() {
 #[tokio::test]
 async fn editors_hide_and_show_comments() {
     let app = common::app();
+    common::client(&app).await; // migrated
     let author = common::account(&app, "ann@example.com", "ann", PASSWORD, Role::Author).await;
     let editor = common::account(&app, "ed@example.com", "ed", PASSWORD, Role::Editor).await;
     let comment = post_with_comment(&app, author).await;
@@ -162,7 +198,10 @@ async fn editors_hide_and_show_comments() {
     };
     assert_eq!(status(&app).await, "hidden");
     let hidden = ed.get("/admin/comments?status=hidden").send().await.text();
-    assert!(hidden.contains("Buy cheap pills") && hidden.contains("The comment is hidden."), "{hidden}");
+    assert!(
+        hidden.contains("Buy cheap pills") && hidden.contains("The comment is hidden."),
+        "{hidden}"
+    );
     let visible = ed.get("/admin/comments?status=visible").send().await.text();
     assert!(!visible.contains("Buy cheap pills"), "{visible}");
     let res = ed
@@ -178,9 +217,15 @@ async fn editors_hide_and_show_comments() {
         .send()
         .await;
     assert_eq!(res.status(), 404);
-    assert_eq!(ed.get("/admin/comments?status=evil").send().await.status(), 400);
+    assert_eq!(
+        ed.get("/admin/comments?status=evil").send().await.status(),
+        400
+    );
     // Without the CSRF token nothing changes.
-    let res = ed.post(&format!("/admin/comments/{comment}/hide")).send().await;
+    let res = ed
+        .post(&format!("/admin/comments/{comment}/hide"))
+        .send()
+        .await;
     assert_eq!(res.status(), 403);
     assert_eq!(status(&app).await, "visible");
     // Authors may not moderate.
@@ -196,6 +241,7 @@ async fn editors_hide_and_show_comments() {
 #[tokio::test]
 async fn the_outbox_lists_messages_and_retries_failed_ones() {
     let app = common::app();
+    common::client(&app).await; // migrated
     let admin = common::account(&app, "root@example.com", "root", PASSWORD, Role::Admin).await;
     let root = logged_in(&app, admin).await;
     let mail = Mail::of(app.handle()).unwrap();
@@ -219,12 +265,27 @@ async fn the_outbox_lists_messages_and_retries_failed_ones() {
     let page = root.get("/admin/outbox").send().await;
     assert_eq!(page.status(), 200);
     let page = page.text();
-    assert!(page.contains("bounced@example.com") && page.contains("550 no such user"), "{page}");
-    assert!(page.contains(&format!("/admin/outbox/{bad}/retry")), "{page}");
-    assert!(!page.contains(&format!("/admin/outbox/{ok}/retry")), "pending: no retry");
+    assert!(
+        page.contains("bounced@example.com") && page.contains("550 no such user"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("/admin/outbox/{bad}/retry")),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&format!("/admin/outbox/{ok}/retry")),
+        "pending: no retry"
+    );
     let failed = root.get("/admin/outbox?status=failed").send().await.text();
-    assert!(failed.contains("bounced@example.com") && !failed.contains("ok@example.com"), "{failed}");
-    assert_eq!(root.get("/admin/outbox?status=lost").send().await.status(), 400);
+    assert!(
+        failed.contains("bounced@example.com") && !failed.contains("ok@example.com"),
+        "{failed}"
+    );
+    assert_eq!(
+        root.get("/admin/outbox?status=lost").send().await.status(),
+        400
+    );
 
     let token = common::csrf_token(&page);
     let res = root

@@ -4,7 +4,7 @@
 mod accounts;
 mod common;
 
-use flagon::testing::{TestClient, run_cli, run_cli_with_input, testing_config_toml};
+use flagon::testing::{CliOutput, TestClient, run_cli_with_input, testing_config_toml};
 
 fn app_on(dir: &std::path::Path) -> flagon::App {
     let url = format!("sqlite://{}", dir.join("blog.db").display());
@@ -16,15 +16,21 @@ fn app_on(dir: &std::path::Path) -> flagon::App {
     example_blog::build(config).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs one command as its own process would: a fresh app on the database file (a command
+/// closes the app's pool when it ends).
+async fn cli(dir: &std::path::Path, args: &[&str], input: &str) -> CliOutput {
+    let app = app_on(dir);
+    run_cli_with_input(&app, args.iter().copied(), input).await
+}
+
 #[tokio::test]
 async fn create_admin_makes_a_verified_admin_who_can_log_in() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_on(dir.path());
-    let run = run_cli(&app, ["db", "upgrade"]).await;
+    let run = cli(dir.path(), &["db", "upgrade"], "").await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let run = run_cli_with_input(
-        &app,
-        ["create-admin", "Root@Example.com", "--password-stdin"],
+    let run = cli(
+        dir.path(),
+        &["create-admin", "Root@Example.com", "--password-stdin"],
         &format!("{}\n", accounts::PASSWORD),
     )
     .await;
@@ -49,10 +55,14 @@ async fn create_admin_makes_a_verified_admin_who_can_log_in() {
 #[tokio::test]
 async fn create_admin_refuses_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_on(dir.path());
-    assert_eq!(run_cli(&app, ["db", "upgrade"]).await.code, 0);
+    assert_eq!(cli(dir.path(), &["db", "upgrade"], "").await.code, 0);
     let pw = format!("{}\n", accounts::PASSWORD);
-    let ok = run_cli_with_input(&app, ["create-admin", "root@example.com", "--password-stdin"], &pw).await;
+    let ok = cli(
+        dir.path(),
+        &["create-admin", "root@example.com", "--password-stdin"],
+        &pw,
+    )
+    .await;
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 
     let cases: [(&[&str], &str, &str); 6] = [
@@ -88,23 +98,33 @@ async fn create_admin_refuses_with_a_clear_message() {
         ),
     ];
     for (args, input, message) in cases {
-        let run = run_cli_with_input(&app, args.iter().copied(), input).await;
+        let run = cli(dir.path(), args, input).await;
         assert_eq!(run.code, 1, "{args:?}: {}", run.stdout);
         assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
     }
-    let usage = run_cli(&app, ["create-admin"]).await;
+    let usage = cli(dir.path(), &["create-admin"], "").await;
     assert_eq!(usage.code, 2, "EMAIL is required: {}", usage.stderr);
-    let taken = run_cli_with_input(
-        &app,
-        ["create-admin", "root@other.example", "--password-stdin"],
+    let taken = cli(
+        dir.path(),
+        &["create-admin", "root@other.example", "--password-stdin"],
         &pw,
     )
     .await;
     assert_eq!(taken.code, 1);
-    assert!(taken.stderr.contains("the username root is taken"), "{}", taken.stderr);
-    let named = run_cli_with_input(
-        &app,
-        ["create-admin", "root@other.example", "--password-stdin", "--username", "root2"],
+    assert!(
+        taken.stderr.contains("the username root is taken"),
+        "{}",
+        taken.stderr
+    );
+    let named = cli(
+        dir.path(),
+        &[
+            "create-admin",
+            "root@other.example",
+            "--password-stdin",
+            "--username",
+            "root2",
+        ],
         &pw,
     )
     .await;

@@ -8,7 +8,6 @@ use flagon::{AppHandle, HttpError};
 use flagon_db::Db;
 use flagon_db::sqlx::Row as _;
 use flagon_i18n::Lang;
-use serde::Deserialize;
 
 use super::{PER_PAGE, PageQuery, back, refused};
 use crate::models::comment_status;
@@ -65,7 +64,11 @@ pub(crate) async fn comments(
         Some(s @ (comment_status::VISIBLE | comment_status::HIDDEN)) => Some(s.to_owned()),
         Some(_) => return Err(refused(lang.t("admin-error-status", ()))),
     };
-    let filter = if status.is_some() { "WHERE c.status = ?" } else { "" };
+    let filter = if status.is_some() {
+        "WHERE c.status = ?"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT c.id, c.body, c.status, c.created_at, u.username, p.title, p.slug FROM comments c \
          JOIN users u ON u.id = c.author_id JOIN posts p ON p.id = c.post_id {filter} \
@@ -77,10 +80,7 @@ pub(crate) async fn comments(
     if let Some(s) = &status {
         query = query.bind(s.clone());
     }
-    let rows = query
-        .fetch_all(&db)
-        .await
-        .map_err(flagon_db::Error::from)?;
+    let rows = query.fetch_all(&db).await.map_err(flagon_db::Error::from)?;
     let more = rows.len() as i64 > PER_PAGE;
     let mut comments = Vec::new();
     for r in rows.iter().take(PER_PAGE as usize) {
@@ -95,7 +95,10 @@ pub(crate) async fn comments(
         });
     }
     let ctx = context! { comments, page, more, status => status.unwrap_or_default() };
-    Ok(tpl.render("admin/comments.html", ctx).await?.into_response())
+    Ok(tpl
+        .render("admin/comments.html", ctx)
+        .await?
+        .into_response())
 }
 
 async fn set_status(
@@ -122,7 +125,6 @@ async fn set_status(
     };
     back(app, session, "admin.comments", msg)
 }
-
 
 /// `POST /admin/comments/{id}/hide`.
 pub(crate) async fn hide(

@@ -33,13 +33,21 @@ pub fn blueprint() -> Blueprint {
         .url_prefix("/admin")
         .with(login_required())
         .route(Route::get("/", index).name("index").with(admin()))
-        .route(Route::get("/users", users::list).name("users").with(admin()))
+        .route(
+            Route::get("/users", users::list)
+                .name("users")
+                .with(admin()),
+        )
         .route(
             Route::post("/users/{id}", users::update)
                 .name("user_update")
                 .with(admin()),
         )
-        .route(Route::get("/posts", content::posts).name("posts").with(admin()))
+        .route(
+            Route::get("/posts", content::posts)
+                .name("posts")
+                .with(admin()),
+        )
         .route(
             Route::get("/comments", content::comments)
                 .name("comments")
@@ -55,7 +63,11 @@ pub fn blueprint() -> Blueprint {
                 .name("comment_show")
                 .with(moderator()),
         )
-        .route(Route::get("/outbox", outbox::list).name("outbox").with(admin()))
+        .route(
+            Route::get("/outbox", outbox::list)
+                .name("outbox")
+                .with(admin()),
+        )
         .route(
             Route::post("/outbox/{id}/retry", outbox::retry)
                 .name("outbox_retry")

@@ -65,7 +65,12 @@ pub(crate) async fn retry(
     if n == 0 {
         return Err(refused(lang.t("admin-error-not-retryable", ())));
     }
-    back(&app, &session, "admin.outbox", lang.t("admin-outbox-retried", [("count", n)]))
+    back(
+        &app,
+        &session,
+        "admin.outbox",
+        lang.t("admin-outbox-retried", [("count", n)]),
+    )
 }
 
 /// `POST /admin/outbox/retry`: every failed and dead message.
@@ -76,5 +81,10 @@ pub(crate) async fn retry_all(
     session: Session,
 ) -> Result<Response, HttpError> {
     let n = mail.queue().retry(RetryWhich::AllFailed).await?;
-    back(&app, &session, "admin.outbox", lang.t("admin-outbox-retried", [("count", n)]))
+    back(
+        &app,
+        &session,
+        "admin.outbox",
+        lang.t("admin-outbox-retried", [("count", n)]),
+    )
 }

@@ -70,7 +70,10 @@ pub(crate) async fn update(
         Some(r @ (Role::Author | Role::Editor | Role::Admin)) => r,
         _ => return Err(refused(lang.t("admin-error-role", ()))),
     };
-    let active = form.active.as_deref().is_some_and(|v| !v.is_empty() && v != "0");
+    let active = form
+        .active
+        .as_deref()
+        .is_some_and(|v| !v.is_empty() && v != "0");
     let Some(target) = Account::by_id(&db, id).await? else {
         return Err(HttpError::not_found(lang.t("admin-error-no-user", ())));
     };

@@ -70,7 +70,14 @@ pub(crate) async fn submit(
     let next = form.next.as_deref().filter(|n| !n.is_empty());
     if email.is_empty() || form.password.is_empty() {
         let e = lang.t("auth-error-login-missing", ());
-        return render(&tpl, StatusCode::UNPROCESSABLE_ENTITY, &email, next, Some(e)).await;
+        return render(
+            &tpl,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &email,
+            next,
+            Some(e),
+        )
+        .await;
     }
     limits.check(Action::Login, &email)?;
     // An address too odd to be stored is looked up as nobody.
@@ -116,10 +123,7 @@ pub(crate) async fn submit(
 
 /// `POST /auth/logout` (a form with the CSRF token, like every unsafe method): the session
 /// and the remember-me token end.
-pub(crate) async fn logout(
-    auth: Auth<Account>,
-    lang: Lang,
-) -> Result<Response, HttpError> {
+pub(crate) async fn logout(auth: Auth<Account>, lang: Lang) -> Result<Response, HttpError> {
     auth.logout_user().await?;
     // A fresh session for the message: the old one is deleted.
     let _ = Session::flash(auth.session(), lang.t("auth-logged-out", ()), "success");

@@ -126,14 +126,14 @@ pub(crate) fn absolute(app: &AppHandle, endpoint: &str, token: &str) -> Result<S
         .state::<crate::BlogConfig>()
         .ok_or_else(|| HttpError::internal("the blog settings are provided"))?;
     let path = app
-        .url_for(endpoint, &[("token", token)])
+        .url_for(endpoint, [("token", token)])
         .map_err(HttpError::internal)?;
     Ok(format!("{}{}", blog.public_url.trim_end_matches('/'), path))
 }
 
 /// A 303 to `endpoint`.
 pub(crate) fn redirect_to(app: &AppHandle, endpoint: &str) -> Result<Response, HttpError> {
-    let path = app.url_for(endpoint, &[]).map_err(HttpError::internal)?;
+    let path = app.url_for(endpoint, ()).map_err(HttpError::internal)?;
     Ok(flagon::axum::response::Redirect::to(&path).into_response())
 }
 
@@ -188,7 +188,11 @@ pub async fn insert_account(
 
 /// The locale a mail to `account` is written in: its stored preference when it has one
 /// the app offers, else the locale of the request that sends it.
-pub(crate) fn mail_locale(app: &AppHandle, account: &crate::models::Account, lang: &Lang) -> flagon::Locale {
+pub(crate) fn mail_locale(
+    app: &AppHandle,
+    account: &crate::models::Account,
+    lang: &Lang,
+) -> flagon::Locale {
     account
         .locale
         .as_deref()

@@ -65,8 +65,13 @@ pub(crate) async fn request_submit(
         Err(e) => {
             let errors = translated(&lang, &FieldErrors::from([("email", e)]));
             let ctx = context! { email => form.email.trim(), errors };
-            return page(&tpl, StatusCode::UNPROCESSABLE_ENTITY, "auth/reset_request.html", ctx)
-                .await;
+            return page(
+                &tpl,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "auth/reset_request.html",
+                ctx,
+            )
+            .await;
         }
     };
     limits.check(Action::Reset, &email)?;
@@ -92,7 +97,10 @@ pub(crate) async fn request_submit(
             .build()?;
         mail.enqueue_in(&mut tx, &msg).await?;
     }
-    session.flash(lang.t("auth-reset-sent", [("email", email.as_str())]), "success")?;
+    session.flash(
+        lang.t("auth-reset-sent", [("email", email.as_str())]),
+        "success",
+    )?;
     redirect_to(&app, "auth.login")
 }
 
@@ -160,7 +168,13 @@ pub(crate) async fn reset_submit(
     if let Err(e) = validate::password(&passwords, &form.password) {
         let errors = translated(&lang, &FieldErrors::from([("password", e)]));
         let ctx = context! { token => token, errors };
-        return page(&tpl, StatusCode::UNPROCESSABLE_ENTITY, "auth/reset_form.html", ctx).await;
+        return page(
+            &tpl,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "auth/reset_form.html",
+            ctx,
+        )
+        .await;
     }
     let hash = passwords.hash(&form.password).await?;
     let done = db
@@ -216,7 +230,11 @@ pub(crate) async fn change_submit(
 ) -> Result<Response, HttpError> {
     let mut errors = FieldErrors::new();
     let verified = auth
-        .authenticate(&user.email, &form.current_password, Some(&user.password_hash))
+        .authenticate(
+            &user.email,
+            &form.current_password,
+            Some(&user.password_hash),
+        )
         .await?;
     if !verified.ok {
         errors.insert("current_password", "auth-error-current-wrong");

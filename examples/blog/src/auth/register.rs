@@ -83,10 +83,24 @@ pub(crate) async fn submit(
         errors.insert("password", e);
     }
     let (Some(email), Some(username)) = (email, username) else {
-        return render(&tpl, &lang, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors).await;
+        return render(
+            &tpl,
+            &lang,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &form,
+            &errors,
+        )
+        .await;
     };
     if !errors.is_empty() {
-        return render(&tpl, &lang, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors).await;
+        return render(
+            &tpl,
+            &lang,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &form,
+            &errors,
+        )
+        .await;
     }
     limits.check(Action::Register, &email)?;
 
@@ -98,7 +112,14 @@ pub(crate) async fn submit(
         .map_err(flagon_db::Error::from)?;
     if taken.is_some() {
         errors.insert("username", "auth-error-username-taken");
-        return render(&tpl, &lang, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors).await;
+        return render(
+            &tpl,
+            &lang,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &form,
+            &errors,
+        )
+        .await;
     }
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
     let existing: Option<Account> = tx
@@ -160,7 +181,10 @@ pub(crate) async fn submit(
         }
     };
     mail.enqueue_in(&mut tx, &msg).await?;
-    session.flash(lang.t("auth-register-sent", [("email", email.as_str())]), "success")?;
+    session.flash(
+        lang.t("auth-register-sent", [("email", email.as_str())]),
+        "success",
+    )?;
     redirect_to(&app, "auth.login")
 }
 

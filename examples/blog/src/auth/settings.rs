@@ -66,7 +66,14 @@ pub(crate) async fn submit(
     if !chosen.is_empty() && !choices(&app).iter().any(|l| l == chosen) {
         let e = lang.t("auth-error-locale", ());
         let current = user.locale.clone().unwrap_or_default();
-        return render(&app, &tpl, StatusCode::UNPROCESSABLE_ENTITY, &current, Some(e)).await;
+        return render(
+            &app,
+            &tpl,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &current,
+            Some(e),
+        )
+        .await;
     }
     let stored = (!chosen.is_empty()).then(|| chosen.to_owned());
     db.query("UPDATE users SET locale = ? WHERE id = ?")

@@ -106,7 +106,10 @@ pub struct Read {
 pub fn read(p: &Prepared) -> Read {
     use mailparse::MailHeaderMap as _;
     let parsed = mailparse::parse_mail(p.raw()).expect("a well-formed message");
-    let subject = parsed.headers.get_first_value("Subject").unwrap_or_default();
+    let subject = parsed
+        .headers
+        .get_first_value("Subject")
+        .unwrap_or_default();
     let to = parsed.headers.get_first_value("To").unwrap_or_default();
     let mut text = String::new();
     let mut html = String::new();
