@@ -12,7 +12,7 @@
 //! moderates: editors also see hidden comments). The page around it (nav, forms, buttons)
 //! is rendered per request.
 //!
-//! Invalidation is one write ([`changed`]): the memo's namespace gets a fresh version, in
+//! Invalidation is one write ([`posts_changed`], [`crate::content::changed`]): the memo's namespace gets a fresh version, in
 //! the cache itself. With Redis that version is read from Redis on every lookup, so a post
 //! edited on one instance is fresh on all of them at once (no `sync_interval`, which only
 //! fragment generations have). Call it after the transaction commits: an instance that

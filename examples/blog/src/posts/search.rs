@@ -56,7 +56,7 @@ impl SortColumn for SearchSort {
     }
 }
 
-/// The FTS5 `MATCH` text for a user's query: each word (at most [`MAX_TERMS`], those with
+/// The FTS5 `MATCH` text for a user's query: each word (at most 16, those with
 /// a letter or digit) as a quoted string, `"` doubled, so operators, columns, `*`, `NEAR`
 /// and unbalanced quotes are all plain text; `None` when no word is left.
 ///
