@@ -535,3 +535,87 @@ async fn seed_writes_demo_accounts_posts_and_comments() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("Seeded 5 posts"), "{out:?}");
 }
+
+/// Whether Redis answers on 127.0.0.1:6379; a failure under `FLAGON_TEST_REQUIRE_SERVICES=1`.
+fn redis_up() -> bool {
+    let addr = "127.0.0.1:6379".parse().unwrap();
+    match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)) {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("FLAGON_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("Redis is required (FLAGON_TEST_REQUIRE_SERVICES=1) but unreachable: {e}");
+            }
+            eprintln!("skipped: Redis on 127.0.0.1:6379 unreachable ({e})");
+            false
+        }
+    }
+}
+
+/// An instance of the blog on the SQLite file `db` with its cache on Redis under `prefix`.
+fn instance(db: &std::path::Path, prefix: &str) -> App {
+    let config = flagon::testing::testing_config_toml(&format!(
+        "[db]\nurl = \"sqlite://{}\"\nauto_upgrade = true\n\
+         [mail]\ndefault_sender = \"Blog <blog@example.com>\"\n\
+         [login]\napi_blueprints = [\"api\"]\n\
+         [cache]\nbackend = \"redis\"\n\
+         [cache.redis]\nurl = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"\n",
+        db.display()
+    ));
+    example_blog::build(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn two_instances_on_redis_share_the_cache_and_see_an_edit_at_once() {
+    if !redis_up() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blog.db");
+    let prefix = format!("blog-test-{:016x}:", rand::random::<u64>());
+    let a = instance(&file, &prefix);
+    let (ada_client, ada) = user(&a, "ada", Role::Author).await;
+    let b = instance(&file, &prefix);
+    let guest_b = common::client(&b).await;
+    let guest_a = common::client(&a).await;
+    let slug = post(&a, ada.id, "Shared title", "Original body.", true).await;
+    let show = format!("/posts/{slug}");
+
+    // B renders and caches the page in Redis; A is served B's entry.
+    assert!(guest_b.get(&show).send().await.text().contains("Original body."));
+    assert!(guest_b.get("/").send().await.text().contains("Shared title"));
+    let db = common::db(&a);
+    db.query("UPDATE posts SET body_html = '<p>Changed behind the cache</p>', title = 'Sneaky'")
+        .execute(&*db)
+        .await
+        .unwrap();
+    assert!(guest_a.get(&show).send().await.text().contains("Original body."));
+    assert!(guest_a.get("/").send().await.text().contains("Shared title"));
+
+    // An edit on A is seen on B at once, with no wait.
+    let token = common::token_from(&ada_client, &format!("{show}/edit")).await;
+    let res = ada_client
+        .post(&format!("{show}/edit"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("title", "Edited title"),
+            ("body", "Edited body."),
+            ("published", "on"),
+        ])
+        .send()
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(guest_b.get(&show).send().await.text().contains("Edited body."));
+    assert!(guest_b.get("/").send().await.text().contains("Edited title"));
+
+    // So is a comment.
+    let token = common::token_from(&ada_client, &show).await;
+    let res = ada_client
+        .post(&format!("{show}/comments"))
+        .form(&[("csrf_token", token.as_str()), ("body", "Seen everywhere")])
+        .send()
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(guest_b.get(&show).send().await.text().contains("Seen everywhere"));
+    let cache = flagon_cache::Caches::of(a.handle()).unwrap().default().clone();
+    cache.clear().await.unwrap();
+}
