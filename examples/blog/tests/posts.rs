@@ -581,15 +581,43 @@ async fn two_instances_on_redis_share_the_cache_and_see_an_edit_at_once() {
     let show = format!("/posts/{slug}");
 
     // B renders and caches the page in Redis; A is served B's entry.
-    assert!(guest_b.get(&show).send().await.text().contains("Original body."));
-    assert!(guest_b.get("/").send().await.text().contains("Shared title"));
+    assert!(
+        guest_b
+            .get(&show)
+            .send()
+            .await
+            .text()
+            .contains("Original body.")
+    );
+    assert!(
+        guest_b
+            .get("/")
+            .send()
+            .await
+            .text()
+            .contains("Shared title")
+    );
     let db = common::db(&a);
     db.query("UPDATE posts SET body_html = '<p>Changed behind the cache</p>', title = 'Sneaky'")
         .execute(&*db)
         .await
         .unwrap();
-    assert!(guest_a.get(&show).send().await.text().contains("Original body."));
-    assert!(guest_a.get("/").send().await.text().contains("Shared title"));
+    assert!(
+        guest_a
+            .get(&show)
+            .send()
+            .await
+            .text()
+            .contains("Original body.")
+    );
+    assert!(
+        guest_a
+            .get("/")
+            .send()
+            .await
+            .text()
+            .contains("Shared title")
+    );
 
     // An edit on A is seen on B at once, with no wait.
     let token = common::token_from(&ada_client, &format!("{show}/edit")).await;
@@ -604,8 +632,22 @@ async fn two_instances_on_redis_share_the_cache_and_see_an_edit_at_once() {
         .send()
         .await;
     assert_eq!(res.status(), 303);
-    assert!(guest_b.get(&show).send().await.text().contains("Edited body."));
-    assert!(guest_b.get("/").send().await.text().contains("Edited title"));
+    assert!(
+        guest_b
+            .get(&show)
+            .send()
+            .await
+            .text()
+            .contains("Edited body.")
+    );
+    assert!(
+        guest_b
+            .get("/")
+            .send()
+            .await
+            .text()
+            .contains("Edited title")
+    );
 
     // So is a comment.
     let token = common::token_from(&ada_client, &show).await;
@@ -615,7 +657,17 @@ async fn two_instances_on_redis_share_the_cache_and_see_an_edit_at_once() {
         .send()
         .await;
     assert_eq!(res.status(), 303);
-    assert!(guest_b.get(&show).send().await.text().contains("Seen everywhere"));
-    let cache = flagon_cache::Caches::of(a.handle()).unwrap().default().clone();
+    assert!(
+        guest_b
+            .get(&show)
+            .send()
+            .await
+            .text()
+            .contains("Seen everywhere")
+    );
+    let cache = flagon_cache::Caches::of(a.handle())
+        .unwrap()
+        .default()
+        .clone();
     cache.clear().await.unwrap();
 }

@@ -212,25 +212,24 @@ async fn an_edited_post_is_found_by_its_new_words() {
 }
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+const MY_ADMIN: &str = "mysql://root@127.0.0.1:3306/test";
 
-/// A database of its own on the PostgreSQL server, dropped at the end.
-struct PgDb {
+/// A database of its own on a server (PostgreSQL or MariaDB), dropped at the end.
+struct ServerDb {
+    admin: &'static str,
     name: String,
     url: String,
 }
 
-impl PgDb {
-    async fn create() -> Option<PgDb> {
+impl ServerDb {
+    async fn create(admin: &'static str) -> Option<ServerDb> {
         sqlx::any::install_default_drivers();
-        let conn = tokio::time::timeout(
-            Duration::from_secs(3),
-            sqlx::AnyConnection::connect(PG_ADMIN),
-        )
-        .await;
+        let connect = sqlx::AnyConnection::connect(admin);
+        let conn = tokio::time::timeout(Duration::from_secs(3), connect).await;
         let mut conn = match conn {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return skip(&e.to_string()),
-            Err(_) => return skip("no answer within 3s"),
+            Ok(Err(e)) => return skip(admin, &e.to_string()),
+            Err(_) => return skip(admin, "no answer within 3s"),
         };
         let name = format!("blog_search_{:016x}", rand::random::<u64>());
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -238,32 +237,36 @@ impl PgDb {
             .await
             .expect("creates the test database");
         let _ = conn.close().await;
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        Some(PgDb { name, url })
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        Some(ServerDb { admin, name, url })
     }
 }
 
-fn skip(why: &str) -> Option<PgDb> {
+fn skip(admin: &str, why: &str) -> Option<ServerDb> {
     if std::env::var("FLAGON_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-        panic!("PostgreSQL is required (FLAGON_TEST_REQUIRE_SERVICES=1) but unreachable: {why}");
+        panic!("{admin} is required (FLAGON_TEST_REQUIRE_SERVICES=1) but unreachable: {why}");
     }
-    eprintln!("skipped: PostgreSQL on 127.0.0.1:5432 unreachable ({why})");
+    eprintln!("skipped: {admin} unreachable ({why})");
     None
 }
 
-impl Drop for PgDb {
+impl Drop for ServerDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let (admin, name) = (self.admin, self.name.clone());
         let done = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let Ok(mut conn) = sqlx::AnyConnection::connect(PG_ADMIN).await else {
+                let Ok(mut conn) = sqlx::AnyConnection::connect(admin).await else {
                     return;
                 };
-                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let sql = if admin.starts_with("postgres") {
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                } else {
+                    format!("DROP DATABASE IF EXISTS {name}")
+                };
                 if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .execute(&mut conn)
                     .await
@@ -276,18 +279,23 @@ impl Drop for PgDb {
     }
 }
 
-#[tokio::test]
-async fn postgres_tsvector_finds_published_posts() {
-    let Some(pg) = PgDb::create().await else {
-        return;
-    };
+/// The blog on `db`.
+fn server_app(db: &ServerDb) -> App {
     let config = testing_config_toml(&format!(
         "[db]\nurl = \"{}\"\nauto_upgrade = true\nmax_connections = 2\n\
          [mail]\ndefault_sender = \"Blog <blog@example.com>\"\n\
          [login]\nlogin_view = \"auth.login\"\napi_blueprints = [\"api\"]\n",
-        pg.url
+        db.url
     ));
-    let app = example_blog::build(config).unwrap_or_else(|e| panic!("{e}"));
+    example_blog::build(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn postgres_tsvector_finds_published_posts() {
+    let Some(pg) = ServerDb::create(PG_ADMIN).await else {
+        return;
+    };
+    let app = server_app(&pg);
     let client = common::client(&app).await;
     assert_eq!(common::db(&app).backend(), flagon_db::Backend::Postgres);
     corpus(&app).await;
@@ -305,6 +313,20 @@ async fn postgres_tsvector_finds_published_posts() {
         .await
         .text();
     assert_eq!(titles(&html), ["Beta notes"]);
+    client.shutdown().await;
+    drop(app);
+}
+
+#[tokio::test]
+async fn mariadb_fulltext_finds_published_posts() {
+    let Some(my) = ServerDb::create(MY_ADMIN).await else {
+        return;
+    };
+    let app = server_app(&my);
+    let client = common::client(&app).await;
+    assert_eq!(common::db(&app).backend(), flagon_db::Backend::MySql);
+    corpus(&app).await;
+    search_suite(&client).await;
     client.shutdown().await;
     drop(app);
 }

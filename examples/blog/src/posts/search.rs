@@ -76,6 +76,17 @@ pub fn fts5_query(q: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
+/// `q` with everything but letters and digits as spaces: MariaDB's full-text parser
+/// refuses some punctuation (a lone `*`) even in natural language mode, where it only
+/// separates words anyway.
+fn words_only(q: &str) -> String {
+    let spaced: String = q
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The statement finding published posts that match `q` on `backend`, in `order`; `None`
 /// when `q` has nothing to search for.
 pub fn search_select(backend: Backend, q: &str, order: &OrderBy<SearchSort>) -> Option<Select> {
@@ -90,7 +101,7 @@ pub fn search_select(backend: Backend, q: &str, order: &OrderBy<SearchSort>) -> 
         ),
         Backend::MySql => (
             "MATCH (p.title, p.body_md) AGAINST (? IN NATURAL LANGUAGE MODE)",
-            q.trim().to_owned(),
+            words_only(q),
         ),
     };
     if value.is_empty() {
