@@ -173,26 +173,3 @@ pub fn blueprint(config: &ApiConfig) -> Blueprint {
     }
     bp
 }
-
-/// Drops the cached pages a change to the post `slug` makes stale: every page of the index
-/// and the post's own page (endpoints `posts.index` and `posts.show`, when the app has
-/// them). Called after the change is committed; a cache that cannot be reached is logged,
-/// and its entries expire with their TTL.
-pub async fn invalidate(app: &AppHandle, slug: &str) {
-    let Some(caches) = flagon_cache::Caches::of(app) else {
-        return;
-    };
-    let cache = caches.default();
-    if app.routes().get("posts.index").is_some()
-        && let Err(e) = cache.purge_cached(app, "posts.index").await
-    {
-        tracing::warn!(error = %e, "could not drop the cached index pages");
-    }
-    if app.routes().get("posts.show").is_some()
-        && let Err(e) = cache
-            .delete_cached(app, "posts.show", [("slug", slug)])
-            .await
-    {
-        tracing::warn!(error = %e, slug, "could not drop a post's cached page");
-    }
-}

@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use super::body::read_object;
 use super::caller::Caller;
-use super::invalidate;
 use super::problem::{ApiError, Problem};
 use crate::BlogConfig;
 use crate::content::{POST_SELECT, Post, PostInput, delete_post, insert_post, update_post};
@@ -280,7 +279,7 @@ pub(super) async fn create(
     let mut tx = db.begin().await?;
     let (id, slug) = insert_post(&mut tx, account.id, &input, None).await?;
     tx.commit().await?;
-    invalidate(&app, &slug).await;
+    crate::content::changed(&app).await;
     let post = Post::by_id(&db, id)
         .await?
         .ok_or_else(|| HttpError::internal("a post just written is gone"))?;
@@ -327,7 +326,7 @@ pub(super) async fn update(
     let mut tx = db.begin().await?;
     update_post(&mut tx, post.id, &input, None).await?;
     tx.commit().await?;
-    invalidate(&app, &post.slug).await;
+    crate::content::changed(&app).await;
     let post = Post::by_id(&db, post.id)
         .await?
         .ok_or_else(|| HttpError::internal("a post just changed is gone"))?;
@@ -346,7 +345,7 @@ pub(super) async fn delete(
     let mut tx = db.begin().await?;
     delete_post(&mut tx, post.id).await?;
     tx.commit().await?;
-    invalidate(&app, &post.slug).await;
+    crate::content::changed(&app).await;
     let mut res = StatusCode::NO_CONTENT.into_response();
     caller.hand_token(&mut res);
     Ok(res)

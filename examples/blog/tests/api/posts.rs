@@ -339,11 +339,9 @@ async fn the_list_pages_with_links_in_the_body_and_the_link_header() {
     problem(&client.get("/api/v1/posts?page=9").send().await, 404);
 }
 
-/// Needs the posts blueprint's cached pages (`GET /`, `GET /posts/{slug}`), which live on
-/// their own branch: run with `--ignored` once both are merged and [`example_blog::api::invalidate`]
-/// forgets the pages the way the posts blueprint caches them.
+/// A post written, changed or deleted through the API shows at once on the cached index
+/// and post pages.
 #[tokio::test]
-#[ignore = "needs the posts blueprint's cached pages; un-ignore when merged with it"]
 async fn api_changes_are_seen_at_once_on_the_cached_pages() {
     let app = app();
     let client = common::client(&app).await;
