@@ -47,7 +47,7 @@ mod tokens;
 
 use std::time::Duration;
 
-use flagon::{AppHandle, Blueprint, ErrorContext, Route, Setup, SetupError, tracing};
+use flagon::{Blueprint, ErrorContext, Route, Setup, SetupError};
 use flagon_limiter::{KeyCheck, LimiterState, limit};
 use serde::{Deserialize, Serialize};
 

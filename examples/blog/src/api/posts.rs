@@ -277,7 +277,7 @@ pub(super) async fn create(
     let account = require_writer(&caller, &lang)?;
     let input = read_input(&headers, body, &lang).await?;
     let mut tx = db.begin().await?;
-    let (id, slug) = insert_post(&mut tx, account.id, &input, None).await?;
+    let (id, _) = insert_post(&mut tx, account.id, &input, None).await?;
     tx.commit().await?;
     crate::content::changed(&app).await;
     let post = Post::by_id(&db, id)
