@@ -72,6 +72,13 @@ async fn registration_mails_a_link_that_verifies_the_account_which_can_then_log_
     assert_eq!(res.location(), Some("/"));
     let settings = client.get("/auth/settings").send().await;
     assert_eq!(settings.status(), 200, "logged in");
+    assert!(
+        settings
+            .text()
+            .contains("<a class=\"who\" href=\"/auth/settings\">ann</a>"),
+        "the nav names the user and links the settings: {}",
+        settings.text()
+    );
 }
 
 #[tokio::test]
