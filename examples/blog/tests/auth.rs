@@ -1001,3 +1001,30 @@ async fn the_stored_language_preference_chooses_the_pages_language() {
     let mail = read(&delivered(&app, 1).await[0]);
     assert_eq!(mail.subject, "重置你在 Flagon Blog 的密码");
 }
+
+#[tokio::test]
+async fn mailed_links_use_the_configured_public_url_never_the_requests_host() {
+    let app = common::app_with("[blog]\npublic_url = \"https://blog.example.com/\"\n");
+    let client = common::client(&app).await;
+    let token = common::token_from(&client, "/auth/register").await;
+    let res = client
+        .post("/auth/register")
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .form(&[
+            ("email", "ann@example.com"),
+            ("username", "ann"),
+            ("password", PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await;
+    assert_eq!(res.status(), 303, "{}", res.text());
+    let mail = read(&delivered(&app, 1).await[0]);
+    assert!(
+        mail.text.contains("https://blog.example.com/auth/verify/"),
+        "{}",
+        mail.text
+    );
+    assert!(!mail.text.contains("evil.example") && !mail.html.contains("evil.example"));
+}
