@@ -323,14 +323,32 @@ async fn expired_forged_and_misused_links_are_400_pages_that_say_why() {
         .send()
         .await;
     assert!(res.text().contains("此链接已过期"), "{}", res.text());
-    assert_eq!(
-        client
-            .get(&format!("/auth/verify/{good}"))
-            .send()
-            .await
-            .status(),
-        303
-    );
+    // Bound to the address: after a change of address the old link is dead.
+    let set_email = |email: &'static str| {
+        let db = common::db(&app);
+        async move {
+            db.query("UPDATE users SET email = ? WHERE id = ?")
+                .bind(email)
+                .bind(id)
+                .execute(&*db)
+                .await
+                .unwrap();
+        }
+    };
+    set_email("ann@elsewhere.example").await;
+    let verify = |token: String| {
+        let client = &client;
+        async move {
+            client
+                .get(&format!("/auth/verify/{token}"))
+                .send()
+                .await
+                .status()
+        }
+    };
+    assert_eq!(verify(good.clone()).await, 400);
+    set_email("ann@example.com").await;
+    assert_eq!(verify(good).await, 303);
 }
 
 #[tokio::test]
