@@ -177,6 +177,11 @@ async fn editors_hide_and_show_comments() {
     let author = common::account(&app, "ann@example.com", "ann", PASSWORD, Role::Author).await;
     let editor = common::account(&app, "ed@example.com", "ed", PASSWORD, Role::Editor).await;
     let comment = post_with_comment(&app, author).await;
+    // A guest sees the comment (and the page is cached).
+    let guest = common::client(&app).await;
+    let page = guest.get("/posts/hello-world").send().await;
+    assert_eq!(page.status(), 200, "{}", page.text());
+    assert!(page.text().contains("Buy cheap pills"), "{}", page.text());
     let ed = logged_in(&app, editor).await;
     let page = ed.get("/admin/comments").send().await.text();
     assert!(page.contains("Buy cheap pills"), "{page}");
@@ -197,6 +202,11 @@ async fn editors_hide_and_show_comments() {
         }
     };
     assert_eq!(status(&app).await, "hidden");
+    let page = guest.get("/posts/hello-world").send().await.text();
+    assert!(
+        !page.contains("Buy cheap pills"),
+        "the cached post page was forgotten: {page}"
+    );
     let hidden = ed.get("/admin/comments?status=hidden").send().await.text();
     assert!(
         hidden.contains("Buy cheap pills") && hidden.contains("The comment is hidden."),

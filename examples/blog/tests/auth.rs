@@ -72,6 +72,13 @@ async fn registration_mails_a_link_that_verifies_the_account_which_can_then_log_
     assert_eq!(res.location(), Some("/"));
     let settings = client.get("/auth/settings").send().await;
     assert_eq!(settings.status(), 200, "logged in");
+    assert!(
+        settings
+            .text()
+            .contains("<a class=\"who\" href=\"/auth/settings\">ann</a>"),
+        "the nav names the user and links the settings: {}",
+        settings.text()
+    );
 }
 
 #[tokio::test]
@@ -316,14 +323,32 @@ async fn expired_forged_and_misused_links_are_400_pages_that_say_why() {
         .send()
         .await;
     assert!(res.text().contains("此链接已过期"), "{}", res.text());
-    assert_eq!(
-        client
-            .get(&format!("/auth/verify/{good}"))
-            .send()
-            .await
-            .status(),
-        303
-    );
+    // Bound to the address: after a change of address the old link is dead.
+    let set_email = |email: &'static str| {
+        let db = common::db(&app);
+        async move {
+            db.query("UPDATE users SET email = ? WHERE id = ?")
+                .bind(email)
+                .bind(id)
+                .execute(&*db)
+                .await
+                .unwrap();
+        }
+    };
+    set_email("ann@elsewhere.example").await;
+    let verify = |token: String| {
+        let client = &client;
+        async move {
+            client
+                .get(&format!("/auth/verify/{token}"))
+                .send()
+                .await
+                .status()
+        }
+    };
+    assert_eq!(verify(good.clone()).await, 400);
+    set_email("ann@example.com").await;
+    assert_eq!(verify(good).await, 303);
 }
 
 #[tokio::test]
@@ -831,7 +856,7 @@ async fn registration_and_reset_are_limited_per_account_and_per_address() {
         .parse()
         .unwrap();
     let mut refused = None;
-    for i in 0..=per_ip {
+    for i in 0..per_ip + 5 {
         let email = format!("many{i}@example.com");
         let name = format!("many{i}");
         let res = client
@@ -879,6 +904,35 @@ async fn registration_and_reset_are_limited_per_account_and_per_address() {
         let want = if i < per_account { 303 } else { 429 };
         assert_eq!(res.status(), want, "{i}");
     }
+    // Reset requests per address: different accounts from one client.
+    let peer: std::net::SocketAddr = "198.51.100.2:4000".parse().unwrap();
+    let per_ip: usize = example_blog::auth::RESET_PER_IP
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut refused = None;
+    for i in 0..per_ip + 5 {
+        let email = format!("reset{i}@example.com");
+        let res = client
+            .post("/auth/reset")
+            .peer(peer)
+            .form(&[("email", email.as_str()), ("csrf_token", reset.as_str())])
+            .send()
+            .await;
+        if res.status() == 429 {
+            assert!(res.header("retry-after").is_some());
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(res.status(), 303, "{i}");
+    }
+    let at = refused.expect("the address was refused");
+    assert!(
+        at >= per_ip,
+        "refused after {at}, before the burst of {per_ip}"
+    );
 }
 
 #[tokio::test]
@@ -964,4 +1018,31 @@ async fn the_stored_language_preference_chooses_the_pages_language() {
     assert_eq!(res.status(), 303);
     let mail = read(&delivered(&app, 1).await[0]);
     assert_eq!(mail.subject, "重置你在 Flagon Blog 的密码");
+}
+
+#[tokio::test]
+async fn mailed_links_use_the_configured_public_url_never_the_requests_host() {
+    let app = common::app_with("[blog]\npublic_url = \"https://blog.example.com/\"\n");
+    let client = common::client(&app).await;
+    let token = common::token_from(&client, "/auth/register").await;
+    let res = client
+        .post("/auth/register")
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .form(&[
+            ("email", "ann@example.com"),
+            ("username", "ann"),
+            ("password", PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await;
+    assert_eq!(res.status(), 303, "{}", res.text());
+    let mail = read(&delivered(&app, 1).await[0]);
+    assert!(
+        mail.text.contains("https://blog.example.com/auth/verify/"),
+        "{}",
+        mail.text
+    );
+    assert!(!mail.text.contains("evil.example") && !mail.html.contains("evil.example"));
 }

@@ -119,6 +119,8 @@ async fn set_status(
     if done.rows_affected() == 0 {
         return Err(HttpError::not_found(lang.t("admin-error-no-comment", ())));
     }
+    // The cached post pages show comments: forget them, on every instance.
+    crate::posts::pages::comments_changed(app).await;
     let msg = match status {
         comment_status::HIDDEN => lang.t("admin-comment-hidden", ()),
         _ => lang.t("admin-comment-shown", ()),

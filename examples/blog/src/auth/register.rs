@@ -102,7 +102,7 @@ pub(crate) async fn submit(
         )
         .await;
     }
-    limits.check(Action::Register, &email)?;
+    limits.check(Action::Register, &email).await?;
 
     let taken: Option<i64> = tx
         .query_scalar("SELECT id FROM users WHERE LOWER(username) = LOWER(?)")
@@ -128,6 +128,8 @@ pub(crate) async fn submit(
         .fetch_optional(&mut *tx)
         .await
         .map_err(flagon_db::Error::from)?;
+    // Hashed whether or not the address has an account, so the answer takes as long.
+    let hash = passwords.hash(&form.password).await?;
     let msg = match existing {
         Some(account) => {
             // Someone (maybe the owner) registered an address that has an account: tell
@@ -145,7 +147,6 @@ pub(crate) async fn submit(
             .build()?
         }
         None => {
-            let hash = passwords.hash(&form.password).await?;
             let id = insert_account(
                 &mut tx,
                 &NewAccount {
