@@ -18,11 +18,10 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::Response;
-use axum::routing::MethodRouter;
-use tower::ServiceExt;
 
 use crate::future::BoxFuture;
 use crate::request::RequestMeta;
+use crate::route::HandlerFn;
 use crate::signals::AnsweredBy;
 
 pub(crate) type DecoratorFn = Arc<dyn Fn(Request, Next) -> BoxFuture<Response> + Send + Sync>;
@@ -113,7 +112,7 @@ impl fmt::Debug for Decorator {
 pub struct Next {
     steps: Arc<[DecoratorFn]>,
     index: usize,
-    handler: MethodRouter,
+    handler: HandlerFn,
     /// Present when the app records who answered (someone subscribed to `RequestFinished`).
     meta: Option<RequestMeta>,
 }
@@ -143,12 +142,10 @@ impl Next {
                 if let Some(meta) = &self.meta {
                     meta.mark_answered(AnsweredBy::Handler);
                 }
-                // Boxed, so that the futures of the decorators before it stay small: one
-                // that answers without the handler (a cache hit) never builds this.
-                match Box::pin(self.handler.oneshot(req)).await {
-                    Ok(res) => res,
-                    Err(never) => match never {},
-                }
+                // Boxed (by the handler), so that the futures of the decorators before it
+                // stay small: one that answers without the handler (a cache hit) never
+                // builds this.
+                (self.handler)(req).await
             }
         }
     }
@@ -158,7 +155,7 @@ impl Next {
 /// as the decorators' when the app records who answered.
 pub(crate) async fn run(
     steps: Arc<[DecoratorFn]>,
-    handler: MethodRouter,
+    handler: HandlerFn,
     req: Request,
     track: bool,
 ) -> Response {

@@ -163,7 +163,7 @@ pub use crypto::DerivedKey;
 pub use decorator::{Decorator, Next};
 pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
-pub use facts::{Identity, Locale};
+pub use facts::{Identity, Locale, RequestFact};
 pub use finish::{BlueprintInfo, Finish};
 pub use future::BoxFuture;
 pub use g::G;

@@ -32,6 +32,8 @@ pub(crate) struct RouteEntry {
     /// Indexes into `Registry::blueprints`, outermost first.
     pub(crate) scopes: Vec<usize>,
     pub(crate) router: MethodRouter,
+    /// The route's handlers, one per entry of `methods` ([`crate::route::HandlerFn`]).
+    pub(crate) handlers: Vec<crate::route::HandlerFn>,
     /// Outermost first: the blueprints' (outer to inner), then the route's own.
     pub(crate) decorators: Vec<crate::Decorator>,
 }

@@ -87,6 +87,13 @@ impl<T> Clone for RequestLocal<T> {
 
 impl<T> Copy for RequestLocal<T> {}
 
+impl<T> RequestLocal<T> {
+    /// The value's place in the app's table of declared values.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+}
+
 impl<T> std::fmt::Debug for RequestLocal<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestLocal")
@@ -254,10 +261,92 @@ struct LocalDef {
     type_id: std::any::TypeId,
 }
 
-/// The values declared during setup, in declaration order (the app keeps them once built).
+/// The values declared during setup, in declaration order, and the request facts derived
+/// from them (the app keeps both once built).
 #[derive(Clone, Default)]
 pub(crate) struct LocalsSlot {
     defs: Arc<Vec<LocalDef>>,
+    facts: Arc<Vec<FactDef>>,
+}
+
+/// Picks a fact out of a request-local value (type-erased `Fn(&V) -> Option<&T>`).
+pub(crate) type ProjectFn = Arc<
+    dyn for<'v> Fn(&'v (dyn Any + Send + Sync)) -> Option<&'v (dyn Any + Send + Sync)>
+        + Send
+        + Sync,
+>;
+
+/// A request fact provided by a request-local value ([`Setup::provide_fact`]).
+#[derive(Clone)]
+struct FactDef {
+    /// The fact's type.
+    fact: std::any::TypeId,
+    /// The request-local value it is read from.
+    local: usize,
+    project: ProjectFn,
+}
+
+impl LocalsSlot {
+    /// Whether any fact has a provider (a request reading one with no provider looks no
+    /// further than its extensions).
+    pub(crate) fn has_facts(&self) -> bool {
+        !self.facts.is_empty()
+    }
+
+    /// Records that facts of type `fact` are read from local `local` of type `value`
+    /// through `project`; `Err` says why not.
+    pub(crate) fn add_fact(
+        &mut self,
+        fact: std::any::TypeId,
+        local: usize,
+        value: std::any::TypeId,
+        project: ProjectFn,
+    ) -> Result<(), &'static str> {
+        match self.defs.get(local) {
+            Some(d) if d.type_id == value => {}
+            _ => return Err("the key was not declared by this app"),
+        }
+        Arc::make_mut(&mut self.facts).push(FactDef {
+            fact,
+            local,
+            project,
+        });
+        Ok(())
+    }
+
+    /// The fact of type `fact` for the request of `head`, from its provider: the provider's
+    /// value is made now if a synchronous init has not made it yet in this request (an
+    /// async one only if already loaded). `None` without a provider, or when the provider
+    /// has no fact for this request.
+    pub(crate) fn provided<'a>(
+        &'a self,
+        fact: std::any::TypeId,
+        head: &RequestHead<'a>,
+    ) -> Option<&'a (dyn Any + Send + Sync)> {
+        let def = self.facts.iter().find(|f| f.fact == fact)?;
+        let table = head.meta.locals.table(&head.meta.app)?;
+        let (cell, init) = (
+            table.cells.get(def.local)?,
+            &table.defs.get(def.local)?.init,
+        );
+        let value = match (cell, &**init) {
+            (Cell::Sync(c), Init::Sync(init)) => c.get_or_init(|| init(head)),
+            (c, _) => c.get()?,
+        };
+        (def.project)(&**value)
+    }
+
+    /// Like [`LocalsSlot::provided`], only if this request already made the provider's
+    /// value (never runs its init).
+    pub(crate) fn provided_if_made<'a>(
+        &'a self,
+        fact: std::any::TypeId,
+        meta: &'a RequestMeta,
+    ) -> Option<&'a (dyn Any + Send + Sync)> {
+        let def = self.facts.iter().find(|f| f.fact == fact)?;
+        let value = meta.locals.0.get()?.cells.get(def.local)?.get()?;
+        (def.project)(&**value)
+    }
 }
 
 enum Cell {

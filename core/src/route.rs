@@ -16,6 +16,7 @@ use http::{Method, StatusCode};
 
 use crate::decorator::Decorator;
 use crate::error::{BoxError, Origin};
+use crate::future::BoxFuture;
 use crate::hooks::{
     ErrorContext, HookSet, RequestContext, after_fn, before_fn, error_handler_fn, teardown_fn,
 };
@@ -58,6 +59,9 @@ pub struct Route {
     pub(crate) methods: Vec<Method>,
     pub(crate) endpoint: Option<String>,
     pub(crate) router: MethodRouter,
+    /// The same handlers, one per entry of `methods`, called directly where core
+    /// dispatches on the method itself (routes with hooks or decorators).
+    pub(crate) handlers: Vec<HandlerFn>,
     /// A problem found while building the route, reported by `build()`.
     pub(crate) problem: Option<String>,
     pub(crate) decorators: Vec<Decorator>,
@@ -116,6 +120,7 @@ impl Route {
             methods: Vec::new(),
             endpoint,
             router: MethodRouter::new(),
+            handlers: Vec::new(),
             problem: None,
             decorators: Vec::new(),
         };
@@ -136,7 +141,9 @@ impl Route {
             self.problem = Some(format!("the method {method} is not supported"));
             return self;
         };
-        self.router = self.router.on(filter, crate::timeout::Timed(handler));
+        let handler = crate::timeout::Timed(handler);
+        self.handlers.push(handler_fn(handler.clone()));
+        self.router = self.router.on(filter, handler);
         self.methods.push(method);
         self
     }
@@ -165,6 +172,20 @@ impl Route {
     pub fn path(&self) -> &str {
         &self.path
     }
+}
+
+/// A handler called with its request: a route's view where core dispatches on the method
+/// itself. Calling it costs one `Arc` deref and the boxed future; going through axum's
+/// `MethodRouter` instead would clone the router (its routes, fallback and `Allow` header,
+/// several allocations) and box the handler again on every request.
+pub(crate) type HandlerFn = Arc<dyn Fn(Request) -> BoxFuture<Response> + Send + Sync>;
+
+fn handler_fn<H, T>(handler: H) -> HandlerFn
+where
+    H: Handler<T, ()>,
+    T: 'static,
+{
+    Arc::new(move |req| Box::pin(handler.clone().call(req, ())))
 }
 
 /// `my_app::views::show_user` → `show_user`; closures have no usable name. A function

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use http::{HeaderValue, Method, StatusCode};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::config::ServerConfig;
@@ -24,7 +23,7 @@ use crate::hooks::Chain;
 use crate::http_error::HttpError;
 use crate::registry::Registry;
 use crate::request::RequestMeta;
-use crate::route::RouteInfo;
+use crate::route::{HandlerFn, RouteInfo};
 
 /// A router or service mounted under a prefix ([`Setup::mount`](crate::Setup::mount)).
 #[derive(Clone, Debug)]
@@ -391,6 +390,7 @@ pub(crate) fn assemble(
                 r.decorators.iter().map(|d| d.call.clone()).collect();
             path_entries.push(PathEntry {
                 methods: r.methods,
+                handlers: r.handlers,
                 chain: Arc::new(chain),
                 router: r.router,
                 decorators,
@@ -525,7 +525,10 @@ async fn method_not_allowed(method: Method) -> Response {
 
 struct PathEntry {
     methods: Vec<Method>,
+    /// The handler of each of `methods`.
+    handlers: Vec<HandlerFn>,
     chain: Arc<Chain>,
+    /// The same handlers as axum's router, for a path served without `PathService`.
     router: MethodRouter,
     decorators: Arc<[DecoratorFn]>,
     /// The route's endpoint and blueprint, when requests record them.
@@ -541,19 +544,16 @@ struct PathService {
 }
 
 impl PathService {
-    fn find(&self, method: &Method) -> Option<&PathEntry> {
-        self.entries
-            .iter()
-            .find(|e| e.methods.contains(method))
-            .or_else(|| {
-                (method == Method::HEAD)
-                    .then(|| {
-                        self.entries
-                            .iter()
-                            .find(|e| e.methods.contains(&Method::GET))
-                    })
-                    .flatten()
+    /// The entry and handler for `method`: its own, else for `HEAD` the `GET` one (axum's
+    /// router, around this service, drops the body of a `HEAD` answer).
+    fn find(&self, method: &Method) -> Option<(&PathEntry, &HandlerFn)> {
+        let by = |m: &Method| {
+            self.entries.iter().find_map(|e| {
+                let i = e.methods.iter().position(|x| x == m)?;
+                Some((e, e.handlers.get(i)?))
             })
+        };
+        by(method).or_else(|| (method == Method::HEAD).then(|| by(&Method::GET)).flatten())
     }
 }
 
@@ -568,8 +568,7 @@ impl Service<Request> for PathService {
 
     fn call(&mut self, req: Request) -> Self::Future {
         match self.find(req.method()) {
-            Some(entry) => {
-                let router = entry.router.clone();
+            Some((entry, handler)) => {
                 if let Some(facts) = &entry.facts
                     && let Some(meta) = req.extensions().get::<RequestMeta>()
                 {
@@ -577,24 +576,23 @@ impl Service<Request> for PathService {
                 }
                 let track = entry.facts.is_some();
                 if entry.chain.is_empty() && entry.decorators.is_empty() {
-                    return Box::pin(router.oneshot(req));
+                    let view = handler(req);
+                    return Box::pin(async move { Ok(view.await) });
                 }
+                let handler = handler.clone();
                 if entry.chain.is_empty() {
                     // Decorators alone: their run is the whole future, so a decorator that
                     // answers itself (a cache hit) pays for no handler state.
                     let steps = entry.decorators.clone();
                     return Box::pin(async move {
-                        Ok(crate::decorator::run(steps, router, req, track).await)
+                        Ok(crate::decorator::run(steps, handler, req, track).await)
                     });
                 }
                 let decorators = (!entry.decorators.is_empty()).then(|| entry.decorators.clone());
                 let view = move |req: Request| async move {
                     match decorators {
-                        None => match router.oneshot(req).await {
-                            Ok(res) => res,
-                            Err(never) => match never {},
-                        },
-                        Some(steps) => crate::decorator::run(steps, router, req, track).await,
+                        None => handler(req).await,
+                        Some(steps) => crate::decorator::run(steps, handler, req, track).await,
                     }
                 };
                 let chain = entry.chain.clone();

@@ -149,6 +149,7 @@ impl<'a> Setup<'a> {
             origin,
             scopes: scopes.to_vec(),
             router: route.router,
+            handlers: route.handlers,
             decorators: inherited.iter().cloned().chain(route.decorators).collect(),
         });
     }

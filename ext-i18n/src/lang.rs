@@ -210,7 +210,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
         let shared = app.state::<Shared>().ok_or_else(|| {
             HttpError::internal("`Lang` needs the i18n extension: register flagon_i18n::I18n")
         })?;
-        let locale = match parts.extensions.get::<Locale>() {
+        let locale = match Locale::of_parts(parts) {
             Some(l) => l.clone(),
             None => shared.default_locale(),
         };

@@ -55,20 +55,27 @@
 //!
 //! # Locale selection
 //!
-//! A before hook picks each request's locale once and sets core's [`flagon::Locale`]
-//! fact, so later hooks, decorators, extractors, templates and other extensions (cache,
-//! mail, login) read it without depending on this crate. The chain: the app's
-//! [selectors](I18n::selector), then its [async selectors](I18n::async_selector) (the
-//! logged-in user's stored preference, which needs the user loaded), then `i18n.sources` in order (`?lang=`, the `lang` cookie,
+//! i18n provides core's [`flagon::Locale`] fact ([`flagon::Setup::provide_fact`]): each
+//! request's locale is negotiated on its first read (a [`Lang`], a `_()` in a template, a
+//! cache keyed per locale, login's messages) and kept for the rest of the request, so
+//! hooks, decorators, extractors, templates and other extensions read it without depending
+//! on this crate, and a request that never reads it pays nothing. With
+//! [selectors](I18n::selector), [async selectors](I18n::async_selector) or the `session`
+//! source configured, a before hook negotiates for every request instead (a selector sees
+//! the whole request; async selectors and the session load wait). A locale an app's hook or
+//! decorator sets on the request wins. The chain: the app's [selectors](I18n::selector),
+//! then its [async selectors](I18n::async_selector) (the logged-in user's stored
+//! preference, which needs the user loaded), then `i18n.sources` in order (`?lang=`, the `lang` cookie,
 //! `Accept-Language`), then the default. Every requested value is checked against the
 //! available locales (well-formed, then RFC 4647 lookup) before anything else: raw input
 //! never reaches a path or a bundle, and is never echoed. `Accept-Language` is parsed by
 //! our own RFC 9110 parser ([`accept`]): q-weights honoured, `q=0` a refusal (never chosen,
 //! not even through `*`), ties in header order, bad weights skipped, case ignored, `en_US`
 //! read as `en-US`, at most `accept_language_max_len` bytes and `max_ranges` ranges, with
-//! no allocation. A response that used the locale (a [`Lang`], a `_()` in its template)
-//! gets `Content-Language` and a `Vary` naming what negotiation read (`Accept-Language`
-//! when the header was consulted, `Cookie` when the cookie was).
+//! no allocation. A response that used the locale (a [`Lang`], a `_()` in its template, any
+//! read of the negotiated fact) gets `Content-Language` and a `Vary` naming what
+//! negotiation read (`Accept-Language` when the header was consulted, `Cookie` when the
+//! cookie was).
 //!
 //! [`Lang::set_locale`] stores the user's choice in the cookie; `GET
 //! /_i18n/set?lang=zh&next=/page` does it from a link and redirects to `next` when it is a
@@ -202,10 +209,12 @@
 //!
 //! # Cost
 //!
-//! Every request pays the negotiation hook (a few hundred nanoseconds: the query and
-//! cookie scans, the header parse on the stack, one `Arc` clone for the locale fact);
-//! nothing else happens for a route that does not translate: `Content-Language` and `Vary`
-//! are added by an after-response step only for requests that used the locale. A simple
+//! A request that never reads its locale pays nothing: no hook runs. The first read pays
+//! the negotiation once (a few hundred nanoseconds: the query and cookie scans, the header
+//! parse on the stack, one `Arc` clone for the locale) and the request-scoped value that
+//! keeps it; `Content-Language` and `Vary` are added by an after-response step only for
+//! requests that used the locale. With selectors or the `session` source, every request
+//! pays the negotiation hook. A simple
 //! message lookup takes no lock. fluent-bundle's concurrent bundle keeps one memoizer
 //! `Mutex` per locale, which it takes to select a plural category (one `PluralRules`
 //! lookup); number display with the `icu` feature learns its locale from a thread-local
@@ -251,7 +260,7 @@ pub use negotiate::{AsyncLocaleSelector, LocaleSelector};
 #[cfg(feature = "icu")]
 pub use timezone::imp::TimezoneSelector;
 
-use negotiate::{Consulted, Used};
+use negotiate::Used;
 use state::{Cell, Shared};
 
 /// The i18n extension: reads `[i18n]`, loads the catalogs, negotiates each request's
@@ -443,35 +452,29 @@ impl Extension for I18n {
             .unwrap_or(app.profile() == flagon::config::Profile::Development);
         let cell: Cell = Arc::new(OnceLock::new());
 
-        // Requests that used their locale: the after step adds the headers.
-        let c = cell.clone();
+        // Negotiation that needs only the request's head is core's `Locale` fact provider:
+        // it runs on the first read of the locale, so a request that never reads it pays
+        // nothing. Selectors (which see the whole request) and the session source (an
+        // async load) need a before hook that sets the fact on every request.
         let waits = !self.async_selectors.is_empty();
+        let session_source = cfg.sources.contains(&SourceKind::Session);
+        let lazy = self.selectors.is_empty() && !waits && !session_source;
+        let c = cell.clone();
         let used = app.request_local(move |head| {
-            let consulted = match (c.get(), head.headers()) {
-                (Some(s), Some(h)) => {
-                    let b = s.bundles();
-                    let mut consulted = s.negotiate_head(&b, head.uri(), Some(h), None).1;
-                    // An async selector reads what the session cookie finds.
-                    consulted.cookie |= waits;
-                    consulted
-                }
-                _ => Consulted {
-                    cookie: true,
-                    header: true,
-                },
-            };
-            Used {
-                consulted,
-                locale: OnceLock::new(),
-            }
+            let mut used = Used::new(c.get().map(|s| &**s), head, lazy);
+            // An async selector reads what the session cookie finds.
+            used.consulted.cookie |= waits;
+            used
         });
+        // Requests that used their locale: the after step adds the headers.
         app.after_response(used, |u: Arc<Used>, res, _| {
             std::future::ready(negotiate::finish_response(&u, res))
         });
 
         let c = cell.clone();
-        let session_source = cfg.sources.contains(&SourceKind::Session);
-        if session_source || waits {
+        if lazy {
+            app.provide_fact(used, |u: &Used| u.negotiated.as_ref());
+        } else if session_source || waits {
             // Waits: for async selectors, for the session (loaded lazily, once, for every
             // request).
             let asyncs: Arc<[Arc<dyn AsyncLocaleSelector>]> = self.async_selectors.clone().into();

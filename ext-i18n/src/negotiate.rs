@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use flagon::Locale;
 use flagon::axum::extract::Request;
 use flagon::axum::response::Response;
 use flagon::http::header::{CONTENT_LANGUAGE, COOKIE, HeaderValue, VARY};
 use flagon::http::{HeaderMap, Uri};
+use flagon::{Locale, RequestHead};
 
 use crate::accept;
 use crate::catalog::Bundles;
@@ -213,16 +213,51 @@ impl Shared {
     }
 }
 
-/// A request whose response used its locale (a translation, `Lang`): the after-response
-/// step adds `Content-Language` and the `Vary` the negotiation needs.
+/// A request whose response used its locale (a translation, `Lang`, or, when i18n provides
+/// core's `Locale` fact, any read of it): the after-response step adds `Content-Language`
+/// and the `Vary` the negotiation needs.
 pub(crate) struct Used {
     pub(crate) consulted: Consulted,
+    /// What negotiation from the request's head picks (query, cookie, header, default):
+    /// the request's `Locale` fact when i18n provides it.
+    pub(crate) negotiated: Option<Locale>,
+    /// i18n provides the fact from this value: it was made because someone read it.
+    provided: bool,
+    /// The locale a translation used, when it was one set explicitly on the request.
     pub(crate) locale: OnceLock<Locale>,
+}
+
+impl Used {
+    /// Negotiates from the request's head (without the selectors and the session, which
+    /// need the whole request: with either configured, a before hook sets the fact).
+    pub(crate) fn new(shared: Option<&Shared>, head: &RequestHead<'_>, provided: bool) -> Used {
+        let (consulted, negotiated) = match (shared, head.headers()) {
+            (Some(s), Some(h)) => {
+                let b = s.bundles();
+                let (i, consulted) = s.negotiate_head(&b, head.uri(), Some(h), None);
+                (consulted, Some(b.available[i].clone()))
+            }
+            _ => (
+                Consulted {
+                    cookie: true,
+                    header: true,
+                },
+                None,
+            ),
+        };
+        Used {
+            consulted,
+            negotiated,
+            provided,
+            locale: OnceLock::new(),
+        }
+    }
 }
 
 /// The after-response step for a request that used its locale.
 pub(crate) fn finish_response(used: &Used, mut res: Response) -> Response {
-    let Some(locale) = used.locale.get() else {
+    let provided = used.negotiated.as_ref().filter(|_| used.provided);
+    let Some(locale) = used.locale.get().or(provided) else {
         return res;
     };
     let headers = res.headers_mut();

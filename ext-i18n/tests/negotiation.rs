@@ -393,3 +393,77 @@ async fn async_selectors_come_after_the_plain_ones_and_before_the_sources() {
         .collect();
     assert!(vary.iter().any(|v| v.contains("Cookie")), "{vary:?}");
 }
+
+#[tokio::test]
+async fn other_readers_of_the_locale_get_the_negotiated_one_and_its_headers() {
+    // A cache-like decorator keys on core's `Locale` fact without knowing i18n: its first
+    // read negotiates, and the response says what it depended on.
+    let keyed = flagon::Decorator::new("app", "keyed", |req, next: flagon::Next| async move {
+        let key = Locale::of(&req).map(Locale::to_string).unwrap_or_default();
+        let mut res = next.run(req).await;
+        res.headers_mut().insert("x-key", key.parse().unwrap());
+        res
+    });
+    let fx = common::standard();
+    let app = fx
+        .builder("")
+        .register(I18n::new())
+        .route(
+            Route::get("/keyed", || async { "page" })
+                .name("keyed")
+                .with(keyed),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    let r = client
+        .get("/keyed")
+        .header("accept-language", "zh-Hant-TW, en;q=0.5")
+        .send()
+        .await;
+    assert_eq!(r.header("x-key"), Some("zh-Hant"));
+    assert_eq!(r.header("content-language"), Some("zh-Hant"));
+    let vary: Vec<&str> = r
+        .headers()
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(vary, ["Accept-Language", "Cookie"]);
+}
+
+#[tokio::test]
+async fn a_locale_the_app_sets_wins_over_negotiation() {
+    let fx = common::standard();
+    let app = fx
+        .builder("")
+        .register(I18n::new())
+        .configure(|s| {
+            s.before_request(|mut req| async move {
+                if req.headers().contains_key("x-profile-fr") {
+                    let _ = Locale::set(&mut req, Locale::parse("fr").unwrap());
+                }
+                std::ops::ControlFlow::Continue(req)
+            });
+            Ok(())
+        })
+        .route(Route::get("/greet", greet))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TestClient::new(&app);
+    let r = client
+        .get("/greet")
+        .header("accept-language", "de")
+        .header("x-profile-fr", "1")
+        .send()
+        .await;
+    assert_eq!(r.text(), "Bonjour, Ada !");
+    assert_eq!(r.header("content-language"), Some("fr"));
+    let r = client
+        .get("/greet")
+        .header("accept-language", "de")
+        .send()
+        .await;
+    assert_eq!(r.text(), "Hallo, Ada!");
+    assert_eq!(r.header("content-language"), Some("de"));
+}

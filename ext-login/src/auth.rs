@@ -228,7 +228,7 @@ pub struct Auth<U> {
     current: Arc<Current<U>>,
     session: Session,
     app: AppHandle,
-    fingerprint: String,
+    fingerprint: runtime::Fingerprint,
     host: Option<String>,
     remember_cookie: Option<String>,
 }
@@ -335,7 +335,8 @@ impl<U: User> Auth<U> {
         self.session.insert(AUTH, &digest)?;
         self.session.insert(FRESH, opts.fresh)?;
         self.session.insert(FRESH_AT, now)?;
-        self.session.insert(FINGERPRINT, &self.fingerprint)?;
+        self.session
+            .insert(FINGERPRINT, self.fingerprint.as_str())?;
         let mut cookie = CookieOp::Clear;
         if opts.remember {
             let store = self.rt.store().ok_or(LoginError::NotSetUp)?;
@@ -405,7 +406,8 @@ impl<U: User> Auth<U> {
         };
         self.session.insert(FRESH, true)?;
         self.session.insert(FRESH_AT, self.rt.now())?;
-        self.session.insert(FINGERPRINT, &self.fingerprint)?;
+        self.session
+            .insert(FINGERPRINT, self.fingerprint.as_str())?;
         self.current.lock().fresh = true;
         self.app
             .signals()

@@ -219,15 +219,17 @@ impl<U: User> Extension for Login<U> {
         let jwt: Option<Arc<JwtSlot>> = None;
         app.provide(JwtState(jwt.clone()));
         let bearer = bearer_fn(cfg.api_key_prefix.clone(), self.api_keys.clone(), jwt);
-        let mut auth_key = [0u8; 32];
-        auth_key.copy_from_slice(app.derive_key("login.auth").as_bytes());
+        let auth_mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(
+            app.derive_key("login.auth").as_bytes(),
+        )
+        .map_err(|e| SetupError::init("login", e.to_string()))?;
         let rt = Arc::new(Runtime {
             cookie: CookieSpec::from_config(&cfg, app.settings()),
             cfg: cfg.clone(),
             loader: self.loader.clone(),
             passwords: passwords.clone(),
             store: OnceLock::new(),
-            auth_key,
+            auth_mac,
             clock: self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
             bearer,
             key: OnceLock::new(),

@@ -24,7 +24,7 @@ pub(crate) fn localize(
         return configured.to_owned();
     }
     let message = Message::new(id).fallback(configured.to_owned());
-    flagon::messages::translate(app, parts.extensions.get::<Locale>(), &message)
+    flagon::messages::translate(app, Locale::of_parts(parts), &message)
 }
 
 /// Contributes login's catalogs (English and Chinese) to core's messages.

@@ -180,7 +180,9 @@ pub(crate) struct Runtime<U> {
     pub loader: LoaderFn<U>,
     pub passwords: Arc<Passwords>,
     pub store: OnceLock<Arc<dyn RememberStore>>,
-    pub auth_key: [u8; 32],
+    /// HMAC-SHA256 keyed with the `login.auth` key, cloned for each digest (keying pads
+    /// and hashes the key: done once, not per request).
+    pub auth_mac: Hmac<Sha256>,
     pub cookie: CookieSpec,
     pub clock: Arc<dyn Clock>,
     pub bearer: Option<BearerFn>,
@@ -197,17 +199,26 @@ impl<U: User> Runtime<U> {
         self.store.get()
     }
 
-    /// The keyed digest of a user's auth hash kept in the session and with tokens.
-    pub fn auth_digest(&self, user: &U) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.auth_key).expect("any key length");
+    /// The keyed digest of a user's auth hash, raw.
+    fn auth_mac(&self, user: &U) -> [u8; 32] {
+        let mut mac = self.auth_mac.clone();
         mac.update(&user.auth_hash());
-        hex(&mac.finalize().into_bytes())
+        mac.finalize().into_bytes().into()
     }
 
+    /// The keyed digest of a user's auth hash kept in the session and with tokens (hex).
+    pub fn auth_digest(&self, user: &U) -> String {
+        hex(&self.auth_mac(user))
+    }
+
+    /// Whether `stored` (a hex digest from the session or a token record) is the user's
+    /// current digest: compared in constant time as raw bytes. Anything but 64 lowercase
+    /// hex digits, as [`Runtime::auth_digest`] writes them, never matches.
     pub fn digest_matches(&self, user: &U, stored: &str) -> bool {
-        let now = self.auth_digest(user);
-        now.len() == stored.len() && bool::from(now.as_bytes().ct_eq(stored.as_bytes()))
+        let Some(stored) = unhex32(stored) else {
+            return false;
+        };
+        bool::from(self.auth_mac(user).ct_eq(&stored))
     }
 
     /// Loads a user, logging a loader failure (the request is then anonymous).
@@ -241,19 +252,87 @@ pub(crate) fn forget(session: &Session) {
     }
 }
 
-/// The session-protection fingerprint: SHA-256 of the client IP (core's, trusted-proxy
-/// aware) and the User-Agent.
-pub(crate) fn fingerprint(ip: Option<flagon::ClientIp>, headers: Option<&HeaderMap>) -> String {
+/// 64 lowercase hex digits as 32 bytes.
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// A session-protection fingerprint: 32 lowercase hex digits, kept on the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// Room for the longest address `IpAddr`'s `Display` writes (an IPv6 address with an
+/// embedded IPv4 one: 45 bytes).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The session-protection fingerprint: SHA-256 of the client IP as text (core's,
+/// trusted-proxy aware), `|` and the User-Agent, its first 16 bytes in hex. The address is
+/// written on the stack, not into a `String`: the fingerprint is computed for every request
+/// that loads its user from the session.
+pub(crate) fn fingerprint(
+    ip: Option<flagon::ClientIp>,
+    headers: Option<&HeaderMap>,
+) -> Fingerprint {
     use sha2::Digest;
+    use std::fmt::Write;
     let ua = headers
         .and_then(|h| h.get(header::USER_AGENT))
         .map(HeaderValue::as_bytes)
         .unwrap_or(b"");
+    let mut text = IpText {
+        buf: [0; 48],
+        len: 0,
+    };
+    if let Some(ip) = ip {
+        // Cannot fail: 48 bytes hold any address.
+        let _ = write!(text, "{}", ip.0);
+    }
     let mut h = Sha256::new();
-    h.update(ip.map(|i| i.0.to_string()).unwrap_or_default().as_bytes());
+    h.update(&text.buf[..text.len]);
     h.update(b"|");
     h.update(ua);
-    hex(&h.finalize()[..16])
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (o, b) in out.chunks_exact_mut(2).zip(&h.finalize()[..16]) {
+        o[0] = DIGITS[(b >> 4) as usize];
+        o[1] = DIGITS[(b & 15) as usize];
+    }
+    Fingerprint(out)
 }
 
 /// The `Authorization: Bearer` credential, if any.
@@ -283,10 +362,10 @@ pub(crate) fn init<U: User>(
             return Current::anonymous(CookieOp::Keep);
         };
         if let Some(id) = session.get::<String>(USER_ID) {
-            return from_session(&rt, &app, &session, id, &fp).await;
+            return from_session(&rt, &app, &session, id, fp.as_str()).await;
         }
         match remember {
-            Some(raw) => from_cookie(&rt, &app, &session, &raw, &fp).await,
+            Some(raw) => from_cookie(&rt, &app, &session, &raw, fp.as_str()).await,
             None => Current::anonymous(CookieOp::Keep),
         }
     }
@@ -433,4 +512,60 @@ pub(crate) fn finish<U: User>(
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fingerprint as sessions stored it before it was computed on the stack: stored
+    /// fingerprints must keep matching.
+    fn fingerprint_with_strings(ip: Option<flagon::ClientIp>, ua: &str) -> String {
+        use sha2::Digest;
+        let mut h = Sha256::new();
+        h.update(ip.map(|i| i.0.to_string()).unwrap_or_default().as_bytes());
+        h.update(b"|");
+        h.update(ua.as_bytes());
+        hex(&h.finalize()[..16])
+    }
+
+    #[test]
+    fn fingerprints_are_unchanged() {
+        let ips = [
+            None,
+            Some("127.0.0.1"),
+            Some("255.255.255.255"),
+            Some("::1"),
+            Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            Some("::ffff:192.168.100.200"),
+        ];
+        for ip in ips {
+            let ip = ip.map(|s| flagon::ClientIp(s.parse().unwrap()));
+            for ua in ["", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"] {
+                let mut headers = HeaderMap::new();
+                if !ua.is_empty() {
+                    headers.insert(header::USER_AGENT, HeaderValue::from_static(ua));
+                }
+                assert_eq!(
+                    fingerprint(ip, Some(&headers)).as_str(),
+                    fingerprint_with_strings(ip, ua),
+                    "{ip:?} {ua}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_lowercase_hex_digests_decode() {
+        let digest: Vec<u8> = (0..32).map(|i| i * 7).collect();
+        assert_eq!(
+            unhex32(&hex(&digest)).unwrap().as_slice(),
+            digest.as_slice()
+        );
+        assert!(unhex32(&hex(&digest).to_uppercase()).is_none());
+        assert!(unhex32(&hex(&digest[..31])).is_none());
+        assert!(unhex32(&format!("{}0", hex(&digest))).is_none());
+        assert!(unhex32(&"g".repeat(64)).is_none());
+        assert!(unhex32("").is_none());
+    }
 }

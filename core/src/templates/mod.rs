@@ -104,8 +104,9 @@ pub struct RenderRequest {
     headers: HeaderMap,
     /// The request's core metadata; `None` when rendering outside a request.
     meta: Option<RequestMeta>,
-    /// The locale rendered in: the request's [`Locale`] fact when it was set before the
-    /// extractor ran, or the one given to [`Templates::for_locale`].
+    /// The locale rendered in when it is known up front: the request's [`Locale`] fact when
+    /// it was set before the extractor ran, or the one given to [`Templates::for_locale`].
+    /// Otherwise [`RenderRequest::locale`] asks the fact's provider.
     locale: Option<Locale>,
     /// The request's `g` when hooks made one; an empty one is made on first use.
     g: std::sync::OnceLock<G>,
@@ -195,12 +196,21 @@ impl RenderRequest {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The locale this render is for: the request's [`Locale`] fact, when an extension set
-    /// it before the `Templates` extractor ran, or the locale given to
-    /// [`Templates::for_locale`] outside a request (a mail in its recipient's language).
-    /// Translating template functions read it first.
+    /// The locale this render is for: the request's [`Locale`] fact (set before the
+    /// `Templates` extractor ran, or computed now by its provider on first read), or the
+    /// locale given to [`Templates::for_locale`] outside a request (a mail in its
+    /// recipient's language). Translating template functions read it first.
     pub fn locale(&self) -> Option<&Locale> {
-        self.locale.as_ref()
+        if let Some(l) = &self.locale {
+            return Some(l);
+        }
+        let meta = self.meta.as_ref()?;
+        crate::facts::provided(&RequestHead::new(
+            meta,
+            &self.method,
+            &self.uri,
+            &self.headers,
+        ))
     }
 
     /// The request's `g`.
