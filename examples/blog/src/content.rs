@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use flagon_db::sqlx::{self, FromRow};
 use flagon_db::{Db, Error, TxConn};
+use sqlx::FromRow;
 
 use crate::models::{now, status};
 
@@ -105,13 +105,21 @@ impl Post {
     /// The post whose slug is `slug`, published or not.
     pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Post>, Error> {
         let sql = format!("{POST_SELECT} WHERE p.slug = ?");
-        Ok(db.query_as::<Post>(&sql).bind(slug.to_owned()).fetch_optional(db).await?)
+        Ok(db
+            .query_as::<Post>(&sql)
+            .bind(slug.to_owned())
+            .fetch_optional(db)
+            .await?)
     }
 
     /// The post with `id`, published or not.
     pub async fn by_id(db: &Db, id: i64) -> Result<Option<Post>, Error> {
         let sql = format!("{POST_SELECT} WHERE p.id = ?");
-        Ok(db.query_as::<Post>(&sql).bind(id).fetch_optional(db).await?)
+        Ok(db
+            .query_as::<Post>(&sql)
+            .bind(id)
+            .fetch_optional(db)
+            .await?)
     }
 
     /// Whether guests may see it.

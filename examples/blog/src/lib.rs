@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use flagon::config::{Config, ConfigError};
 use flagon::templates::context;
-use flagon::{App, BuildError, Route};
+use flagon::{App, BuildError, Route, SetupError};
 use flagon_db::Db;
 use flagon_login::Login;
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,9 @@ pub fn build(config: Config) -> Result<App, BuildError> {
             app.context_processor(move |_| context! { blog_title => title.clone() });
             app.provide(blog);
             app.route(Route::get("/static/style.css", style_css).name("static_css"));
-            let db = app.state::<Db>().ok_or("the db extension provides the pool")?;
+            let db = app
+                .state::<Db>()
+                .ok_or_else(|| SetupError::init("blog", "the db extension provides the pool"))?;
             let _ = pool.set(db);
             app.template_dir(asset_dir("templates"));
             app.add_to::<flagon_db::Migrations>("app", flagon_db::migrations!("migrations"));

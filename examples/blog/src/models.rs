@@ -4,9 +4,9 @@
 //! Rows come back through sqlx's `Any` driver, so columns are portable types: `i64` ids and
 //! Unix-second timestamps, `String` text, and `i64` 0/1 flags.
 
-use flagon_db::sqlx::{self, FromRow};
 use flagon_db::{Db, Error};
 use flagon_login::{Permissions, Role, User};
+use sqlx::FromRow;
 
 /// A user account, as stored in `users` and loaded once per request by flagon-login.
 #[derive(Clone, Debug, FromRow)]
@@ -55,14 +55,22 @@ impl Account {
     /// The account with `id`.
     pub async fn by_id(db: &Db, id: i64) -> Result<Option<Account>, Error> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = ?");
-        Ok(db.query_as::<Account>(&sql).bind(id).fetch_optional(db).await?)
+        Ok(db
+            .query_as::<Account>(&sql)
+            .bind(id)
+            .fetch_optional(db)
+            .await?)
     }
 
     /// The account whose email is `email` (compared lower-cased).
     pub async fn by_email(db: &Db, email: &str) -> Result<Option<Account>, Error> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
         let email = email.trim().to_lowercase();
-        Ok(db.query_as::<Account>(&sql).bind(email).fetch_optional(db).await?)
+        Ok(db
+            .query_as::<Account>(&sql)
+            .bind(email)
+            .fetch_optional(db)
+            .await?)
     }
 }
 
@@ -115,4 +123,4 @@ pub fn now() -> i64 {
 }
 
 /// `sqlx` for the handlers' own queries.
-pub use sqlx::Row;
+pub use flagon_db::sqlx::Row;

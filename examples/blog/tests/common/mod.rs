@@ -14,7 +14,7 @@ pub fn app_with(extra: &str) -> App {
     let config = testing_config_toml(&format!(
         "[db]\nurl = \"sqlite::memory:\"\nauto_upgrade = true\nmax_connections = 1\n\
          [mail]\ndefault_sender = \"Blog <blog@example.com>\"\n\
-         [login]\nlogin_view = \"auth.login\"\napi_blueprints = [\"api\"]\n{extra}"
+         [login]\napi_blueprints = [\"api\"]\n{extra}"
     ));
     example_blog::build(config).unwrap_or_else(|e| panic!("{e}"))
 }
