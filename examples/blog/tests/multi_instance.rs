@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use e2e::http::{Agent, Resp, csrf_token};
 use e2e::process::{Blog, run_ok};
-use flagon_db::sqlx::{self, Connection, Executor, postgres::PgConnection};
+use flagon_db::sqlx::{self, AssertSqlSafe, Connection, postgres::PgConnection};
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -51,8 +51,8 @@ impl Database {
             }
         };
         let name = e2e::unique("blog_multi");
-        admin
-            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
             .await
             .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
         let _ = admin.close().await;
@@ -82,7 +82,7 @@ impl Drop for Database {
             rt.block_on(async {
                 if let Ok(mut c) = PgConnection::connect(PG_ADMIN).await {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    if let Err(e) = c.execute(sql.as_str()).await {
+                    if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut c).await {
                         eprintln!("dropping database {name}: {e}");
                     }
                 }
