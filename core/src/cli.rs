@@ -16,7 +16,7 @@ use crate::command::{fresh_secret_key, program_name};
 use crate::config::{REDACTED, is_secret_key, redact_url};
 use crate::error::BoxError;
 
-pub use crate::command::{CommandContext, Output};
+pub use crate::command::{CommandContext, Input, Output};
 
 fn root_command(app: &App) -> Command {
     let mut cmd = Command::new(program_name())
@@ -77,8 +77,25 @@ impl App {
         std::process::ExitCode::from(code)
     }
 
-    /// Runs the CLI on `args` (the first is the program name), writing to `out` and `err`.
-    pub async fn run_with<I, T>(&self, args: I, mut out: Output, mut err: Output) -> u8
+    /// Runs the CLI on `args` (the first is the program name), writing to `out` and `err`;
+    /// commands read the process's standard input.
+    pub async fn run_with<I, T>(&self, args: I, out: Output, err: Output) -> u8
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        self.run_with_input(args, Input::stdin(), out, err).await
+    }
+
+    /// Runs the CLI on `args` (the first is the program name), commands reading `input`
+    /// ([`CommandContext::input`]) and writing to `out` and `err`.
+    pub async fn run_with_input<I, T>(
+        &self,
+        args: I,
+        input: Input,
+        mut out: Output,
+        mut err: Output,
+    ) -> u8
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -121,7 +138,7 @@ impl App {
                 .map_err(Into::into),
             Some(("secret-key", _)) => writeln!(out, "{}", fresh_secret_key()).map_err(Into::into),
             Some((name, m)) => {
-                self.cmd_extension(name, m.clone(), out.clone(), err.clone())
+                self.cmd_extension(name, m.clone(), input, out.clone(), err.clone())
                     .await
             }
         };
@@ -145,6 +162,7 @@ impl App {
         &self,
         name: &str,
         matches: ArgMatches,
+        input: Input,
         out: Output,
         err: Output,
     ) -> Result<(), BoxError> {
@@ -161,6 +179,7 @@ impl App {
         let ctx = CommandContext {
             app: self.handle.clone(),
             matches,
+            input,
             out,
             err,
         };

@@ -2,7 +2,7 @@
 //! extensions register ([`Setup::command`](crate::Setup::command)) and the CLI that runs them
 //! ([`cli`](crate::cli)), kept apart from the runner so that registration does not know it.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use clap::ArgMatches;
@@ -85,10 +85,92 @@ impl Write for Output {
     }
 }
 
+/// Where a command reads: the process's standard input, or given bytes (in tests, with
+/// [`run_cli_with_input`](crate::testing::run_cli_with_input)). A command that takes a
+/// secret (`--password-stdin`) reads it here rather than from `std::io::stdin()`, so a
+/// test can feed it.
+///
+/// ```
+/// use std::io::Read as _;
+/// let mut input = flagon::cli::Input::from_bytes("hunter22\nrest");
+/// assert_eq!(input.read_line().unwrap().as_deref(), Some("hunter22"));
+/// let mut rest = String::new();
+/// input.read_to_string(&mut rest).unwrap();
+/// assert_eq!(rest, "rest");
+/// ```
+#[derive(Clone)]
+pub struct Input(Source);
+
+#[derive(Clone)]
+enum Source {
+    Stdin,
+    Buffer(Arc<Mutex<io::Cursor<Vec<u8>>>>),
+}
+
+impl Input {
+    /// The process's standard input.
+    pub fn stdin() -> Self {
+        Input(Source::Stdin)
+    }
+
+    /// `bytes`, then end of input.
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Self {
+        Input(Source::Buffer(Arc::new(Mutex::new(io::Cursor::new(
+            bytes.into(),
+        )))))
+    }
+
+    /// Nothing: reads see end of input at once.
+    pub fn empty() -> Self {
+        Input::from_bytes(Vec::new())
+    }
+
+    /// Whether this is a terminal (a person typing, not a pipe, a file or a buffer).
+    pub fn is_terminal(&self) -> bool {
+        match &self.0 {
+            Source::Stdin => io::stdin().is_terminal(),
+            Source::Buffer(_) => false,
+        }
+    }
+
+    /// One line without its line ending (`\n` or `\r\n`), or `None` at end of input.
+    /// Reads block: call it from a command, not from a request.
+    pub fn read_line(&mut self) -> io::Result<Option<String>> {
+        let mut line = String::new();
+        let n = match &self.0 {
+            Source::Stdin => io::stdin().lock().read_line(&mut line)?,
+            Source::Buffer(b) => b
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .read_line(&mut line)?,
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        if line.ends_with('\n') {
+            line.pop();
+            if line.ends_with('\r') {
+                line.pop();
+            }
+        }
+        Ok(Some(line))
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.0 {
+            Source::Stdin => io::stdin().read(buf),
+            Source::Buffer(b) => b.lock().unwrap_or_else(|e| e.into_inner()).read(buf),
+        }
+    }
+}
+
 /// What an extension's command receives.
 pub struct CommandContext {
     pub(crate) app: AppHandle,
     pub(crate) matches: ArgMatches,
+    pub(crate) input: Input,
     pub(crate) out: Output,
     pub(crate) err: Output,
 }
@@ -102,6 +184,11 @@ impl CommandContext {
     /// The parsed arguments of this command.
     pub fn matches(&self) -> &ArgMatches {
         &self.matches
+    }
+
+    /// Standard input (given by tests).
+    pub fn input(&self) -> Input {
+        self.input.clone()
     }
 
     /// Standard output (captured in tests).

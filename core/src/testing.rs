@@ -517,7 +517,43 @@ pub struct CliOutput {
 }
 
 /// Runs the app's CLI with `args` (without the program name) and captures its output.
+/// Commands see an empty standard input.
 pub async fn run_cli<I, T>(app: &App, args: I) -> CliOutput
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_cli_with_input(app, args, "").await
+}
+
+/// Runs the app's CLI with `args` (without the program name), commands reading `input` as
+/// their standard input ([`CommandContext::input`](crate::cli::CommandContext::input)),
+/// and captures its output.
+///
+/// ```
+/// use std::io::Write as _;
+/// use flagon::App;
+/// use flagon::clap::Command;
+/// use flagon::testing::{run_cli_with_input, testing_config};
+///
+/// let app = App::builder()
+///     .settings(testing_config())
+///     .configure(|app| {
+///         app.command(Command::new("shout"), |ctx| async move {
+///             let line = ctx.input().read_line()?.unwrap_or_default();
+///             writeln!(ctx.out(), "{}", line.to_uppercase())?;
+///             Ok(())
+///         });
+///         Ok(())
+///     })
+///     .build()
+///     .unwrap();
+/// # flagon::tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let run = run_cli_with_input(&app, ["shout"], "hello\n").await;
+/// assert_eq!(run.stdout, "HELLO\n");
+/// # });
+/// ```
+pub async fn run_cli_with_input<I, T>(app: &App, args: I, input: &str) -> CliOutput
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -525,7 +561,10 @@ where
     let (out, err) = (Output::buffer(), Output::buffer());
     let mut all: Vec<OsString> = vec!["app".into()];
     all.extend(args.into_iter().map(Into::into));
-    let code = app.run_with(all, out.clone(), err.clone()).await;
+    let input = crate::cli::Input::from_bytes(input.as_bytes().to_vec());
+    let code = app
+        .run_with_input(all, input, out.clone(), err.clone())
+        .await;
     CliOutput {
         code,
         stdout: out.contents(),

@@ -239,3 +239,33 @@ async fn secret_key_prints_a_fresh_random_key() {
         .unwrap();
     assert!(App::builder().settings(config).build().is_ok());
 }
+
+#[tokio::test]
+async fn commands_read_their_standard_input_which_tests_give() {
+    let app = App::builder()
+        .settings(testing_config_toml(""))
+        .configure(|app| {
+            app.command(Command::new("lines"), |ctx| async move {
+                let mut input = ctx.input();
+                let mut n = 0;
+                while let Some(line) = input.read_line()? {
+                    n += 1;
+                    writeln!(ctx.out(), "{n}: {line}")?;
+                }
+                writeln!(ctx.out(), "terminal: {}", input.is_terminal())?;
+                Ok(())
+            });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let run = flagon::testing::run_cli_with_input(&app, ["lines"], "first\r\nsecond\nlast").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout, "1: first\n2: second\n3: last\nterminal: false\n",
+        "CRLF and LF endings are stripped, a last line without one is read"
+    );
+    // `run_cli` gives an empty input: a command reading it sees the end at once.
+    let run = run_cli(&app, ["lines"]).await;
+    assert_eq!(run.stdout, "terminal: false\n");
+}

@@ -58,7 +58,8 @@
 //! A before hook picks each request's locale once and sets core's [`flagon::Locale`]
 //! fact, so later hooks, decorators, extractors, templates and other extensions (cache,
 //! mail, login) read it without depending on this crate. The chain: the app's
-//! [selectors](I18n::selector), then `i18n.sources` in order (`?lang=`, the `lang` cookie,
+//! [selectors](I18n::selector), then its [async selectors](I18n::async_selector) (the
+//! logged-in user's stored preference, which needs the user loaded), then `i18n.sources` in order (`?lang=`, the `lang` cookie,
 //! `Accept-Language`), then the default. Every requested value is checked against the
 //! available locales (well-formed, then RFC 4647 lookup) before anything else: raw input
 //! never reaches a path or a bundle, and is never echoed. `Accept-Language` is parsed by
@@ -178,7 +179,7 @@ pub use fluent_bundle::{FluentArgs, FluentValue};
 #[cfg(feature = "icu")]
 pub use format::{FormatError, Length};
 pub use lang::{IntoArgs, Lang};
-pub use negotiate::LocaleSelector;
+pub use negotiate::{AsyncLocaleSelector, LocaleSelector};
 
 use negotiate::{Consulted, Used};
 use state::{Cell, Shared};
@@ -188,6 +189,7 @@ use state::{Cell, Shared};
 #[derive(Default)]
 pub struct I18n {
     selectors: Vec<Arc<dyn LocaleSelector>>,
+    async_selectors: Vec<Arc<dyn AsyncLocaleSelector>>,
     dirs: Vec<std::path::PathBuf>,
 }
 
@@ -195,6 +197,7 @@ impl std::fmt::Debug for I18n {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("I18n")
             .field("selectors", &self.selectors.len())
+            .field("async_selectors", &self.async_selectors.len())
             .finish()
     }
 }
@@ -209,6 +212,15 @@ impl I18n {
     /// `locale_selector`); selectors are asked in the order added.
     pub fn selector(mut self, selector: impl LocaleSelector) -> Self {
         self.selectors.push(Arc::new(selector));
+        self
+    }
+
+    /// Adds a selector that waits for its answer (the logged-in user's stored preference),
+    /// asked after the plain selectors and before the configured sources, in the order
+    /// added; see [`AsyncLocaleSelector`]. Requests then negotiate in an async hook, and
+    /// responses that used the locale vary on `Cookie`.
+    pub fn async_selector(mut self, selector: impl AsyncLocaleSelector) -> Self {
+        self.async_selectors.push(Arc::new(selector));
         self
     }
 
@@ -366,11 +378,15 @@ impl Extension for I18n {
 
         // Requests that used their locale: the after step adds the headers.
         let c = cell.clone();
+        let waits = !self.async_selectors.is_empty();
         let used = app.request_local(move |head| {
             let consulted = match (c.get(), head.headers()) {
                 (Some(s), Some(h)) => {
                     let b = s.bundles();
-                    s.negotiate_head(&b, head.uri(), Some(h), None).1
+                    let mut consulted = s.negotiate_head(&b, head.uri(), Some(h), None).1;
+                    // An async selector reads what the session cookie finds.
+                    consulted.cookie |= waits;
+                    consulted
                 }
                 _ => Consulted {
                     cookie: true,
@@ -387,19 +403,38 @@ impl Extension for I18n {
         });
 
         let c = cell.clone();
-        if cfg.sources.contains(&SourceKind::Session) {
-            // Reads the session: loaded (lazily, once) for every request.
+        let session_source = cfg.sources.contains(&SourceKind::Session);
+        if session_source || waits {
+            // Waits: for async selectors, for the session (loaded lazily, once, for every
+            // request).
+            let asyncs: Arc<[Arc<dyn AsyncLocaleSelector>]> = self.async_selectors.clone().into();
             app.before_request(move |mut req| {
                 let c = c.clone();
+                let asyncs = asyncs.clone();
                 async move {
                     if let Some(s) = c.get()
                         && Locale::of(&req).is_none()
                     {
-                        let value = match flagon::session::Session::load(&req).await {
-                            Ok(session) => session.get::<String>(&s.cfg.session_key),
-                            Err(_) => None,
+                        let mut chosen = s.select_sync(&req);
+                        for a in asyncs.iter() {
+                            if chosen.is_some() {
+                                break;
+                            }
+                            chosen = a.select(&req).await.and_then(|v| s.resolve_value(&v));
+                        }
+                        let locale = match chosen {
+                            Some(l) => l,
+                            None => {
+                                let value = match session_source {
+                                    true => match flagon::session::Session::load(&req).await {
+                                        Ok(session) => session.get::<String>(&s.cfg.session_key),
+                                        Err(_) => None,
+                                    },
+                                    false => None,
+                                };
+                                s.negotiate_sources(&req, value.as_deref())
+                            }
                         };
-                        let locale = s.negotiate(&req, value.as_deref());
                         let _ = Locale::set(&mut req, locale);
                     }
                     ControlFlow::Continue(req)

@@ -41,6 +41,42 @@ where
     }
 }
 
+/// A selector that has to wait for its answer: the logged-in user's stored preference
+/// (loading the user reads the session and a database), a tenant's setting. Asked after the
+/// plain [`LocaleSelector`]s and before the configured sources; `None` lets the chain go
+/// on. The future borrows nothing from the request (take what it needs first, as
+/// flagon-login's `current_user(req)` does). Whatever it returns is checked against the
+/// available locales like any other requested value.
+///
+/// A response whose locale such a selector may have decided gets `Vary: Cookie`, since
+/// what it reads is usually found by the session cookie.
+///
+/// ```
+/// use flagon::axum::extract::Request;
+/// let by_header = |req: &Request| {
+///     let wanted = req.headers().get("x-tenant-locale").and_then(|v| v.to_str().ok()).map(str::to_owned);
+///     async move {
+///         flagon::tokio::task::yield_now().await; // a lookup
+///         wanted
+///     }
+/// };
+/// let _i18n = flagon_i18n::I18n::new().async_selector(by_header);
+/// ```
+pub trait AsyncLocaleSelector: Send + Sync + 'static {
+    /// The locale the app wants for `req`, once it knows.
+    fn select(&self, req: &Request) -> flagon::BoxFuture<Option<String>>;
+}
+
+impl<F, Fut> AsyncLocaleSelector for F
+where
+    F: Fn(&Request) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<String>> + Send + 'static,
+{
+    fn select(&self, req: &Request) -> flagon::BoxFuture<Option<String>> {
+        Box::pin(self(req))
+    }
+}
+
 /// Which steps a request's locale depended on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Consulted {
@@ -150,12 +186,28 @@ impl Shared {
     /// The whole chain for a request; `session` is the session's value, when the `session`
     /// source is configured.
     pub(crate) fn negotiate(&self, req: &Request, session: Option<&str>) -> Locale {
+        self.select_sync(req)
+            .unwrap_or_else(|| self.negotiate_sources(req, session))
+    }
+
+    /// What the plain selectors say, checked.
+    pub(crate) fn select_sync(&self, req: &Request) -> Option<Locale> {
         let b = self.bundles();
-        for s in &self.selectors {
-            if let Some(i) = s.select(req).and_then(|v| resolve(&b, &v)) {
-                return b.available[i].clone();
-            }
-        }
+        self.selectors
+            .iter()
+            .find_map(|s| s.select(req).and_then(|v| resolve(&b, &v)))
+            .map(|i| b.available[i].clone())
+    }
+
+    /// `value` (an async selector's answer) as an available locale.
+    pub(crate) fn resolve_value(&self, value: &str) -> Option<Locale> {
+        let b = self.bundles();
+        resolve(&b, value).map(|i| b.available[i].clone())
+    }
+
+    /// The configured sources, then the default.
+    pub(crate) fn negotiate_sources(&self, req: &Request, session: Option<&str>) -> Locale {
+        let b = self.bundles();
         let (i, _) = self.negotiate_head(&b, Some(req.uri()), Some(req.headers()), session);
         b.available[i].clone()
     }

@@ -328,3 +328,68 @@ async fn the_session_source_reads_the_users_stored_choice() {
     // Another browser has its own session.
     assert_eq!(pick(&TestClient::new(&app), "de").await, "de");
 }
+
+#[tokio::test]
+async fn async_selectors_come_after_the_plain_ones_and_before_the_sources() {
+    let fx = common::standard();
+    let i18n = I18n::new()
+        .selector(|req: &flagon::axum::extract::Request| {
+            req.headers()
+                .get("x-forced")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .async_selector(|req: &flagon::axum::extract::Request| {
+            let stored = req
+                .headers()
+                .get("x-stored")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            async move {
+                // A lookup that has to wait (a database, the session).
+                flagon::tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                stored
+            }
+        });
+    let app = app_with(&fx, "", i18n);
+    let client = TestClient::new(&app);
+    let get = |path: &'static str| client.get(path).header("accept-language", "de");
+    assert_eq!(get("/loc").send().await.text(), "de", "no selector answers");
+    assert_eq!(
+        get("/loc?lang=fr")
+            .header("x-stored", "pl")
+            .send()
+            .await
+            .text(),
+        "pl",
+        "the async selector comes before the query"
+    );
+    assert_eq!(
+        get("/loc")
+            .header("x-stored", "pl")
+            .header("x-forced", "ar")
+            .send()
+            .await
+            .text(),
+        "ar",
+        "a plain selector comes first"
+    );
+    assert_eq!(
+        get("/loc?lang=fr")
+            .header("x-stored", "tlh")
+            .send()
+            .await
+            .text(),
+        "fr",
+        "an unavailable answer lets the chain go on"
+    );
+    let r = get("/greet").header("x-stored", "zh").send().await;
+    assert_eq!(r.text(), "你好，Ada！");
+    let vary: Vec<&str> = r
+        .headers()
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(vary.iter().any(|v| v.contains("Cookie")), "{vary:?}");
+}

@@ -48,6 +48,9 @@ pub struct BlogConfig {
     pub max_upload_bytes: usize,
     /// Posts per page on the index, in search and in the API.
     pub per_page: u64,
+    /// The blog's address as readers reach it (`https://blog.example.com`): links in mails
+    /// start with it, never with the request's `Host`, which a client chooses.
+    pub public_url: String,
 }
 
 impl Default for BlogConfig {
@@ -57,6 +60,7 @@ impl Default for BlogConfig {
             upload_dir: PathBuf::from("instance/uploads"),
             max_upload_bytes: 2 * 1024 * 1024,
             per_page: 10,
+            public_url: "http://127.0.0.1:5000".into(),
         }
     }
 }
@@ -81,13 +85,20 @@ pub fn build(config: Config) -> Result<App, BuildError> {
             };
             Account::by_id(db, id).await
         }
-    });
+    })
+    // `login_required` sends guests to the login form, with `next`.
+    .login_view("auth.login");
     App::builder()
         .settings(config)
         .discover()
         .register(Db::extension())
         .register(flagon_mail::Mail::extension())
-        .register(flagon_i18n::I18n::new().dir(asset_dir("locales")))
+        .register(
+            flagon_i18n::I18n::new()
+                .dir(asset_dir("locales"))
+                // The logged-in user's stored language (see `auth::user_locale`).
+                .async_selector(|req: &axum::extract::Request| auth::user_locale(req)),
+        )
         .register(flagon_cache::Cache::new())
         .register(flagon_limiter::Limiter::new())
         .register(login)
@@ -103,6 +114,7 @@ pub fn build(config: Config) -> Result<App, BuildError> {
             let _ = pool.set(db);
             app.template_dir(asset_dir("templates"));
             app.add_to::<flagon_db::Migrations>("app", flagon_db::migrations!("migrations"));
+            auth::install(app);
             app.blueprint(auth::blueprint());
             app.blueprint(posts::blueprint());
             app.blueprint(admin::blueprint());
