@@ -118,7 +118,7 @@ pub fn build(config: Config) -> Result<App, BuildError> {
             app.blueprint(auth::blueprint());
             app.blueprint(posts::blueprint());
             app.blueprint(admin::blueprint());
-            app.blueprint(api::blueprint());
+            api::install(app)?;
             cli::install(app);
             seed::install(app);
             Ok(())

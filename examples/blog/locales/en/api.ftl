@@ -1,0 +1,23 @@
+# The JSON API's error messages (the `detail` of its problem+json answers).
+api-content-type = Send the body as JSON, with the header Content-Type: application/json.
+api-malformed-json = The body is not valid JSON: { $error }
+api-not-object = The body must be a JSON object.
+api-unknown-field = The field "{ $field }" is not accepted here.
+api-missing-field = The field "{ $field }" is required.
+api-wrong-type = The field "{ $field }" must be { $expected }.
+api-type-string = a string
+api-type-bool = true or false
+api-type-strings = a list of strings
+api-invalid-title = A title is 1 to 200 characters, without control characters.
+api-invalid-body = A body is 1 byte to 100 KiB of Markdown.
+api-invalid-category = A category is at most 100 characters, without control characters.
+api-invalid-tags = A post has at most 10 tags, each at most 64 characters.
+api-invalid-credentials = Wrong email or password.
+api-account-inactive = This account cannot log in: verify its email address first, or ask an administrator.
+api-account-throttled = Too many token requests for this account; try again in { $seconds } seconds.
+api-invalid-refresh-token = The refresh token is not valid; log in again.
+api-invalid-token = The bearer token is expired or not valid; get a new one.
+api-login-required = Send an access token: Authorization: Bearer <token>.
+api-may-not-write = This account may not write posts.
+api-not-owner = Only the post's author or an editor may change it.
+api-no-post = There is no such post.

@@ -1,0 +1,23 @@
+# JSON API 的错误信息（problem+json 回答中的 `detail`）。
+api-content-type = 请以 JSON 发送请求体，并带上请求头 Content-Type: application/json。
+api-malformed-json = 请求体不是有效的 JSON：{ $error }
+api-not-object = 请求体必须是一个 JSON 对象。
+api-unknown-field = 此处不接受字段“{ $field }”。
+api-missing-field = 字段“{ $field }”是必需的。
+api-wrong-type = 字段“{ $field }”必须是{ $expected }。
+api-type-string = 字符串
+api-type-bool = true 或 false
+api-type-strings = 字符串列表
+api-invalid-title = 标题为 1 到 200 个字符，不含控制字符。
+api-invalid-body = 正文为 1 字节到 100 KiB 的 Markdown。
+api-invalid-category = 分类最多 100 个字符，不含控制字符。
+api-invalid-tags = 一篇文章最多 10 个标签，每个最多 64 个字符。
+api-invalid-credentials = 邮箱或密码错误。
+api-account-inactive = 此账户无法登录：请先验证邮箱地址，或联系管理员。
+api-account-throttled = 此账户的令牌请求过多，请在 { $seconds } 秒后重试。
+api-invalid-refresh-token = 刷新令牌无效，请重新登录。
+api-invalid-token = 访问令牌已过期或无效，请重新获取。
+api-login-required = 请发送访问令牌：Authorization: Bearer <令牌>。
+api-may-not-write = 此账户不能撰写文章。
+api-not-owner = 只有文章的作者或编辑可以修改它。
+api-no-post = 没有这篇文章。
