@@ -37,6 +37,60 @@ pub fn render_markdown(md: &str) -> String {
         .to_string()
 }
 
+/// The first `max` characters of `md`'s text (Markdown and raw HTML left out, whitespace
+/// collapsed), with `…` when cut: a post's summary in lists.
+///
+/// ```
+/// let md = "# Hello\n\nSome *bold* <b>raw</b> text and `code`.";
+/// assert_eq!(example_blog::content::excerpt(md, 100), "Hello Some bold raw text and code.");
+/// assert_eq!(example_blog::content::excerpt("one two three", 7), "one two…");
+/// ```
+pub fn excerpt(md: &str, max: usize) -> String {
+    use pulldown_cmark::{Event, Parser};
+    let mut text = String::new();
+    for event in Parser::new(md) {
+        match event {
+            Event::Text(t) | Event::Code(t) => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak | Event::End(_) => text.push(' '),
+            _ => {}
+        }
+        if text.len() > max * 4 + 16 {
+            break;
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut out = String::new();
+    for word in words {
+        let sep = usize::from(!out.is_empty());
+        if out.chars().count() + sep + word.chars().count() > max {
+            if out.is_empty() {
+                out.extend(word.chars().take(max));
+            }
+            out.push('…');
+            return out;
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Call after a transaction that created, changed or deleted a post (or its image) has
+/// committed: the cached index lists and post pages are forgotten on every instance at
+/// once (see [`crate::posts::pages`]). Before the commit is too early: another instance
+/// could cache the old rows again.
+pub async fn changed(app: &flagon::AppHandle) {
+    crate::posts::pages::posts_changed(app).await;
+}
+
+/// Call after a transaction that added, hid or removed a comment has committed: the
+/// cached post pages are forgotten on every instance at once.
+pub async fn comments_changed(app: &flagon::AppHandle) {
+    crate::posts::pages::comments_changed(app).await;
+}
+
 /// A URL slug for `title`: lower-case letters and digits (any script) joined by `-`, at
 /// most 80 characters; `post` when nothing is left.
 ///
