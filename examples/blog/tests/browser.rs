@@ -199,11 +199,8 @@ async fn a_reader_registers_writes_comments_switches_language_searches_and_logs_
         shots: Shots::new(e2e::process::artifact_dir("blog-screenshots")),
         console: Vec::new(),
     };
-    let steps = tokio::time::timeout(
-        Duration::from_secs(300),
-        the_visit(&mut visit, dir.path()),
-    )
-    .await;
+    let steps =
+        tokio::time::timeout(Duration::from_secs(300), the_visit(&mut visit, dir.path())).await;
     let _ = client.close().await;
     if steps.is_err() {
         panic!("the visit took longer than 300 s");
@@ -233,8 +230,11 @@ async fn the_visit(v: &mut Visit, dir: &Path) {
     // The verification link from the mail the outbox relay wrote.
     let mail = e2e::mail::wait_for(&dir.join("instance/mail"), &email, WAIT).await;
     let Some(link) = e2e::mail::link_path(&mail.text, "/auth/verify/") else {
-        v.fail(&format!("no /auth/verify/ link in the mail:\n{}", mail.text))
-            .await;
+        v.fail(&format!(
+            "no /auth/verify/ link in the mail:\n{}",
+            mail.text
+        ))
+        .await;
     };
     v.open(&link, "verified").await;
     if !v.has(".flash").await {
@@ -315,7 +315,8 @@ async fn the_visit(v: &mut Visit, dir: &Path) {
     let comment = format!("A first comment {run}");
     let reply = format!("A reply to it {run}");
     let top = "main form[action$='/comments']:not(:has([name=parent_id][value]:not([value=''])))";
-    v.fill(&format!("{top} textarea[name=body]"), &comment).await;
+    v.fill(&format!("{top} textarea[name=body]"), &comment)
+        .await;
     v.click_to_next_page(&format!("{top} button"), "commented")
         .await;
     v.expect_text(&comment).await;
@@ -339,18 +340,19 @@ async fn the_visit(v: &mut Visit, dir: &Path) {
         )
         .await;
     if nesting != "nested" {
-        v.fail(&format!("the reply is not shown under its comment ({nesting})"))
-            .await;
+        v.fail(&format!(
+            "the reply is not shown under its comment ({nesting})"
+        ))
+        .await;
     }
 
     // Switch to Chinese: the same page, in Chinese.
     v.click_to_next_page("header button[name=lang][value=zh]", "chinese")
         .await;
-    let lang = v
-        .js("return document.documentElement.lang;", vec![])
-        .await;
+    let lang = v.js("return document.documentElement.lang;", vec![]).await;
     if !lang.as_str().is_some_and(|l| l.starts_with("zh")) {
-        v.fail(&format!("the page's language is {lang}, not zh")).await;
+        v.fail(&format!("the page's language is {lang}, not zh"))
+            .await;
     }
     let nav = v.text("header nav").await;
     if !nav.contains("首页") || !nav.contains("退出") {
@@ -375,8 +377,10 @@ async fn the_visit(v: &mut Visit, dir: &Path) {
         )
         .await;
     if found != serde_json::Value::Bool(true) {
-        v.fail(&format!("searching {marker:?} does not link to {post_path}"))
-            .await;
+        v.fail(&format!(
+            "searching {marker:?} does not link to {post_path}"
+        ))
+        .await;
     }
     v.expect_text(&title).await;
 

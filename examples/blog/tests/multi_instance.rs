@@ -34,22 +34,20 @@ struct Database {
 
 impl Database {
     async fn create() -> Option<Database> {
-        let mut admin = match tokio::time::timeout(
-            Duration::from_secs(5),
-            PgConnection::connect(PG_ADMIN),
-        )
-        .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                e2e::skip(&format!("PostgreSQL at 127.0.0.1:5432 is unreachable: {e}"));
-                return None;
-            }
-            Err(_) => {
-                e2e::skip("PostgreSQL at 127.0.0.1:5432 did not answer within 5 s");
-                return None;
-            }
-        };
+        let mut admin =
+            match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(PG_ADMIN))
+                .await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    e2e::skip(&format!("PostgreSQL at 127.0.0.1:5432 is unreachable: {e}"));
+                    return None;
+                }
+                Err(_) => {
+                    e2e::skip("PostgreSQL at 127.0.0.1:5432 did not answer within 5 s");
+                    return None;
+                }
+            };
         let name = e2e::unique("blog_multi");
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
@@ -96,7 +94,9 @@ impl Drop for Database {
 async fn redis_reachable() -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let ping = async {
-        let mut s = tokio::net::TcpStream::connect("127.0.0.1:6379").await.ok()?;
+        let mut s = tokio::net::TcpStream::connect("127.0.0.1:6379")
+            .await
+            .ok()?;
         s.write_all(b"PING\r\n").await.ok()?;
         let mut buf = [0u8; 7];
         s.read_exact(&mut buf).await.ok()?;
@@ -174,10 +174,19 @@ fn production_env(db_url: &str, prefix: &str, secret: &str, dir: &Path) -> Vec<(
         ("FLAGON_SESSION__STORE", "redis".into()),
         ("FLAGON_CACHE__BACKEND", "redis".into()),
         ("FLAGON_CACHE__REDIS__URL", REDIS.into()),
-        ("FLAGON_CACHE__REDIS__KEY_PREFIX", format!("{prefix}:cache:")),
-        ("FLAGON_CACHE__SESSION_KEY_PREFIX", format!("{prefix}:session:")),
+        (
+            "FLAGON_CACHE__REDIS__KEY_PREFIX",
+            format!("{prefix}:cache:"),
+        ),
+        (
+            "FLAGON_CACHE__SESSION_KEY_PREFIX",
+            format!("{prefix}:session:"),
+        ),
         ("FLAGON_LIMITER__STORAGE", REDIS.into()),
-        ("FLAGON_LIMITER__REDIS__KEY_PREFIX", format!("{prefix}:limiter:")),
+        (
+            "FLAGON_LIMITER__REDIS__KEY_PREFIX",
+            format!("{prefix}:limiter:"),
+        ),
         // A limit Redis cannot decide is refused (503), never silently decided per process.
         ("FLAGON_LIMITER__FAIL_MODE", "closed".into()),
         ("FLAGON_LOGIN__REMEMBER_STORE", "redis".into()),
@@ -404,7 +413,12 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
         assert_eq!(res.status, 429, "{name} refuses too: {res:?}");
     }
     // Another client is not affected.
-    let other = log_in(&Agent::new(c).from_ip("198.51.100.5"), ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let other = log_in(
+        &Agent::new(c).from_ip("198.51.100.5"),
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+    )
+    .await;
     assert_eq!(other.status, 303, "another client logs in: {other:?}");
 
     let _ = conn.close().await;
@@ -415,7 +429,7 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the per-account login limit shared across instances: src/auth/limits.rs decides it in process (KeyedLimit), so three instances admit 3 × 5/minute for one account"]
+#[ignore = "needs the per-account login limit shared across instances: src/auth/limits.rs decides it in process (flagon-limiter's KeyedLimit), so three instances admit three times LOGIN_PER_ACCOUNT for one account"]
 async fn the_per_account_login_limit_is_exact_across_instances() {
     let Some(cluster) = Cluster::start().await else {
         return;
@@ -423,9 +437,14 @@ async fn the_per_account_login_limit_is_exact_across_instances() {
     let addrs: Vec<_> = cluster.blogs.iter().map(|b| b.addr).collect();
     // One account, each attempt from another client address (so only the per-account limit
     // counts), round-robin over the instances.
+    let quota: usize = example_blog::auth::limits::LOGIN_PER_ACCOUNT
+        .split('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a limit string");
     let mut admitted = 0;
     let mut refusal = None;
-    for i in 0..20 {
+    for i in 0..3 * quota + 3 {
         let agent = Agent::new(addrs[i % 3]).from_ip(&format!("203.0.113.{}", 100 + i));
         let form = agent.get("/auth/login").await;
         let token = csrf_token(&form.body);
@@ -446,8 +465,15 @@ async fn the_per_account_login_limit_is_exact_across_instances() {
         }
         admitted += 1;
     }
-    let refusal = refusal.expect("the per-account limit refuses within 20 attempts");
-    assert_eq!(admitted, 5, "5/minute per account across the three: {refusal:?}");
+    let refusal = refusal.unwrap_or_else(|| {
+        panic!("no refusal in {admitted} attempts for one account over three instances")
+    });
+    assert_eq!(
+        admitted,
+        quota,
+        "{} per account across the three: {refusal:?}",
+        example_blog::auth::limits::LOGIN_PER_ACCOUNT
+    );
 }
 
 /// The path of a `Location` (absolute or not).

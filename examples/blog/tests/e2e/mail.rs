@@ -34,8 +34,7 @@ pub fn read_all(dir: &Path) -> Vec<Mail> {
 
 fn parse(path: &Path) -> Mail {
     let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let parsed =
-        mailparse::parse_mail(&raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let parsed = mailparse::parse_mail(&raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = |name: &str| {
         use mailparse::MailHeaderMap;
         parsed.headers.get_first_value(name).unwrap_or_default()
