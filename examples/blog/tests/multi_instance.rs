@@ -235,7 +235,7 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
     );
 
     // A session created on one instance is valid on the others.
-    let admin = Agent::new(a).from_ip("198.51.100.1");
+    let admin = Agent::new(a).as_client("198.51.100.1");
     let res = log_in(&admin, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(res.status, 303, "logging in on a: {res:?}");
     for (name, addr) in [("b", b), ("c", c)] {
@@ -244,7 +244,7 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
         let admin_page = admin.at(addr).get("/admin/").await;
         assert_eq!(admin_page.status, 200, "/admin/ on {name}: {admin_page:?}");
     }
-    let stranger = Agent::new(b).from_ip("198.51.100.2");
+    let stranger = Agent::new(b).as_client("198.51.100.2");
     let refused = stranger.get("/posts/new").await;
     assert_eq!(refused.status, 303, "without the session: {refused:?}");
 
@@ -267,7 +267,7 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
         .await;
     assert_eq!(res.status, 303, "creating the post on a: {res:?}");
     let post = path_of(res.location().expect("a Location"));
-    let reader = Agent::new(b).from_ip("198.51.100.3");
+    let reader = Agent::new(b).as_client("198.51.100.3");
     for addr in [b, c] {
         let page = reader.at(addr).get(&post).await;
         assert_eq!(page.status, 200, "{post}: {page:?}");
@@ -320,7 +320,7 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
     }
 
     // A registration mail is delivered once, whichever of the three relays claims it.
-    let newcomer = Agent::new(b).from_ip("198.51.100.4");
+    let newcomer = Agent::new(b).as_client("198.51.100.4");
     let email = format!("newcomer{run}@example.com");
     let form = newcomer.get("/auth/register").await;
     let token = csrf_token(&form.body);
@@ -367,7 +367,7 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
     // The login limit per client address is exact across the three: spread round-robin
     // (each attempt for another account, so only the per-address limit counts), the
     // attempts admitted are exactly the quota the 429 names.
-    let attacker = Agent::new(a).from_ip("203.0.113.66");
+    let attacker = Agent::new(a).as_client("203.0.113.66");
     let form = attacker.get("/auth/login").await;
     let token = csrf_token(&form.body);
     let mut admitted = 0;
@@ -414,7 +414,7 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
     }
     // Another client is not affected.
     let other = log_in(
-        &Agent::new(c).from_ip("198.51.100.5"),
+        &Agent::new(c).as_client("198.51.100.5"),
         ADMIN_EMAIL,
         ADMIN_PASSWORD,
     )
@@ -445,7 +445,7 @@ async fn the_per_account_login_limit_is_exact_across_instances() {
     let mut admitted = 0;
     let mut refusal = None;
     for i in 0..3 * quota + 3 {
-        let agent = Agent::new(addrs[i % 3]).from_ip(&format!("203.0.113.{}", 100 + i));
+        let agent = Agent::new(addrs[i % 3]).as_client(&format!("203.0.113.{}", 100 + i));
         let form = agent.get("/auth/login").await;
         let token = csrf_token(&form.body);
         let res = agent

@@ -30,22 +30,8 @@ async fn post(app: &App, author: i64, title: &str, body: &str, published: bool) 
 
 /// Posts about rust (three published, one draft) and one about something else.
 async fn corpus(app: &App) {
-    let ada = common::account(
-        app,
-        "ada@example.com",
-        "ada",
-        "correct horse battery",
-        Role::Author,
-    )
-    .await;
-    post(
-        app,
-        ada,
-        "Alpha rust",
-        "Ownership and borrowing in Rust.",
-        true,
-    )
-    .await;
+    let ada = common::account(app, "ada@example.com", "ada", "correct horse battery", Role::Author).await;
+    post(app, ada, "Alpha rust", "Ownership and borrowing in Rust.", true).await;
     post(app, ada, "Beta notes", "Why rust traits matter.", true).await;
     post(app, ada, "Gamma", "More RUST, async this time.", true).await;
     post(app, ada, "Hidden draft", "rust secrets", false).await;
@@ -69,11 +55,7 @@ async fn search_suite(client: &TestClient) {
     let mut found = titles(&html);
     assert!(html.contains("3 posts found."), "{html}");
     found.sort();
-    assert_eq!(
-        found,
-        ["Alpha rust", "Beta notes", "Gamma"],
-        "published only: {html}"
-    );
+    assert_eq!(found, ["Alpha rust", "Beta notes", "Gamma"], "published only: {html}");
 
     let html = client.get("/search?q=rust&sort=title").send().await.text();
     assert_eq!(titles(&html), ["Alpha rust", "Beta notes", "Gamma"]);
@@ -81,90 +63,43 @@ async fn search_suite(client: &TestClient) {
     assert_eq!(titles(&html), ["Gamma", "Beta notes", "Alpha rust"]);
 
     // Pages of two: the second has the last one, the third does not exist.
-    let html = client
-        .get("/search?q=rust&sort=title&per_page=2")
-        .send()
-        .await
-        .text();
+    let html = client.get("/search?q=rust&sort=title&per_page=2").send().await.text();
     assert_eq!(titles(&html), ["Alpha rust", "Beta notes"]);
     assert!(html.contains("page=2"), "a link to the next page: {html}");
-    let html = client
-        .get("/search?q=rust&sort=title&per_page=2&page=2")
-        .send()
-        .await
-        .text();
+    let html = client.get("/search?q=rust&sort=title&per_page=2&page=2").send().await.text();
     assert_eq!(titles(&html), ["Gamma"]);
     let res = client.get("/search?q=rust&per_page=2&page=3").send().await;
     assert_eq!(res.status(), 404);
 
     let html = client.get("/search?q=bread").send().await.text();
     assert_eq!(titles(&html), ["Cooking"]);
-    let html = client
-        .get("/search?q=nothing-like-this")
-        .send()
-        .await
-        .text();
+    let html = client.get("/search?q=nothing-like-this").send().await.text();
     assert!(html.contains("No posts found."), "{html}");
     let html = client.get("/search").send().await.text();
-    assert!(
-        html.contains("name=\"q\"") && !html.contains("found."),
-        "{html}"
-    );
+    assert!(html.contains("name=\"q\"") && !html.contains("found."), "{html}");
 
     // Query syntax is text, never an error.
     for q in [
-        "%22",
-        "rust%22",
-        "title%3Arust",
-        "rust%20AND",
-        "OR",
-        "NOT%20rust",
-        "*",
-        "rust*",
-        "NEAR(rust",
-        "-rust",
-        "%5Erust",
-        "(((",
-        "%27%3B%20DROP%20TABLE%20posts%3B--",
-        "%00",
-        "!%40%23%24%25",
-        "%E4%BD%A0%E5%A5%BD",
+        "%22", "rust%22", "title%3Arust", "rust%20AND", "OR", "NOT%20rust", "*", "rust*",
+        "NEAR(rust", "-rust", "%5Erust", "(((", "%27%3B%20DROP%20TABLE%20posts%3B--", "%00",
+        "!%40%23%24%25", "%E4%BD%A0%E5%A5%BD",
     ] {
         let res = client.get(&format!("/search?q={q}")).send().await;
         assert_eq!(res.status(), 200, "q={q}: {}", res.text());
     }
 
     // The sort comes from an allowlist.
-    for sort in [
-        "title;DROP%20TABLE%20posts",
-        "p.id",
-        "published%20DESC",
-        "title,title",
-        "bogus",
-    ] {
-        let res = client
-            .get(&format!("/search?q=rust&sort={sort}"))
-            .send()
-            .await;
+    for sort in ["title;DROP%20TABLE%20posts", "p.id", "published%20DESC", "title,title", "bogus"] {
+        let res = client.get(&format!("/search?q=rust&sort={sort}")).send().await;
         assert_eq!(res.status(), 400, "sort={sort}");
-        assert!(
-            res.text().contains("sort"),
-            "a message naming the parameter"
-        );
+        assert!(res.text().contains("sort"), "a message naming the parameter");
     }
     let long = "a".repeat(201);
     let res = client.get(&format!("/search?q={long}")).send().await;
     assert_eq!(res.status(), 400);
     assert!(res.text().contains("at most 200 characters"));
     // Still there after all of that.
-    assert!(
-        client
-            .get("/search?q=rust")
-            .send()
-            .await
-            .text()
-            .contains("3 posts found.")
-    );
+    assert!(client.get("/search?q=rust").send().await.text().contains("3 posts found."));
 }
 
 #[tokio::test]
@@ -204,10 +139,7 @@ async fn an_edited_post_is_found_by_its_new_words() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        titles(&client.get("/search?q=sourdough").send().await.text()),
-        ["Cooking"]
-    );
+    assert_eq!(titles(&client.get("/search?q=sourdough").send().await.text()), ["Cooking"]);
     assert!(titles(&client.get("/search?q=bread").send().await.text()).is_empty());
 }
 
@@ -222,11 +154,8 @@ struct PgDb {
 impl PgDb {
     async fn create() -> Option<PgDb> {
         sqlx::any::install_default_drivers();
-        let conn = tokio::time::timeout(
-            Duration::from_secs(3),
-            sqlx::AnyConnection::connect(PG_ADMIN),
-        )
-        .await;
+        let conn =
+            tokio::time::timeout(Duration::from_secs(3), sqlx::AnyConnection::connect(PG_ADMIN)).await;
         let mut conn = match conn {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return skip(&e.to_string()),
@@ -264,10 +193,7 @@ impl Drop for PgDb {
                     return;
                 };
                 let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                {
+                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
                     eprintln!("could not drop test database {name}: {e}");
                 }
             });
@@ -293,17 +219,9 @@ async fn postgres_tsvector_finds_published_posts() {
     corpus(&app).await;
     search_suite(&client).await;
     // websearch syntax works on PostgreSQL: a quoted phrase and an exclusion.
-    let html = client
-        .get("/search?q=%22rust+traits%22")
-        .send()
-        .await
-        .text();
+    let html = client.get("/search?q=%22rust+traits%22").send().await.text();
     assert_eq!(titles(&html), ["Beta notes"]);
-    let html = client
-        .get("/search?q=rust+-async+-ownership")
-        .send()
-        .await
-        .text();
+    let html = client.get("/search?q=rust+-async+-ownership").send().await.text();
     assert_eq!(titles(&html), ["Beta notes"]);
     client.shutdown().await;
     drop(app);

@@ -194,16 +194,8 @@ pub fn comment_tree(rows: &[CommentRow], moderator: bool) -> Vec<CommentNode> {
             let removed = hidden && !moderator;
             out.push(CommentNode {
                 id: row.id,
-                author: if removed {
-                    String::new()
-                } else {
-                    row.author.clone()
-                },
-                body: if removed {
-                    String::new()
-                } else {
-                    row.body.clone()
-                },
+                author: if removed { String::new() } else { row.author.clone() },
+                body: if removed { String::new() } else { row.body.clone() },
                 date: Date::from_unix(row.created_at),
                 hidden,
                 removed,
@@ -283,9 +275,7 @@ async fn render_index(
         "{POST_SELECT} WHERE p.status = ? ORDER BY p.published_at DESC, p.id DESC"
     ))
     .bind(status::PUBLISHED);
-    let opts = Paginate::default()
-        .per_page(per_page)
-        .max_per_page(Some(50));
+    let opts = Paginate::default().per_page(per_page).max_per_page(Some(50));
     let found = paginate::<Post, _>(db.pool(), &select, page, &opts).await?;
     let links = found
         .links(IterPages::default(), |n| {

@@ -9,9 +9,7 @@ use axum::response::{IntoResponse, Response};
 use flagon::extract::Query;
 use flagon::templates::{Templates, context};
 use flagon::{AppHandle, Ext, HttpError};
-use flagon_db::{
-    Backend, Db, IterPages, OrderBy, PageRequest, Paginate, Select, SortColumn, paginate,
-};
+use flagon_db::{Backend, Db, IterPages, OrderBy, PageRequest, Paginate, Select, SortColumn, paginate};
 use flagon_i18n::Lang;
 use serde::Deserialize;
 
@@ -131,9 +129,10 @@ pub async fn search(
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(HttpError::bad_request(
-            lang.t("search-too-long", [("max", MAX_QUERY_CHARS.to_string())]),
-        ));
+        return Err(HttpError::bad_request(lang.t(
+            "search-too-long",
+            [("max", MAX_QUERY_CHARS.to_string())],
+        )));
     }
     let sort = order.to_param();
     let mut results = None;
@@ -146,11 +145,7 @@ pub async fn search(
             .links(IterPages::default(), |n| {
                 app.url_for(
                     "posts.search",
-                    [
-                        ("q", q.as_str()),
-                        ("sort", sort.as_str()),
-                        ("page", &n.to_string()),
-                    ],
+                    [("q", q.as_str()), ("sort", sort.as_str()), ("page", &n.to_string())],
                 )
             })
             .map_err(HttpError::internal)?;

@@ -71,7 +71,7 @@ impl Agent {
     }
 
     /// The same agent presenting itself, through a trusted proxy, as client `ip`.
-    pub fn from_ip(&self, ip: &str) -> Agent {
+    pub fn as_client(&self, ip: &str) -> Agent {
         Agent {
             forwarded_for: Some(ip.to_owned()),
             ..self.clone()
