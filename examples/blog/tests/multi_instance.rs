@@ -366,13 +366,15 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
 
     // The login limit per client address is exact across the three: spread round-robin
     // (each attempt for another account, so only the per-address limit counts), the
-    // attempts admitted are exactly the quota the 429 names.
+    // attempts admitted are the quota the 429 names, plus what GCRA refilled meanwhile (one
+    // per `window / quota`); three instances counting apart would admit three quotas.
     let attacker = Agent::new(a).as_client("203.0.113.66");
     let form = attacker.get("/auth/login").await;
     let token = csrf_token(&form.body);
     let mut admitted = 0;
     let mut refusal = None;
-    for i in 0..40 {
+    let first = Instant::now();
+    for i in 0..100 {
         let at = [a, b, c][i % 3];
         let res = attacker
             .at(at)
@@ -392,26 +394,18 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
         }
         admitted += 1;
     }
-    let refusal = refusal.expect("the login limit refuses within 40 attempts");
-    let quota = quota_of(&refusal);
-    assert_eq!(
-        admitted, quota,
-        "the three instances admitted exactly the quota between them ({refusal:?})"
+    let elapsed = first.elapsed();
+    let refusal = refusal.expect("the login limit refuses within 100 attempts");
+    let (quota, window) = policy_of(&refusal);
+    let refilled = (elapsed.as_secs_f64() * quota as f64 / window as f64).floor() as usize;
+    eprintln!(
+        "multi-instance test: {admitted} login attempts admitted across three instances in {:.1} s for {quota} per {window} s",
+        elapsed.as_secs_f64()
     );
-    for (name, addr) in [("a", a), ("b", b), ("c", c)] {
-        let res = attacker
-            .at(addr)
-            .post_form(
-                "/auth/login",
-                &[
-                    ("csrf_token", &token),
-                    ("email", "one-more@example.com"),
-                    ("password", "wrong guess"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status, 429, "{name} refuses too: {res:?}");
-    }
+    assert!(
+        (quota..=quota + refilled).contains(&admitted),
+        "the three instances admitted {admitted} between them in {elapsed:?}, for a quota of {quota} per {window} s ({refusal:?})"
+    );
     // Another client is not affected.
     let other = log_in(
         &Agent::new(c).as_client("198.51.100.5"),
@@ -444,6 +438,7 @@ async fn the_per_account_login_limit_is_exact_across_instances() {
         .expect("a limit string");
     let mut admitted = 0;
     let mut refusal = None;
+    let first = Instant::now();
     for i in 0..3 * quota + 3 {
         let agent = Agent::new(addrs[i % 3]).as_client(&format!("203.0.113.{}", 100 + i));
         let form = agent.get("/auth/login").await;
@@ -484,14 +479,17 @@ fn path_of(location: &str) -> String {
     }
 }
 
-/// `q` of the `RateLimit-Policy` header (`"10/minute";q=10;w=60`).
-fn quota_of(res: &Resp) -> usize {
+/// `q` and `w` of the `RateLimit-Policy` header (`"10/minute";q=10;w=60`).
+fn policy_of(res: &Resp) -> (usize, usize) {
     let policy = res
         .header("ratelimit-policy")
         .unwrap_or_else(|| panic!("a 429 names its policy: {res:?}"));
-    policy
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("q="))
-        .and_then(|q| q.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
-        .unwrap_or_else(|| panic!("no quota in {policy:?}"))
+    let param = |name: &str| -> usize {
+        policy
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix(name))
+            .and_then(|v| v.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {policy:?}"))
+    };
+    (param("q="), param("w="))
 }
