@@ -50,6 +50,9 @@
 //! - [`limit`] / [`Limit`] on a route or a blueprint (each route its own bucket), replacing
 //!   the default there; [`shared_limit`] gives every route of a scope one bucket;
 //! - [`exempt`] on a route or blueprint, and [`Limiter::exempt_when`] for a predicate;
+//! - [`LimiterState::keyed`]: a named limit a handler checks for a key it chooses (the
+//!   email address a login form names, so attempts spread over many clients still count
+//!   against the account), in the same storage;
 //! - per method, a cost (fixed or computed) and `deduct_when` (count only the responses a
 //!   predicate selects, e.g. failed logins) through [`Limit`].
 //!
@@ -305,6 +308,88 @@ impl LimiterState {
     /// counters were removed.
     pub async fn reset(&self, key: Option<&str>) -> Result<u64, LimiterError> {
         self.0.reset(key).await.map_err(LimiterError::Storage)
+    }
+
+    /// A limit named `name` that a handler checks for a key of its own choosing (an email
+    /// address from a login form, an account id), in the limiter's storage: in process, or
+    /// on Redis shared by every instance (exact across them, `fail_mode` applying when Redis
+    /// cannot decide), with the decorators' GCRA semantics. Make it once (in a startup hook
+    /// or `configure`) and keep the handle; every call adds a limit. `limiter status KEY`
+    /// and `limiter reset KEY` list and forget its counters (scope `keyed NAME`).
+    ///
+    /// ```
+    /// # flagon::tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let app = flagon::testing::app_with(flagon_limiter::Limiter::new());
+    /// let state = app.handle().state::<flagon_limiter::LimiterState>().unwrap();
+    /// let per_account = state.keyed("login.account", "2/minute").unwrap();
+    /// assert!(per_account.check("ann@example.com").await.is_ok());
+    /// assert!(per_account.check("ann@example.com").await.is_ok());
+    /// let refused = per_account.check("ann@example.com").await.unwrap_err();
+    /// assert!(matches!(refused, flagon_limiter::LimiterError::Exceeded { retry_after_secs: 30, .. }));
+    /// assert!(per_account.check("bob@example.com").await.is_ok());
+    /// # });
+    /// ```
+    pub fn keyed(&self, name: &str, limits: &str) -> Result<KeyLimit, LimitParseError> {
+        let rates = parse_limits(limits)?;
+        let set = self.0.set(rates, false, SetKind::Keyed(Arc::from(name)));
+        Ok(KeyLimit {
+            rt: self.0.clone(),
+            set,
+        })
+    }
+}
+
+/// A named limit checked for keys a handler chooses; see [`LimiterState::keyed`].
+#[derive(Clone)]
+pub struct KeyLimit {
+    rt: Arc<Runtime>,
+    set: Arc<LimitSet>,
+}
+
+impl std::fmt::Debug for KeyLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLimit")
+            .field("rates", &self.set.rates)
+            .finish()
+    }
+}
+
+impl KeyLimit {
+    /// Takes one request for `key`: `Ok(requests left)`, or
+    /// [`LimiterError::Exceeded`] with the wait (answer 429 with `Retry-After`), or
+    /// [`LimiterError::Unavailable`] when Redis could not decide under `fail_mode =
+    /// "closed"` (503). Under `fail_mode = "open"` an undecided check is admitted with
+    /// `u32::MAX` left.
+    pub async fn check(&self, key: &str) -> Result<u32, LimiterError> {
+        let who = key::Who::Text(Arc::from(key));
+        let name = match &self.set.kind {
+            SetKind::Keyed(n) => n.clone(),
+            _ => Arc::from(""),
+        };
+        let method = flagon::http::Method::GET;
+        match self
+            .set
+            .check(
+                &self.rt,
+                &method,
+                0,
+                &name,
+                who,
+                std::num::NonZeroU32::MIN,
+                true,
+            )
+            .await
+        {
+            Checked::Passed(p) => Ok(p.remaining),
+            Checked::Open => Ok(u32::MAX),
+            Checked::Refused(r) => Err(LimiterError::Exceeded {
+                limit: r.rate.to_string(),
+                retry_after_secs: error::retry_secs(r.wait),
+            }),
+            Checked::Unavailable(wait) => Err(LimiterError::Unavailable {
+                retry_after_secs: error::retry_secs(wait),
+            }),
+        }
     }
 }
 

@@ -422,6 +422,7 @@ fn counter(rest: &str, tat: Option<u64>, now: u64) -> Option<Counter> {
         Some(("r", e)) => format!("route {e}"),
         Some(("d", e)) => format!("decorator {e}"),
         Some(("s", n)) => format!("shared {n}"),
+        Some(("k", n)) => format!("keyed {n}"),
         _ if scope == "a" => "application".to_owned(),
         _ => scope.to_owned(),
     };

@@ -85,6 +85,9 @@ pub(crate) enum SetKind {
     Application,
     /// A shared scope: one bucket per key over the scope's routes.
     Shared(Arc<str>),
+    /// A named limit a handler checks for a key of its choosing
+    /// ([`LimiterState::keyed`](crate::LimiterState::keyed)).
+    Keyed(Arc<str>),
 }
 
 /// Several limits checked together (`100/day; 10/minute`).
@@ -94,7 +97,7 @@ pub(crate) struct LimitSet {
     /// (each count divided by `instances`).
     buckets: Vec<Arc<Bucket>>,
     per_method: bool,
-    kind: SetKind,
+    pub(crate) kind: SetKind,
     /// This set's own `fail_mode` (a decorator's), else the app's.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fail_mode: Option<FailMode>,
@@ -264,6 +267,7 @@ impl Runtime {
                         SetKind::Decorator => format!("decorator {}", self.endpoint(k.route)),
                         SetKind::Application => "application".to_owned(),
                         SetKind::Shared(n) => format!("shared {n}"),
+                        SetKind::Keyed(n) => format!("keyed {n}"),
                     };
                     let rate = b.rate();
                     let (remaining, full_in) = match b.peek(&k, NonZeroU32::MIN) {
@@ -391,6 +395,7 @@ impl LimitSet {
             SetKind::Decorator => write!(head, "d:{endpoint}"),
             SetKind::Application => write!(head, "a"),
             SetKind::Shared(n) => write!(head, "s:{n}"),
+            SetKind::Keyed(n) => write!(head, "k:{n}"),
         }
         .expect("writing to a String");
         head.push(':');

@@ -114,7 +114,7 @@ pub fn build(config: Config) -> Result<App, BuildError> {
             let _ = pool.set(db);
             app.template_dir(asset_dir("templates"));
             app.add_to::<flagon_db::Migrations>("app", flagon_db::migrations!("migrations"));
-            auth::install(app);
+            auth::install(app)?;
             app.blueprint(auth::blueprint());
             app.blueprint(posts::blueprint());
             app.blueprint(admin::blueprint());

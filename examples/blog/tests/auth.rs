@@ -831,7 +831,7 @@ async fn registration_and_reset_are_limited_per_account_and_per_address() {
         .parse()
         .unwrap();
     let mut refused = None;
-    for i in 0..=per_ip {
+    for i in 0..per_ip + 5 {
         let email = format!("many{i}@example.com");
         let name = format!("many{i}");
         let res = client
@@ -879,6 +879,35 @@ async fn registration_and_reset_are_limited_per_account_and_per_address() {
         let want = if i < per_account { 303 } else { 429 };
         assert_eq!(res.status(), want, "{i}");
     }
+    // Reset requests per address: different accounts from one client.
+    let peer: std::net::SocketAddr = "198.51.100.2:4000".parse().unwrap();
+    let per_ip: usize = example_blog::auth::RESET_PER_IP
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut refused = None;
+    for i in 0..per_ip + 5 {
+        let email = format!("reset{i}@example.com");
+        let res = client
+            .post("/auth/reset")
+            .peer(peer)
+            .form(&[("email", email.as_str()), ("csrf_token", reset.as_str())])
+            .send()
+            .await;
+        if res.status() == 429 {
+            assert!(res.header("retry-after").is_some());
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(res.status(), 303, "{i}");
+    }
+    let at = refused.expect("the address was refused");
+    assert!(
+        at >= per_ip,
+        "refused after {at}, before the burst of {per_ip}"
+    );
 }
 
 #[tokio::test]

@@ -79,7 +79,7 @@ pub(crate) async fn submit(
         )
         .await;
     }
-    limits.check(Action::Login, &email)?;
+    limits.check(Action::Login, &email).await?;
     // An address too odd to be stored is looked up as nobody.
     let account = match super::validate::email(&email) {
         Ok(e) => Account::by_email(&db, &e).await?,

@@ -93,9 +93,16 @@ pub fn blueprint() -> Blueprint {
         )
 }
 
-/// What the accounts part needs besides its blueprint: the per-account limits.
-pub fn install(app: &mut Setup<'_>) {
-    app.provide(limits::AccountLimits::new());
+/// What the accounts part needs besides its blueprint: the per-account limits, in the
+/// limiter's storage.
+pub fn install(app: &mut Setup<'_>) -> Result<(), flagon::SetupError> {
+    let limiter = app
+        .state::<flagon_limiter::LimiterState>()
+        .ok_or_else(|| flagon::SetupError::init("blog", "the limiter extension is registered"))?;
+    let limits = limits::AccountLimits::new(&limiter)
+        .map_err(|e| flagon::SetupError::init("blog", e.to_string()))?;
+    app.provide(limits);
+    Ok(())
 }
 
 /// A page rendered with `status`.

@@ -74,7 +74,7 @@ pub(crate) async fn request_submit(
             .await;
         }
     };
-    limits.check(Action::Reset, &email)?;
+    limits.check(Action::Reset, &email).await?;
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
     let account: Option<Account> = tx
         .query_as(&sql)

@@ -102,7 +102,7 @@ pub(crate) async fn submit(
         )
         .await;
     }
-    limits.check(Action::Register, &email)?;
+    limits.check(Action::Register, &email).await?;
 
     let taken: Option<i64> = tx
         .query_scalar("SELECT id FROM users WHERE LOWER(username) = LOWER(?)")
