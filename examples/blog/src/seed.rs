@@ -27,7 +27,14 @@ const AUTHORS: &[(&str, &str, &str)] = &[
     ("demo-editor@example.com", "demo_editor", "editor"),
 ];
 const TOPICS: &[&str] = &[
-    "Rust", "Flask", "SQLite", "Caching", "Templates", "Async", "Testing", "Search",
+    "Rust",
+    "Flask",
+    "SQLite",
+    "Caching",
+    "Templates",
+    "Async",
+    "Testing",
+    "Search",
 ];
 const CATEGORIES: &[&str] = &["Engineering", "Notes", "Tutorials"];
 const TAGS: &[&str] = &["rust", "web", "databases", "performance", "howto", "i18n"];
@@ -62,7 +69,9 @@ async fn run(ctx: CommandContext) -> Result<(), BoxError> {
 /// Writes `n` demo posts (and the demo accounts if missing); returns how many were written.
 /// `progress` draws a bar on stderr (hidden when stderr is not a terminal).
 pub async fn seed(app: &AppHandle, n: u32, progress: bool) -> Result<u32, BoxError> {
-    let db = app.state::<Db>().ok_or("the db extension is not registered")?;
+    let db = app
+        .state::<Db>()
+        .ok_or("the db extension is not registered")?;
     let authors = demo_accounts(app, &db).await?;
     let start: i64 = db
         .query_scalar::<i64>("SELECT COUNT(*) FROM posts")
@@ -131,7 +140,8 @@ pub async fn seed(app: &AppHandle, n: u32, progress: bool) -> Result<u32, BoxErr
 
 /// The demo accounts' ids, made if missing.
 async fn demo_accounts(app: &AppHandle, db: &Db) -> Result<Vec<i64>, BoxError> {
-    let passwords = Login::<Account>::passwords(app).ok_or("the login extension is not registered")?;
+    let passwords =
+        Login::<Account>::passwords(app).ok_or("the login extension is not registered")?;
     let mut ids = Vec::new();
     for (email, username, role) in AUTHORS {
         if let Some(a) = Account::by_email(db, email).await? {

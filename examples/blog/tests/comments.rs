@@ -37,12 +37,21 @@ async fn post(app: &App, author: i64, title: &str, published: bool) -> (i64, Str
     out
 }
 
-async fn comment(client: &TestClient, slug: &str, body: &str, parent: Option<i64>) -> flagon::testing::TestResponse {
+async fn comment(
+    client: &TestClient,
+    slug: &str,
+    body: &str,
+    parent: Option<i64>,
+) -> flagon::testing::TestResponse {
     let token = common::token_from(client, &format!("/posts/{slug}")).await;
     let parent = parent.map(|p| p.to_string()).unwrap_or_default();
     client
         .post(&format!("/posts/{slug}/comments"))
-        .form(&[("csrf_token", token.as_str()), ("body", body), ("parent_id", parent.as_str())])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("body", body),
+            ("parent_id", parent.as_str()),
+        ])
         .send()
         .await
 }
@@ -50,7 +59,11 @@ async fn comment(client: &TestClient, slug: &str, body: &str, parent: Option<i64
 /// The id in a `…#comment-ID` redirect.
 fn comment_id(res: &flagon::testing::TestResponse) -> i64 {
     let at = res.location().expect("a redirect");
-    at.rsplit_once("#comment-").expect("an anchor").1.parse().unwrap()
+    at.rsplit_once("#comment-")
+        .expect("an anchor")
+        .1
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -69,7 +82,11 @@ async fn commenting_needs_a_login() {
         .send()
         .await;
     assert_eq!(res.status(), 303);
-    assert!(res.location().unwrap_or("").contains("next="), "{:?}", res.location());
+    assert!(
+        res.location().unwrap_or("").contains("next="),
+        "{:?}",
+        res.location()
+    );
     let n: i64 = common::db(&app)
         .query_scalar("SELECT COUNT(*) FROM comments")
         .fetch_one(&*common::db(&app))
@@ -86,7 +103,10 @@ async fn comments_and_replies_show_nested_and_at_once() {
     let (_, slug) = post(&app, ada.id, "Discuss", true).await;
     let guest = common::client(&app).await;
     let page = guest.get(&format!("/posts/{slug}")).send().await.text();
-    assert!(page.contains("No comments") && page.contains("Log in to comment."), "{page}");
+    assert!(
+        page.contains("No comments") && page.contains("Log in to comment."),
+        "{page}"
+    );
 
     let res = comment(&bob_client, &slug, "First <b>thought</b>", None).await;
     assert_eq!(res.status(), 303, "{}", res.text());
@@ -97,7 +117,10 @@ async fn comments_and_replies_show_nested_and_at_once() {
         .send()
         .await
         .text();
-    assert!(form.contains(&format!("name=\"parent_id\" value=\"{first}\"")), "{form}");
+    assert!(
+        form.contains(&format!("name=\"parent_id\" value=\"{first}\"")),
+        "{form}"
+    );
     assert!(form.contains("Reply to bob"), "{form}");
     let res = comment(&ada_client, &slug, "A reply", Some(first)).await;
     assert_eq!(res.status(), 303);
@@ -106,11 +129,17 @@ async fn comments_and_replies_show_nested_and_at_once() {
     // The guest sees both at once (the cached page was forgotten), the reply inside the first.
     let page = guest.get(&format!("/posts/{slug}")).send().await.text();
     assert!(page.contains("2 comments"), "{page}");
-    assert!(page.contains("First &lt;b&gt;thought&lt;/b&gt;"), "escaped: {page}");
+    assert!(
+        page.contains("First &lt;b&gt;thought&lt;/b&gt;"),
+        "escaped: {page}"
+    );
     let outer = page.find(&format!("id=\"comment-{first}\"")).unwrap();
     let inner = page.find(&format!("id=\"comment-{reply}\"")).unwrap();
     let between = &page[outer..inner];
-    assert!(between.contains("<ol>") && !between.contains("</li>"), "nested: {between}");
+    assert!(
+        between.contains("<ol>") && !between.contains("</li>"),
+        "nested: {between}"
+    );
     let zh = guest
         .get(&format!("/posts/{slug}"))
         .header("accept-language", "zh")
@@ -130,14 +159,24 @@ async fn a_reply_must_answer_a_comment_of_the_same_post() {
     let res = comment(&client, &two, "misplaced reply", Some(on_one)).await;
     assert_eq!(res.status(), 422);
     let html = res.text();
-    assert!(html.contains("You can only reply to a comment of this post."), "{html}");
-    assert!(html.contains("misplaced reply"), "what was typed stays: {html}");
+    assert!(
+        html.contains("You can only reply to a comment of this post."),
+        "{html}"
+    );
+    assert!(
+        html.contains("misplaced reply"),
+        "what was typed stays: {html}"
+    );
     let res = comment(&client, &two, "reply to nothing", Some(999_999)).await;
     assert_eq!(res.status(), 422);
     let token = common::token_from(&client, &format!("/posts/{two}")).await;
     let res = client
         .post(&format!("/posts/{two}/comments"))
-        .form(&[("csrf_token", token.as_str()), ("body", "x"), ("parent_id", "1 OR 1=1")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("body", "x"),
+            ("parent_id", "1 OR 1=1"),
+        ])
         .send()
         .await;
     assert_eq!(res.status(), 400);
@@ -164,7 +203,10 @@ async fn empty_long_and_draft_comments_are_refused() {
     let (_, draft) = post(&app, ada.id, "Draft", false).await;
     let res = comment(&client, &draft, "early", None).await;
     assert_eq!(res.status(), 422);
-    assert!(res.text().contains("Comments open when the post is published."));
+    assert!(
+        res.text()
+            .contains("Comments open when the post is published.")
+    );
     let missing = comment(&client, &slug, "fine", None).await;
     assert_eq!(missing.status(), 303);
     let token = common::token_from(&client, &format!("/posts/{slug}")).await;
@@ -187,7 +229,11 @@ async fn posting_is_limited_to_five_a_minute() {
     }
     let res = comment(&client, &slug, "one too many", None).await;
     assert_eq!(res.status(), 429);
-    let wait: u64 = res.header("retry-after").expect("Retry-After").parse().unwrap();
+    let wait: u64 = res
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
 }
 
@@ -212,16 +258,39 @@ async fn hidden_comments_are_shown_to_moderators_only() {
     let page = guest.get(&format!("/posts/{slug}")).send().await.text();
     assert!(!page.contains("rude words"), "{page}");
     assert!(!page.contains(&format!("comment-{lone}")), "{page}");
-    assert!(page.contains("hidden by a moderator") && page.contains("a fair answer"), "{page}");
-    assert!(page.contains("1 comment") || page.contains("One comment"), "{page}");
+    assert!(
+        page.contains("hidden by a moderator") && page.contains("a fair answer"),
+        "{page}"
+    );
+    assert!(
+        page.contains("1 comment") || page.contains("One comment"),
+        "{page}"
+    );
     // A reply to a hidden comment is refused to non-moderators.
     let res = comment(&ada_client, &slug, "still arguing", Some(rude)).await;
     assert_eq!(res.status(), 422);
-    let theirs = eve_client.get(&format!("/posts/{slug}")).send().await.text();
-    assert!(theirs.contains("rude words") && theirs.contains("lone rude words"), "{theirs}");
-    assert!(theirs.contains("comment hidden"), "marked for moderators: {theirs}");
+    let theirs = eve_client
+        .get(&format!("/posts/{slug}"))
+        .send()
+        .await
+        .text();
+    assert!(
+        theirs.contains("rude words") && theirs.contains("lone rude words"),
+        "{theirs}"
+    );
+    assert!(
+        theirs.contains("comment hidden"),
+        "marked for moderators: {theirs}"
+    );
     // The guest's page still has none of it (moderators' pages are cached apart).
-    assert!(!guest.get(&format!("/posts/{slug}")).send().await.text().contains("rude words"));
+    assert!(
+        !guest
+            .get(&format!("/posts/{slug}"))
+            .send()
+            .await
+            .text()
+            .contains("rude words")
+    );
 }
 
 #[test]
@@ -246,5 +315,9 @@ fn deep_reply_chains_stop_nesting_at_the_maximum_depth() {
     }
     assert_eq!(depth, MAX_DEPTH - 1, "levels below the top");
     let deepest: usize = level.len();
-    assert_eq!(deepest, 20 - (MAX_DEPTH - 1), "the rest share the deepest level");
+    assert_eq!(
+        deepest,
+        20 - (MAX_DEPTH - 1),
+        "the rest share the deepest level"
+    );
 }

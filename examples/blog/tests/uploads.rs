@@ -9,7 +9,8 @@ use flagon::testing::{TestClient, TestResponse};
 use flagon_login::Role;
 use flagon_login::testing::login_as;
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
 struct Setup {
     app: App,
@@ -25,8 +26,18 @@ async fn setup(max_bytes: usize) -> Setup {
         uploads.display().to_string()
     ));
     let client = common::client(&app).await;
-    let id = common::account(&app, "ada@example.com", "ada", "correct horse battery", Role::Author).await;
-    let account = Account::by_id(&common::db(&app), id).await.unwrap().unwrap();
+    let id = common::account(
+        &app,
+        "ada@example.com",
+        "ada",
+        "correct horse battery",
+        Role::Author,
+    )
+    .await;
+    let account = Account::by_id(&common::db(&app), id)
+        .await
+        .unwrap()
+        .unwrap();
     login_as(&client, &account).await;
     Setup { app, client, dir }
 }
@@ -37,8 +48,10 @@ fn multipart(fields: &[(&str, &str)], image: Option<(&str, &str, &[u8])>) -> (St
     let mut body = Vec::new();
     for (name, value) in fields {
         body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
         );
     }
     if let Some((file_name, content_type, bytes)) = image {
@@ -85,38 +98,74 @@ fn stored(s: &Setup) -> Vec<String> {
 #[tokio::test]
 async fn an_image_is_stored_under_a_random_name_and_served_with_its_type() {
     let s = setup(4096).await;
-    let res = submit(&s, "Picture", Some(("../../evil name.html", "text/html", PNG))).await;
+    let res = submit(
+        &s,
+        "Picture",
+        Some(("../../evil name.html", "text/html", PNG)),
+    )
+    .await;
     assert_eq!(res.status(), 303, "{}", res.text());
     let names = stored(&s);
     assert_eq!(names.len(), 1);
     let name = &names[0];
-    assert!(example_blog::posts::valid_upload_name(name).is_some(), "{name}");
-    assert!(name.ends_with(".png"), "the type comes from the content: {name}");
+    assert!(
+        example_blog::posts::valid_upload_name(name).is_some(),
+        "{name}"
+    );
+    assert!(
+        name.ends_with(".png"),
+        "the type comes from the content: {name}"
+    );
 
     let page = s.client.get("/posts/picture").send().await.text();
     assert!(page.contains(&format!("src=\"/uploads/{name}\"")), "{page}");
-    assert!(s.client.get("/").send().await.text().contains(&format!("/uploads/{name}")));
+    assert!(
+        s.client
+            .get("/")
+            .send()
+            .await
+            .text()
+            .contains(&format!("/uploads/{name}"))
+    );
 
     let guest = common::client(&s.app).await;
     let img = guest.get(&format!("/uploads/{name}")).send().await;
     assert_eq!(img.status(), 200);
     assert_eq!(img.header("content-type"), Some("image/png"));
     assert_eq!(img.header("x-content-type-options"), Some("nosniff"));
-    assert!(img.header("cache-control").unwrap_or("").contains("max-age=31536000"));
+    assert!(
+        img.header("cache-control")
+            .unwrap_or("")
+            .contains("max-age=31536000")
+    );
     assert_eq!(img.bytes().as_ref(), PNG);
 
     // Another upload gets another name; a new image on edit replaces the post's.
     let token = common::token_from(&s.client, "/posts/picture/edit").await;
     let gif = b"GIF89a\x01\0\x01\0\0\0\0;";
     let (ct, body) = multipart(
-        &[("csrf_token", token.as_str()), ("title", "Picture"), ("body", "x"), ("published", "on")],
+        &[
+            ("csrf_token", token.as_str()),
+            ("title", "Picture"),
+            ("body", "x"),
+            ("published", "on"),
+        ],
         Some(("a.png", "image/png", gif)),
     );
-    let res = s.client.post("/posts/picture/edit").header("content-type", &ct).body(body).send().await;
+    let res = s
+        .client
+        .post("/posts/picture/edit")
+        .header("content-type", &ct)
+        .body(body)
+        .send()
+        .await;
     assert_eq!(res.status(), 303, "{}", res.text());
     let names = stored(&s);
     assert_eq!(names.len(), 2);
-    let gif_name = names.iter().find(|n| n.ends_with(".gif")).expect("stored as a GIF");
+    let gif_name = names
+        .iter()
+        .find(|n| n.ends_with(".gif"))
+        .expect("stored as a GIF");
     let page = s.client.get("/posts/picture").send().await.text();
     assert!(page.contains(gif_name.as_str()), "{page}");
     let served = guest.get(&format!("/uploads/{gif_name}")).send().await;
@@ -130,8 +179,14 @@ async fn an_html_file_named_png_is_refused() {
     let res = submit(&s, "Trojan", Some(("cat.png", "image/png", html))).await;
     assert_eq!(res.status(), 415);
     let page = res.text();
-    assert!(page.contains("The image must be a PNG, JPEG, GIF or WebP file."), "{page}");
-    assert!(page.contains("value=\"Trojan\""), "the form keeps what was typed: {page}");
+    assert!(
+        page.contains("The image must be a PNG, JPEG, GIF or WebP file."),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"Trojan\""),
+        "the form keeps what was typed: {page}"
+    );
     assert!(stored(&s).is_empty());
     assert_eq!(s.client.get("/posts/trojan").send().await.status(), 404);
 }
@@ -144,7 +199,10 @@ async fn an_oversized_upload_is_a_413_with_a_message() {
     let res = submit(&s, "Huge", Some(("big.png", "image/png", &big))).await;
     assert_eq!(res.status(), 413);
     let page = res.text();
-    assert!(page.contains("The image is too large: at most 1 KiB."), "{page}");
+    assert!(
+        page.contains("The image is too large: at most 1 KiB."),
+        "{page}"
+    );
     assert!(stored(&s).is_empty());
     // Larger than the whole request body limit: core's 413.
     let huge = vec![0u8; 3 * 1024 * 1024];

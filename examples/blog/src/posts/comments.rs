@@ -54,9 +54,11 @@ pub async fn create(
     let parent = if parent_text.is_empty() {
         None
     } else {
-        Some(parent_text.parse::<i64>().map_err(|_| {
-            HttpError::bad_request(lang.t("comment-error-parent", ()))
-        })?)
+        Some(
+            parent_text
+                .parse::<i64>()
+                .map_err(|_| HttpError::bad_request(lang.t("comment-error-parent", ())))?,
+        )
     };
     let refuse = |id: &str, reply: Option<i64>| ShowArgs {
         reply,
@@ -73,7 +75,10 @@ pub async fn create(
         let args = refuse("comment-error-body", parent);
         return views::render_show(&app, &db, &tpl, &lang, Some(&user), &slug, args).await;
     }
-    if body.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    if body
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
         let args = refuse("comment-error-body", parent);
         return views::render_show(&app, &db, &tpl, &lang, Some(&user), &slug, args).await;
     }

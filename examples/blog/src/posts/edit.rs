@@ -317,6 +317,8 @@ pub async fn delete(
         Message::new("post-deleted").fallback("The post is deleted."),
         "success",
     )?;
-    let home = app.url_for("posts.index", ()).map_err(HttpError::internal)?;
+    let home = app
+        .url_for("posts.index", ())
+        .map_err(HttpError::internal)?;
     Ok(Redirect::to(&home).into_response())
 }

@@ -76,7 +76,8 @@ pub async fn read(req: Request, app: &AppHandle, max_image: usize) -> Result<Sub
             "Send the form as application/x-www-form-urlencoded or multipart/form-data.",
         ));
     };
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut out = Submitted::default();
     while let Some(mut field) = multipart.next_field().await.map_err(|_| unreadable())? {

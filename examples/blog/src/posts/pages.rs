@@ -12,7 +12,7 @@
 //! moderates: editors also see hidden comments). The page around it (nav, forms, buttons)
 //! is rendered per request.
 //!
-//! Invalidation is one write ([`changed`]): the memo's namespace gets a fresh version, in
+//! Invalidation is one write ([`posts_changed`], [`crate::content::changed`]): the memo's namespace gets a fresh version, in
 //! the cache itself. With Redis that version is read from Redis on every lookup, so a post
 //! edited on one instance is fresh on all of them at once (no `sync_interval`, which only
 //! fragment generations have). Call it after the transaction commits: an instance that
@@ -194,8 +194,16 @@ pub fn comment_tree(rows: &[CommentRow], moderator: bool) -> Vec<CommentNode> {
             let removed = hidden && !moderator;
             out.push(CommentNode {
                 id: row.id,
-                author: if removed { String::new() } else { row.author.clone() },
-                body: if removed { String::new() } else { row.body.clone() },
+                author: if removed {
+                    String::new()
+                } else {
+                    row.author.clone()
+                },
+                body: if removed {
+                    String::new()
+                } else {
+                    row.body.clone()
+                },
                 date: Date::from_unix(row.created_at),
                 hidden,
                 removed,
@@ -275,7 +283,9 @@ async fn render_index(
         "{POST_SELECT} WHERE p.status = ? ORDER BY p.published_at DESC, p.id DESC"
     ))
     .bind(status::PUBLISHED);
-    let opts = Paginate::default().per_page(per_page).max_per_page(Some(50));
+    let opts = Paginate::default()
+        .per_page(per_page)
+        .max_per_page(Some(50));
     let found = paginate::<Post, _>(db.pool(), &select, page, &opts).await?;
     let links = found
         .links(IterPages::default(), |n| {

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use flagon::extract::Query;
 use flagon::templates::{Templates, context};
 use flagon::{AppHandle, Ext, HttpError};
-use flagon_db::{Backend, Db, IterPages, OrderBy, PageRequest, Paginate, Select, SortColumn, paginate};
+use flagon_db::{
+    Backend, Db, IterPages, OrderBy, PageRequest, Paginate, Select, SortColumn, paginate,
+};
 use flagon_i18n::Lang;
 use serde::Deserialize;
 
@@ -54,7 +56,7 @@ impl SortColumn for SearchSort {
     }
 }
 
-/// The FTS5 `MATCH` text for a user's query: each word (at most [`MAX_TERMS`], those with
+/// The FTS5 `MATCH` text for a user's query: each word (at most 16, those with
 /// a letter or digit) as a quoted string, `"` doubled, so operators, columns, `*`, `NEAR`
 /// and unbalanced quotes are all plain text; `None` when no word is left.
 ///
@@ -74,6 +76,17 @@ pub fn fts5_query(q: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
+/// `q` with everything but letters and digits as spaces: MariaDB's full-text parser
+/// refuses some punctuation (a lone `*`) even in natural language mode, where it only
+/// separates words anyway.
+fn words_only(q: &str) -> String {
+    let spaced: String = q
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The statement finding published posts that match `q` on `backend`, in `order`; `None`
 /// when `q` has nothing to search for.
 pub fn search_select(backend: Backend, q: &str, order: &OrderBy<SearchSort>) -> Option<Select> {
@@ -88,7 +101,7 @@ pub fn search_select(backend: Backend, q: &str, order: &OrderBy<SearchSort>) -> 
         ),
         Backend::MySql => (
             "MATCH (p.title, p.body_md) AGAINST (? IN NATURAL LANGUAGE MODE)",
-            q.trim().to_owned(),
+            words_only(q),
         ),
     };
     if value.is_empty() {
@@ -129,10 +142,9 @@ pub async fn search(
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(HttpError::bad_request(lang.t(
-            "search-too-long",
-            [("max", MAX_QUERY_CHARS.to_string())],
-        )));
+        return Err(HttpError::bad_request(
+            lang.t("search-too-long", [("max", MAX_QUERY_CHARS.to_string())]),
+        ));
     }
     let sort = order.to_param();
     let mut results = None;
@@ -145,7 +157,11 @@ pub async fn search(
             .links(IterPages::default(), |n| {
                 app.url_for(
                     "posts.search",
-                    [("q", q.as_str()), ("sort", sort.as_str()), ("page", &n.to_string())],
+                    [
+                        ("q", q.as_str()),
+                        ("sort", sort.as_str()),
+                        ("page", &n.to_string()),
+                    ],
                 )
             })
             .map_err(HttpError::internal)?;
