@@ -5,7 +5,7 @@
 //! share. What one instance does, the others see:
 //!
 //! - a session created on one is valid on the others;
-//! - the login rate limit is exact across the three;
+//! - the login rate limits, per client address and per account, are exact across the three;
 //! - a post edited on one is seen fresh on the others (the shared page cache is invalidated);
 //! - a registration mail is delivered once by the three outbox relays.
 //!
@@ -443,7 +443,6 @@ async fn three_instances_share_sessions_limits_cache_and_the_outbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the per-account login limit shared across instances: src/auth/limits.rs decides it in process (flagon-limiter's KeyedLimit), so three instances admit three times LOGIN_PER_ACCOUNT for one account"]
 async fn the_per_account_login_limit_is_exact_across_instances() {
     let Some(cluster) = Cluster::start().await else {
         return;
