@@ -193,17 +193,26 @@ async fn a_reader_registers_writes_comments_switches_language_searches_and_logs_
     );
     let driver = Driver::start();
     let client = driver.session().await;
-    let mut visit = Visit {
+    let visit = Visit {
         client: client.clone(),
         base: blog.url(),
         shots: Shots::new(e2e::process::artifact_dir("blog-screenshots")),
         console: Vec::new(),
     };
-    let steps =
-        tokio::time::timeout(Duration::from_secs(300), the_visit(&mut visit, dir.path())).await;
+    // The steps run in a task of their own, so that a failing step still lets the browser
+    // be closed (chromedriver's end alone would leave Chromium running).
+    let workdir = dir.path().to_owned();
+    let steps = tokio::spawn(async move {
+        let mut visit = visit;
+        tokio::time::timeout(Duration::from_secs(300), the_visit(&mut visit, &workdir)).await
+    })
+    .await;
     let _ = client.close().await;
-    if steps.is_err() {
-        panic!("the visit took longer than 300 s");
+    match steps {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("the visit took longer than 300 s"),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("the visit was cancelled: {e}"),
     }
     eprintln!(
         "browser test: the whole visit took {:.1} s",
