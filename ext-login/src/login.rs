@@ -189,7 +189,8 @@ fn jwt_verify(_: &JwtSlot, _: &str) -> Option<String> {
     None
 }
 
-/// The JWT verifier, when configured.
+/// The JWT verifier, when configured (read by `Auth::issue_token`, feature `jwt`).
+#[cfg_attr(not(feature = "jwt"), allow(dead_code))]
 pub(crate) struct JwtState(pub Option<Arc<JwtSlot>>);
 
 impl<U: User> Extension for Login<U> {
