@@ -82,30 +82,22 @@ pub(crate) fn too_many(
         limit: limit.clone(),
         retry_after_secs: retry,
     };
-    let mut res = if flagon::wants_json(request_headers.get(ACCEPT)) {
-        let body = flagon::serde_json::json!({
-            "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": error.to_string(),
-            "limit": limit,
-            "retry_after": retry,
-        });
-        let mut res = Response::new(Body::from(body.to_string()));
-        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        res.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        res.headers_mut()
-            .append(VARY, HeaderValue::from_static("accept"));
-        res
-    } else {
-        HttpError::with_cause(StatusCode::TOO_MANY_REQUESTS, error).into_response()
-    };
+    let body = flagon::serde_json::json!({
+        "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": error.to_string(),
+        "limit": limit,
+        "retry_after": retry,
+    });
+    let mut res = refusal_response(
+        request_headers,
+        StatusCode::TOO_MANY_REQUESTS,
+        error,
+        body,
+        retry,
+    );
     let h = res.headers_mut();
-    h.insert(RETRY_AFTER, HeaderValue::from(retry));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     insert(h, "ratelimit-policy", policy(rates));
     insert(h, "ratelimit", format!("\"{limit}\";r=0;t={reset}"));
     if legacy {
@@ -128,16 +120,35 @@ pub(crate) fn unavailable(request_headers: &HeaderMap, wait: Duration) -> Respon
     let error = LimiterError::Unavailable {
         retry_after_secs: retry,
     };
+    let body = flagon::serde_json::json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": error.to_string(),
+        "retry_after": retry,
+    });
+    refusal_response(
+        request_headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        error,
+        body,
+        retry,
+    )
+}
+
+/// A refusal (429 or 503): `problem` as `application/problem+json` (with `Vary: Accept`)
+/// for API clients, else an [`HttpError`] carrying `error` for the app's handler or core's
+/// default page; either way with `Retry-After: retry` and `Cache-Control: no-store`.
+fn refusal_response(
+    request_headers: &HeaderMap,
+    status: StatusCode,
+    error: LimiterError,
+    problem: flagon::serde_json::Value,
+    retry: u64,
+) -> Response {
     let mut res = if flagon::wants_json(request_headers.get(ACCEPT)) {
-        let body = flagon::serde_json::json!({
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": error.to_string(),
-            "retry_after": retry,
-        });
-        let mut res = Response::new(Body::from(body.to_string()));
-        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        let mut res = Response::new(Body::from(problem.to_string()));
+        *res.status_mut() = status;
         res.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -146,7 +157,7 @@ pub(crate) fn unavailable(request_headers: &HeaderMap, wait: Duration) -> Respon
             .append(VARY, HeaderValue::from_static("accept"));
         res
     } else {
-        HttpError::with_cause(StatusCode::SERVICE_UNAVAILABLE, error).into_response()
+        HttpError::with_cause(status, error).into_response()
     };
     let h = res.headers_mut();
     h.insert(RETRY_AFTER, HeaderValue::from(retry));
