@@ -88,7 +88,8 @@ impl Drop for ServerDb {
 
 /// An app on `url` with `remember_store = "db"`, migrated; the SQL store on its database.
 async fn sql_app(url: &str) -> (TestApp, SqlRememberStore) {
-    let extra = format!("[db]\nurl = \"{url}\"\nauto_upgrade = true\n");
+    // A generous pool wait: on a loaded machine the first SQLite connection can take seconds.
+    let extra = format!("[db]\nurl = \"{url}\"\nauto_upgrade = true\nacquire_timeout = \"30s\"\n");
     let t = app_built("remember_store = \"db\"\n", &extra, |b| {
         b.register(flagon_db::Db::extension())
     })
