@@ -165,7 +165,7 @@ pub use error::{BoxError, BuildError, Origin, SetupError};
 pub use extension::{Arrival, Extension};
 pub use facts::{Identity, Locale, RequestFact};
 pub use finish::{BlueprintInfo, Finish};
-pub use future::BoxFuture;
+pub use future::{BoxFuture, Eventually};
 pub use g::G;
 pub use handle::AppHandle;
 pub use hooks::{ErrorContext, RequestContext};

@@ -55,15 +55,16 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 
 use crate::AppHandle;
 use crate::error::{Origin, SetupError};
-use crate::future::BoxFuture;
+use crate::future::{BoxFuture, Eventually};
 use crate::http_error::{ErrorKind, HttpError};
 use crate::request::{RequestId, RequestMeta};
 use crate::setup::Setup;
 
 type AnyArc = Arc<dyn Any + Send + Sync>;
 type SyncInit = Arc<dyn Fn(&RequestHead<'_>) -> AnyArc + Send + Sync>;
-type AsyncInit = Arc<dyn Fn(&RequestHead<'_>) -> BoxFuture<AnyArc> + Send + Sync>;
-type FinishFn = Arc<dyn Fn(AnyArc, Response, ResponseOutcome) -> BoxFuture<Response> + Send + Sync>;
+type AsyncInit = Arc<dyn Fn(&RequestHead<'_>) -> Eventually<AnyArc> + Send + Sync>;
+type FinishFn =
+    Arc<dyn Fn(AnyArc, Response, ResponseOutcome) -> Eventually<Response> + Send + Sync>;
 
 /// The key of a request-scoped value of type `T`, returned by [`Setup::request_local`]
 /// or [`Setup::request_local_async`]. `Copy`: keep it in your extension's closures or state.
@@ -449,88 +450,161 @@ impl<T: Send + Sync + 'static> RequestLocal<T> {
         head: Option<RequestHead<'_>>,
     ) -> impl Future<Output = Option<Arc<T>>> + Send + use<T> {
         let index = self.index;
-        let prepared = head.and_then(|head| {
-            let table = head.meta.locals.table(&head.meta.app)?;
-            let (cell, def) = (table.cells.get(index)?, table.defs.get(index)?);
-            if def.type_id != std::any::TypeId::of::<T>() {
-                return None;
-            }
-            let ready = match (cell, &*def.init) {
-                (Cell::Sync(c), Init::Sync(init)) => Some(c.get_or_init(|| init(&head)).clone()),
-                (c, _) => c.get().cloned(),
-            };
-            let pending = match (&ready, &*def.init) {
-                (None, Init::Async(init)) => Some((head.meta.clone(), init(&head))),
-                _ => None,
-            };
-            Some((ready, pending))
-        });
+        let prepared = self.prepare(head);
         async move {
-            let value = match prepared? {
-                (Some(v), _) => v,
-                (None, Some((meta, fut))) => {
-                    let table = meta.locals.0.get()?;
-                    match table.cells.get(index)? {
-                        Cell::Async(c) => c.get_or_init(|| fut).await.clone(),
-                        Cell::Sync(_) => return None,
-                    }
-                }
-                (None, None) => return None,
-            };
-            value.downcast().ok()
+            match prepared {
+                Prepared::Ready(v) => v?.downcast().ok(),
+                Prepared::Wait(meta, fut) => wait_for(meta, index, fut).await?.downcast().ok(),
+            }
         }
+    }
+
+    /// [`RequestLocal::load`] without a future when the value is made already or its init
+    /// is ready at once ([`Setup::request_local_maybe_async`] answering `Now`, or a sync
+    /// init): `Now` then, else `Later` with the boxed wait.
+    pub fn load_eventually(&self, scope: &impl RequestScope) -> Eventually<Option<Arc<T>>> {
+        match self.prepare(scope.request_head()) {
+            Prepared::Ready(v) => Eventually::Now(v.and_then(|v| v.downcast().ok())),
+            Prepared::Wait(meta, fut) => {
+                let index = self.index;
+                Eventually::later(async move { wait_for(meta, index, fut).await?.downcast().ok() })
+            }
+        }
+    }
+
+    /// Everything of a load that needs no waiting: the value if it is made (or made now),
+    /// else the init's future to await.
+    fn prepare(&self, head: Option<RequestHead<'_>>) -> Prepared {
+        let index = self.index;
+        let Some(head) = head else {
+            return Prepared::Ready(None);
+        };
+        let Some(table) = head.meta.locals.table(&head.meta.app) else {
+            return Prepared::Ready(None);
+        };
+        let (Some(cell), Some(def)) = (table.cells.get(index), table.defs.get(index)) else {
+            return Prepared::Ready(None);
+        };
+        if def.type_id != std::any::TypeId::of::<T>() {
+            return Prepared::Ready(None);
+        }
+        match (cell, &*def.init) {
+            (Cell::Sync(c), Init::Sync(init)) => {
+                Prepared::Ready(Some(c.get_or_init(|| init(&head)).clone()))
+            }
+            (Cell::Async(c), Init::Async(init)) => {
+                if let Some(v) = c.get() {
+                    return Prepared::Ready(Some(v.clone()));
+                }
+                match init(&head) {
+                    // Ready at once (a session read from memory): set here, nothing awaited.
+                    Eventually::Now(v) => match c.set(v) {
+                        Ok(()) => Prepared::Ready(c.get().cloned()),
+                        Err(tokio::sync::SetError::AlreadyInitializedError(_)) => {
+                            Prepared::Ready(c.get().cloned())
+                        }
+                        // Another task of this request is initialising it: wait for that.
+                        Err(tokio::sync::SetError::InitializingError(v)) => {
+                            Prepared::Wait(head.meta.clone(), Box::pin(std::future::ready(v)))
+                        }
+                    },
+                    Eventually::Later(fut) => Prepared::Wait(head.meta.clone(), fut),
+                }
+            }
+            (c, _) => Prepared::Ready(c.get().cloned()),
+        }
+    }
+}
+
+/// A load's state once nothing more can be done without waiting.
+enum Prepared {
+    Ready(Option<AnyArc>),
+    /// The init's future, to be awaited through the value's cell (once per request).
+    Wait(RequestMeta, BoxFuture<AnyArc>),
+}
+
+/// Awaits `fut` as the init of value `index` (or another task's init of it).
+async fn wait_for(meta: RequestMeta, index: usize, fut: BoxFuture<AnyArc>) -> Option<AnyArc> {
+    let table = meta.locals.0.get()?;
+    match table.cells.get(index)? {
+        Cell::Async(c) => Some(c.get_or_init(|| fut).await.clone()),
+        Cell::Sync(_) => None,
     }
 }
 
 /// Runs the after-response steps of the values this request made, later declarations first
 /// (a value declared later, such as login's user, may write to the session declared
-/// earlier, which then saves). Each step is bounded and panic-contained.
-pub(crate) async fn run_after_steps(
-    meta: RequestMeta,
-    mut res: Response,
+/// earlier, which then saves). Each step is panic-contained, and one that has to wait is
+/// bounded. Steps that are ready at once run here, without a future: the result is `Now`
+/// unless a step had I/O to do.
+pub(crate) fn run_after_steps(
+    meta: &RequestMeta,
+    res: Response,
     completed: bool,
-) -> Response {
+) -> Eventually<Response> {
+    match meta.locals.0.get() {
+        Some(table) => steps_from(meta, table.cells.len(), res, completed),
+        None => Eventually::Now(res),
+    }
+}
+
+/// Runs the steps of the values below `end`, last first.
+fn steps_from(
+    meta: &RequestMeta,
+    mut end: usize,
+    mut res: Response,
+    mut completed: bool,
+) -> Eventually<Response> {
     let Some(table) = meta.locals.0.get() else {
-        return res;
+        return Eventually::Now(res);
     };
-    let bound = meta.app.server_config().request_timeout;
-    let mut completed = completed;
-    for (cell, def) in table.cells.iter().zip(table.defs.iter()).rev() {
+    while end > 0 {
+        end -= 1;
+        let (Some(cell), Some(def)) = (table.cells.get(end), table.defs.get(end)) else {
+            continue;
+        };
         let (Some(value), Some(finish)) = (cell.get(), &def.finish) else {
             continue;
         };
         let outcome = ResponseOutcome { completed };
-        let step =
-            std::panic::catch_unwind(AssertUnwindSafe(|| finish(value.clone(), res, outcome)));
-        let failure = match step {
-            Ok(fut) => {
-                let mut deadline = crate::timeout::Deadline::after(bound);
-                let bounded = AssertUnwindSafe(fut).catch_unwind();
-                match crate::timeout::ready_or_by(&mut deadline, bounded).await {
-                    Some(Ok(r)) => {
-                        res = r;
-                        continue;
-                    }
-                    Some(Err(panic)) => {
-                        HttpError::panic(&*panic, "an after-response step").into_response()
-                    }
-                    None => {
-                        tracing::error!(target: "flagon::request", value = def.type_name, origin = %def.origin, ?bound, "an after-response step timed out");
-                        HttpError::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "The request took too long.",
-                        )
-                        .with_kind(ErrorKind::Timeout)
-                        .into_response()
-                    }
-                }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| finish(value.clone(), res, outcome))) {
+            Ok(Eventually::Now(r)) => res = r,
+            Ok(Eventually::Later(fut)) => {
+                let meta = meta.clone();
+                let (type_name, origin) = (def.type_name, def.origin.clone());
+                return Eventually::later(async move {
+                    let bound = meta.app.server_config().request_timeout;
+                    let mut deadline = crate::timeout::Deadline::after(bound);
+                    let bounded = AssertUnwindSafe(fut).catch_unwind();
+                    let (res, completed) = match crate::timeout::ready_or_by(&mut deadline, bounded)
+                        .await
+                    {
+                        Some(Ok(r)) => (r, completed),
+                        Some(Err(panic)) => (
+                            HttpError::panic(&*panic, "an after-response step").into_response(),
+                            false,
+                        ),
+                        None => {
+                            tracing::error!(target: "flagon::request", value = type_name, origin = %origin, ?bound, "an after-response step timed out");
+                            let timed_out = HttpError::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "The request took too long.",
+                            )
+                            .with_kind(ErrorKind::Timeout)
+                            .into_response();
+                            (timed_out, false)
+                        }
+                    };
+                    steps_from(&meta, end, res, completed).await
+                });
             }
-            Err(panic) => HttpError::panic(&*panic, "an after-response step").into_response(),
-        };
-        res = failure;
-        completed = false;
+            Err(panic) => {
+                res = HttpError::panic(&*panic, "an after-response step").into_response();
+                completed = false;
+            }
+        }
     }
-    res
+    Eventually::Now(res)
 }
 
 impl Setup<'_> {
@@ -559,8 +633,50 @@ impl Setup<'_> {
         // `map`, not an `async` block around the init's future: the box then holds that
         // future once (an `async` block keeps a second slot for it), which keeps a session
         // load, boxed on every request with a cookie, small.
-        let init: AsyncInit =
-            Arc::new(move |head| Box::pin(init(head).map(|v| Arc::new(v) as AnyArc)));
+        let init: AsyncInit = Arc::new(move |head| {
+            Eventually::Later(Box::pin(init(head).map(|v| Arc::new(v) as AnyArc)))
+        });
+        self.declare_local(Init::Async(init))
+    }
+
+    /// Declares a request-scoped value whose init is often ready at once and sometimes has
+    /// to wait: it hands back [`Eventually::Now`] (no allocation, no poll) or
+    /// [`Eventually::Later`]. Otherwise as [`Setup::request_local_async`]. Core's sessions
+    /// use it: a request without a cookie, or one whose store answers from memory, loads its
+    /// session without a future.
+    ///
+    /// ```
+    /// use flagon::{Eventually, RequestLocal, Setup, SetupError};
+    ///
+    /// struct Theme(String);
+    ///
+    /// fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    ///     let _theme: RequestLocal<Theme> = app.request_local_maybe_async(|head| {
+    ///         let asked = head
+    ///             .headers()
+    ///             .and_then(|h| h.get("x-theme"))
+    ///             .and_then(|v| v.to_str().ok())
+    ///             .map(str::to_owned);
+    ///         match asked {
+    ///             Some(name) => Eventually::Now(Theme(name)),
+    ///             // A real extension would look the user's choice up in its store here.
+    ///             None => Eventually::later(async { Theme("light".into()) }),
+    ///         }
+    ///     });
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn request_local_maybe_async<T, F>(&mut self, init: F) -> RequestLocal<T>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(&RequestHead<'_>) -> Eventually<T> + Send + Sync + 'static,
+    {
+        let init: AsyncInit = Arc::new(move |head| match init(head) {
+            Eventually::Now(v) => Eventually::Now(Arc::new(v) as AnyArc),
+            Eventually::Later(fut) => {
+                Eventually::Later(Box::pin(fut.map(|v| Arc::new(v) as AnyArc)))
+            }
+        });
         self.declare_local(Init::Async(init))
     }
 
@@ -592,12 +708,44 @@ impl Setup<'_> {
         F: Fn(Arc<T>, Response, ResponseOutcome) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response> + Send + 'static,
     {
+        self.after_response_maybe_async(key, move |v, res, outcome| {
+            Eventually::Later(Box::pin(step(v, res, outcome)))
+        })
+    }
+
+    /// Adds an after-response step that usually has nothing to wait for: it hands back
+    /// [`Eventually::Now`] with the response (a header added, nothing saved), or
+    /// [`Eventually::Later`] when it has I/O to do. Otherwise as
+    /// [`Setup::after_response`]. A request whose steps are all `Now` finishes without a
+    /// future: core's sessions use it, so a session that was only read costs no allocation
+    /// to finish.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use flagon::{Eventually, RequestLocal, Setup, SetupError};
+    ///
+    /// struct Seen;
+    ///
+    /// fn init(app: &mut Setup<'_>) -> Result<(), SetupError> {
+    ///     let seen: RequestLocal<Seen> = app.request_local(|_| Seen);
+    ///     app.after_response_maybe_async(seen, |_seen: Arc<Seen>, mut res, _outcome| {
+    ///         res.headers_mut().insert("x-seen", "1".parse().unwrap());
+    ///         Eventually::Now(res)
+    ///     });
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn after_response_maybe_async<T, F>(&mut self, key: RequestLocal<T>, step: F) -> &mut Self
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Arc<T>, Response, ResponseOutcome) -> Eventually<Response> + Send + Sync + 'static,
+    {
         let origin = self.origin();
         let finish: FinishFn =
             Arc::new(
                 move |value: AnyArc, res, outcome| match value.downcast::<T>() {
-                    Ok(v) => Box::pin(step(v, res, outcome)),
-                    Err(_) => Box::pin(std::future::ready(res)),
+                    Ok(v) => step(v, res, outcome),
+                    Err(_) => Eventually::Now(res),
                 },
             );
         let slot = self.slot::<LocalsSlot>();

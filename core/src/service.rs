@@ -26,7 +26,7 @@ use tower_service::Service;
 
 use crate::connection::{Activity, InFlight};
 use crate::error::BoxError;
-use crate::future::BoxFuture;
+use crate::future::{BoxFuture, Eventually};
 use crate::http_error::{ErrorMarker, HttpError, render_default, wants_json};
 use crate::request::{MetaInner, RequestId, RequestMeta};
 use crate::signals::{AnsweredBy, RequestFinished, RequestStarted};
@@ -252,17 +252,16 @@ impl Future for AppFuture {
             // The request made values with after-response steps (a session to save): run
             // them (store I/O) before the response leaves.
             let completed = !crate::http_error::incomplete(&res);
-            let mut saving: BoxFuture<Response> = Box::pin(crate::request_local::run_after_steps(
-                meta.clone(),
-                res,
-                completed,
-            ));
-            let res = match saving.as_mut().poll(cx) {
-                Poll::Ready(res) => res,
-                Poll::Pending => {
-                    this.saving = Some(saving);
-                    return Poll::Pending;
-                }
+            let res = match crate::request_local::run_after_steps(meta, res, completed) {
+                // Nothing to wait for (a session only read): no future at all.
+                Eventually::Now(res) => res,
+                Eventually::Later(mut saving) => match saving.as_mut().poll(cx) {
+                    Poll::Ready(res) => res,
+                    Poll::Pending => {
+                        this.saving = Some(saving);
+                        return Poll::Pending;
+                    }
+                },
             };
             let finish = this
                 .finish

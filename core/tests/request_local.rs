@@ -450,3 +450,123 @@ async fn an_init_loads_the_session_and_another_value_from_its_head() {
     // The kit reaches the app it sends to.
     assert!(client.app().routes().get("user").is_some());
 }
+
+/// A value whose init is ready at once for some requests and waits for others, with steps
+/// that are ready at once or wait, declared by two extensions: every step runs, in reverse
+/// declaration order, whichever kind it is.
+#[tokio::test]
+async fn inits_and_steps_that_are_ready_at_once_or_later_all_run_in_order() {
+    use flagon::Eventually;
+    use flagon::http::HeaderValue;
+
+    struct Who(&'static str);
+    let inits = Arc::new(AtomicUsize::new(0));
+    let i = inits.clone();
+    let app = App::builder()
+        .settings(testing_config())
+        .configure(move |s| {
+            let i = i.clone();
+            let first: RequestLocal<Who> = s.request_local_maybe_async(move |head| {
+                i.fetch_add(1, Ordering::SeqCst);
+                if head.uri().is_some_and(|u| u.path() == "/now") {
+                    Eventually::Now(Who("now"))
+                } else {
+                    Eventually::later(async {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        Who("later")
+                    })
+                }
+            });
+            // Declared first, so it runs last: it sees the header the second step wrote.
+            s.after_response_maybe_async(first, |who: Arc<Who>, mut res, _| {
+                let seen = res.headers().get("x-second").is_some();
+                res.headers_mut().insert(
+                    "x-first",
+                    format!("{} after={seen}", who.0).parse().unwrap(),
+                );
+                Eventually::Now(res)
+            });
+            let second: RequestLocal<Who> = s.request_local(|_| Who("sync"));
+            s.after_response_maybe_async(second, |_: Arc<Who>, mut res, _| {
+                Eventually::later(async move {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    res.headers_mut()
+                        .insert("x-second", HeaderValue::from_static("waited"));
+                    res
+                })
+            });
+            for path in ["/now", "/later"] {
+                s.route(
+                    Route::get(path, move |parts: Parts| async move {
+                        let a = first.load(&parts).await.expect("made");
+                        let b = first.load_eventually(&parts);
+                        let again = match b {
+                            Eventually::Now(v) => v.expect("made"),
+                            Eventually::Later(_) => panic!("a made value is ready at once"),
+                        };
+                        second.get(&parts);
+                        format!("{} same={}", a.0, Arc::ptr_eq(&a, &again))
+                    })
+                    .name(path.trim_start_matches('/')),
+                );
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let client = TestClient::new(&app);
+    for (path, who) in [("/now", "now"), ("/later", "later")] {
+        let res = client.get(path).send().await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text(), format!("{who} same=true"));
+        assert_eq!(res.header("x-second"), Some("waited"), "{path}");
+        assert_eq!(
+            res.header("x-first"),
+            Some(format!("{who} after=true").as_str()),
+            "{path}"
+        );
+    }
+    assert_eq!(inits.load(Ordering::SeqCst), 2, "one init per request");
+}
+
+/// A step that panics before handing anything back, whether the steps around it are
+/// ready at once or not, is a 500 for that request, and the other steps still run.
+#[tokio::test]
+async fn a_step_that_panics_at_once_is_a_500_and_the_next_step_still_runs() {
+    use flagon::Eventually;
+
+    struct Flag;
+    let app = App::builder()
+        .settings(testing_config())
+        .configure(|s| {
+            let early: RequestLocal<Flag> = s.request_local(|_| Flag);
+            s.after_response_maybe_async(early, |_: Arc<Flag>, mut res, outcome| {
+                res.headers_mut().insert(
+                    "x-early-completed",
+                    outcome.completed.to_string().parse().unwrap(),
+                );
+                Eventually::Now(res)
+            });
+            let late: RequestLocal<Flag> = s.request_local(|_| Flag);
+            s.after_response_maybe_async(late, |_: Arc<Flag>, res, _| -> Eventually<_> {
+                if res.status().is_success() {
+                    panic!("a step bug");
+                }
+                Eventually::Now(res)
+            });
+            s.route(
+                Route::get("/", move |parts: Parts| async move {
+                    early.get(&parts);
+                    late.get(&parts);
+                    "ok"
+                })
+                .name("index"),
+            );
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let res = TestClient::new(&app).get("/").send().await;
+    assert_eq!(res.status(), 500);
+    assert_eq!(res.header("x-early-completed"), Some("false"));
+}

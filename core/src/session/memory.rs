@@ -390,6 +390,10 @@ impl SessionStore for MemoryStore {
         Box::pin(async move { Ok(self.live(id)) })
     }
 
+    fn load_now(&self, id: &Id) -> Option<Result<Option<SharedRecord>, StoreError>> {
+        Some(Ok(self.live(id)))
+    }
+
     fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
         Box::pin(async move {
             let now = self.clock.unix_now();

@@ -11,7 +11,8 @@ use super::Session;
 use super::clock::Clock;
 use super::config::{OnStoreError, SessionConfig};
 use super::cookie::{CookieCodec, Found};
-use super::store::{Changes, Id, Record, SessionStore, StoreError, encoded_size};
+use super::store::{Changes, Id, Record, SessionStore, SharedRecord, StoreError, encoded_size};
+use crate::future::Eventually;
 use crate::http_error::HttpError;
 use crate::timeout::Deadline;
 
@@ -60,30 +61,65 @@ impl SessionRuntime {
         idle.min(self.absolute_deadline(created_at))
     }
 
+    /// Whether an unchanged session's expiry has moved far enough to be written (a touch):
+    /// by a tenth of the idle timeout, so that a session read on every request is not
+    /// written on every request.
+    fn touch_due(&self, s: Stored) -> bool {
+        self.touch_due_at(self.clock.unix_now(), s)
+    }
+
+    fn touch_due_at(&self, now: u64, s: Stored) -> bool {
+        let granularity = (self.config.idle_timeout.as_secs() / 10).max(1);
+        self.idle_deadline(now, s.created_at) >= s.expires_at.saturating_add(granularity)
+    }
+
     fn absolute_deadline(&self, created_at: u64) -> u64 {
         created_at.saturating_add(self.config.absolute_timeout.as_secs())
     }
 
     /// Loads the record the cookie names into `st` (expired or unknown: left empty).
     async fn load_into(&self, st: &mut State, cookie: Found) -> Loaded {
+        let Some(id) = self.wanted(st, cookie) else {
+            return Loaded::Ok;
+        };
+        let got = self.call("load", self.store.load_shared(&id)).await;
+        match self.settle(st, id, got) {
+            Settled::Done(loaded) => loaded,
+            Settled::Expired => {
+                let _ = self.call("delete", self.store.delete(&id)).await;
+                Loaded::Ok
+            }
+        }
+    }
+
+    /// The id to load, if the cookie names a well-signed one.
+    fn wanted(&self, st: &mut State, cookie: Found) -> Option<Id> {
         st.had_cookie = cookie != Found::Absent;
-        let id = match cookie {
-            Found::Absent => return Loaded::Ok,
+        match cookie {
+            Found::Absent => None,
             Found::Invalid(why) => {
                 tracing::debug!(target: "flagon::session", reason = why, "ignoring an unusable session cookie");
-                return Loaded::Ok;
+                None
             }
-            Found::Valid(id) => id,
-        };
-        match self.call("load", self.store.load_shared(&id)).await {
+            Found::Valid(id) => Some(id),
+        }
+    }
+
+    /// Takes what the store answered for `id` into `st`.
+    fn settle(
+        &self,
+        st: &mut State,
+        id: Id,
+        got: Result<Option<SharedRecord>, StoreError>,
+    ) -> Settled {
+        match got {
             Ok(Some(record)) => {
                 let now = self.clock.unix_now();
                 let expired = record.id != id
                     || record.expires_at <= now
                     || self.absolute_deadline(record.created_at) <= now;
                 if expired {
-                    let _ = self.call("delete", self.store.delete(&id)).await;
-                    return Loaded::Ok;
+                    return Settled::Expired;
                 }
                 st.stored = Some(Stored {
                     id,
@@ -91,15 +127,15 @@ impl SessionRuntime {
                     expires_at: record.expires_at,
                 });
                 st.data = Data::shared(record.data);
-                Loaded::Ok
+                Settled::Done(Loaded::Ok)
             }
-            Ok(None) => Loaded::Ok,
+            Ok(None) => Settled::Done(Loaded::Ok),
             Err(_) => {
                 st.load_failed = true;
-                match self.config.on_store_error {
+                Settled::Done(match self.config.on_store_error {
                     OnStoreError::Empty => Loaded::Ok,
                     OnStoreError::Unavailable => Loaded::Unavailable,
-                }
+                })
             }
         }
     }
@@ -206,6 +242,13 @@ pub(crate) enum Loaded {
     Unavailable,
 }
 
+/// What a store's answer left to do.
+enum Settled {
+    Done(Loaded),
+    /// The record had expired: it is deleted, and the session starts empty.
+    Expired,
+}
+
 /// One request's session, loaded on first use (the value of sessions' request-local).
 pub(crate) struct RequestSession {
     /// `None` only if the app was built without a session runtime (never after a
@@ -234,6 +277,44 @@ impl RequestSession {
         }
     }
 
+    /// Loads the session, without a future when no store call has to wait: no cookie, an
+    /// unusable one, or a store that answers from memory ([`SessionStore::load_now`]).
+    pub(crate) fn load_eventually(
+        rt: Option<Arc<SessionRuntime>>,
+        cookie: Found,
+    ) -> Eventually<RequestSession> {
+        let Some(runtime) = &rt else {
+            return Eventually::Now(RequestSession::new(rt, Loaded::Ok, State::default()));
+        };
+        let mut state = State::default();
+        let Some(id) = runtime.wanted(&mut state, cookie) else {
+            return Eventually::Now(RequestSession::new(rt, Loaded::Ok, state));
+        };
+        let Some(got) = runtime.store.load_now(&id) else {
+            return Eventually::later(RequestSession::load(rt, Found::Valid(id)));
+        };
+        if let Err(e) = &got {
+            tracing::warn!(target: "flagon::session", operation = "load", error = %e, "session store call failed");
+        }
+        match runtime.settle(&mut state, id, got) {
+            Settled::Done(loaded) => Eventually::Now(RequestSession::new(rt, loaded, state)),
+            Settled::Expired => Eventually::later(async move {
+                if let Some(runtime) = &rt {
+                    let _ = runtime.call("delete", runtime.store.delete(&id)).await;
+                }
+                RequestSession::new(rt, Loaded::Ok, state)
+            }),
+        }
+    }
+
+    fn new(rt: Option<Arc<SessionRuntime>>, loaded: Loaded, state: State) -> RequestSession {
+        RequestSession {
+            rt,
+            loaded,
+            state: Mutex::new(state),
+        }
+    }
+
     /// Tells the rotation listeners that `session`'s identity changed.
     pub(crate) fn notify_rotation(&self, session: &Session) {
         for f in self.rt.iter().flat_map(|rt| rt.on_rotate.iter()) {
@@ -245,6 +326,38 @@ impl RequestSession {
         self.rt
             .as_ref()
             .map_or(1, |rt| rt.config.retry_after.as_secs())
+    }
+
+    /// [`finish`](Self::finish) without a future when there is nothing to store: the
+    /// session was only read (and its expiry need not move yet), was never created, or the
+    /// request did not complete. Only the headers are set then.
+    pub(crate) fn finish_eventually(
+        self: Arc<Self>,
+        mut res: Response,
+        completed: bool,
+    ) -> Eventually<Response> {
+        let Some(rt) = &self.rt else {
+            return Eventually::Now(res);
+        };
+        let quiet = self.loaded == Loaded::Unavailable || {
+            let st = self.lock();
+            !completed
+                || st.load_failed
+                || (!st.deleted
+                    && !st.modified
+                    && !st.rotate
+                    && match st.stored {
+                        None => st.data.is_empty(),
+                        Some(s) => !rt.touch_due(s),
+                    })
+        };
+        if !quiet {
+            return Eventually::later(self.finish(res, completed));
+        }
+        // The response depends on who asked: caches key on the cookie, shared ones keep none.
+        add_vary_cookie(res.headers_mut());
+        private(res.headers_mut());
+        Eventually::Now(res)
     }
 
     /// Persists the session after the handler ran and sets the cookie headers. A request
@@ -301,8 +414,7 @@ impl RequestSession {
             _ if oversized => {}
             Some(s) if !rotate => {
                 let expires_at = rt.idle_deadline(now, s.created_at);
-                let granularity = (rt.config.idle_timeout.as_secs() / 10).max(1);
-                if modified || expires_at >= s.expires_at.saturating_add(granularity) {
+                if modified || rt.touch_due_at(now, s) {
                     // One atomic store call: the store applies this request's changes to the
                     // record as it is now (another request may have changed other keys
                     // meanwhile); a record that is gone (a logout elsewhere) stays gone. An

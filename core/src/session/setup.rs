@@ -97,16 +97,16 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
     // The loaded session is a request-scoped value: loaded on first use, saved after the
     // response by its after-response step.
     let runtime = s.slot::<SessionSlot>().runtime.clone();
-    let key = s.request_local_async(move |head| {
+    let key = s.request_local_maybe_async(move |head| {
         let rt = runtime.get().cloned();
         let cookie = match (&rt, head.headers()) {
             (Some(rt), Some(headers)) => rt.codec.find(headers),
             _ => Found::Absent,
         };
-        RequestSession::load(rt, cookie)
+        RequestSession::load_eventually(rt, cookie)
     });
-    s.after_response(key, |session: Arc<RequestSession>, res, outcome| {
-        session.finish(res, outcome.completed)
+    s.after_response_maybe_async(key, |session: Arc<RequestSession>, res, outcome| {
+        session.finish_eventually(res, outcome.completed)
     });
     s.provide(SessionKey(Some(key)));
     s.template_request_global("session", |req| {

@@ -261,6 +261,15 @@ pub trait SessionStore: Send + Sync + 'static {
         Box::pin(async move { Ok(loading.await?.map(SharedRecord::from)) })
     }
 
+    /// The record `id` (as [`load_shared`](SessionStore::load_shared)) if the store can
+    /// answer without waiting, else `None` and sessions call `load_shared`. A store that
+    /// keeps records in memory answers here: a request then loads its session without a
+    /// future or a timer. The default answers `None`.
+    fn load_now(&self, id: &Id) -> Option<Result<Option<SharedRecord>, StoreError>> {
+        let _ = id;
+        None
+    }
+
     /// Applies `changes` to the live record `id` and sets its `expires_at`, atomically
     /// (see [Atomicity](SessionStore#atomicity)); a record that is gone stays gone.
     fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated>;
@@ -278,6 +287,9 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     }
     fn load_shared<'a>(&'a self, id: &'a Id) -> StoreFuture<'a, Option<SharedRecord>> {
         (**self).load_shared(id)
+    }
+    fn load_now(&self, id: &Id) -> Option<Result<Option<SharedRecord>, StoreError>> {
+        (**self).load_now(id)
     }
     fn update<'a>(&'a self, id: &'a Id, changes: &'a Changes) -> StoreFuture<'a, Updated> {
         (**self).update(id, changes)

@@ -68,7 +68,7 @@ pub use setup::TemplatesConfig;
 
 use crate::AppHandle;
 use crate::facts::Locale;
-use crate::future::BoxFuture;
+use crate::future::{BoxFuture, Eventually};
 use crate::g::G;
 use crate::http_error::HttpError;
 use crate::request::RequestMeta;
@@ -168,10 +168,10 @@ impl RenderRequest {
         if self.meta.is_none() {
             return Ok(None);
         }
-        if let Some(v) = key.get(self) {
-            return Ok(Some(v));
-        }
-        let mut loading = Box::pin(key.load(self));
+        let mut loading = match key.load_eventually(self) {
+            Eventually::Now(v) => return Ok(v),
+            Eventually::Later(loading) => loading,
+        };
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         if let std::task::Poll::Ready(v) = loading.as_mut().poll(&mut cx) {
