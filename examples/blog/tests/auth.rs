@@ -1046,3 +1046,108 @@ async fn mailed_links_use_the_configured_public_url_never_the_requests_host() {
     );
     assert!(!mail.text.contains("evil.example") && !mail.html.contains("evil.example"));
 }
+
+async fn ask_new_link(
+    client: &flagon::testing::TestClient,
+    email: &str,
+) -> flagon::testing::TestResponse {
+    let token = common::token_from(client, "/auth/verify").await;
+    client
+        .post("/auth/verify")
+        .form(&[("email", email), ("csrf_token", token.as_str())])
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn an_unverified_address_can_ask_for_a_new_link_that_verifies_it() {
+    let app = common::app();
+    common::client(&app).await; // migrated
+    let client = common::client(&app).await;
+    assert_eq!(
+        register(&client, "ann@example.com", "ann", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    // The login page and an expired link's page both lead to the form.
+    let login_page = client.get("/auth/login").send().await.text();
+    assert!(login_page.contains("href=\"/auth/verify\""), "{login_page}");
+    let form = client.get("/auth/verify").send().await;
+    assert_eq!(form.status(), 200);
+    assert!(form.text().contains("Get a new verification link"));
+
+    let res = ask_new_link(&client, "ANN@example.com").await;
+    assert_eq!(res.status(), 303, "{}", res.text());
+    assert_eq!(res.location(), Some("/auth/login"));
+    let next = client.get("/auth/login").send().await.text();
+    assert!(
+        next.contains("If ann@example.com has an account that is not verified yet"),
+        "{next}"
+    );
+    assert_eq!(
+        queued(&app).await,
+        2,
+        "the registration's mail and the new one"
+    );
+    let sent = delivered(&app, 2).await;
+    let newest = sent
+        .iter()
+        .map(read)
+        .find(|m| m.subject == "Verify your address for Flagon Blog")
+        .expect("a verification mail");
+    let path = link(&newest.text, "/auth/verify/");
+    let res = client.get(&path).send().await;
+    assert_eq!(res.status(), 303, "{}", res.text());
+    let ann = accounts::account(&app, "ann@example.com").await.unwrap();
+    assert!(
+        ann.verified_at.is_some(),
+        "the new link verified the address"
+    );
+    assert_eq!(
+        login(&client, "ann@example.com", PASSWORD).await.status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn a_new_link_for_a_verified_or_unknown_address_answers_the_same_and_sends_nothing() {
+    let app = common::app();
+    common::client(&app).await; // migrated
+    common::account(&app, "bob@example.com", "bob", PASSWORD, Role::Author).await;
+    let client = common::client(&app).await;
+    for email in ["bob@example.com", "nobody@example.com"] {
+        let res = ask_new_link(&client, email).await;
+        assert_eq!(res.status(), 303, "{email}: {}", res.text());
+        let next = client.get("/auth/login").send().await.text();
+        assert!(
+            next.contains(&format!(
+                "If {email} has an account that is not verified yet"
+            )),
+            "{next}"
+        );
+    }
+    assert_eq!(queued(&app).await, 0);
+    let res = ask_new_link(&client, "not an address").await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().contains("not a valid email address"));
+}
+
+#[tokio::test]
+async fn new_links_are_limited_per_account() {
+    let app = common::app();
+    common::client(&app).await; // migrated
+    let client = common::client(&app).await;
+    register(&client, "ann@example.com", "ann", PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(ask_new_link(&client, "ann@example.com").await.status(), 303);
+    }
+    let res = ask_new_link(&client, "ann@example.com").await;
+    assert_eq!(res.status(), 429, "{}", res.text());
+    assert!(res.header("retry-after").is_some());
+    assert_eq!(
+        queued(&app).await,
+        4,
+        "one registration mail and three links"
+    );
+}

@@ -15,6 +15,8 @@ pub const LOGIN_PER_ACCOUNT: &str = "10/minute";
 pub const REGISTER_PER_ACCOUNT: &str = "3/hour";
 /// Reset links asked for one address.
 pub const RESET_PER_ACCOUNT: &str = "3/hour";
+/// New verification links asked for one address.
+pub const VERIFY_PER_ACCOUNT: &str = "3/hour";
 
 /// Which per-account limit.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +27,8 @@ pub enum Action {
     Register,
     /// `POST /auth/reset`.
     Reset,
+    /// `POST /auth/verify` (a new verification link).
+    Verify,
 }
 
 /// The per-account limits of one app.
@@ -33,6 +37,7 @@ pub struct AccountLimits {
     login: KeyCheck,
     register: KeyCheck,
     reset: KeyCheck,
+    verify: KeyCheck,
 }
 
 impl AccountLimits {
@@ -42,6 +47,7 @@ impl AccountLimits {
             login: limiter.key_check("blog.login.account", LOGIN_PER_ACCOUNT)?,
             register: limiter.key_check("blog.register.account", REGISTER_PER_ACCOUNT)?,
             reset: limiter.key_check("blog.reset.account", RESET_PER_ACCOUNT)?,
+            verify: limiter.key_check("blog.verify.account", VERIFY_PER_ACCOUNT)?,
         })
     }
 
@@ -52,6 +58,7 @@ impl AccountLimits {
             Action::Login => &self.login,
             Action::Register => &self.register,
             Action::Reset => &self.reset,
+            Action::Verify => &self.verify,
         };
         let decision = limit.check(account).await;
         let Some(retry_after) = decision.retry_after_secs() else {

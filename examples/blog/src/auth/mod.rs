@@ -52,6 +52,12 @@ pub fn blueprint() -> Blueprint {
                 .with(limit(REGISTER_PER_IP)),
         )
         .route(Route::get("/verify/{token}", register::verify).name("verify"))
+        .route(Route::get("/verify", register::resend_form).name("verify_request"))
+        .route(
+            Route::post("/verify", register::resend_submit)
+                .name("verify_request")
+                .with(limit(REGISTER_PER_IP)),
+        )
         .route(Route::get("/login", login::form).name("login"))
         .route(
             Route::post("/login", login::submit)

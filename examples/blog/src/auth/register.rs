@@ -1,4 +1,5 @@
-//! `GET/POST /auth/register` and `GET /auth/verify/{token}`.
+//! `GET/POST /auth/register`, `GET /auth/verify/{token}`, and `GET/POST /auth/verify` (a
+//! new verification link for an address whose link expired or went astray).
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use super::limits::{AccountLimits, Action};
 use super::tokens::{self, LinkError, Purpose};
 use super::validate::{self, FieldErrors};
-use super::{NewAccount, absolute, insert_account, message_page, page, redirect_to};
+use super::{NewAccount, absolute, insert_account, mail_locale, message_page, page, redirect_to};
 use crate::models::{ACCOUNT_COLUMNS, Account, now};
 
 /// The registration form's fields.
@@ -249,5 +250,78 @@ pub(crate) async fn verify(
             .map_err(flagon_db::Error::from)?;
     }
     session.flash(lang.t("auth-verified", ()), "success")?;
+    redirect_to(&app, "auth.login")
+}
+
+/// The form asking for a new verification link.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ResendForm {
+    email: String,
+}
+
+/// `GET /auth/verify`.
+pub(crate) async fn resend_form(tpl: Templates) -> Result<Response, HttpError> {
+    let ctx = context! { email => "", errors => FieldErrors::new() };
+    page(&tpl, StatusCode::OK, "auth/verify_request.html", ctx).await
+}
+
+/// `POST /auth/verify`: the same answer whether the address has an account or not, and
+/// whether it is verified or not; if it has an active, unverified one, a fresh link is
+/// queued in the request's transaction. Limited per client address and per account, as
+/// registration is.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn resend_submit(
+    _user: MaybeUser<Account>,
+    app: AppHandle,
+    mail: Mail,
+    limits: Ext<AccountLimits>,
+    tpl: Templates,
+    lang: Lang,
+    session: Session,
+    mut tx: Tx,
+    Form(form): Form<ResendForm>,
+) -> Result<Response, HttpError> {
+    let email = match validate::email(&form.email) {
+        Ok(e) => e,
+        Err(e) => {
+            let errors: BTreeMap<&str, String> = [("email", lang.t(e, ()))].into();
+            let ctx = context! { email => form.email.trim(), errors };
+            return page(
+                &tpl,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "auth/verify_request.html",
+                ctx,
+            )
+            .await;
+        }
+    };
+    limits.check(Action::Verify, &email).await?;
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
+    let account: Option<Account> = tx
+        .query_as(&sql)
+        .bind(email.clone())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(flagon_db::Error::from)?;
+    if let Some(account) = account.filter(|a| a.active == 1 && a.verified_at.is_none()) {
+        let token = tokens::issue(&app, Purpose::Verify, &account);
+        let link = absolute(&app, "auth.verify", &token)?;
+        let locale = mail_locale(&app, &account, &lang);
+        let msg = mail
+            .render_for(
+                &locale,
+                "verify",
+                context! { username => account.username, link => link, hours => Purpose::Verify.lifetime() / 3600 },
+            )
+            .await?
+            .to((account.username.as_str(), account.email.as_str()))
+            .build()?;
+        mail.enqueue_in(&mut tx, &msg).await?;
+    }
+    session.flash(
+        lang.t("auth-verify-resent", [("email", email.as_str())]),
+        "success",
+    )?;
     redirect_to(&app, "auth.login")
 }
