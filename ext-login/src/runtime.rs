@@ -635,7 +635,7 @@ mod tests {
         let text = hex(&digest);
         assert!(digest_eq(&digest, text.as_bytes()));
         assert!(!digest_eq(&digest, text.to_uppercase().as_bytes()));
-        assert!(!digest_eq(&digest, text[..62].as_bytes()));
+        assert!(!digest_eq(&digest, &text.as_bytes()[..62]));
         assert!(!digest_eq(&digest, format!("{text}0").as_bytes()));
         assert!(!digest_eq(&digest, "g".repeat(64).as_bytes()));
         assert!(!digest_eq(&digest, b""));
