@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use flagon::Locale;
+use flagon::http::HeaderValue;
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentError, FluentResource};
 use fluent_syntax::ast;
@@ -215,6 +216,8 @@ pub(crate) struct Bundles {
     pub(crate) chains: Vec<Vec<usize>>,
     /// Per locale: its resources, the app's first.
     pub(crate) resources: Vec<Vec<Resource>>,
+    /// Per locale: its `Content-Language` value, made once (a clone shares the bytes).
+    pub(crate) content_language: Vec<Option<HeaderValue>>,
 }
 
 /// What building needs.
@@ -326,12 +329,17 @@ impl Bundles {
             .enumerate()
             .map(|(i, l)| chain(i, l.as_str(), &available, 0))
             .collect();
+        let content_language = available
+            .iter()
+            .map(|l| HeaderValue::from_str(l.as_str()).ok())
+            .collect();
         Ok(Bundles {
             available,
             default: 0,
             bundles,
             chains,
             resources: all_resources,
+            content_language,
         })
     }
 

@@ -9,6 +9,7 @@ use flagon::axum::response::Response;
 use flagon::http::header::{CONTENT_LANGUAGE, COOKIE, HeaderValue, VARY};
 use flagon::http::{HeaderMap, Uri};
 use flagon::{Locale, RequestHead};
+use memchr::memmem::Finder;
 
 use crate::accept;
 use crate::catalog::Bundles;
@@ -114,15 +115,21 @@ pub(crate) fn query_value<'a>(uri: &'a Uri, name: &str) -> Option<Cow<'a, str>> 
     None
 }
 
-/// The cookie `name`, if the request has exactly one.
-pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The cookie `finder` looks for (its needle is the cookie's name), if the request has
+/// exactly one. A `Cookie` header without the name's bytes cannot hold it and is not split
+/// pair by pair (most requests carry only a session cookie).
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, finder: &Finder<'_>) -> Option<&'a str> {
+    let name = finder.needle();
     let mut found = None;
     for h in headers.get_all(COOKIE) {
+        if finder.find(h.as_bytes()).is_none() {
+            continue;
+        }
         for pair in h.as_bytes().split(|&b| b == b';') {
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if pair[..eq].trim_ascii() != name.as_bytes() {
+            if pair[..eq].trim_ascii() != name {
                 continue;
             }
             if found.is_some() {
@@ -153,7 +160,7 @@ impl Shared {
                 SourceKind::Cookie => {
                     consulted.cookie = true;
                     headers
-                        .and_then(|h| cookie_value(h, &self.cfg.cookie_name))
+                        .and_then(|h| cookie_value(h, &self.cookie_finder))
                         .and_then(|v| resolve(b, v))
                 }
                 SourceKind::Session => {
@@ -221,6 +228,8 @@ pub(crate) struct Used {
     /// What negotiation from the request's head picks (query, cookie, header, default):
     /// the request's `Locale` fact when i18n provides it.
     pub(crate) negotiated: Option<Locale>,
+    /// `negotiated` as a `Content-Language` value.
+    negotiated_header: Option<HeaderValue>,
     /// i18n provides the fact from this value: it was made because someone read it.
     provided: bool,
     /// The locale a translation used, when it was one set explicitly on the request.
@@ -231,11 +240,12 @@ impl Used {
     /// Negotiates from the request's head (without the selectors and the session, which
     /// need the whole request: with either configured, a before hook sets the fact).
     pub(crate) fn new(shared: Option<&Shared>, head: &RequestHead<'_>, provided: bool) -> Used {
-        let (consulted, negotiated) = match (shared, head.headers()) {
+        let (consulted, negotiated, negotiated_header) = match (shared, head.headers()) {
             (Some(s), Some(h)) => {
                 let b = s.bundles();
                 let (i, consulted) = s.negotiate_head(&b, head.uri(), Some(h), None);
-                (consulted, Some(b.available[i].clone()))
+                let header = b.content_language.get(i).cloned().flatten();
+                (consulted, Some(b.available[i].clone()), header)
             }
             _ => (
                 Consulted {
@@ -243,11 +253,13 @@ impl Used {
                     header: true,
                 },
                 None,
+                None,
             ),
         };
         Used {
             consulted,
             negotiated,
+            negotiated_header,
             provided,
             locale: OnceLock::new(),
         }
@@ -261,18 +273,26 @@ pub(crate) fn finish_response(used: &Used, mut res: Response) -> Response {
         return res;
     };
     let headers = res.headers_mut();
-    if !headers.contains_key(CONTENT_LANGUAGE)
-        && let Ok(v) = HeaderValue::from_str(locale.as_str())
-    {
-        headers.insert(CONTENT_LANGUAGE, v);
+    if !headers.contains_key(CONTENT_LANGUAGE) {
+        // The negotiated locale's value was made once; another locale's is made now.
+        let value = match (&used.negotiated, &used.negotiated_header) {
+            (Some(n), Some(v)) if n == locale => Some(v.clone()),
+            _ => HeaderValue::from_str(locale.as_str()).ok(),
+        };
+        if let Some(v) = value {
+            headers.insert(CONTENT_LANGUAGE, v);
+        }
     }
+    // A response without `Vary` (the usual one) gets the names without reading anything.
+    let had_vary = headers.contains_key(VARY);
     let mut add = |name: &'static str| {
-        let present = headers.get_all(VARY).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|p| p.trim().eq_ignore_ascii_case(name) || p.trim() == "*")
-            })
-        });
+        let present = had_vary
+            && headers.get_all(VARY).iter().any(|v| {
+                v.to_str().is_ok_and(|s| {
+                    s.split(',')
+                        .any(|p| p.trim().eq_ignore_ascii_case(name) || p.trim() == "*")
+                })
+            });
         if !present {
             headers.append(VARY, HeaderValue::from_static(name));
         }
@@ -302,8 +322,9 @@ mod tests {
     fn duplicate_cookies_are_not_believed() {
         let mut h = HeaderMap::new();
         h.append(COOKIE, HeaderValue::from_static("a=1; lang=zh"));
-        assert_eq!(cookie_value(&h, "lang"), Some("zh"));
+        let lang = Finder::new("lang");
+        assert_eq!(cookie_value(&h, &lang), Some("zh"));
         h.append(COOKIE, HeaderValue::from_static("lang=en"));
-        assert_eq!(cookie_value(&h, "lang"), None);
+        assert_eq!(cookie_value(&h, &lang), None);
     }
 }

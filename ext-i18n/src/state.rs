@@ -24,6 +24,8 @@ const RELOAD_CHECK: Duration = Duration::from_millis(250);
 /// translator and commands.
 pub(crate) struct Shared {
     pub(crate) cfg: I18nConfig,
+    /// Finds `cfg.cookie_name` in a `Cookie` header.
+    pub(crate) cookie_finder: memchr::memmem::Finder<'static>,
     source: Source,
     pub(crate) missing: MissingLog,
     pub(crate) selectors: Vec<Arc<dyn crate::LocaleSelector>>,
@@ -101,7 +103,9 @@ impl Shared {
             Source::Fixed(bundles)
         };
         let missing = MissingLog::new(cfg.missing_log_capacity);
+        let cookie_finder = memchr::memmem::Finder::new(cfg.cookie_name.as_bytes()).into_owned();
         Ok(Shared {
+            cookie_finder,
             cfg,
             source,
             missing,

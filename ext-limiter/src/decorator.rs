@@ -11,7 +11,7 @@ use flagon::{Decorator, Next, tracing};
 use crate::config::FailMode;
 use crate::error::LimitParseError;
 use crate::parse::{Rate, parse_limits};
-use crate::response::success_headers;
+use crate::response::{Passed, success_headers};
 use crate::runtime::{Checked, LimitSet, RouteTag, SetKind};
 
 /// The provider name decorators carry: the extension's name.
@@ -197,34 +197,41 @@ struct Spec {
     own: OnceLock<Arc<LimitSet>>,
 }
 
+/// What [`Spec::now`] decided without waiting.
+enum Now {
+    /// Run the route: exempt, cost 0, or admitted (with `headers_on_success`, the set and
+    /// what passed, for the response's headers).
+    Run(Option<(Arc<LimitSet>, Passed)>),
+    /// Answer this instead of running the route.
+    Answer(Response),
+    /// Needs waiting (Redis storage, `deduct_when`): checked on the owned path.
+    Wait(RouteTag),
+}
+
 impl Spec {
-    async fn run(&self, mut req: Request, next: Next) -> Response {
-        let Some(tag) = req.extensions().get::<RouteTag>().cloned() else {
-            // The limiter's finish step tags every route carrying its decorators.
-            tracing::error!(target: "flagon_limiter", "a limit decorator ran on an untagged route");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        };
-        let rt = &tag.rt;
-        if rt.exempt(&req) {
-            return next.run(req).await;
+    async fn run(&self, req: Request, next: Next) -> Response {
+        let mut req = req;
+        match self.now(&mut req) {
+            Now::Run(None) => next.run(req).await,
+            Now::Run(Some((set, passed))) => {
+                let mut res = next.run(req).await;
+                success_headers(res.headers_mut(), &set.rates, &passed);
+                res
+            }
+            Now::Answer(res) => res,
+            Now::Wait(tag) => self.run_waiting(&tag, req, next).await,
         }
-        let cost = match &self.limit.cost {
-            Some(f) => f(&req),
-            None => self.limit.fixed_cost,
-        };
-        let Some(cost) = NonZeroU32::new(cost) else {
-            return next.run(req).await;
-        };
-        let (set, route) = match &self.limit.scope {
-            Some(scope) => match rt.shared.get().and_then(|m| m.get(scope)) {
-                Some(set) => (set.clone(), 0),
-                None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            },
+    }
+
+    /// The set this limit counts in (`None` only in an app that is not built right), and
+    /// the route it counts `route` as.
+    fn set<'a>(&'a self, tag: &'a RouteTag) -> Option<(&'a Arc<LimitSet>, u32)> {
+        let rt = &tag.rt;
+        match &self.limit.scope {
+            Some(scope) => rt.shared.get()?.get(scope).map(|set| (set, 0)),
+            // The build refuses malformed limits; `Err` is unreachable in a built app.
             None => {
-                let Ok(rates) = &self.rates else {
-                    // The build refuses malformed limits; this is unreachable in a built app.
-                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                };
+                let rates = self.rates.as_ref().ok()?;
                 let set = self.own.get_or_init(|| {
                     rt.set_failing(
                         rates.clone(),
@@ -233,19 +240,77 @@ impl Spec {
                         self.limit.fail_mode,
                     )
                 });
-                (set.clone(), tag.route)
+                Some((set, tag.route))
             }
+        }
+    }
+
+    /// Everything that needs no waiting, reading the request's tag in place: with
+    /// in-process storage and no `deduct_when` (the usual case), the whole check, with no
+    /// reference count touched on the way.
+    fn now(&self, req: &mut Request) -> Now {
+        let Some(tag) = req.extensions().get::<RouteTag>() else {
+            // The limiter's finish step tags every route carrying its decorators.
+            tracing::error!(target: "flagon_limiter", "a limit decorator ran on an untagged route");
+            return Now::Answer(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        };
+        let rt = &tag.rt;
+        if rt.exempt(req) {
+            return Now::Run(None);
+        }
+        if rt.remote() || self.limit.deduct_when.is_some() {
+            return Now::Wait(tag.clone());
+        }
+        let Some(cost) = NonZeroU32::new(self.cost(req)) else {
+            return Now::Run(None);
+        };
+        let Some((set, route)) = self.set(tag) else {
+            return Now::Answer(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        };
+        let who = rt.who(req);
+        match set.local(req.method(), route, who.clone(), cost, true) {
+            Checked::Passed(passed) => Now::Run(rt.on_success.then(|| (set.clone(), passed))),
+            Checked::Open => Now::Run(None),
+            Checked::Refused(refusal) => {
+                let (tag, set) = (tag.clone(), set.clone());
+                Now::Answer(
+                    tag.rt
+                        .refuse(req, &tag.endpoint, &who, &set.rates, &refusal),
+                )
+            }
+            Checked::Unavailable(wait) => {
+                let rt = tag.rt.clone();
+                Now::Answer(rt.unavailable(req, wait))
+            }
+        }
+    }
+
+    fn cost(&self, req: &Request) -> u32 {
+        match &self.limit.cost {
+            Some(f) => f(req),
+            None => self.limit.fixed_cost,
+        }
+    }
+
+    /// The check that may wait: on Redis, or counted after the response (`deduct_when`).
+    async fn run_waiting(&self, tag: &RouteTag, mut req: Request, next: Next) -> Response {
+        let rt = &tag.rt;
+        let Some(cost) = NonZeroU32::new(self.cost(&req)) else {
+            return next.run(req).await;
+        };
+        let Some((set, route)) = self.set(tag) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let who = rt.who(&req);
         let method = req.method().clone();
-        let endpoint = tag.endpoint.clone();
+        let endpoint = &tag.endpoint;
         if let Some(deduct) = &self.limit.deduct_when {
             match set
-                .check(rt, &method, route, &endpoint, who.clone(), cost, false)
+                .check(rt, &method, route, endpoint, who.clone(), cost, false)
                 .await
             {
                 Checked::Refused(refusal) => {
-                    return rt.refuse(&mut req, &endpoint, &who, &set.rates, &refusal);
+                    return rt.refuse(&mut req, endpoint, &who, &set.rates, &refusal);
                 }
                 Checked::Unavailable(wait) => return rt.unavailable(&mut req, wait),
                 Checked::Passed(_) | Checked::Open => {}
@@ -254,13 +319,13 @@ impl Spec {
             if deduct(&res) {
                 // Counted now; its own outcome no longer matters to this response.
                 let _ = set
-                    .check(rt, &method, route, &endpoint, who, cost, true)
+                    .check(rt, &method, route, endpoint, who, cost, true)
                     .await;
             }
             return res;
         }
         match set
-            .check(rt, &method, route, &endpoint, who.clone(), cost, true)
+            .check(rt, &method, route, endpoint, who.clone(), cost, true)
             .await
         {
             Checked::Passed(passed) => {
@@ -271,7 +336,7 @@ impl Spec {
                 res
             }
             Checked::Open => next.run(req).await,
-            Checked::Refused(refusal) => rt.refuse(&mut req, &endpoint, &who, &set.rates, &refusal),
+            Checked::Refused(refusal) => rt.refuse(&mut req, endpoint, &who, &set.rates, &refusal),
             Checked::Unavailable(wait) => rt.unavailable(&mut req, wait),
         }
     }

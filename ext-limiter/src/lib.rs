@@ -212,7 +212,7 @@ pub use store::ManualClock;
 
 use decorator::{PROVIDER, read_description};
 use key::Grouping;
-use runtime::{Checked, ExemptFn, LimitSet, RouteTag, Runtime, SetKind};
+use runtime::{Checked, ExemptFn, Guarded, LimitSet, RouteTag, Runtime, SetKind};
 use store::{KeyBudget, LimiterClock};
 
 /// The limiter extension (Flask-Limiter's `Limiter`). Register it on the app builder; its
@@ -666,14 +666,16 @@ fn finish(late: &mut flagon::Finish<'_>, rt: Arc<Runtime>, limits: Limits) -> Ve
     let _ = rt.endpoints.set(endpoints);
 
     for (endpoint, route_id, set, app_set) in guards {
-        let tag = RouteTag {
+        let tag = RouteTag(Arc::new(Guarded {
             route: route_id,
             endpoint: Arc::from(endpoint.as_str()),
             rt: rt.clone(),
-        };
+            set,
+            app_set,
+        }));
         late.guard(
             move |r| r.endpoint == endpoint,
-            move |req| guard(tag.clone(), set.clone(), app_set.clone(), req),
+            move |req| guard(tag.clone(), req),
         );
     }
     rows.sort();
@@ -692,10 +694,9 @@ const ONE: std::num::NonZeroU32 = std::num::NonZeroU32::MIN;
 
 async fn guard(
     tag: RouteTag,
-    set: Option<Arc<LimitSet>>,
-    app_set: Option<Arc<LimitSet>>,
     mut req: Request,
 ) -> ControlFlow<flagon::axum::response::Response, Request> {
+    let (set, app_set) = (&tag.set, &tag.app_set);
     if (set.is_some() || app_set.is_some()) && !tag.rt.exempt(&req) {
         let rt = &tag.rt;
         let who = rt.who(&req);

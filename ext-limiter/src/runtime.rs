@@ -406,7 +406,8 @@ impl LimitSet {
         self.rates.iter().map(|r| format!("{head}:{r}")).collect()
     }
 
-    fn local(
+    /// The in-process check ([`check`](Self::check) without Redis storage): it never waits.
+    pub(crate) fn local(
         &self,
         method: &Method,
         route: u32,
@@ -453,11 +454,28 @@ impl LimitSet {
     }
 }
 
-/// Left on a limited route's requests by the limiter's guard: which route it is, and the
-/// limiter's state, for the route's decorators.
+/// Left on a limited route's requests by the limiter's guard: which route it is, the
+/// limiter's state (for the route's decorators) and the limits the guard checks. One `Arc`:
+/// the guard's clone for a request is the one it leaves on the request, and decorators
+/// read it in place.
 #[derive(Clone)]
-pub(crate) struct RouteTag {
+pub(crate) struct RouteTag(pub(crate) Arc<Guarded>);
+
+/// What a [`RouteTag`] holds.
+pub(crate) struct Guarded {
     pub(crate) route: u32,
     pub(crate) endpoint: Arc<str>,
     pub(crate) rt: Arc<Runtime>,
+    /// The route's configured or default limits.
+    pub(crate) set: Option<Arc<LimitSet>>,
+    /// `[limiter] application`.
+    pub(crate) app_set: Option<Arc<LimitSet>>,
+}
+
+impl std::ops::Deref for RouteTag {
+    type Target = Guarded;
+
+    fn deref(&self) -> &Guarded {
+        &self.0
+    }
 }

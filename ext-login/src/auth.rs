@@ -169,11 +169,10 @@ trait SetParts {
 
 impl SetParts for Identity {
     fn set_parts(parts: &mut Parts, user: &dyn User) -> Result<(), Identity> {
-        let id = Identity::new(user.id());
         if parts.extensions.get::<Identity>().is_some() {
-            return Err(id);
+            return Err(Identity::new(user.id()));
         }
-        parts.extensions.insert(id);
+        parts.extensions.insert(Identity::new(user.id()));
         Ok(())
     }
 }
@@ -490,8 +489,8 @@ impl<U: User> Auth<U> {
             _ => return Err(TokenError::InvalidRefresh),
         };
         let user = self.rt.load(record.user_id.clone()).await;
-        let Some(user) =
-            user.filter(|u| u.is_active() && self.rt.digest_matches(u, &record.auth_digest))
+        let Some(user) = user
+            .filter(|u| u.is_active() && self.rt.digest_matches(u, record.auth_digest.as_bytes()))
         else {
             store.delete(&record.selector).await?;
             return Err(TokenError::InvalidRefresh);

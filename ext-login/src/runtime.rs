@@ -9,6 +9,7 @@ use flagon::http::{HeaderMap, HeaderValue, header};
 use flagon::session::{Clock, Session};
 use flagon::{AppHandle, BoxFuture, RequestHead, RequestLocal, tracing};
 use hmac::{Hmac, Mac};
+use memchr::memmem;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -110,6 +111,9 @@ impl<U> Current<U> {
 pub(crate) struct CookieSpec {
     pub name: String,
     pub attributes: String,
+    /// Finds the name's bytes in a `Cookie` header: a header without them cannot hold the
+    /// cookie, so the usual request (no remember cookie) is not split pair by pair.
+    finder: memmem::Finder<'static>,
 }
 
 impl CookieSpec {
@@ -136,7 +140,12 @@ impl CookieSpec {
             attributes.push_str("; Secure");
             format!("__Host-{}", cfg.remember_cookie_name)
         };
-        CookieSpec { name, attributes }
+        let finder = memmem::Finder::new(name.as_bytes()).into_owned();
+        CookieSpec {
+            name,
+            attributes,
+            finder,
+        }
     }
 
     pub fn set(&self, value: &str, max_age: u64) -> String {
@@ -154,6 +163,9 @@ impl CookieSpec {
     pub fn find(&self, headers: &HeaderMap) -> Option<String> {
         let mut found = None;
         for h in headers.get_all(header::COOKIE) {
+            if self.finder.find(h.as_bytes()).is_none() {
+                continue;
+            }
             let Ok(s) = h.to_str() else { continue };
             for pair in s.split(';') {
                 let Some((k, v)) = pair.split_once('=') else {
@@ -212,15 +224,11 @@ impl<U: User> Runtime<U> {
     }
 
     /// Whether `stored` (a hex digest from the session or a token record) is the user's
-    /// current digest: compared in constant time as raw bytes. Anything but 64 lowercase
-    /// hex digits, as [`Runtime::auth_digest`] writes them, never matches.
-    pub fn digest_matches(&self, user: &U, stored: &str) -> bool {
-        let Some(stored) = unhex32(stored) else {
-            return false;
-        };
-        bool::from(self.auth_mac(user).ct_eq(&stored))
+    /// current digest, compared in constant time. Anything but 64 lowercase hex digits, as
+    /// [`Runtime::auth_digest`] writes them, never matches.
+    pub fn digest_matches(&self, user: &U, stored: &[u8]) -> bool {
+        digest_eq(&self.auth_mac(user), stored)
     }
-
     /// Loads a user, logging a loader failure (the request is then anonymous).
     pub async fn load(&self, id: String) -> Option<Arc<U>> {
         match (self.loader)(id).await {
@@ -252,24 +260,54 @@ pub(crate) fn forget(session: &Session) {
     }
 }
 
-/// 64 lowercase hex digits as 32 bytes.
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// `bytes` as lowercase hex into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (o, b) in out.chunks_exact_mut(2).zip(bytes) {
+        o[0] = HEX_DIGITS[(b >> 4) as usize];
+        o[1] = HEX_DIGITS[(b & 15) as usize];
+    }
+}
+
+/// Whether `stored` is `digest` as 64 lowercase hex digits. The digest is written as hex
+/// and the two texts compared in constant time, eight bytes a step: whatever `stored`
+/// holds, only its length decides how long this takes.
+fn digest_eq(digest: &[u8; 32], stored: &[u8]) -> bool {
+    let Ok(stored) = <&[u8; 64]>::try_from(stored) else {
+        return false;
+    };
+    let mut ours = [0u8; 64];
+    hex_into(&mut ours, digest);
+    let words = |b: &[u8; 64]| -> [u64; 8] {
+        std::array::from_fn(|i| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(w)
+        })
+    };
+    bool::from(words(&ours)[..].ct_eq(&words(stored)[..]))
+}
+
+/// A session value read without allocating: the string when it has exactly `N` bytes,
+/// `None` for a string of any other length; a value that is not a string does not
+/// deserialize (`Session::get` then answers `None`).
+pub(crate) struct Fixed<const N: usize>(pub(crate) Option<[u8; N]>);
+
+impl<'de, const N: usize> serde::Deserialize<'de> for Fixed<N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const N: usize>;
+        impl<const N: usize> serde::de::Visitor<'_> for V<N> {
+            type Value = Fixed<N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Fixed<N>, E> {
+                Ok(Fixed(<[u8; N]>::try_from(s.as_bytes()).ok()))
+            }
         }
+        d.deserialize_str(V::<N>)
     }
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    Some(out)
 }
 
 /// A session-protection fingerprint: 32 lowercase hex digits, kept on the stack.
@@ -288,6 +326,33 @@ impl Fingerprint {
 struct IpText {
     buf: [u8; 48],
     len: usize,
+}
+
+impl IpText {
+    /// Writes `ip` as its `Display` does (`203.0.113.7`), without the formatting machinery:
+    /// most clients are IPv4 and this runs on every request that loads its user.
+    fn push_v4(&mut self, ip: std::net::Ipv4Addr) {
+        for (i, n) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.push(b'.');
+            }
+            if n >= 100 {
+                self.push(b'0' + n / 100);
+            }
+            if n >= 10 {
+                self.push(b'0' + n / 10 % 10);
+            }
+            self.push(b'0' + n % 10);
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        // At most 15 bytes for an IPv4 address.
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
 }
 
 impl std::fmt::Write for IpText {
@@ -318,20 +383,20 @@ pub(crate) fn fingerprint(
         buf: [0; 48],
         len: 0,
     };
-    if let Some(ip) = ip {
-        // Cannot fail: 48 bytes hold any address.
-        let _ = write!(text, "{}", ip.0);
+    match ip.map(|ip| ip.0) {
+        Some(std::net::IpAddr::V4(v4)) => text.push_v4(v4),
+        Some(ip) => {
+            // Cannot fail: 48 bytes hold any address.
+            let _ = write!(text, "{ip}");
+        }
+        None => {}
     }
     let mut h = Sha256::new();
     h.update(&text.buf[..text.len]);
     h.update(b"|");
     h.update(ua);
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
-    for (o, b) in out.chunks_exact_mut(2).zip(&h.finalize()[..16]) {
-        o[0] = DIGITS[(b >> 4) as usize];
-        o[1] = DIGITS[(b & 15) as usize];
-    }
+    hex_into(&mut out, &h.finalize()[..16]);
     Fingerprint(out)
 }
 
@@ -403,8 +468,10 @@ async fn from_session<U: User>(
     id: String,
     fp: &str,
 ) -> Current<U> {
-    let stored_fp = session.get::<String>(FINGERPRINT).unwrap_or_default();
-    let moved = stored_fp != fp;
+    // Read into fixed-size values (no allocation): a fingerprint has 32 bytes, a digest
+    // 64; any other value differs from the one computed.
+    let stored_fp = session.get::<Fixed<32>>(FINGERPRINT).and_then(|f| f.0);
+    let moved = stored_fp.is_none_or(|s| s != fp.as_bytes());
     if moved && rt.cfg.session_protection == SessionProtection::Strong {
         revoke_series(rt, session.get(REMEMBER)).await;
         session.delete();
@@ -414,10 +481,13 @@ async fn from_session<U: User>(
         });
         return Current::anonymous(CookieOp::Clear);
     }
-    let user = rt.load(id.clone()).await;
-    let stored = session.get::<String>(AUTH).unwrap_or_default();
-    let Some(user) = user.filter(|u| u.is_active() && rt.digest_matches(u, &stored)) else {
-        // Gone, deactivated, or its password changed since: this session is over.
+    let user = rt.load(id).await;
+    let stored = session.get::<Fixed<64>>(AUTH).and_then(|f| f.0);
+    let stored: &[u8] = stored.as_ref().map_or(&[], |s| s);
+    let Some(user) = user.filter(|u| u.is_active() && rt.digest_matches(u, stored)) else {
+        // Gone, deactivated, or its password changed since: this session is over. The id
+        // is read again for the log (the loader took it).
+        let id = session.get::<String>(USER_ID).unwrap_or_default();
         tracing::info!(target: "flagon_login", user_id = %id, "a session's user is gone, inactive or changed its credentials; logged out");
         revoke_series(rt, session.get(REMEMBER)).await;
         session.delete();
@@ -427,7 +497,7 @@ async fn from_session<U: User>(
         let _ = session.insert(FRESH, false);
         let _ = session.insert(FINGERPRINT, fp);
         app.signals().emit(SessionProtected {
-            user_id: id,
+            user_id: session.get::<String>(USER_ID).unwrap_or_default(),
             deleted: false,
         });
     }
@@ -465,7 +535,8 @@ async fn from_cookie<U: User>(
         }
     };
     let user = rt.load(record.user_id.clone()).await;
-    let Some(user) = user.filter(|u| u.is_active() && rt.digest_matches(u, &record.auth_digest))
+    let Some(user) =
+        user.filter(|u| u.is_active() && rt.digest_matches(u, record.auth_digest.as_bytes()))
     else {
         revoke_series(rt, Some(record.selector)).await;
         return Current::anonymous(CookieOp::Clear);
@@ -534,6 +605,9 @@ mod tests {
         let ips = [
             None,
             Some("127.0.0.1"),
+            Some("0.0.0.0"),
+            Some("10.20.3.199"),
+            Some("100.9.80.7"),
             Some("255.255.255.255"),
             Some("::1"),
             Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
@@ -556,16 +630,37 @@ mod tests {
     }
 
     #[test]
-    fn only_lowercase_hex_digests_decode() {
-        let digest: Vec<u8> = (0..32).map(|i| i * 7).collect();
-        assert_eq!(
-            unhex32(&hex(&digest)).unwrap().as_slice(),
-            digest.as_slice()
-        );
-        assert!(unhex32(&hex(&digest).to_uppercase()).is_none());
-        assert!(unhex32(&hex(&digest[..31])).is_none());
-        assert!(unhex32(&format!("{}0", hex(&digest))).is_none());
-        assert!(unhex32(&"g".repeat(64)).is_none());
-        assert!(unhex32("").is_none());
+    fn only_the_lowercase_hex_digest_matches() {
+        let digest: [u8; 32] = std::array::from_fn(|i| (i * 7) as u8);
+        let text = hex(&digest);
+        assert!(digest_eq(&digest, text.as_bytes()));
+        assert!(!digest_eq(&digest, text.to_uppercase().as_bytes()));
+        assert!(!digest_eq(&digest, &text.as_bytes()[..62]));
+        assert!(!digest_eq(&digest, format!("{text}0").as_bytes()));
+        assert!(!digest_eq(&digest, "g".repeat(64).as_bytes()));
+        assert!(!digest_eq(&digest, b""));
+        // Every position counts.
+        for i in 0..64 {
+            let mut other = text.clone().into_bytes();
+            other[i] = if other[i] == b'0' { b'1' } else { b'0' };
+            assert!(!digest_eq(&digest, &other), "{i}");
+        }
+        let mut other = digest;
+        other[31] ^= 1;
+        assert!(!digest_eq(&other, text.as_bytes()));
+    }
+
+    #[test]
+    fn fixed_session_values_read_strings_of_their_length_only() {
+        let read = |v: serde_json::Value| -> Option<Option<[u8; 4]>> {
+            <Fixed<4> as serde::Deserialize>::deserialize(&v)
+                .ok()
+                .map(|f| f.0)
+        };
+        assert_eq!(read(serde_json::json!("abcd")), Some(Some(*b"abcd")));
+        assert_eq!(read(serde_json::json!("abc")), Some(None));
+        assert_eq!(read(serde_json::json!("abcde")), Some(None));
+        assert_eq!(read(serde_json::json!(1234)), None);
+        assert_eq!(read(serde_json::json!(null)), None);
     }
 }
