@@ -63,12 +63,21 @@ pub(crate) struct Inner {
     pub(crate) max_value_bytes: usize,
     pub(crate) flights: Flights,
     pub(crate) bad_entry_log: Throttle,
-    pub(crate) hits: std::sync::atomic::AtomicU64,
-    pub(crate) misses: std::sync::atomic::AtomicU64,
+    pub(crate) reads: Reads,
     /// The key of the view cache's digests (from the app's secret).
     pub(crate) view_key: crate::view_key::HashKey,
     /// The fragment layer (the default cache only).
     pub(crate) fragments: Option<Arc<crate::fragment::Fragments>>,
+}
+
+/// The hit and miss counters, on a cache line of their own: every read of every worker
+/// writes one, and sharing a line with the fields a read only loads (the backend, the
+/// digest key) would make each write evict those from the other workers' caches.
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct Reads {
+    pub(crate) hits: std::sync::atomic::AtomicU64,
+    pub(crate) misses: std::sync::atomic::AtomicU64,
 }
 
 /// One cache: cheap to clone, shared by every clone.
@@ -188,9 +197,9 @@ impl CacheHandle {
 
     pub(crate) fn count(&self, hit: bool) {
         let c = if hit {
-            &self.inner.hits
+            &self.inner.reads.hits
         } else {
-            &self.inner.misses
+            &self.inner.reads.misses
         };
         c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -199,8 +208,8 @@ impl CacheHandle {
     pub async fn stats(&self) -> CacheStats {
         use std::sync::atomic::Ordering::Relaxed;
         let mut s = CacheStats {
-            hits: self.inner.hits.load(Relaxed),
-            misses: self.inner.misses.load(Relaxed),
+            hits: self.inner.reads.hits.load(Relaxed),
+            misses: self.inner.reads.misses.load(Relaxed),
             entries: None,
             bytes: None,
             server: None,

@@ -50,6 +50,11 @@ pub(crate) fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Op
     Some(Bytes::from(out))
 }
 
+/// How many headers a response rebuilt from the cache can take on its way out without its
+/// header map growing: the request id, `X-Cache` in development, and a couple that after
+/// hooks or middleware add.
+pub(crate) const SPARE_HEADERS: usize = 4;
+
 /// A stored response's parts, sharing the record's bytes.
 #[derive(Clone)]
 pub(crate) struct Parts {
@@ -110,7 +115,8 @@ pub(crate) fn decode(bytes: &Bytes, cap: usize) -> Result<Parts, Undecodable> {
     if n > (bytes.len() - r.at) / 6 {
         return Err(malformed("header count"));
     }
-    let mut headers = HeaderMap::with_capacity(n);
+    // Room for the headers added on the way out (a Redis hit's map becomes the response's).
+    let mut headers = HeaderMap::with_capacity(n + SPARE_HEADERS);
     for _ in 0..n {
         let len = usize::from(r.u16()?);
         let name = r.take(len)?;
@@ -136,10 +142,18 @@ impl Parts {
     }
 
     /// A response with a copy of these parts (the body and header values are shared).
+    ///
+    /// The header map is built afresh with [`SPARE_HEADERS`] free slots rather than cloned:
+    /// a clone's entries are exactly as many as it holds, so the first header added after
+    /// it (the request id, always) would reallocate the map, and often rehash it.
     pub(crate) fn to_response(&self) -> Response {
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + SPARE_HEADERS);
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
         let mut res = Response::new(Body::from(self.body.clone()));
         *res.status_mut() = self.status;
-        *res.headers_mut() = self.headers.clone();
+        *res.headers_mut() = headers;
         res
     }
 
@@ -191,6 +205,18 @@ mod tests {
         let xa: Vec<_> = p.headers.get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "2"], "repeated headers keep their order");
         assert_eq!(&p.body[..], b"<p>hi</p>");
+    }
+
+    #[test]
+    fn rebuilt_responses_have_room_for_the_headers_added_on_the_way_out() {
+        let p = decode(&sample(), 1 << 20).unwrap();
+        let res = p.to_response();
+        assert_eq!(res.headers().len(), 3);
+        assert!(res.headers().capacity() >= 3 + SPARE_HEADERS);
+        let xa: Vec<_> = res.headers().get_all("x-a").iter().collect();
+        assert_eq!(xa, ["1", "2"], "repeated headers keep their order");
+        let res = p.into_response();
+        assert!(res.headers().capacity() >= 3 + SPARE_HEADERS);
     }
 
     #[test]

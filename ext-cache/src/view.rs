@@ -14,7 +14,7 @@ use flagon::{AppHandle, Decorator, Identity, Locale, Next, RequestExt, UrlParams
 use futures_util::future::{BoxFuture, Either};
 
 use crate::handle::Backend;
-use crate::view_key::{self, HashKey};
+use crate::view_key::{self, HashKey, KeyBuf, KeyOut};
 use crate::{CacheError, CacheHandle, Caches, Ttl, stored};
 
 /// Caches a route's whole response for `ttl`, keyed by method, path and canonical query
@@ -211,12 +211,12 @@ impl CachedView {
     }
 
     /// The entry's key (see [`view_key`] for the layout).
-    fn key(&self, req: &Request, hk: &HashKey) -> String {
+    fn key(&self, req: &Request, hk: &HashKey) -> KeyBuf {
         let route = req
             .extensions()
             .get::<MatchedPath>()
             .map_or("", MatchedPath::as_str);
-        let mut key = String::with_capacity(24 + route.len() + 3 * 33);
+        let mut key = KeyBuf::new();
         view_key::push_route(&mut key, route);
         view_key::push_path(&mut key, hk, route, req.uri().path());
         if self.query_string {
@@ -225,7 +225,7 @@ impl CachedView {
         } else {
             view_key::push_query(&mut key, hk, None);
         }
-        key.push_str(req.method().as_str());
+        key.put(req.method().as_str());
         if self.varies() {
             let mut d = hk.hasher();
             if self.identity {
@@ -249,7 +249,7 @@ impl CachedView {
                     d.part(v.as_bytes());
                 }
             }
-            key.push('.');
+            key.put_char('.');
             d.push_hex(&mut key);
         }
         key
@@ -262,15 +262,9 @@ impl CachedView {
         };
         let cache = caches.default();
         let key = self.key(req, &cache.inner.view_key);
-        let mut look = Look {
-            caches: caches.clone(),
-            key,
-            dev,
-            looked: false,
-            bad: false,
-        };
+        let (mut looked, mut bad) = (false, false);
         if let Backend::Memory(m) = &cache.inner.backend {
-            let got = m.get_entry_now(&look.key);
+            let got = m.get_entry_now(key.as_str());
             cache.count(got.is_some());
             if let Some((_, Some(parts))) = &got {
                 return First::Hit(mark(parts.to_response(), dev, "HIT"));
@@ -279,14 +273,21 @@ impl CachedView {
                 match stored::decode(&bytes, cache.inner.max_value_bytes) {
                     Ok(parts) => return First::Hit(mark(parts.into_response(), dev, "HIT")),
                     Err(why) => {
-                        cache.bad_entry(&look.key, &why);
-                        look.bad = true;
+                        cache.bad_entry(key.as_str(), &why);
+                        bad = true;
                     }
                 }
             }
-            look.looked = true;
+            looked = true;
         }
-        First::Look(look)
+        // Only now, past the hits, is the key copied to the heap and the caches kept.
+        First::Look(Look {
+            caches,
+            key: key.into_string(),
+            dev,
+            looked,
+            bad,
+        })
     }
 
     async fn run(&self, req: Request, next: Next, look: Look) -> Response {

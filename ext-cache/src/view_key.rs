@@ -50,26 +50,116 @@ impl Digest {
     }
 
     /// Appends the digest as 32 lowercase hex digits.
-    pub(crate) fn push_hex(self, out: &mut String) {
+    pub(crate) fn push_hex(self, out: &mut impl KeyOut) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         for b in self.0.finish128().as_bytes() {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            out.put_char(char::from(HEX[usize::from(b >> 4)]));
+            out.put_char(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+}
+
+/// Where a key is written: a `String`, or a [`KeyBuf`] on the stack.
+pub(crate) trait KeyOut {
+    /// Appends `s`.
+    fn put(&mut self, s: &str);
+    /// Appends `c`.
+    fn put_char(&mut self, c: char);
+}
+
+impl KeyOut for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    fn put_char(&mut self, c: char) {
+        self.push(c);
+    }
+}
+
+/// How long a key [`KeyBuf`] holds on the stack: a route of 60 bytes with every digest.
+const INLINE: usize = 192;
+
+/// A key under construction, on the stack while it fits (it always does unless the route
+/// pattern is very long), so that a view-cache hit allocates nothing for its key.
+pub(crate) struct KeyBuf {
+    inline: [u8; INLINE],
+    len: usize,
+    /// The whole key, once it no longer fits `inline`.
+    heap: String,
+}
+
+impl KeyBuf {
+    pub(crate) fn new() -> Self {
+        KeyBuf {
+            inline: [0; INLINE],
+            len: 0,
+            heap: String::new(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        if self.len == usize::MAX {
+            return &self.heap;
+        }
+        // `inline` only ever receives whole `str`s and whole `char`s.
+        match std::str::from_utf8(&self.inline[..self.len]) {
+            Ok(s) => s,
+            Err(_) => unreachable!("a key buffer holds UTF-8"),
+        }
+    }
+
+    pub(crate) fn into_string(self) -> String {
+        if self.len == usize::MAX {
+            self.heap
+        } else {
+            self.as_str().to_owned()
+        }
+    }
+}
+
+impl KeyOut for KeyBuf {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        if self.len == usize::MAX {
+            self.heap.push_str(s);
+        } else if let Some(to) = self.inline.get_mut(self.len..self.len + s.len()) {
+            to.copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut heap = String::with_capacity(2 * INLINE + s.len());
+            heap.push_str(self.as_str());
+            heap.push_str(s);
+            self.heap = heap;
+            // From now on the key is `heap`.
+            self.len = usize::MAX;
+        }
+    }
+
+    #[inline]
+    fn put_char(&mut self, c: char) {
+        if c.is_ascii()
+            && self.len != usize::MAX
+            && let Some(to) = self.inline.get_mut(self.len)
+        {
+            *to = c as u8;
+            self.len += 1;
+        } else {
+            self.put(c.encode_utf8(&mut [0; 4]));
         }
     }
 }
 
 /// `view:{len}:{route}:`: the prefix every entry of one route shares.
-pub(crate) fn push_route(out: &mut String, route: &str) {
-    out.push_str("view:");
+pub(crate) fn push_route(out: &mut impl KeyOut, route: &str) {
+    out.put("view:");
     push_decimal(out, route.len());
-    out.push(':');
-    out.push_str(route);
-    out.push(':');
+    out.put_char(':');
+    out.put(route);
+    out.put_char(':');
 }
 
 /// `n` in decimal, without the formatting machinery (this is on every view-cache hit).
-fn push_decimal(out: &mut String, mut n: usize) {
+fn push_decimal(out: &mut impl KeyOut, mut n: usize) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -81,35 +171,35 @@ fn push_decimal(out: &mut String, mut n: usize) {
         }
     }
     for &d in &digits[i..] {
-        out.push(char::from(d));
+        out.put_char(char::from(d));
     }
 }
 
 /// The path part and its `:`.
-pub(crate) fn push_path(out: &mut String, key: &HashKey, route: &str, path: &str) {
+pub(crate) fn push_path(out: &mut impl KeyOut, key: &HashKey, route: &str, path: &str) {
     if path == route {
-        out.push('=');
+        out.put_char('=');
     } else {
         let mut d = key.hasher();
         d.part(path.as_bytes());
         d.push_hex(out);
     }
-    out.push(':');
+    out.put_char(':');
 }
 
 /// The query part and its `:`: `canonical` is the canonical query string, `None` when the
 /// view ignores the query.
-pub(crate) fn push_query(out: &mut String, key: &HashKey, canonical: Option<&str>) {
+pub(crate) fn push_query(out: &mut impl KeyOut, key: &HashKey, canonical: Option<&str>) {
     match canonical {
-        None => out.push('-'),
-        Some("") => out.push('e'),
+        None => out.put_char('-'),
+        Some("") => out.put_char('e'),
         Some(q) => {
             let mut d = key.hasher();
             d.part(q.as_bytes());
             d.push_hex(out);
         }
     }
-    out.push(':');
+    out.put_char(':');
 }
 
 /// The query string with its parameters sorted by name (values of a repeated name keep
@@ -171,6 +261,23 @@ mod tests {
         push_path(&mut mine, &K, "/{x}", "/1");
         assert_ne!(mine, other_key, "the digest depends on the secret");
         assert_eq!(mine.len(), 33);
+    }
+
+    #[test]
+    fn a_key_buffer_spills_to_the_heap_unchanged() {
+        for route in ["/a", "/é/{x}", &"/long".repeat(60)] {
+            let (mut buf, mut s) = (KeyBuf::new(), String::new());
+            push_route(&mut buf, route);
+            push_route(&mut s, route);
+            push_path(&mut buf, &K, route, "/other");
+            push_path(&mut s, &K, route, "/other");
+            push_query(&mut buf, &K, Some("a=1"));
+            push_query(&mut s, &K, Some("a=1"));
+            buf.put("GET");
+            s.push_str("GET");
+            assert_eq!(buf.as_str(), s);
+            assert_eq!(buf.into_string(), s);
+        }
     }
 
     #[test]
