@@ -467,8 +467,8 @@ impl Extension for I18n {
             used
         });
         // Requests that used their locale: the after step adds the headers.
-        app.after_response(used, |u: Arc<Used>, res, _| {
-            std::future::ready(negotiate::finish_response(&u, res))
+        app.after_response_maybe_async(used, |u: Arc<Used>, res, _| {
+            flagon::Eventually::Now(negotiate::finish_response(&u, res))
         });
 
         let c = cell.clone();

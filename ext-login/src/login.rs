@@ -241,10 +241,10 @@ impl<U: User> Extension for Login<U> {
             app.request_local_async(move |head| runtime::init(init_rt.clone(), head));
         let _ = rt.key.set(key);
         let finish_rt = rt.clone();
-        app.after_response(
+        app.after_response_maybe_async(
             key,
             move |current: Arc<Current<U>>, res: Response, outcome| {
-                std::future::ready(runtime::finish(
+                flagon::Eventually::Now(runtime::finish(
                     &finish_rt,
                     &current,
                     res,

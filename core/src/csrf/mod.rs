@@ -211,11 +211,11 @@ pub(crate) fn init(s: &mut Setup<'_>) -> Result<(), SetupError> {
         Browser::new(secret)
     });
     let runtime = cell.clone();
-    s.after_response(key, move |browser: Arc<Browser>, mut res, _| {
+    s.after_response_maybe_async(key, move |browser: Arc<Browser>, mut res, _| {
         if let Some(rt) = runtime.get() {
             browser.finish(&rt.tokens, res.headers_mut());
         }
-        std::future::ready(res)
+        crate::future::Eventually::Now(res)
     });
     s.on_session_rotate(move |session| {
         if let Some(browser) = key.get(session) {
