@@ -1,8 +1,8 @@
 """Sends COUNT keep-alive GET requests to one URL and checks every answer is 200.
 
-Used by `run` to drive a server running under callgrind: the server's instruction count for
-COUNT2 requests minus the count for COUNT1 requests, divided by the difference, is its cost
-per request with start-up, warm-up and shutdown cancelled out.
+Used by `run` to drive a server running under callgrind: once to warm it up with
+instrumentation off, then again with it switched on, so the count over COUNT requests is their
+cost and nothing else.
 """
 
 import http.client
