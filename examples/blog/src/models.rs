@@ -4,7 +4,7 @@
 //! Rows come back through sqlx's `Any` driver, so columns are portable types: `i64` ids and
 //! Unix-second timestamps, `String` text, and `i64` 0/1 flags.
 
-use flagon_db::{Db, Error};
+use flagon_db::{Db, Error, Tx};
 use flagon_login::{Permissions, Role, User};
 use sqlx::FromRow;
 
@@ -70,6 +70,18 @@ impl Account {
             .query_as::<Account>(&sql)
             .bind(email)
             .fetch_optional(db)
+            .await?)
+    }
+
+    /// The account whose email is `email` (compared lower-cased), read in the request's
+    /// transaction: what the handler then writes is decided on the same snapshot.
+    pub async fn by_email_in(tx: &mut Tx, email: &str) -> Result<Option<Account>, Error> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
+        let email = email.trim().to_lowercase();
+        Ok(tx
+            .query_as::<Account>(&sql)
+            .bind(email)
+            .fetch_optional(&mut **tx)
             .await?)
     }
 }

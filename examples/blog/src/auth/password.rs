@@ -19,7 +19,7 @@ use super::limits::{AccountLimits, Action};
 use super::tokens::{self, LinkError, Purpose};
 use super::validate::{self, FieldErrors};
 use super::{absolute, mail_locale, message_page, page, redirect_to};
-use crate::models::{ACCOUNT_COLUMNS, Account, now};
+use crate::models::{Account, now};
 
 fn translated(lang: &Lang, errors: &FieldErrors) -> BTreeMap<&'static str, String> {
     errors.iter().map(|(k, v)| (*k, lang.t(v, ()))).collect()
@@ -75,13 +75,7 @@ pub(crate) async fn request_submit(
         }
     };
     limits.check(Action::Reset, &email).await?;
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
-    let account: Option<Account> = tx
-        .query_as(&sql)
-        .bind(email.clone())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(flagon_db::Error::from)?;
+    let account = Account::by_email_in(&mut tx, &email).await?;
     if let Some(account) = account.filter(|a| a.active == 1) {
         let token = tokens::issue(&app, Purpose::Reset, &account);
         let link = absolute(&app, "auth.reset_token", &token)?;

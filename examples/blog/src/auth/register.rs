@@ -19,7 +19,7 @@ use super::limits::{AccountLimits, Action};
 use super::tokens::{self, LinkError, Purpose};
 use super::validate::{self, FieldErrors};
 use super::{NewAccount, absolute, insert_account, mail_locale, message_page, page, redirect_to};
-use crate::models::{ACCOUNT_COLUMNS, Account, now};
+use crate::models::{Account, now};
 
 /// The registration form's fields.
 #[derive(Debug, Default, Deserialize)]
@@ -122,13 +122,7 @@ pub(crate) async fn submit(
         )
         .await;
     }
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
-    let existing: Option<Account> = tx
-        .query_as(&sql)
-        .bind(email.clone())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(flagon_db::Error::from)?;
+    let existing = Account::by_email_in(&mut tx, &email).await?;
     // Hashed whether or not the address has an account, so the answer takes as long.
     let hash = passwords.hash(&form.password).await?;
     let msg = match existing {
@@ -170,16 +164,7 @@ pub(crate) async fn submit(
                 locale: None,
                 created_at: now(),
             };
-            let token = tokens::issue(&app, Purpose::Verify, &account);
-            let link = absolute(&app, "auth.verify", &token)?;
-            mail.render_for(
-                lang.locale(),
-                "verify",
-                context! { username => username, link => link, hours => Purpose::Verify.lifetime() / 3600 },
-            )
-            .await?
-            .to((username.as_str(), email.as_str()))
-            .build()?
+            verify_mail(&app, &mail, &account, &lang).await?
         }
     };
     mail.enqueue_in(&mut tx, &msg).await?;
@@ -188,6 +173,32 @@ pub(crate) async fn submit(
         "success",
     )?;
     redirect_to(&app, "auth.login")
+}
+
+/// The mail with `account`'s verification link, in its language (the request's until it
+/// stores one): sent on registration and again on `POST /auth/verify`.
+async fn verify_mail(
+    app: &AppHandle,
+    mail: &Mail,
+    account: &Account,
+    lang: &Lang,
+) -> Result<flagon_mail::Message, HttpError> {
+    let token = tokens::issue(app, Purpose::Verify, account);
+    let link = absolute(app, "auth.verify", &token)?;
+    let locale = mail_locale(app, account, lang);
+    Ok(mail
+        .render_for(
+            &locale,
+            "verify",
+            context! {
+                username => account.username,
+                link => link,
+                hours => Purpose::Verify.lifetime() / 3600,
+            },
+        )
+        .await?
+        .to((account.username.as_str(), account.email.as_str()))
+        .build()?)
 }
 
 /// The public URL of a page without parameters, for mails.
@@ -297,26 +308,9 @@ pub(crate) async fn resend_submit(
         }
     };
     limits.check(Action::Verify, &email).await?;
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE email = ?");
-    let account: Option<Account> = tx
-        .query_as(&sql)
-        .bind(email.clone())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(flagon_db::Error::from)?;
+    let account = Account::by_email_in(&mut tx, &email).await?;
     if let Some(account) = account.filter(|a| a.active == 1 && a.verified_at.is_none()) {
-        let token = tokens::issue(&app, Purpose::Verify, &account);
-        let link = absolute(&app, "auth.verify", &token)?;
-        let locale = mail_locale(&app, &account, &lang);
-        let msg = mail
-            .render_for(
-                &locale,
-                "verify",
-                context! { username => account.username, link => link, hours => Purpose::Verify.lifetime() / 3600 },
-            )
-            .await?
-            .to((account.username.as_str(), account.email.as_str()))
-            .build()?;
+        let msg = verify_mail(&app, &mail, &account, &lang).await?;
         mail.enqueue_in(&mut tx, &msg).await?;
     }
     session.flash(
