@@ -492,13 +492,16 @@ async fn remember_me_issues_a_token_that_outlives_the_session() {
     assert_eq!(other.get("/auth/settings").send().await.status(), 200);
 }
 
-async fn ask_reset(
+/// Posts the one-field email form at `path` (`/auth/reset`, `/auth/verify`) with a CSRF
+/// token taken from its page.
+async fn post_email(
     client: &flagon::testing::TestClient,
+    path: &str,
     email: &str,
 ) -> flagon::testing::TestResponse {
-    let token = common::token_from(client, "/auth/reset").await;
+    let token = common::token_from(client, path).await;
     client
-        .post("/auth/reset")
+        .post(path)
         .form(&[("email", email), ("csrf_token", token.as_str())])
         .send()
         .await
@@ -510,7 +513,7 @@ async fn a_reset_link_sets_a_new_password_once() {
     common::client(&app).await; // migrated
     common::account(&app, "ann@example.com", "ann", PASSWORD, Role::Author).await;
     let client = common::client(&app).await;
-    let res = ask_reset(&client, "ANN@example.com").await;
+    let res = post_email(&client, "/auth/reset", "ANN@example.com").await;
     assert_eq!(res.status(), 303, "{}", res.text());
     let next = client.get("/auth/login").send().await.text();
     assert!(next.contains("If ann@example.com has an account"), "{next}");
@@ -570,7 +573,7 @@ async fn a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
     let app = common::app();
     common::client(&app).await; // migrated
     let client = common::client(&app).await;
-    let res = ask_reset(&client, "nobody@example.com").await;
+    let res = post_email(&client, "/auth/reset", "nobody@example.com").await;
     assert_eq!(res.status(), 303);
     let next = client.get("/auth/login").send().await.text();
     assert!(
@@ -578,7 +581,7 @@ async fn a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
         "{next}"
     );
     assert_eq!(queued(&app).await, 0);
-    let res = ask_reset(&client, "not an address").await;
+    let res = post_email(&client, "/auth/reset", "not an address").await;
     assert_eq!(res.status(), 422);
     assert!(
         res.text().contains("not a valid email address"),
@@ -1047,18 +1050,6 @@ async fn mailed_links_use_the_configured_public_url_never_the_requests_host() {
     assert!(!mail.text.contains("evil.example") && !mail.html.contains("evil.example"));
 }
 
-async fn ask_new_link(
-    client: &flagon::testing::TestClient,
-    email: &str,
-) -> flagon::testing::TestResponse {
-    let token = common::token_from(client, "/auth/verify").await;
-    client
-        .post("/auth/verify")
-        .form(&[("email", email), ("csrf_token", token.as_str())])
-        .send()
-        .await
-}
-
 #[tokio::test]
 async fn an_unverified_address_can_ask_for_a_new_link_that_verifies_it() {
     let app = common::app();
@@ -1077,7 +1068,7 @@ async fn an_unverified_address_can_ask_for_a_new_link_that_verifies_it() {
     assert_eq!(form.status(), 200);
     assert!(form.text().contains("Get a new verification link"));
 
-    let res = ask_new_link(&client, "ANN@example.com").await;
+    let res = post_email(&client, "/auth/verify", "ANN@example.com").await;
     assert_eq!(res.status(), 303, "{}", res.text());
     assert_eq!(res.location(), Some("/auth/login"));
     let next = client.get("/auth/login").send().await.text();
@@ -1117,7 +1108,7 @@ async fn a_new_link_for_a_verified_or_unknown_address_answers_the_same_and_sends
     common::account(&app, "bob@example.com", "bob", PASSWORD, Role::Author).await;
     let client = common::client(&app).await;
     for email in ["bob@example.com", "nobody@example.com"] {
-        let res = ask_new_link(&client, email).await;
+        let res = post_email(&client, "/auth/verify", email).await;
         assert_eq!(res.status(), 303, "{email}: {}", res.text());
         let next = client.get("/auth/login").send().await.text();
         assert!(
@@ -1128,7 +1119,7 @@ async fn a_new_link_for_a_verified_or_unknown_address_answers_the_same_and_sends
         );
     }
     assert_eq!(queued(&app).await, 0);
-    let res = ask_new_link(&client, "not an address").await;
+    let res = post_email(&client, "/auth/verify", "not an address").await;
     assert_eq!(res.status(), 422);
     assert!(res.text().contains("not a valid email address"));
 }
@@ -1140,9 +1131,14 @@ async fn new_links_are_limited_per_account() {
     let client = common::client(&app).await;
     register(&client, "ann@example.com", "ann", PASSWORD).await;
     for _ in 0..3 {
-        assert_eq!(ask_new_link(&client, "ann@example.com").await.status(), 303);
+        assert_eq!(
+            post_email(&client, "/auth/verify", "ann@example.com")
+                .await
+                .status(),
+            303
+        );
     }
-    let res = ask_new_link(&client, "ann@example.com").await;
+    let res = post_email(&client, "/auth/verify", "ann@example.com").await;
     assert_eq!(res.status(), 429, "{}", res.text());
     assert!(res.header("retry-after").is_some());
     assert_eq!(
