@@ -156,7 +156,7 @@ pub(crate) async fn submit(
             let account = Account {
                 id,
                 email: email.clone(),
-                username: username.clone(),
+                username,
                 password_hash: hash,
                 role: "author".into(),
                 verified_at: None,
